@@ -1,0 +1,250 @@
+"""fastMRI reconstruction models (E2E-VarNet, UNet) behind one entry point, and checkpoints.
+
+Every model is wrapped as a :class:`Reconstructor` with the same call::
+
+    recon = model(masked_kspace, mask, num_low_frequencies, crop)
+    # masked_kspace: (batch, coils, rows, cols) complex; mask: (batch, cols) bool or (cols,)
+    # num_low_frequencies: int or (batch,) long; crop: (H, W)  ->  (batch, H, W) magnitude
+
+so attacks treat both models alike. The UNet input is fastMRI's ``UnetDataTransform``:
+zero-filled coil images, centre crop, complex abs, RSS, instance normalisation (mean/std of
+the image), clamp to +-6; its output is un-normalised with the same mean/std.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Sequence
+
+import fastmri
+import torch
+from fastmri.models import Unet, VarNet
+from torch import nn
+
+from advmri import kspace as K
+
+CONFIGS: dict[str, dict[str, dict]] = {
+    "varnet": {
+        # fastMRI knee multi-coil leaderboard E2E-VarNet
+        "paper": dict(num_cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4),
+        "small": dict(num_cascades=6, chans=8, pools=3, sens_chans=4, sens_pools=3),
+        "tiny": dict(num_cascades=2, chans=4, pools=2, sens_chans=2, sens_pools=2),
+    },
+    "unet": {
+        # fastMRI knee multi-coil leaderboard U-Net
+        "paper": dict(in_chans=1, out_chans=1, chans=256, num_pool_layers=4, drop_prob=0.0),
+        "small": dict(in_chans=1, out_chans=1, chans=24, num_pool_layers=4, drop_prob=0.0),
+        "tiny": dict(in_chans=1, out_chans=1, chans=4, num_pool_layers=2, drop_prob=0.0),
+    },
+}
+
+OFFICIAL = {
+    # fastMRI's published knee multi-coil state_dicts (fastmri_examples/*/run_pretrained_*.py)
+    "varnet": dict(
+        file="knee_leaderboard_state_dict.pt",
+        url="https://dl.fbaipublicfiles.com/fastMRI/trained_models/varnet/knee_leaderboard_state_dict.pt",
+        sha256=None,
+    ),
+    "unet": dict(
+        file="knee_mc_leaderboard_state_dict.pt",
+        url="https://dl.fbaipublicfiles.com/fastMRI/trained_models/unet/knee_mc_leaderboard_state_dict.pt",
+        sha256=None,
+    ),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt or does not match the model. The message names the file."""
+
+
+def _mask5(mask: torch.Tensor, batch: int) -> torch.Tensor:
+    """``(cols,)`` or ``(batch, cols)`` bool -> fastMRI's ``(batch, 1, 1, cols, 1)`` bool."""
+    if mask.dim() == 1:
+        mask = mask.unsqueeze(0).expand(batch, -1)
+    return mask.bool().view(mask.shape[0], 1, 1, mask.shape[1], 1)
+
+
+class Reconstructor(nn.Module):
+    """Common wrapper: masked multi-coil k-space -> cropped magnitude image."""
+
+    kind: str = ""
+
+    def __init__(self, net: nn.Module, config: str, params: dict):
+        super().__init__()
+        self.net = net
+        self.config = config
+        self.params = dict(params)
+
+    def forward(self, masked_kspace, mask, num_low_frequencies, crop: Sequence[int]):  # pragma: no cover
+        raise NotImplementedError
+
+    def freeze(self) -> "Reconstructor":
+        """Eval mode, no parameter gradients (attacks differentiate w.r.t. the input only)."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+
+class VarNetRecon(Reconstructor):
+    kind = "varnet"
+
+    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+        b = masked_kspace.shape[0]
+        nlf = num_low_frequencies
+        if isinstance(nlf, torch.Tensor) and nlf.dim() > 0 and bool((nlf == nlf[0]).all()):
+            nlf = int(nlf[0])  # fastMRI's sensitivity model takes an int or None
+        elif isinstance(nlf, torch.Tensor) and nlf.dim() > 0:
+            nlf = None  # let fastMRI derive it per sample from the mask
+        out = self.net(K.to_real(masked_kspace), _mask5(mask, b), nlf)  # (batch, rows, cols)
+        return K.center_crop(out, crop)
+
+
+class UnetRecon(Reconstructor):
+    kind = "unet"
+
+    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+        image = zero_filled(masked_kspace, crop)  # (batch, H, W)
+        mean = image.mean(dim=(-2, -1), keepdim=True)
+        std = image.std(dim=(-2, -1), keepdim=True)
+        x = ((image - mean) / (std + 1e-11)).clamp(-6, 6)
+        out = self.net(x.unsqueeze(1)).squeeze(1)
+        return out * std + mean
+
+
+def zero_filled(masked_kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:
+    """fastMRI's UNet input image: ifft, complex centre crop, RSS. ``(..., coils, r, c)`` -> ``(..., H, W)``."""
+    image = K.ifft2c(masked_kspace)
+    h, w = crop
+    if image.shape[-1] < w:  # as fastMRI's UnetDataTransform
+        h = w = image.shape[-1]
+    return K.rss(K.center_crop(image, (h, w)))
+
+
+def build(kind: str, config: str = "small") -> Reconstructor:
+    """Build an untrained model of ``kind`` (``varnet``/``unet``) and named ``config``."""
+    if kind not in CONFIGS:
+        raise ValueError(f"unknown model {kind!r}; choose from {sorted(CONFIGS)}")
+    if config not in CONFIGS[kind]:
+        raise ValueError(f"unknown config {config!r} for {kind}; choose from {sorted(CONFIGS[kind])}")
+    params = CONFIGS[kind][config]
+    if kind == "varnet":
+        return VarNetRecon(VarNet(**params), config, params)
+    return UnetRecon(Unet(**params), config, params)
+
+
+# ------------------------------------------------------------------------------------------
+# checkpoints
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, model: Reconstructor, extra: dict | None = None) -> str:
+    """Save ``{kind, config, params, state_dict, extra}`` atomically; write ``path.sha256``; return the digest."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "kind": model.kind,
+        "config": model.config,
+        "params": model.params,
+        "state_dict": model.net.state_dict(),
+        "extra": extra or {},
+    }
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    digest = sha256_file(path)
+    Path(str(path) + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def _safe_load(path: Path):
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt / unsafe files
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from e
+
+
+def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Reconstructor, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    With ``verify``, a ``path.sha256`` file, when present, must match. Returns ``(model, extra)``.
+    """
+    path = Path(path)
+    side = Path(str(path) + ".sha256")
+    if verify and side.is_file() and path.is_file():
+        want = side.read_text().split()[0]
+        got = sha256_file(path)
+        if got != want:
+            raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
+    blob = _safe_load(path)
+    if not isinstance(blob, dict) or not {"kind", "config", "state_dict"} <= set(blob):
+        raise CheckpointError(f"{path}: not an advmri checkpoint (expected keys kind, config, state_dict)")
+    model = build(blob["kind"], blob["config"]) if blob["config"] in CONFIGS.get(blob["kind"], {}) else None
+    if model is None or model.params != blob.get("params", model.params):
+        raise CheckpointError(f"{path}: unknown or changed model configuration {blob['kind']}/{blob['config']}")
+    _load_state(model, blob["state_dict"], path)
+    return model, blob.get("extra", {})
+
+
+def _load_state(model: Reconstructor, state: dict, path: Path) -> None:
+    try:
+        model.net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: state_dict does not match {model.kind}/{model.config}: {str(e)[:400]}") from e
+
+
+def load_official(kind: str, path: str | os.PathLike | None = None, download: bool = False,
+                  cache: str | os.PathLike = "data/weights") -> Reconstructor:
+    """Load fastMRI's official knee state_dict into the ``paper`` config.
+
+    ``path``: a local ``.pt`` state_dict. Without it, ``cache/<official file>`` is used; if
+    missing and ``download`` is set, it is fetched (sha256 checked when known); offline, a
+    clear error says where to put the file.
+    """
+    info = OFFICIAL[kind]
+    p = Path(path) if path is not None else Path(cache) / info["file"]
+    if not p.is_file():
+        if path is not None or not download:
+            raise CheckpointError(
+                f"{p}: official fastMRI {kind} weights not found. Download {info['url']} elsewhere and put it "
+                f"at {Path(cache) / info['file']} (or pass its path)."
+            )
+        _download(info["url"], p, info["sha256"])
+    state = _safe_load(p)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    model = build(kind, "paper")
+    _load_state(model, state, p)
+    return model
+
+
+def _download(url: str, dest: Path, sha256: str | None) -> None:
+    import requests
+
+    try:
+        resp = requests.get(url, timeout=60)
+        resp.raise_for_status()
+    except requests.RequestException as e:
+        raise CheckpointError(
+            f"could not download {url} ({e.__class__.__name__}); offline? put the file at {dest}"
+        ) from e
+    digest = hashlib.sha256(resp.content).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise CheckpointError(f"{url}: sha256 {digest} != expected {sha256}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(resp.content)
+    os.replace(tmp, dest)
+    print(f"downloaded {url} -> {dest} (sha256 {digest})")

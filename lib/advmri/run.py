@@ -1,0 +1,185 @@
+"""One attack run: parameters -> result table. The single source of truth for run parameters.
+
+:class:`AttackRun` holds every parameter of a run (model checkpoint, data, acceleration,
+attack settings, targets, device, seed); notebooks build it from their papermill parameters
+cell, the CLI from its arguments, the sweep from its YAML grid. :func:`execute` returns the
+tidy result table (schema :data:`RESULT_COLUMNS`), one row per target x setting x kind (x draw).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from advmri.attacks.common import TargetBatch, box_scores, make_batch
+from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
+from advmri.attacks.rotation import RotationConfig, random_angles, sweep_angles, worst_case
+from advmri.data.dataset import AnnotatedSlices
+from advmri.models import Reconstructor, load_checkpoint, load_official
+from advmri.provenance import code_version, run_id
+
+METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer"]
+RESULT_COLUMNS = [
+    "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
+    "param", "angle", "kind", "draw", "seed", *METRICS, "code_version", "params",
+]
+
+
+@dataclass
+class AttackRun:
+    model: str = "models/varnet-small.pt"  # advmri checkpoint, or official:varnet[:PATH] / official:unet[:PATH]
+    data: str = "data/synthetic/small/test"
+    annotations: str | None = None  # fastMRI+ CSV; default: knee.csv beside the .h5 folder
+    attack: str = "noise"  # noise | rotation
+    acceleration: int = 8
+    mask_type: str = "random"
+    max_targets: int = 8  # evenly spaced over the sorted boxes; 0 = all
+    labels: tuple[str, ...] | None = None
+    device: str = "cpu"
+    chunk: int = 16  # items per forward/backward pass
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["noise" if self.attack == "rotation" else "rotation"] = None
+        return d
+
+    @property
+    def id(self) -> str:
+        return run_id(self.as_dict())
+
+
+def load_model(spec: str, device: str = "cpu") -> Reconstructor:
+    """``path.pt`` (advmri checkpoint) or ``official:<varnet|unet>[:path]`` (fastMRI weights)."""
+    if spec.startswith("official:"):
+        parts = spec.split(":", 2)
+        model = load_official(parts[1], parts[2] if len(parts) > 2 else None)
+    else:
+        model, _ = load_checkpoint(spec)
+    return model.to(device).freeze()
+
+
+def select_targets(ds: AnnotatedSlices, n: int) -> list[int]:
+    """``n`` evenly spaced item indices (all when ``n <= 0`` or ``n >= len``)."""
+    if n <= 0 or n >= len(ds):
+        return list(range(len(ds)))
+    return sorted({int(round(x)) for x in np.linspace(0, len(ds) - 1, n)})
+
+
+def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, attack: str, param, kind: str,
+          draw: int, angle=None, version: str = "", params_json: str = "") -> list[dict]:
+    rows = []
+    for i, s in enumerate(tb.samples):
+        b = s.box
+        rows.append(dict(
+            run_id=run.id, file=s.fname, slice=s.slice_idx, label=s.label, bx=b.x, by=b.y, bw=b.w, bh=b.h,
+            model=model.kind, config=model.config, acceleration=run.acceleration, attack=attack,
+            param=float(param[i]) if hasattr(param, "__len__") else float(param),
+            angle=None if angle is None else float(angle[i] if hasattr(angle, "__len__") else angle),
+            kind=kind, draw=draw, seed=run.noise.seed if attack == "noise" else run.rotation.seed,
+            **{m: float(scores[m][i]) if m in scores else float("nan") for m in METRICS},
+            code_version=version, params=params_json,
+        ))
+    return rows
+
+
+def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
+    maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets."""
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    model = load_model(run.model, run.device)
+    ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
+                         labels=run.labels)
+    idx = select_targets(ds, run.max_targets)
+    if not idx:
+        raise ValueError(f"{run.data}: no located boxes to attack")
+    samples = [ds[i] for i in idx]
+    tb_all = make_batch(samples).to(run.device)
+    version, pj = code_version(), json.dumps(run.as_dict(), sort_keys=True, default=str)
+    rows: list[dict] = []
+    images: dict = {}
+    if run.attack == "noise":
+        cfg = run.noise
+        E = len(cfg.eps)
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
+        rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
+        for lo in tqdm(range(0, len(rep), run.chunk), desc=f"noise {model.kind}", disable=not progress):
+            ids = list(range(lo, min(lo + run.chunk, len(rep))))
+            sub, eps = rep.select(ids), eps_all[ids].to(run.device)
+            z = adversarial_noise(model, sub, eps, cfg)
+            with torch.no_grad():
+                rec = recon_with_noise(model, sub, z)
+                rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
+                              version=version, params_json=pj)
+                if keep_images:
+                    for j, n in enumerate(ids):
+                        images[(idx[n // E], float(eps[j]), "adversarial")] = rec[j].cpu()
+                for d in range(cfg.random_draws):
+                    rr = recon_with_noise(model, sub, random_noise_like(z, sub, gen))
+                    rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
+                                  version=version, params_json=pj)
+                    if keep_images and d == 0:
+                        for j, n in enumerate(ids):
+                            images[(idx[n // E], float(eps[j]), "random")] = rr[j].cpu()
+    elif run.attack == "rotation":
+        cfg = run.rotation
+        angles = cfg.angles
+        rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
+        all_angles = list(angles) + [a for _, a in rnd]
+        for t in tqdm(range(len(tb_all)), desc=f"rotation {model.kind}", disable=not progress):
+            sub = tb_all.select([t])
+            sc = sweep_angles(model, sub, all_angles, chunk=run.chunk)
+            grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
+            for w in worst_case(grid_sc, angles, cfg.bounds):
+                rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
+                              angle=w["angle"], version=version, params_json=pj)
+            for d, (b, a) in enumerate(rnd):
+                j = len(angles) + d
+                rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
+                              d % cfg.random_draws, angle=a, version=version, params_json=pj)
+            if keep_images:
+                from advmri.attacks.rotation import rotated_recon
+
+                for w in worst_case(grid_sc, angles, cfg.bounds):
+                    with torch.no_grad():
+                        images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
+                            model, sub, torch.tensor([w["angle"]], device=run.device))[0].cpu()
+            images.setdefault("_scores", {})[idx[t]] = {k: v[0, :len(angles)].numpy() for k, v in sc.items()}
+    else:
+        raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0,
+                  angles=list(run.rotation.angles))
+    return df, extras
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a result table atomically (CSV; ``.parquet`` by suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not an advmri result table, missing columns {missing}")
+    return df
