@@ -112,8 +112,13 @@ def train(
     resume: bool = False,
     val_every_nth: int = 5,
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> dict:
-    """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``)."""
+    """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
+
+    ``stop_at`` ends this call early (checkpointed) at that step of a ``steps``-long schedule;
+    ``resume=True`` later continues exactly where it stopped.
+    """
     torch.manual_seed(seed)
     out = Path(out)
     batch = batch or (1 if model_kind == "varnet" else 4)
@@ -170,8 +175,10 @@ def train(
         if va is not None and ((step + 1) % val_interval == 0 or last):
             hist["val_step"].append(step + 1)
             hist["val_ssim"].append(validate(model, va, device))
-        if (step + 1) % save_every == 0 or last:
+        if (step + 1) % save_every == 0 or last or step + 1 == stop_at:
             save(step + 1)
+        if step + 1 == stop_at:
+            break
     if start >= steps:
         save(steps)
     return hist
