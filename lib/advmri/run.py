@@ -47,6 +47,12 @@ class AttackRun:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
+    def __post_init__(self):
+        if self.chunk <= 0:
+            raise ValueError(f"chunk must be > 0 (items per forward pass), got {self.chunk}")
+        if self.attack not in ("noise", "rotation"):
+            raise ValueError(f"unknown attack {self.attack!r} (noise | rotation)")
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["noise" if self.attack == "rotation" else "rotation"] = None
@@ -82,7 +88,7 @@ def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, a
         rows.append(dict(
             run_id=run.id, file=s.fname, slice=s.slice_idx, label=s.label, bx=b.x, by=b.y, bw=b.w, bh=b.h,
             model=model.kind, config=model.config, acceleration=run.acceleration, attack=attack,
-            param=float(param[i]) if hasattr(param, "__len__") else float(param),
+            param=round(float(param[i]) if hasattr(param, "__len__") else float(param), 6),
             angle=None if angle is None else float(angle[i] if hasattr(angle, "__len__") else angle),
             kind=kind, draw=draw, seed=run.noise.seed if attack == "noise" else run.rotation.seed,
             **{m: float(scores[m][i]) if m in scores else float("nan") for m in METRICS},
@@ -123,14 +129,14 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                               version=version, params_json=pj)
                 if keep_images:
                     for j, n in enumerate(ids):
-                        images[(idx[n // E], float(eps[j]), "adversarial")] = rec[j].cpu()
+                        images[(idx[n // E], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
                 for d in range(cfg.random_draws):
                     rr = recon_with_noise(model, sub, random_noise_like(z, sub, gen))
                     rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
                                   version=version, params_json=pj)
                     if keep_images and d == 0:
                         for j, n in enumerate(ids):
-                            images[(idx[n // E], float(eps[j]), "random")] = rr[j].cpu()
+                            images[(idx[n // E], cfg.eps[n % E], "random")] = rr[j].cpu()
     elif run.attack == "rotation":
         cfg = run.rotation
         angles = cfg.angles

@@ -1,0 +1,83 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2 · Models: E2E-VarNet and UNet trained on the embedded data
+# Training curves, example reconstructions at 4x and 8x, and the quality table on held-out volumes.
+
+# %% tags=["parameters"]
+varnet = "models/varnet-small.pt"  # advmri checkpoint, or official:varnet[:PATH]
+unet = "models/unet-small.pt"
+data_dir = "data/synthetic/small/test"
+max_slices = 0  # 0: all slices of the held-out volumes
+out_table = "results/model_quality.csv"
+smoke = False
+
+# %%
+import tempfile
+from pathlib import Path
+
+import plotly.graph_objects as go
+import torch
+
+from advmri.data.dataset import AnnotatedSlices
+from advmri.data.synth import generate_dataset
+from advmri.evaluate import quality_table, summary
+from advmri.figures import image_grid
+from advmri.models import build, load_checkpoint, zero_filled
+from advmri.run import load_model
+
+if smoke:
+    data_dir = tempfile.mkdtemp()
+    generate_dataset("tiny", 1, seed=0, out=data_dir, progress=False)
+    models = {k: build(k, "tiny").freeze() for k in ("unet", "varnet")}
+    histories = {}
+    max_slices, out_table = 2, str(Path(tempfile.mkdtemp()) / "q.csv")
+else:
+    models = {"unet": load_model(unet), "varnet": load_model(varnet)}
+    histories = {k: load_checkpoint(p)[1].get("history", {}) for k, p in (("unet", unet), ("varnet", varnet))
+                 if not p.startswith("official:")}
+
+# %% [markdown]
+# ## Training curves
+
+# %%
+fig = go.Figure()
+for k, h in histories.items():
+    if h:
+        fig.add_trace(go.Scatter(x=h["step"], y=h["loss"], name=f"{k} train loss", opacity=0.5))
+        fig.add_trace(go.Scatter(x=h["val_step"], y=h["val_ssim"], name=f"{k} val SSIM (8x)", yaxis="y2"))
+fig.update_layout(yaxis=dict(title="loss (VarNet: 1-SSIM, UNet: L1)"),
+                  yaxis2=dict(title="val SSIM", overlaying="y", side="right"), xaxis_title="step", height=380)
+fig.show()
+
+# %% [markdown]
+# ## Target vs zero-filled vs UNet vs VarNet
+
+# %%
+for acc in (4, 8):
+    s = AnnotatedSlices(data_dir, acceleration=acc)[0]
+    k, m = s.masked_kspace[None], s.mask[None]
+    nl, crop = torch.tensor([s.num_low_frequencies]), tuple(s.target.shape)
+    with torch.no_grad():
+        recs = [s.target, zero_filled(k, crop)[0]] + [models[n](k, m, nl, crop)[0] for n in ("unet", "varnet")]
+    image_grid([r.numpy() for r in recs], ["target", f"zero-filled {acc}x", f"UNet {acc}x", f"VarNet {acc}x"],
+               boxes=[s.box] * 4, zmax=float(s.target.max()), height=330).show()
+
+# %% [markdown]
+# ## Quality on held-out volumes
+
+# %%
+q = quality_table(models, data_dir, max_slices=max_slices)
+Path(out_table).parent.mkdir(parents=True, exist_ok=True)
+summary(q).to_csv(out_table, index=False)
+summary(q)

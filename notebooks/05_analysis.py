@@ -1,0 +1,54 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5 · Analysis: the paper's figures and tables from a sweep
+# Reads every result table of a sweep, summarises with 95% intervals over boxes (random draws
+# averaged per box first), breaks results down by label, and writes stamped figures and tables.
+
+# %% tags=["parameters"]
+sweep_dir = "results/paper"
+figures_dir = "paper/figures"
+tables_dir = "paper/tables"
+smoke = False
+
+# %%
+import tempfile
+from pathlib import Path
+
+from advmri.analysis import collect, headline, write_outputs
+from advmri.figures import metric_curves
+
+if smoke:
+    from advmri.sweep import run_sweep
+
+    tmp = Path(tempfile.mkdtemp())
+    run_sweep("sweeps/smoke.yaml", results=tmp, log=lambda *a: None)
+    sweep_dir, figures_dir, tables_dir = tmp / "smoke", tmp / "figures", tmp / "tables"
+df, statuses = collect(sweep_dir)
+print(f"{len(df)} rows from {df.sweep_run.nunique()} runs; statuses:", {s['run_id']: s['status'] for s in statuses})
+
+# %%
+headline(df)
+
+# %%
+for attack in ("noise", "rotation"):
+    d = df[df.attack == attack]
+    if len(d):
+        metric_curves(d, "box_ssim", x_title="eps" if attack == "noise" else "angle bound (deg)",
+                      title=f"{attack}: box SSIM").show()
+
+# %%
+written = write_outputs(df, Path(sweep_dir).name, figures_dir, tables_dir, formats=() if smoke else ("png", "svg"))
+for p in written["tables"]:
+    print(p)
+    print(Path(p).read_text()[:1500])

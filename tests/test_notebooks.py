@@ -1,0 +1,46 @@
+"""Notebooks: paired .py/.ipynb in sync, no outputs committed, each runs under papermill (smoke)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+
+
+def test_every_notebook_is_paired():
+    assert len(NOTEBOOKS) == 5
+    for py in NOTEBOOKS:
+        assert py.with_suffix(".ipynb").is_file(), py
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_py_and_ipynb_in_sync_and_clean(py):
+    a = jupytext.read(py)
+    b = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    assert [c.source for c in a.cells] == [c.source for c in b.cells], f"{py.name}: run `make pair`"
+    for c in b.cells:
+        if c.cell_type == "code":
+            assert not c.outputs and c.execution_count is None, f"{py.name}: committed outputs"
+    first = [c for c in b.cells if c.cell_type == "code"][0]
+    assert "parameters" in first.metadata.get("tags", []), f"{py.name}: first code cell must be tagged parameters"
+    assert "smoke" in first.source
+    assert b.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert a.metadata["jupytext"]["cell_metadata_filter"] == "tags,-all"
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_with_smoke(py, tmp_path):
+    import papermill as pm
+
+    out = tmp_path / py.with_suffix(".ipynb").name
+    pm.execute_notebook(str(py.with_suffix(".ipynb")), str(out), parameters={"smoke": True}, cwd=str(ROOT),
+                        kernel_name="python3", progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))

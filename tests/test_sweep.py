@@ -1,0 +1,38 @@
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from advmri.sweep import SweepError, load_sweep, run_sweep
+
+
+def test_sweep_failure_is_recorded_and_only_it_is_redone(tmp_path):
+    spec = yaml.safe_load((ROOT / "sweeps/smoke.yaml").read_text())
+    spec["name"] = "t"
+    spec["per_attack"] = {"noise": {"chunk": 0}}  # makes the noise run fail (chunk must be > 0)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(spec))
+    name, runs = load_sweep(cfg, tmp_path)
+    assert name == "t" and len(runs) == 2 and len({r.id for r in runs}) == 2
+    st = run_sweep(cfg, jobs=2, results=tmp_path, log=lambda *a: None)
+    failed = [k for k, v in st.items() if v["status"] == "failed"]
+    ok = [k for k, v in st.items() if v["status"] == "ok"]
+    assert len(failed) == 1 and len(ok) == 1 and failed[0].startswith("noise")
+    status = json.loads((tmp_path / "t" / failed[0] / "status.json").read_text())
+    assert status["status"] == "failed" and "chunk must be > 0" in status["error"]
+    assert (tmp_path / "t" / ok[0] / "results.csv").is_file()
+    ok_mtime = (tmp_path / "t" / ok[0] / "status.json").stat().st_mtime_ns
+    fail_mtime = (tmp_path / "t" / failed[0] / "status.json").stat().st_mtime_ns
+    st2 = run_sweep(cfg, results=tmp_path, log=lambda *a: None)
+    assert st2[ok[0]]["status"] == "skipped"
+    assert st2[failed[0]]["status"] == "failed"  # re-executed (and fails again: the cause is still there)
+    assert (tmp_path / "t" / ok[0] / "status.json").stat().st_mtime_ns == ok_mtime
+    assert (tmp_path / "t" / failed[0] / "status.json").stat().st_mtime_ns > fail_mtime
+
+
+def test_bad_sweep_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\ngrid: {model: [a]}\n")
+    with pytest.raises(SweepError, match="bad.yaml"):
+        load_sweep(p)
