@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from advmri.attacks.common import TargetBatch, box_scores, make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
-from advmri.attacks.rotation import RotationConfig, random_angles, sweep_angles, worst_case
+from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.dataset import AnnotatedSlices
 from advmri.models import Reconstructor, load_checkpoint, load_official
 from advmri.provenance import code_version, run_id
@@ -146,7 +146,8 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
             sub = tb_all.select([t])
             sc = sweep_angles(model, sub, all_angles, chunk=run.chunk)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
-            for w in worst_case(grid_sc, angles, cfg.bounds):
+            worst = worst_case(grid_sc, angles, cfg.bounds)
+            for w in worst:
                 rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
                               angle=w["angle"], version=version, params_json=pj)
             for d, (b, a) in enumerate(rnd):
@@ -154,9 +155,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                 rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
                               d % cfg.random_draws, angle=a, version=version, params_json=pj)
             if keep_images:
-                from advmri.attacks.rotation import rotated_recon
-
-                for w in worst_case(grid_sc, angles, cfg.bounds):
+                for w in worst:
                     with torch.no_grad():
                         images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
                             model, sub, torch.tensor([w["angle"]], device=run.device))[0].cpu()
