@@ -44,6 +44,20 @@ def timeit(fn, repeats, sync):
     return statistics.median(ts), out
 
 
+def profile_breakdown(prof, cuda: bool) -> dict[str, float]:
+    """Seconds in the attack's labelled phases (``record_function`` in ``adversarial_noise``) and in
+    FFTs (all of ``aten::_fft_*``, inside both phases), from a finished ``torch.profiler`` run."""
+    ev = prof.key_averages()
+    tot = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
+    own = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    out = {lab: sum(tot(e) for e in ev if e.key == key) / 1e6
+           for lab, key in (("forward (recon + loss)", "noise.forward"), ("backward", "noise.backward"),
+                            ("gradient step + projection", "noise.step+project"))}
+    out["of which FFTs (self)"] = sum(own(e) for e in ev if e.key.startswith("aten::_fft")) / 1e6
+    out["of which convolutions (self)"] = sum(own(e) for e in ev if e.key.startswith("aten::") and "conv" in e.key) / 1e6
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="small")
@@ -117,10 +131,19 @@ def main(argv=None) -> int:
         from torch.profiler import ProfilerActivity, profile
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        sync()
+        t = time.perf_counter()
         with profile(activities=acts) as prof:
             batched()
-        md += ["", "Profile of the batched noise attack (top ops by self time):", "", "```",
-               prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), "```"]
+            sync()
+        wall = time.perf_counter() - t
+        md += ["", f"Where the batched noise attack's time goes ({n * E} items, {a.steps} steps; "
+               f"profiled wall {wall:.2f} s):", "", "| part | time (s) | share of wall |", "|---|---|---|"]
+        for name, sec in profile_breakdown(prof, dev.type == "cuda").items():
+            md.append(f"| {name} | {sec:.2f} | {sec / wall:.0%} |")
+        md += ["", "<details><summary>top ops by self time</summary>", "", "```",
+               prof.key_averages().table(sort_by="self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total",
+                                         row_limit=12), "```", "</details>"]
     text = "\n".join(md) + "\n"
     print(text)
     if a.out:

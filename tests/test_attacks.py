@@ -65,6 +65,19 @@ def test_eps_zero_reproduces_clean(tiny_batch, tiny_model):
     assert torch.equal(recon_with_noise(tiny_model, tb, z), clean)
 
 
+def test_eps_zero_items_skip_the_attack_without_changing_the_others(tiny_batch, tiny_model):
+    """Mixed eps: the eps=0 items get exactly zero noise, the others the same first step as alone."""
+    tb = tiny_batch
+    eps = torch.tensor([0.0, 0.01] * len(tb))[: len(tb)]
+    z = adversarial_noise(tiny_model, tb, eps, NoiseConfig(steps=1))
+    assert z[eps == 0].abs().max() == 0
+    live = (eps > 0).nonzero().flatten().tolist()
+    assert live, "the fixture needs at least two items"
+    zl = adversarial_noise(tiny_model, tb.select(live), eps[live], NoiseConfig(steps=1))
+    assert (z[live] - zl).norm() <= 1e-4 * zl.norm()
+    assert torch.all(coil_norms(z[live]) <= budget(tb.kspace[live], eps[live]) * (1 + 1e-5))
+
+
 def test_noise_batched_equals_one_at_a_time(tiny_batch, tiny_model):
     """One PGA step: batched and per-item perturbations agree to float precision. Over several
     steps, float noise (~1e-6) can be amplified by the normalised gradient of an untrained net,

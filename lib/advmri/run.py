@@ -123,7 +123,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
             ids = list(range(lo, min(lo + run.chunk, len(rep))))
             sub, eps = rep.select(ids), eps_all[ids].to(run.device)
             z = adversarial_noise(model, sub, eps, cfg)
-            with torch.no_grad():
+            with torch.inference_mode():
                 rec = recon_with_noise(model, sub, z)
                 rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
                               version=version, params_json=pj)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
+from torch.profiler import record_function
 
 from advmri.attacks.common import TargetBatch, attack_loss, box_weights, ssim_weights
 from advmri.models import Reconstructor
@@ -84,7 +85,15 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
     """PGA noise for every item of ``tb`` (item ``n`` with budget ``eps[n]``). Returns ``z`` complex.
 
     The model must be frozen (:meth:`Reconstructor.freeze`): gradients flow to ``z`` only.
+    Items with ``eps == 0`` get ``z = 0`` without entering the PGA (their budget is zero).
     """
+    zero = eps == 0
+    if bool(zero.any()):
+        z = torch.zeros_like(tb.kspace)
+        if not bool(zero.all()):
+            live = (~zero).nonzero().flatten()
+            z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg)
+        return z
     radius = budget(tb.kspace, eps)  # (B, C)
     acq = tb.acquired[:, None, None, :].to(tb.kspace.real.dtype)
     wb = box_weights(tb.boxes, tb.crop, tb.target.device)
@@ -101,14 +110,19 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         vel = torch.zeros_like(z)
         for _ in range(cfg.steps):
             z = z.detach().requires_grad_(True)
-            loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
-            (g,) = torch.autograd.grad(loss.sum(), z)
-            g = g * acq  # torch's complex grad of a real loss = dL/dRe + i dL/dIm (ascent direction)
-            g = g / coil_norms(g).clamp_min(1e-30)[..., None, None]
-            vel = cfg.momentum * vel + g if cfg.momentum else g
-            step = vel / coil_norms(vel).clamp_min(1e-30)[..., None, None]
-            z = project(z.detach() + cfg.step_size * radius[..., None, None] * step, radius)
-        with torch.no_grad():
+            with record_function("noise.forward"):
+                loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
+            with record_function("noise.backward"):
+                (g,) = torch.autograd.grad(loss.sum(), z)
+            with record_function("noise.step+project"):
+                g = g * acq  # torch's complex grad of a real loss = dL/dRe + i dL/dIm (ascent direction)
+                g = g / coil_norms(g).clamp_min(1e-30)[..., None, None]
+                vel = cfg.momentum * vel + g if cfg.momentum else g
+                step = vel / coil_norms(vel).clamp_min(1e-30)[..., None, None]
+                z = project(z.detach() + cfg.step_size * radius[..., None, None] * step, radius)
+        if cfg.restarts == 0:
+            return z.detach()  # one start: nothing to compare, skip the extra forward pass
+        with torch.inference_mode():
             final = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
             better = final > best_loss
             best_z = torch.where(better[:, None, None, None], z, best_z)

@@ -99,7 +99,7 @@ def rotated_recon(model: Reconstructor, tb: TargetBatch, angles_deg: torch.Tenso
     return rotate(out.unsqueeze(1), -angles_deg).squeeze(1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sweep_angles(model: Reconstructor, tb: TargetBatch, angles, chunk: int = 16) -> dict[str, torch.Tensor]:
     """Scores for every (item, angle): each metric ``(B, A)``. Items x angles are flattened and
     sent through the model ``chunk`` at a time."""
@@ -117,7 +117,7 @@ def sweep_angles(model: Reconstructor, tb: TargetBatch, angles, chunk: int = 16)
     return {k: torch.cat(v).view(B, A) for k, v in out.items()}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sweep_angles_looped(model: Reconstructor, tb: TargetBatch, angles) -> dict[str, torch.Tensor]:
     """Straightforward reference: one item and one angle per forward pass (for benchmarks/tests)."""
     res: dict[str, list] = {}
