@@ -10,7 +10,7 @@ from advmri.sweep import SweepError, load_sweep, run_sweep
 def test_sweep_failure_is_recorded_and_only_it_is_redone(tmp_path):
     spec = yaml.safe_load((ROOT / "sweeps/smoke.yaml").read_text())
     spec["name"] = "t"
-    spec["per_attack"] = {"noise": {"chunk": 0}}  # makes the noise run fail (chunk must be > 0)
+    spec["per_attack"] = {"noise": {"chunk": -1}}  # makes the noise run fail (chunk must be > 0)
     cfg = tmp_path / "s.yaml"
     cfg.write_text(yaml.safe_dump(spec))
     name, runs = load_sweep(cfg, tmp_path)

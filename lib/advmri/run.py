@@ -23,6 +23,7 @@ from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_li
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.dataset import AnnotatedSlices
 from advmri.models import Reconstructor, load_checkpoint, load_official
+from advmri.perf import default_chunk, keep_freed_memory
 from advmri.provenance import code_version, run_id
 
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer"]
@@ -43,15 +44,19 @@ class AttackRun:
     max_targets: int = 8  # evenly spaced over the sorted boxes; 0 = all
     labels: tuple[str, ...] | None = None
     device: str = "cpu"
-    chunk: int = 16  # items per forward/backward pass
+    chunk: int | None = None  # items per forward/backward pass; None: advmri.perf.default_chunk(device)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
     def __post_init__(self):
-        if self.chunk <= 0:
+        if self.chunk is not None and self.chunk <= 0:
             raise ValueError(f"chunk must be > 0 (items per forward pass), got {self.chunk}")
         if self.attack not in ("noise", "rotation"):
             raise ValueError(f"unknown attack {self.attack!r} (noise | rotation)")
+
+    @property
+    def items_per_pass(self) -> int:
+        return self.chunk or default_chunk(self.device)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -102,6 +107,8 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
     maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
+    if torch.device(run.device).type == "cpu":
+        keep_freed_memory()
     model = load_model(run.model, run.device)
     ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
                          labels=run.labels)
@@ -119,8 +126,8 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
         rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
-        for lo in tqdm(range(0, len(rep), run.chunk), desc=f"noise {model.kind}", disable=not progress):
-            ids = list(range(lo, min(lo + run.chunk, len(rep))))
+        for lo in tqdm(range(0, len(rep), run.items_per_pass), desc=f"noise {model.kind}", disable=not progress):
+            ids = list(range(lo, min(lo + run.items_per_pass, len(rep))))
             sub, eps = rep.select(ids), eps_all[ids].to(run.device)
             z = adversarial_noise(model, sub, eps, cfg)
             with torch.inference_mode():
@@ -144,7 +151,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         all_angles = list(angles) + [a for _, a in rnd]
         for t in tqdm(range(len(tb_all)), desc=f"rotation {model.kind}", disable=not progress):
             sub = tb_all.select([t])
-            sc = sweep_angles(model, sub, all_angles, chunk=run.chunk)
+            sc = sweep_angles(model, sub, all_angles, chunk=run.items_per_pass)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
             worst = worst_case(grid_sc, angles, cfg.bounds)
             for w in worst:

@@ -42,7 +42,6 @@ class RotationConfig:
     angle_step: float = 0.1
     bounds: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
     random_draws: int = 5  # random-angle baseline: uniform angles in [-bound, bound]
-    chunk: int = 16  # angles per forward pass (memory bound)
     seed: int = 0
 
     @property
