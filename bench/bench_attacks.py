@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--angles", type=int, default=99)
     ap.add_argument("--chunk", type=int, default=None, help="items per pass (default: advmri.perf.default_chunk)")
+    ap.add_argument("--check-items", type=int, default=2, help="items for the float64 check (0: skip, memory)")
     ap.add_argument("--scan-chunks", type=int, nargs="*", default=[])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
@@ -125,18 +126,21 @@ def main(argv=None) -> int:
         mb = box_scores(recon_with_noise(model, rep, zb), rep)["box_mse"]
         ml = box_scores(recon_with_noise(model, rep, zl), rep)["box_mse"]
     mse_err = float(((mb - ml).abs() / ml).max())
-    # exactness in float64 on the first two items, all steps, one pass for the batch
-    k = min(2, len(rep))
-    m64 = copy.deepcopy(model).double()
-    rd = dataclasses.replace(rep.select(list(range(k))), kspace=rep.kspace[:k].to(torch.complex128),
-                             target=rep.target[:k].double(),
-                             healthy=None if rep.healthy is None else rep.healthy[:k].double())
-    ed = eps[:k].double()
-    zb64 = adversarial_noise(m64, rd, ed, cfg)
-    zl64 = looped(m64, rd, ed, cfg)
-    err64 = float((zb64 - zl64).flatten(1).norm(dim=1).max() / zl64.flatten(1).norm(dim=1).max().clamp_min(1e-30))
+    # exactness in float64 on the first --check-items items, all steps, one pass for the batch
+    k = min(a.check_items, len(rep))
+    err64 = float("nan")
+    if k:
+        m64 = copy.deepcopy(model).double()
+        rd = dataclasses.replace(rep.select(list(range(k))), kspace=rep.kspace[:k].to(torch.complex128),
+                                 target=rep.target[:k].double(),
+                                 healthy=None if rep.healthy is None else rep.healthy[:k].double())
+        ed = eps[:k].double()
+        zb64 = adversarial_noise(m64, rd, ed, cfg)
+        zl64 = looped(m64, rd, ed, cfg)
+        err64 = float((zb64 - zl64).flatten(1).norm(dim=1).max() / zl64.flatten(1).norm(dim=1).max().clamp_min(1e-30))
+        del m64, rd, zb64, zl64
     rows.append(dict(case=f"noise PGA ({n} boxes x {E} eps, {a.steps} steps, {chunk} per pass)", batched_s=tb_,
-                     looped_s=tl_, speedup=tl_ / tb_, max_rel_diff=err64, agree=err64 < 1e-6,
+                     looped_s=tl_, speedup=tl_ / tb_, max_rel_diff=err64, agree=(err64 < 1e-6) if k else mse_err < 0.05,
                      float32_final_box_mse_rel_diff=mse_err))
 
     scan = []
@@ -158,7 +162,9 @@ def main(argv=None) -> int:
     for r in rows:
         mdl.append(f"| {r['case']} | {r['batched_s']:.2f} | {r['looped_s']:.2f} | {r['speedup']:.2f}x | "
                   f"{r['max_rel_diff']:.1e} | {'yes' if r['agree'] else 'NO'} |")
-    mdl += ["", "max rel. diff: rotation, box metrics in float32; noise, perturbations after all steps in float64. "
+    how = ("perturbations after all steps in float64" if a.check_items else
+           "float64 check skipped (--check-items 0, memory), agreement = float32 final box MSE within 5%")
+    mdl += ["", f"max rel. diff: rotation, box metrics in float32; noise, {how}. "
             f"Float32 final box MSE, batched vs looped: {rows[1]['float32_final_box_mse_rel_diff']:.1e} relative."]
     if scan:
         mdl += ["", "Cost per item against items per pass:", "", "| items per pass | rotation (s/angle) | noise (s/item/step) |",

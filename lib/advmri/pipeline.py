@@ -79,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         elif step == "paper":
             from advmri.paper import build
 
+            import yaml
+
+            spec = yaml.safe_load((ROOT / "sweeps" / "paper.yaml").read_text())
+            accs = ", ".join(f"{x}x" for x in spec["grid"]["acceleration"])
             setup = ("Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
                      "20 training volumes (seed 0, every 5th validates), 6 held-out test volumes (seed 1). "
                      "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
-                     "trained by `python -m advmri.train`. Attacks at 8x (centre fraction 0.04), random masks, "
-                     "6 boxes per run (`sweeps/paper.yaml`).")
+                     f"trained by `python -m advmri.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
+                     f"fraction 0.04, 4x: 0.08), {spec['common']['max_targets']} boxes per run, "
+                     "the same boxes for every model and setting (`sweeps/paper.yaml`).")
             print(build(setup_text=setup))
         times[step] = time.perf_counter() - t0
         print(f"   {step}: {times[step]:.0f} s", flush=True)
