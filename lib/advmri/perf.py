@@ -34,7 +34,17 @@ def keep_freed_memory() -> bool:
     return _tuned
 
 
-def default_chunk(device: str | torch.device) -> int:
-    """Items per forward/backward pass when none is given: 4 on CPU (measured: 2-4 is the fastest
-    chunk for the small VarNet, 16 is 2x slower per item), 16 on CUDA."""
-    return 16 if torch.device(device).type == "cuda" else 4
+CPU_CHUNK_NUMEL = 2_000_000  # complex k-space samples per pass that still batch well on CPU
+
+
+def default_chunk(device: str | torch.device, item_numel: int | None = None) -> int:
+    """Items per forward/backward pass when none is given. CUDA: 16. CPU: 4, and fewer for large
+    items so that a pass holds at most ``CPU_CHUNK_NUMEL`` k-space samples (``item_numel`` = coils x
+    rows x cols of one item). Measured (bench/RESULTS.md): small VarNet on 8x256x160 k-space, 2-4
+    items per pass are fastest and 16 cost 1.8x more per item; on 15x640x368 (5.2 GB per
+    forward+backward) 2 items per pass cost 1.25x more than one."""
+    if torch.device(device).type == "cuda":
+        return 16
+    if item_numel is None:
+        return 4
+    return max(1, min(4, CPU_CHUNK_NUMEL // max(1, int(item_numel))))

@@ -54,9 +54,9 @@ class AttackRun:
         if self.attack not in ("noise", "rotation"):
             raise ValueError(f"unknown attack {self.attack!r} (noise | rotation)")
 
-    @property
-    def items_per_pass(self) -> int:
-        return self.chunk or default_chunk(self.device)
+    def items_per_pass(self, item_numel: int | None = None) -> int:
+        """``chunk``, or :func:`advmri.perf.default_chunk` for this device and k-space size per item."""
+        return self.chunk or default_chunk(self.device, item_numel)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -117,6 +117,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         raise ValueError(f"{run.data}: no located boxes to attack")
     samples = [ds[i] for i in idx]
     tb_all = make_batch(samples).to(run.device)
+    per_pass = run.items_per_pass(tb_all.kspace[0].numel())
     version, pj = code_version(), json.dumps(run.as_dict(), sort_keys=True, default=str)
     rows: list[dict] = []
     images: dict = {}
@@ -126,8 +127,8 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
         rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
-        for lo in tqdm(range(0, len(rep), run.items_per_pass), desc=f"noise {model.kind}", disable=not progress):
-            ids = list(range(lo, min(lo + run.items_per_pass, len(rep))))
+        for lo in tqdm(range(0, len(rep), per_pass), desc=f"noise {model.kind}", disable=not progress):
+            ids = list(range(lo, min(lo + per_pass, len(rep))))
             sub, eps = rep.select(ids), eps_all[ids].to(run.device)
             z = adversarial_noise(model, sub, eps, cfg)
             with torch.inference_mode():
@@ -151,7 +152,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         all_angles = list(angles) + [a for _, a in rnd]
         for t in tqdm(range(len(tb_all)), desc=f"rotation {model.kind}", disable=not progress):
             sub = tb_all.select([t])
-            sc = sweep_angles(model, sub, all_angles, chunk=run.items_per_pass)
+            sc = sweep_angles(model, sub, all_angles, chunk=per_pass)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
             worst = worst_case(grid_sc, angles, cfg.bounds)
             for w in worst:
