@@ -17,6 +17,7 @@
 
 # %% tags=["parameters"]
 sweep_dir = "results/paper"
+run_ids = None  # runs to analyse (the pipeline passes its sweep's); None: every completed run in sweep_dir
 figures_dir = "paper/figures"
 tables_dir = "paper/tables"
 smoke = False
@@ -34,7 +35,7 @@ if smoke:
     tmp = Path(tempfile.mkdtemp())
     run_sweep("sweeps/smoke.yaml", results=tmp, log=lambda *a: None)
     sweep_dir, figures_dir, tables_dir = tmp / "smoke", tmp / "figures", tmp / "tables"
-df, statuses = collect(sweep_dir)
+df, statuses = collect(sweep_dir, run_ids)
 print(f"{len(df)} rows from {df.sweep_run.nunique()} runs; statuses:", {s['run_id']: s['status'] for s in statuses})
 
 # %%

@@ -49,3 +49,33 @@ def test_paired_effect_needs_both_kinds():
     df, _ = _rows()
     with pytest.raises(ValueError, match="adversarial and random"):
         paired_effect(df[df.kind == "adversarial"])
+
+
+def _fake_run(folder, rid, status="ok", n=2):
+    import json
+
+    from advmri.run import RESULT_COLUMNS, write_table
+
+    d = folder / rid
+    d.mkdir(parents=True)
+    rows = [{c: 0 for c in RESULT_COLUMNS} | dict(run_id=rid, model="varnet", config="small", attack="noise",
+                                                   acceleration=8, kind="adversarial", file=f"f{i}", box_ssim=0.5)
+            for i in range(n)]
+    write_table(pd.DataFrame(rows, columns=RESULT_COLUMNS), d / "results.csv")
+    (d / "status.json").write_text(json.dumps(dict(run_id=rid, status=status)))
+
+
+def test_collect_uses_only_the_given_runs_and_warns_on_pooled_configurations(tmp_path):
+    from advmri.analysis import collect
+
+    _fake_run(tmp_path, "noise-old-aaaa", n=3)
+    _fake_run(tmp_path, "noise-new-bbbb", n=2)
+    _fake_run(tmp_path, "noise-bad-cccc", status="failed")
+    df, st = collect(tmp_path, ["noise-new-bbbb"])
+    assert set(df.sweep_run) == {"noise-new-bbbb"} and len(df) == 2 and len(st) == 1
+    with pytest.warns(UserWarning, match="several runs cover varnet/small/noise/8"):
+        df, st = collect(tmp_path)
+    assert len(df) == 5 and len(st) == 3
+    with pytest.raises(FileNotFoundError, match="no completed runs"):
+        with pytest.warns(UserWarning, match="without a status"):
+            collect(tmp_path, ["noise-bad-cccc", "noise-missing-dddd"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,18 +13,35 @@ from advmri.provenance import code_version
 from advmri.run import read_table
 
 
-def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, list[dict]]:
-    """All ok runs' tables of a sweep folder, concatenated; plus the runs' statuses."""
+def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Completed runs' tables of a sweep folder, concatenated; plus the runs' statuses.
+
+    ``run_ids``: use only these runs (the pipeline passes the runs of the sweep it just ran, so
+    tables left by an earlier configuration in the same folder never mix in). With ``None`` every
+    completed run is used, and a warning names any model x attack x acceleration that several
+    runs cover (stale runs from another configuration would be averaged together)."""
     sweep_dir = Path(sweep_dir)
     frames, statuses = [], []
     for st in sorted(sweep_dir.glob("*/status.json")):
+        if run_ids is not None and st.parent.name not in run_ids:
+            continue
         s = json.loads(st.read_text())
         statuses.append(s)
         if s.get("status") == "ok":
             frames.append(read_table(st.parent / "results.csv").assign(sweep_run=st.parent.name))
+    if run_ids is not None:
+        missing = sorted(set(run_ids) - {s.parent.name for s in sweep_dir.glob("*/status.json")})
+        if missing:
+            warnings.warn(f"{sweep_dir}: runs without a status (not run yet?): {', '.join(missing)}")
     if not frames:
-        raise FileNotFoundError(f"{sweep_dir}: no completed runs")
-    return pd.concat(frames, ignore_index=True), statuses
+        raise FileNotFoundError(f"{sweep_dir}: no completed runs" + (f" among {sorted(run_ids)}" if run_ids else ""))
+    df = pd.concat(frames, ignore_index=True)
+    cover = df.groupby(["model", "config", "attack", "acceleration"])["sweep_run"].nunique()
+    if run_ids is None and (cover > 1).any():
+        dup = ", ".join("/".join(map(str, k)) for k in cover[cover > 1].index)
+        warnings.warn(f"{sweep_dir}: several runs cover {dup}; their boxes are pooled. "
+                      "Pass run_ids to analyse one configuration.")
+    return df, statuses
 
 
 def stamp(df: pd.DataFrame, sweep: str) -> dict:

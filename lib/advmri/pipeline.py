@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
+    overrides = {"device": a.device} if a.device != "cpu" else None
     t_all = time.perf_counter()
     times = {}
     for step in STEPS[: STEPS.index(a.until) + 1]:
@@ -70,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
             from advmri.sweep import run_sweep
 
             st = run_sweep(ROOT / "sweeps" / "paper.yaml", jobs=a.jobs, results=ROOT / "results",
-                           overrides={"device": a.device} if a.device != "cpu" else None)
+                           overrides=overrides)
             if any(v["status"] == "failed" for v in st.values()):
                 print("some sweep runs failed; the analysis uses the completed ones", file=sys.stderr)
         elif step == "analysis":
+            from advmri.sweep import load_sweep
+
+            _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
             _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
+                run_ids=[r.id for r in runs],
                 figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
         elif step == "paper":
             from advmri.paper import build
