@@ -169,8 +169,8 @@ def train(
         opt.step()
         sched.step()
         hist["step"].append(step)
-        hist["loss"].append(float(loss))
-        bar.set_postfix(loss=f"{float(loss):.4f}")
+        hist["loss"].append(float(loss.detach()))
+        bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
         last = step + 1 == steps
         if va is not None and ((step + 1) % val_interval == 0 or last):
             hist["val_step"].append(step + 1)
