@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import platform
 import statistics
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 
 from advmri.attacks.common import box_scores, make_batch
-from advmri.attacks.noise import NoiseConfig, adversarial_noise, recon_with_noise
+from advmri.attacks.noise import NoiseConfig, adversarial_noise, adversarial_noise_looped, recon_with_noise
 from advmri.attacks.rotation import angle_grid, sweep_angles, sweep_angles_looped
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.synth import generate_dataset
@@ -116,12 +115,13 @@ def main(argv=None) -> int:
     eps = torch.tensor(a.eps, device=dev).repeat(n)
     cfg = NoiseConfig(steps=a.steps)
 
-    def batched(m=model, t=rep, e=eps, c=cfg):
-        return torch.cat([adversarial_noise(m, t.select(list(range(lo, min(lo + chunk, len(t))))), e[lo:lo + chunk], c)
-                          for lo in range(0, len(t), chunk)])
+    def batched(m=model, t=rep, e=eps, c=cfg, k=chunk):
+        """PGA over ``k`` items per pass, as advmri.run does."""
+        return torch.cat([adversarial_noise(m, t.select(list(range(lo, min(lo + k, len(t))))), e[lo:lo + k], c)
+                          for lo in range(0, len(t), k)])
 
     def looped(m=model, t=rep, e=eps, c=cfg):
-        return torch.cat([adversarial_noise(m, t.select([i]), e[i:i + 1], c) for i in range(len(t))])
+        return adversarial_noise_looped(m, t, e, c)
 
     batched(t=rep.select(list(range(min(chunk, len(rep))))), e=eps[:chunk], c=NoiseConfig(steps=1))  # warm-up
     tb_, zb = timeit(batched, a.repeats, sync)
@@ -135,9 +135,7 @@ def main(argv=None) -> int:
     err64 = float("nan")
     if k:
         m64 = copy.deepcopy(model).double()
-        rd = dataclasses.replace(rep.select(list(range(k))), kspace=rep.kspace[:k].to(torch.complex128),
-                                 target=rep.target[:k].double(),
-                                 healthy=None if rep.healthy is None else rep.healthy[:k].double())
+        rd = rep.select(list(range(k))).double()
         ed = eps[:k].double()
         zb64 = adversarial_noise(m64, rd, ed, cfg)
         zl64 = looped(m64, rd, ed, cfg)
@@ -152,10 +150,7 @@ def main(argv=None) -> int:
         ang = torch.linspace(-4.9, 4.9, max(c, 8)).tolist()
         t_rot, _ = timeit(lambda: sweep_angles(model, one, ang, chunk=c), 1, sync)
         items = rep.select(list(range(min(len(rep), max(c, 4)))))
-        e1, one_step = eps[:len(items)], NoiseConfig(steps=1)
-        t_noise, _ = timeit(lambda: torch.cat([adversarial_noise(model, items.select(list(range(lo, min(lo + c, len(items))))),
-                                                                  e1[lo:lo + c], one_step)
-                                               for lo in range(0, len(items), c)]), 1, sync)
+        t_noise, _ = timeit(lambda: batched(t=items, e=eps[:len(items)], c=NoiseConfig(steps=1), k=c), 1, sync)
         scan.append(dict(chunk=c, rotation_s_per_angle=t_rot / len(ang), noise_s_per_item_step=t_noise / len(items)))
 
     head = (f"{a.model}/{a.model_config} on preset {a.preset}, device {a.device}"
@@ -198,7 +193,7 @@ def main(argv=None) -> int:
         prev = out.read_text() if out.is_file() else "# Benchmarks: batched attacks vs per-sample loop\n\n"
         out.write_text(prev + "\n" + text)
         js = out.with_suffix(".json")
-        runs = json.loads(js.read_text()) if js.is_file() and out.is_file() and prev.strip() else []
+        runs = json.loads(js.read_text()) if js.is_file() else []
         runs.append(dict(setup=head, argv=sys.argv[1:] if argv is None else list(argv), rows=rows, chunk_scan=scan))
         js.write_text(json.dumps(runs, indent=1))
     return 0 if all(r["agree"] for r in rows) else 1

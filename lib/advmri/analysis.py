@@ -22,7 +22,8 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
     runs cover (stale runs from another configuration would be averaged together)."""
     sweep_dir = Path(sweep_dir)
     frames, statuses = [], []
-    for st in sorted(sweep_dir.glob("*/status.json")):
+    found = sorted(sweep_dir.glob("*/status.json"))
+    for st in found:
         if run_ids is not None and st.parent.name not in run_ids:
             continue
         s = json.loads(st.read_text())
@@ -30,7 +31,7 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
         if s.get("status") == "ok":
             frames.append(read_table(st.parent / "results.csv").assign(sweep_run=st.parent.name))
     if run_ids is not None:
-        missing = sorted(set(run_ids) - {s.parent.name for s in sweep_dir.glob("*/status.json")})
+        missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
             warnings.warn(f"{sweep_dir}: runs without a status (not run yet?): {', '.join(missing)}")
     if not frames:

@@ -40,6 +40,12 @@ class TargetBatch:
         return TargetBatch(f(self.kspace), f(self.mask), f(self.acquired), f(self.num_low), f(self.target),
                            f(self.healthy), self.boxes, self.samples)
 
+    def double(self) -> "TargetBatch":
+        """The same batch in double precision (complex128 k-space, float64 images); masks unchanged."""
+        f = lambda t: None if t is None else t.to(torch.complex128 if t.is_complex() else torch.float64)  # noqa: E731
+        return TargetBatch(f(self.kspace), self.mask, self.acquired, self.num_low, f(self.target), f(self.healthy),
+                           self.boxes, self.samples)
+
     def repeat(self, n: int) -> "TargetBatch":
         """Each item ``n`` times in a row (item-major): index ``i * n + j``."""
         r = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731

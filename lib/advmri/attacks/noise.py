@@ -130,6 +130,12 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
     return best_z.detach()
 
 
+def adversarial_noise_looped(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor,
+                             cfg: NoiseConfig) -> torch.Tensor:
+    """Straightforward reference: one (box, eps) item per PGA (for benchmarks/tests)."""
+    return torch.cat([adversarial_noise(model, tb.select([i]), eps[i:i + 1], cfg) for i in range(len(tb))])
+
+
 def random_noise_like(z: torch.Tensor, tb: TargetBatch, generator: torch.Generator) -> torch.Tensor:
     """Random baseline: complex Gaussian noise on the same columns with exactly ``z``'s per-coil norms."""
     return random_in_ball(z.shape, tb.acquired, coil_norms(z), generator, on_sphere=True)
