@@ -34,6 +34,7 @@ from advmri.data.synth import generate_dataset
 from advmri.evaluate import quality_table, summary
 from advmri.figures import image_grid
 from advmri.models import build, load_checkpoint, zero_filled
+from advmri.paths import project_path
 from advmri.run import load_model
 
 if smoke:
@@ -78,6 +79,7 @@ for acc in (4, 8):
 
 # %%
 q = quality_table(models, data_dir, max_slices=max_slices)
-Path(out_table).parent.mkdir(parents=True, exist_ok=True)
+out_table = project_path(out_table)  # relative paths mean the project root, wherever the kernel runs
+out_table.parent.mkdir(parents=True, exist_ok=True)
 summary(q).to_csv(out_table, index=False)
 summary(q)

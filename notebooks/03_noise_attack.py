@@ -40,25 +40,26 @@ import tempfile
 
 import numpy as np
 
+from advmri import recons
 from advmri.attacks.noise import NoiseConfig
-from advmri.data.synth import generate_dataset
 from advmri.figures import image_grid, metric_curves, zoom
-from advmri.models import build, save_checkpoint
+from advmri.live import LiveAttack
 from advmri.run import AttackRun, execute, write_table
+from advmri.smoke import tiny_setup
 from advmri.widgets import eps_explorer
 
 if smoke:
     tmp = tempfile.mkdtemp()
-    generate_dataset("tiny", 1, seed=0, out=tmp, progress=False)
-    save_checkpoint(f"{tmp}/m.pt", build("varnet", "tiny"))
-    model, data_dir, eps, steps, random_draws, max_targets = f"{tmp}/m.pt", tmp, [0.0, 0.01], 2, 1, 2
+    (model, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
 run = AttackRun(model=model, data=data_dir, annotations=annotations, attack="noise", acceleration=acceleration,
                 max_targets=max_targets, device=device, chunk=chunk,
                 noise=NoiseConfig(eps=tuple(eps), steps=steps, step_size=step_size, loss=loss, restarts=restarts,
                                   random_draws=random_draws, seed=seed))
 df, extras = execute(run, keep_images=True)
-write_table(df, out)
-print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {out}")
+table = write_table(df, out)
+store = recons.save(recons.store_path(table), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0],
+                    df.code_version.iloc[0])
+print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {table}; reconstructions -> {store}")
 
 # %% [markdown]
 # ## Box SSIM / PSNR vs eps: adversarial (solid) vs random (dashed), mean and 95% interval over boxes
@@ -84,10 +85,9 @@ image_grid([zoom(x, s.box) for x in (s.target.numpy(), clean.numpy(), rnd.numpy(
            ["target (box)", "clean", "random", "adversarial"], zmax=float(s.target.max()), height=260).show()
 
 # %% [markdown]
-# ## Explorer: move the eps slider (perturbations are cached, so it responds at once)
+# ## Explorer: move the eps slider (this run's reconstructions are stored, so it responds at once)
+# "compute this one" attacks the selected box live at any eps. Every run of a sweep:
+# `notebooks/06_explorer` (or `python -m advmri.explore` for a standalone app).
 
 # %%
-cache = {(run_model, t, e, k): img for (t, e, k), img in extras["images"].items()
-         for run_model in [df.model.iloc[0]]}
-targets = {t: (s.target.numpy(), s.box, s.label) for t, s in zip(extras["targets"], extras["samples"])}
-eps_explorer(cache, targets, eps)
+eps_explorer([recons.load(store)], live=lambda r: LiveAttack(r, device))

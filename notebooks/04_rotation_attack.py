@@ -36,16 +36,14 @@ smoke = False
 import tempfile
 
 from advmri.attacks.rotation import RotationConfig
-from advmri.data.synth import generate_dataset
 from advmri.figures import angle_profile, image_grid, metric_curves, zoom
-from advmri.models import build, save_checkpoint
 from advmri.run import AttackRun, execute, write_table
+from advmri.smoke import tiny_setup
 
 if smoke:
     tmp = tempfile.mkdtemp()
-    generate_dataset("tiny", 1, seed=0, out=tmp, progress=False)
-    save_checkpoint(f"{tmp}/m.pt", build("unet", "tiny"))
-    model, data_dir, max_angle, angle_step, bounds, random_draws, max_targets = f"{tmp}/m.pt", tmp, 1.0, 0.5, [0.0, 1.0], 1, 1
+    (model, data_dir), max_angle, angle_step, bounds, random_draws, max_targets = (
+        tiny_setup("unet", tmp), 1.0, 0.5, [0.0, 1.0], 1, 1)
 run = AttackRun(model=model, data=data_dir, annotations=annotations, attack="rotation", acceleration=acceleration,
                 max_targets=max_targets, device=device, chunk=chunk,
                 rotation=RotationConfig(max_angle=max_angle, angle_step=angle_step, bounds=tuple(bounds),

@@ -18,8 +18,8 @@
 # %% tags=["parameters"]
 sweep_dir = "results/paper"
 run_ids = None  # runs to analyse (the pipeline passes its sweep's); None: every completed run in sweep_dir
-figures_dir = "paper/figures"
-tables_dir = "paper/tables"
+figures_dir = "results/analysis/figures"  # the main job passes paper/figures
+tables_dir = "results/analysis/tables"  # the main job passes paper/tables
 smoke = False
 
 # %%

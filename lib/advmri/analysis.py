@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from advmri.figures import metric_curves, summarise
+from advmri.paths import project_path
 from advmri.provenance import code_version
 from advmri.run import read_table
 
@@ -20,7 +21,7 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
     tables left by an earlier configuration in the same folder never mix in). With ``None`` every
     completed run is used, and a warning names any model x attack x acceleration that several
     runs cover (stale runs from another configuration would be averaged together)."""
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = project_path(sweep_dir)
     frames, statuses = [], []
     found = sorted(sweep_dir.glob("*/status.json"))
     for st in found:
@@ -59,7 +60,7 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
                   formats=("png", "svg")) -> dict[str, list[Path]]:
     """Figures (html + static) and Markdown tables for the paper, each stamped with the sweep,
     run ids and code version (stamp in the figure title/footer and in ``provenance.json``)."""
-    figures, tables = Path(figures), Path(tables)
+    figures, tables = project_path(figures), project_path(tables)
     figures.mkdir(parents=True, exist_ok=True)
     tables.mkdir(parents=True, exist_ok=True)
     st = stamp(df, sweep)

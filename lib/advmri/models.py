@@ -25,6 +25,7 @@ from fastmri.models import Unet, VarNet
 from torch import nn
 
 from advmri import kspace as K
+from advmri.paths import project_path
 
 CONFIGS: dict[str, dict[str, dict]] = {
     "varnet": {
@@ -148,7 +149,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def save_checkpoint(path: str | os.PathLike, model: Reconstructor, extra: dict | None = None) -> str:
     """Save ``{kind, config, params, state_dict, extra}`` atomically; write ``path.sha256``; return the digest."""
-    path = Path(path)
+    path = project_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "kind": model.kind,
@@ -181,7 +182,7 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
 
     With ``verify``, a ``path.sha256`` file, when present, must match. Returns ``(model, extra)``.
     """
-    path = Path(path)
+    path = project_path(path)
     side = Path(str(path) + ".sha256")
     if verify and side.is_file() and path.is_file():
         want = side.read_text().split()[0]
@@ -214,7 +215,7 @@ def load_official(kind: str, path: str | os.PathLike | None = None, download: bo
     clear error says where to put the file.
     """
     info = OFFICIAL[kind]
-    p = Path(path) if path is not None else Path(cache) / info["file"]
+    p = project_path(path) if path is not None else project_path(cache) / info["file"]
     if not p.is_file():
         if path is not None or not download:
             raise CheckpointError(

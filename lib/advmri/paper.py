@@ -16,11 +16,12 @@ from pathlib import Path
 
 import markdown
 
+from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
-    paper_dir = Path(paper_dir)
+    paper_dir = project_path(paper_dir)
     src = (paper_dir / "paper.md").read_text()
     out = paper_dir / "build"
     out.mkdir(parents=True, exist_ok=True)

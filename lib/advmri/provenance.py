@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 from advmri import __version__
-
-ROOT = Path(__file__).resolve().parents[2]
+from advmri.paths import ROOT
 
 
 def code_version() -> str:

@@ -23,6 +23,7 @@ from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_li
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.dataset import AnnotatedSlices
 from advmri.models import Reconstructor, load_checkpoint, load_official
+from advmri.paths import project_path
 from advmri.perf import default_chunk, keep_freed_memory
 from advmri.provenance import code_version, run_id
 
@@ -178,7 +179,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a result table atomically (CSV; ``.parquet`` by suffix)."""
-    path = Path(path)
+    path = project_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".parquet":
@@ -190,7 +191,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
+    path = project_path(path)
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version, run_id
 
 
@@ -42,7 +43,7 @@ class Run:
 
 def load_sweep(path: str | Path, results: str | Path = "results", overrides: dict | None = None) -> tuple[str, list[Run]]:
     """Expand a sweep YAML into runs. ``overrides`` (e.g. ``{'device': 'cuda'}``) apply to every run."""
-    path = Path(path)
+    path = project_path(path)
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
@@ -66,9 +67,9 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         params.update(overrides or {})
         rid = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-" + \
             run_id(dict(params, attack=attack))[:8]
-        folder = Path(results) / spec["name"] / rid
+        folder = project_path(results) / spec["name"] / rid
         params["out"] = str(folder / "results.csv")
-        runs.append(Run(rid, ROOT / spec["notebooks"][attack], params, folder))
+        runs.append(Run(rid, project_path(spec["notebooks"][attack]), params, folder))
     return spec["name"], runs
 
 

@@ -30,10 +30,11 @@ from advmri import metrics as M
 from advmri.data.fastmri_h5 import read_info
 from advmri.data.masks import mask_func, sample_mask, slice_seed
 from advmri.models import build, load_checkpoint, save_checkpoint
+from advmri.paths import project_path
 
 
 def h5_folder(data: str | Path) -> Path:
-    data = Path(data)
+    data = project_path(data)
     return data / "multicoil" if (data / "multicoil").is_dir() else data
 
 
@@ -120,7 +121,7 @@ def train(
     ``resume=True`` later continues exactly where it stopped.
     """
     torch.manual_seed(seed)
-    out = Path(out)
+    out = project_path(out)
     batch = batch or (1 if model_kind == "varnet" else 4)
     train_files, val_files = split_files(data, val_every_nth)
     if not train_files:

@@ -19,6 +19,7 @@ All functions are batched: item ``n`` of a batch has its own slice, box and eps.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 from torch.profiler import record_function
@@ -81,8 +82,11 @@ def recon_with_noise(model: Reconstructor, tb: TargetBatch, z: torch.Tensor) -> 
     return model(y, tb.mask, tb.num_low, tb.crop)
 
 
-def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig) -> torch.Tensor:
+def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig,
+                      on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """PGA noise for every item of ``tb`` (item ``n`` with budget ``eps[n]``). Returns ``z`` complex.
+
+    ``on_step(done, total)`` is called after every PGA step (progress bars of interactive use).
 
     The model must be frozen (:meth:`Reconstructor.freeze`): gradients flow to ``z`` only.
     Items with ``eps == 0`` get ``z = 0`` without entering the PGA (their budget is zero).
@@ -92,7 +96,7 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         z = torch.zeros_like(tb.kspace)
         if not bool(zero.all()):
             live = (~zero).nonzero().flatten()
-            z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg)
+            z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg, on_step)
         return z
     radius = budget(tb.kspace, eps)  # (B, C)
     acq = tb.acquired[:, None, None, :].to(tb.kspace.real.dtype)
@@ -108,7 +112,7 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         z = torch.zeros_like(tb.kspace) if start == 0 else random_in_ball(
             tb.kspace.shape, tb.acquired, radius, gen, on_sphere=False)
         vel = torch.zeros_like(z)
-        for _ in range(cfg.steps):
+        for it in range(cfg.steps):
             z = z.detach().requires_grad_(True)
             with record_function("noise.forward"):
                 loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
@@ -120,6 +124,8 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
                 vel = cfg.momentum * vel + g if cfg.momentum else g
                 step = vel / coil_norms(vel).clamp_min(1e-30)[..., None, None]
                 z = project(z.detach() + cfg.step_size * radius[..., None, None] * step, radius)
+            if on_step is not None:
+                on_step(start * cfg.steps + it + 1, (cfg.restarts + 1) * cfg.steps)
         if cfg.restarts == 0:
             return z.detach()  # one start: nothing to compare, skip the extra forward pass
         with torch.inference_mode():

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from advmri.paths import project_path
 
 REQUIRED_COLUMNS = ("file", "slice", "study_level", "x", "y", "width", "height", "label")
 SSIM_WINDOW = 7
@@ -104,7 +105,7 @@ def read_annotations(path: str | os.PathLike) -> pd.DataFrame:
     level), label (stripped), row (line index in the file)``. Raises :class:`AnnotationError`
     naming the file for a missing file, unparseable CSV, missing columns or bad values.
     """
-    path = Path(path)
+    path = project_path(path)
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
     try:

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from fastmri.data import SliceDataset
 
+from advmri.paths import project_path
 from advmri.data.annotations import Box, box_rows, read_annotations
 from advmri.data.fastmri_h5 import DataFileError, read_info
 from advmri.data.masks import mask_func as make_mask_func
@@ -63,7 +64,7 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         files: Iterable[str] | None = None,
         labels: Iterable[str] | None = None,
     ):
-        root = Path(root)
+        root = project_path(root)
         if not root.is_dir():
             raise DataFileError(f"{root}: data directory not found")
         if (root / "multicoil").is_dir():
@@ -88,7 +89,7 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         self.mask_func = make_mask_func(mask_type, (acceleration,), None if cf is None else (cf,))
         self.acceleration = acceleration
 
-        ann_path = Path(annotations) if annotations is not None else root.parent / "knee.csv"
+        ann_path = project_path(annotations) if annotations is not None else root.parent / "knee.csv"
         self.annotations = read_annotations(ann_path) if ann_path.is_file() else None
         if annotations is not None and self.annotations is None:
             raise DataFileError(f"{ann_path}: annotation file not found")

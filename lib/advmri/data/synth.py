@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from advmri import kspace as K
+from advmri.paths import project_path
 from advmri.data.fastmri_h5 import write_volume
 from advmri.data.phantom import LESION_TYPES, Anatomy, Lesion, grid, render_slice, smooth_noise
 
@@ -185,7 +186,7 @@ def generate_dataset(
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
         preset = PRESETS[preset]
-    out = Path(out)
+    out = project_path(out)
     h5dir = out / "multicoil"
     h5dir.mkdir(parents=True, exist_ok=True)
     files, rows = [], []

@@ -1,0 +1,159 @@
+"""Stored reconstructions of a run: compact crops around each box, so the explorer opens at once.
+
+A noise run writes ``<table stem>.recons.h5`` beside its ``results.csv`` (see :func:`store_path`).
+For every target it holds a *window* (the box plus ``margin`` pixels on each side, clipped to the
+image) of the fully sampled target, the lesion-free twin when the data has one, and, for every
+attack parameter (eps), the adversarial reconstruction and the paired random-noise one (draw 0:
+complex Gaussian noise with exactly the adversarial per-coil norms).
+
+Layout (HDF5)::
+
+    /                 attrs: format, attack, model, config, acceleration, params (P,), run (JSON), code_version
+    /targets/<i>      attrs: index, file, slice, label, box (x, y, w, h) and window (y0, y1, x0, x1),
+                             both in array coordinates of the full (H, W) image; scale
+                      target (h, w), [healthy (h, w)], adversarial (P, h, w), random (P, h, w)
+
+Images are divided by ``scale`` (the target window's maximum) and stored as float16 with gzip:
+the relative rounding error is <= 2**-11 of the window maximum, far below any difference the
+explorer shows. :func:`load` multiplies the scale back and returns float32 arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from advmri.data.annotations import Box
+from advmri.paths import project_path
+
+FORMAT = 1
+MARGIN = 24  # pixels of context around each box
+
+
+def store_path(table: str | os.PathLike) -> Path:
+    """The store beside a result table: ``results.csv`` -> ``results.recons.h5``."""
+    p = project_path(table)
+    return p.with_name(p.stem + ".recons.h5")
+
+
+def window(box: Box, shape: tuple[int, int], margin: int = MARGIN) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the box grown by ``margin`` on each side, clipped to ``shape`` (H, W)."""
+    H, W = shape
+    return max(0, box.y - margin), min(H, box.y + box.h + margin), max(0, box.x - margin), min(W, box.x + box.w + margin)
+
+
+@dataclass
+class TargetRecons:
+    """One target's window: images ``(h, w)`` float32, stacks ``(P, h, w)`` over the run's parameters."""
+
+    index: int  # item index in the run's AnnotatedSlices
+    file: str
+    slice: int
+    label: str
+    box: Box  # full-image array coordinates
+    window: tuple[int, int, int, int]  # (y0, y1, x0, x1)
+    target: np.ndarray
+    healthy: np.ndarray | None
+    adversarial: np.ndarray
+    random: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.file} · slice {self.slice} · {self.label}"
+
+    @property
+    def local_box(self) -> Box:
+        """The box in window coordinates."""
+        return Box(self.box.x - self.window[2], self.box.y - self.window[0], self.box.w, self.box.h)
+
+
+@dataclass
+class RunRecons:
+    attack: str
+    model: str
+    config: str
+    acceleration: int
+    params: list[float]
+    run: dict  # the run's parameters (AttackRun.as_dict)
+    code_version: str
+    targets: list[TargetRecons] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} ({self.config}) {self.acceleration}x"
+
+
+def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: str, code_version: str,
+         margin: int = MARGIN) -> Path:
+    """Write the store for a noise run from :func:`advmri.run.execute`'s ``extras`` (``keep_images=True``).
+
+    Written to a per-process temporary file and renamed into place (a reader never sees half a file).
+    """
+    images = extras["images"]
+    params = sorted({k[1] for k in images if isinstance(k, tuple) and k[2] == "adversarial"})
+    path = project_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with h5py.File(tmp, "w") as hf:
+        hf.attrs.update(format=FORMAT, attack=run["attack"], model=model, config=config,
+                        acceleration=int(run["acceleration"]), params=np.asarray(params, dtype=np.float64),
+                        run=json.dumps(run, sort_keys=True, default=str), code_version=code_version)
+        g = hf.create_group("targets")
+        for i, (t, s) in enumerate(zip(extras["targets"], extras["samples"])):
+            tgt = s.target.numpy()
+            y0, y1, x0, x1 = win = window(s.box, tgt.shape, margin)
+            crop = lambda a: np.asarray(a, dtype=np.float32)[..., y0:y1, x0:x1]  # noqa: E731
+            scale = float(crop(tgt).max()) or 1.0
+            half = lambda a: (crop(a) / scale).astype(np.float16)  # noqa: E731
+            d = g.create_group(str(i))
+            d.attrs.update(index=int(t), file=s.fname, slice=int(s.slice_idx), label=s.label,
+                           box=np.asarray(s.box.as_tuple()), window=np.asarray(win), scale=scale)
+            kw = dict(compression="gzip", shuffle=True)
+            d.create_dataset("target", data=half(tgt), **kw)
+            if s.healthy is not None:
+                d.create_dataset("healthy", data=half(s.healthy.numpy()), **kw)
+            for kind in ("adversarial", "random"):
+                d.create_dataset(kind, data=np.stack([half(images[(t, p, kind)].numpy()) for p in params]), **kw)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | os.PathLike) -> RunRecons:
+    """Read a store written by :func:`save` (float32 images, original intensity scale)."""
+    path = project_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no stored reconstructions (re-run the attack to write them)")
+    with h5py.File(path, "r") as hf:
+        if int(hf.attrs.get("format", -1)) != FORMAT:
+            raise ValueError(f"{path}: reconstruction store format {hf.attrs.get('format')!r}, expected {FORMAT}")
+        a = hf.attrs
+        rr = RunRecons(attack=str(a["attack"]), model=str(a["model"]), config=str(a["config"]),
+                       acceleration=int(a["acceleration"]), params=[float(p) for p in a["params"]],
+                       run=json.loads(a["run"]), code_version=str(a["code_version"]))
+        for key in sorted(hf["targets"], key=int):
+            d = hf["targets"][key]
+            sc = float(d.attrs["scale"])
+            f = lambda name: d[name][()].astype(np.float32) * sc  # noqa: E731
+            rr.targets.append(TargetRecons(
+                index=int(d.attrs["index"]), file=str(d.attrs["file"]), slice=int(d.attrs["slice"]),
+                label=str(d.attrs["label"]), box=Box(*map(int, d.attrs["box"])),
+                window=tuple(int(v) for v in d.attrs["window"]), target=f("target"),
+                healthy=f("healthy") if "healthy" in d else None, adversarial=f("adversarial"), random=f("random")))
+    return rr
+
+
+def find(sweep_dir: str | os.PathLike, attack: str = "noise") -> list[Path]:
+    """Stores of a sweep folder's completed runs of one attack (sorted by run folder)."""
+    sweep_dir = project_path(sweep_dir)
+    out = []
+    for st in sorted(sweep_dir.glob("*/status.json")):
+        if st.parent.name.startswith(f"{attack}-") and json.loads(st.read_text()).get("status") == "ok":
+            p = store_path(st.parent / "results.csv")
+            if p.is_file():
+                out.append(p)
+    return out
