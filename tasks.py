@@ -13,6 +13,7 @@ torchvision or nvidia-* package slipped in.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ PY = VENV / "bin" / "python"
 TORCH = "torch==2.13.0"
 FASTMRI = "fastmri==0.3.0"
 STAMP = VENV / ".advmri-installed"
+LABCONFIG = VENV / "etc" / "jupyter" / "labconfig" / "default_setting_overrides.json"
 
 
 def sh(*cmd: str, **kw) -> None:
@@ -42,7 +44,23 @@ def setup() -> None:
     sh(*pip, "-r", "requirements.txt")
     sh(*pip, "--no-deps", "--no-build-isolation", "-e", ".")
     sh(str(PY), "-m", "advmri.envcheck")
+    # JupyterLab of this venv opens notebooks/*.py as notebooks on double-click (jupytext's documented
+    # default-viewer setting, written to the venv's own labconfig, not to the user's home)
+    sh(str(VENV / "bin" / "jupytext-config"), "--settings-file", str(LABCONFIG), "set-default-viewer", "python")
     STAMP.write_text(reqs)
+
+
+def browser() -> None:
+    """Debian's chromium for the browser tests (Playwright cannot download browsers here)."""
+    if shutil.which("chromium") or os.environ.get("ADVMRI_CHROMIUM"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        sh("apt-get", "update", "-qq")
+        sh("apt-get", "install", "-y", "-qq", "chromium",
+           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    else:
+        print("warning: no chromium found; the browser tests will fail (apt-get install chromium, "
+              "or set ADVMRI_CHROMIUM=/path/to/chromium)", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -52,6 +70,7 @@ def main(argv: list[str]) -> int:
     setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if argv[0] == "test":
+        browser()
         return subprocess.run([str(PY), "-m", "pytest", "-q", "tests"], cwd=ROOT, env=env).returncode
     if argv[0] in ("all", "paper"):
         return subprocess.run([str(PY), "-m", "advmri.pipeline"], cwd=ROOT, env=env).returncode

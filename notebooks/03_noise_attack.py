@@ -41,7 +41,6 @@ import tempfile
 import numpy as np
 
 from advmri import recons
-from advmri.attacks.noise import NoiseConfig
 from advmri.figures import image_grid, metric_curves, zoom
 from advmri.live import LiveAttack
 from advmri.run import AttackRun, execute, write_table
@@ -51,10 +50,10 @@ from advmri.widgets import eps_explorer
 if smoke:
     tmp = tempfile.mkdtemp()
     (model, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
-run = AttackRun(model=model, data=data_dir, annotations=annotations, attack="noise", acceleration=acceleration,
-                max_targets=max_targets, device=device, chunk=chunk,
-                noise=NoiseConfig(eps=tuple(eps), steps=steps, step_size=step_size, loss=loss, restarts=restarts,
-                                  random_draws=random_draws, seed=seed))
+run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
+    "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
+    step_size=step_size, loss=loss, restarts=restarts, random_draws=random_draws, max_targets=max_targets,
+    chunk=chunk, device=device, seed=seed)
 df, extras = execute(run, keep_images=True)
 table = write_table(df, out)
 store = recons.save(recons.store_path(table), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0],

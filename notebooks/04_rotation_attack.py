@@ -35,7 +35,6 @@ smoke = False
 # %%
 import tempfile
 
-from advmri.attacks.rotation import RotationConfig
 from advmri.figures import angle_profile, image_grid, metric_curves, zoom
 from advmri.run import AttackRun, execute, write_table
 from advmri.smoke import tiny_setup
@@ -44,10 +43,10 @@ if smoke:
     tmp = tempfile.mkdtemp()
     (model, data_dir), max_angle, angle_step, bounds, random_draws, max_targets = (
         tiny_setup("unet", tmp), 1.0, 0.5, [0.0, 1.0], 1, 1)
-run = AttackRun(model=model, data=data_dir, annotations=annotations, attack="rotation", acceleration=acceleration,
-                max_targets=max_targets, device=device, chunk=chunk,
-                rotation=RotationConfig(max_angle=max_angle, angle_step=angle_step, bounds=tuple(bounds),
-                                        random_draws=random_draws, seed=seed))
+run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
+    "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,
+    max_angle=max_angle, angle_step=angle_step, bounds=bounds, random_draws=random_draws, max_targets=max_targets,
+    chunk=chunk, device=device, seed=seed)
 df, extras = execute(run, keep_images=True)
 write_table(df, out)
 print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {out}")

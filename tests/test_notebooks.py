@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 
 def test_every_notebook_is_paired():
-    assert len(NOTEBOOKS) == 5
+    assert len(NOTEBOOKS) == 6
     for py in NOTEBOOKS:
         assert py.with_suffix(".ipynb").is_file(), py
 
@@ -44,3 +44,35 @@ def test_notebook_runs_with_smoke(py, tmp_path):
                         kernel_name="python3", progress_bar=False)
     nb = nbformat.read(out, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+
+
+def _reader_params(name: str, tmp: Path) -> dict:
+    """Parameters that keep each notebook short; everything else (data, models, sweep) is the real default."""
+    return {
+        "01_data": {},
+        "02_models": {"max_slices": 2, "out_table": str(tmp / "q.csv")},
+        "03_noise_attack": {"max_targets": 1, "eps": [0.0, 0.01], "steps": 2, "random_draws": 1,
+                            "out": str(tmp / "noise.csv")},
+        "04_rotation_attack": {"max_targets": 1, "max_angle": 1.0, "angle_step": 0.5, "bounds": [0.0, 1.0],
+                               "random_draws": 1, "out": str(tmp / "rotation.csv")},
+        "05_analysis": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
+        "06_explorer": {},
+    }[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_from_notebooks_folder_on_the_embedded_default(py, tmp_path):
+    """As JupyterLab runs it: kernel started in notebooks/, real data and models (not smoke)."""
+    import papermill as pm
+
+    from advmri.pipeline import make_data
+
+    make_data(("test",))
+    before = sorted(p.name for p in (ROOT / "notebooks").iterdir())
+    out = tmp_path / py.with_suffix(".ipynb").name
+    pm.execute_notebook(str(py.with_suffix(".ipynb")), str(out), parameters=_reader_params(py.stem, tmp_path),
+                        cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    assert sorted(p.name for p in (ROOT / "notebooks").iterdir()) == before, "a notebook wrote into notebooks/"

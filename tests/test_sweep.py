@@ -20,7 +20,7 @@ def test_sweep_failure_is_recorded_and_only_it_is_redone(tmp_path):
     ok = [k for k, v in st.items() if v["status"] == "ok"]
     assert len(failed) == 1 and len(ok) == 1 and failed[0].startswith("noise")
     status = json.loads((tmp_path / "t" / failed[0] / "status.json").read_text())
-    assert status["status"] == "failed" and "chunk must be > 0" in status["error"]
+    assert status["status"] == "failed" and "must be >= 1, got -1" in status["error"]
     assert (tmp_path / "t" / ok[0] / "results.csv").is_file()
     ok_mtime = (tmp_path / "t" / ok[0] / "status.json").stat().st_mtime_ns
     fail_mtime = (tmp_path / "t" / failed[0] / "status.json").stat().st_mtime_ns

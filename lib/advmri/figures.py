@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -10,6 +11,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from advmri.data.annotations import Box
+
+# kaleido 0.2.1 (self-contained, offline static export) is deprecated in plotly 6 but still supported;
+# its warnings would otherwise fill every notebook's output
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(plotly|kaleido)(\.|$)")
+warnings.filterwarnings("ignore", message=r"(?s).*[Kk]aleido", category=DeprecationWarning)
 
 COLORS = {"varnet": "#1f77b4", "unet": "#d62728", "zero-filled": "#7f7f7f"}
 

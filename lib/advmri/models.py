@@ -24,6 +24,7 @@ import torch
 from fastmri.models import Unet, VarNet
 from torch import nn
 
+from advmri.errors import UserError
 from advmri import kspace as K
 from advmri.paths import project_path
 
@@ -57,7 +58,7 @@ OFFICIAL = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing, corrupt or does not match the model. The message names the file."""
 
 

@@ -26,6 +26,15 @@ DATA = ROOT / "data" / "synthetic" / "small"
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
+def make_data(splits: tuple[str, ...] = ("train", "test")) -> None:
+    """The embedded default data set (train: 20 volumes seed 0, test: 6 volumes seed 1), when missing."""
+    from advmri.data.synth import generate_dataset
+
+    for split, n, seed in (("train", 20, 0), ("test", 6, 1)):
+        if split in splits and not (DATA / split / "knee.csv").is_file():
+            generate_dataset("small", n, seed, DATA / split)
+
+
 def _nb(name: str, out_dir: Path, **params) -> None:
     import papermill as pm
 
@@ -48,11 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         print(f"== {step}", flush=True)
         if step == "data":
-            from advmri.data.synth import generate_dataset
-
-            for split, n, seed in (("train", 20, 0), ("test", 6, 1)):
-                if not (DATA / split / "knee.csv").is_file():
-                    generate_dataset("small", n, seed, DATA / split)
+            make_data()
         elif step == "train":
             from advmri.train import train
 

@@ -21,12 +21,18 @@ from tqdm.auto import tqdm
 from advmri.attacks.common import TargetBatch, box_scores, make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
+from advmri.data.annotations import AnnotationError
 from advmri.data.dataset import AnnotatedSlices
-from advmri.models import Reconstructor, load_checkpoint, load_official
+from advmri.data.fastmri_h5 import DataFileError
+from advmri.data.masks import CENTER_FRACTIONS
+from advmri.errors import ParameterError, check_choice, check_range, unknown_keys
+from advmri.models import OFFICIAL, CheckpointError, Reconstructor, load_checkpoint, load_official
 from advmri.paths import project_path
 from advmri.perf import default_chunk, keep_freed_memory
 from advmri.provenance import code_version, run_id
 
+NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region"}
+ROTATION_PARAMS = {"max_angle", "angle_step", "bounds"}
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer"]
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
@@ -50,10 +56,52 @@ class AttackRun:
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
     def __post_init__(self):
-        if self.chunk is not None and self.chunk <= 0:
-            raise ValueError(f"chunk must be > 0 (items per forward pass), got {self.chunk}")
-        if self.attack not in ("noise", "rotation"):
-            raise ValueError(f"unknown attack {self.attack!r} (noise | rotation)")
+        check_choice("attack", self.attack, ("noise", "rotation"))
+        if self.chunk is not None:
+            check_range("chunk (items per forward pass)", self.chunk, lo=1, integer=True)
+        check_choice("acceleration", self.acceleration, sorted(CENTER_FRACTIONS))
+        check_choice("mask_type", self.mask_type, ("random", "equispaced", "equispaced_fraction"))
+        check_range("max_targets", self.max_targets, lo=0, integer=True)
+        if self.labels is not None:
+            self.labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
+        if not isinstance(self.model, str) or not self.model:
+            raise ParameterError(f"model: must be a checkpoint path or official:<kind>[:path], got {self.model!r}")
+        if self.model.startswith("official:"):
+            check_choice("model (official:<kind>)", self.model.split(":", 2)[1], sorted(OFFICIAL))
+        try:
+            dev = torch.device(self.device)
+        except (RuntimeError, TypeError) as e:
+            raise ParameterError(f"device: {self.device!r} is not a torch device ({e})") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ParameterError(f"device: {self.device!r} requested but CUDA is not available here")
+
+    @classmethod
+    def from_params(cls, attack: str, **p) -> "AttackRun":
+        """The run of notebook 03 (noise) / 04 (rotation) from its papermill parameters (the sweep
+        validates its configs through this too). Unknown names are rejected with the closest valid one."""
+        check_choice("attack", attack, ("noise", "rotation"))
+        common = {"model", "data_dir", "annotations", "acceleration", "max_targets", "chunk", "device", "seed",
+                  "random_draws", "labels"}
+        own = NOISE_PARAMS if attack == "noise" else ROTATION_PARAMS
+        unknown_keys(p, common | own, f"{attack} parameters")
+        seed, draws = p.pop("seed", 0), p.pop("random_draws", 5)
+        sub = {k: p.pop(k) for k in own if k in p}
+        if attack == "noise":
+            noise, rotation = NoiseConfig(seed=seed, random_draws=draws, **sub), RotationConfig()
+        else:
+            noise, rotation = NoiseConfig(), RotationConfig(seed=seed, random_draws=draws, **sub)
+        if "data_dir" in p:
+            p["data"] = p.pop("data_dir")
+        return cls(attack=attack, noise=noise, rotation=rotation, **p)
+
+    def check_inputs(self) -> None:
+        """The model file and data folder exist (cheap; before any work starts)."""
+        if not self.model.startswith("official:") and not project_path(self.model).is_file():
+            raise CheckpointError(f"{project_path(self.model)}: checkpoint not found (model)")
+        if not project_path(self.data).is_dir():
+            raise DataFileError(f"{project_path(self.data)}: data directory not found (data)")
+        if self.annotations is not None and not project_path(self.annotations).is_file():
+            raise AnnotationError(f"{project_path(self.annotations)}: annotation file not found (annotations)")
 
     def items_per_pass(self, item_numel: int | None = None) -> int:
         """``chunk``, or :func:`advmri.perf.default_chunk` for this device and k-space size per item."""

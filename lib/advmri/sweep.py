@@ -5,17 +5,20 @@ and common / per-attack parameters. Every run gets a deterministic id (hash of i
 and a folder ``results/<sweep>/<run-id>/`` with ``params.json``, the executed ``notebook.ipynb``,
 the result table ``results.csv`` and ``status.json`` (ok/failed, error, seconds, code version).
 
-* completed runs (status ok and a result table) are skipped: a second invocation resumes;
+* the config is validated first (unknown keys with the closest valid name, parameter ranges);
+* completed runs are skipped (status ok, and ``results.csv`` has the sha256 recorded in ``status.json``;
+  a table changed or truncated since is re-run): a second invocation resumes;
 * a failed run is recorded and reported, the other runs go on; the next invocation redoes it;
-* ``--jobs N`` runs N notebooks in parallel (each in its own kernel).
+* ``--jobs N`` runs N notebooks in parallel (each in its own kernel);
+* one sweep at a time per results folder (``.sweep.lock``, :mod:`filelock`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
-import os
 import sys
 import time
 import traceback
@@ -25,11 +28,13 @@ from pathlib import Path
 
 import yaml
 
+from advmri.atomic import write_text
+from advmri.errors import UserError, check_range, cli, did_you_mean, unknown_keys
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version, run_id
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep file is missing or malformed. The message names the file."""
 
 
@@ -41,41 +46,124 @@ class Run:
     folder: Path
 
 
+SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description")
+RESERVED = ("out",)  # set by the sweep itself
+
+
+def notebook_parameters(nb: Path) -> set[str]:
+    """Names in a notebook's papermill ``parameters`` cell (the one source of truth for its parameters)."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(nb)))
+
+
+def _notebook(path: Path, attack: str, rel: str) -> Path:
+    nb = project_path(rel)
+    try:
+        nb.resolve().relative_to(ROOT)
+    except ValueError:
+        raise SweepError(f"{path}: notebooks.{attack}: {rel} is outside the project ({ROOT})") from None
+    if not nb.is_file():
+        raise SweepError(f"{path}: notebooks.{attack}: {nb} not found")
+    return nb
+
+
 def load_sweep(path: str | Path, results: str | Path = "results", overrides: dict | None = None) -> tuple[str, list[Run]]:
-    """Expand a sweep YAML into runs. ``overrides`` (e.g. ``{'device': 'cuda'}``) apply to every run."""
+    """Expand a sweep YAML into runs. ``overrides`` (e.g. ``{'device': 'cuda'}``) apply to every run.
+
+    Validated before anything runs: unknown sections and keys are rejected with the closest valid
+    name (parameter names are those of the notebook's ``parameters`` cell), and every run's values
+    go through :meth:`advmri.run.AttackRun.from_params`, the same check the notebook applies.
+    """
+    from advmri.run import AttackRun
+
     path = project_path(path)
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
-        raise SweepError(f"{path}: cannot read sweep file ({e})") from e
+        raise SweepError(f"{path}: cannot read sweep file ({' '.join(str(e).split())})") from e
     for key in ("name", "notebooks", "grid"):
         if not isinstance(spec, dict) or key not in spec:
             raise SweepError(f"{path}: missing key {key!r} (need name, notebooks, grid)")
-    grid = spec["grid"]
-    if "attack" not in grid:
-        raise SweepError(f"{path}: grid must list 'attack'")
+    try:
+        unknown_keys(spec, SWEEP_KEYS, f"{path}")
+        grid, notebooks = spec["grid"], spec["notebooks"]
+        if not isinstance(grid, dict) or not isinstance(notebooks, dict):
+            raise SweepError(f"{path}: grid and notebooks must be mappings")
+        if "attack" not in grid:
+            raise SweepError(f"{path}: grid must list 'attack'")
+        per_attack = spec.get("per_attack") or {}
+        unknown_keys(per_attack, notebooks, f"{path}: per_attack")
+        nbs = {a: _notebook(path, a, rel) for a, rel in notebooks.items()}
+        names = {a: notebook_parameters(nb) for a, nb in nbs.items()}
+        all_names = set().union(*names.values()) | {"attack"}
+        unknown_keys(grid, all_names - set(RESERVED), f"{path}: grid")
+        unknown_keys(spec.get("common") or {}, all_names - {"attack", *RESERVED}, f"{path}: common")
+        for a, d in per_attack.items():
+            unknown_keys(d or {}, names[a] - set(RESERVED), f"{path}: per_attack.{a}")
+    except UserError as e:
+        raise e if isinstance(e, SweepError) else SweepError(str(e)) from e
     keys = list(grid)
     runs = []
     for values in itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)):
         p = dict(zip(keys, values))
         attack = p.pop("attack")
-        if attack not in spec["notebooks"]:
-            raise SweepError(f"{path}: no notebook for attack {attack!r}")
-        params = dict(spec.get("common", {}))
-        params.update(spec.get("per_attack", {}).get(attack, {}) or {})
+        if attack not in notebooks:
+            raise SweepError(f"{path}: no notebook for attack {attack!r}{did_you_mean(str(attack), notebooks)}")
+        params = dict(spec.get("common") or {})
+        params.update(per_attack.get(attack, {}) or {})
         params.update(p)
         params.update(overrides or {})
+        params = {k: v for k, v in params.items() if k in names[attack]}  # common keys of the other notebook
         rid = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-" + \
             run_id(dict(params, attack=attack))[:8]
+        if not params.get("smoke") and attack in ("noise", "rotation"):
+            try:
+                run = AttackRun.from_params(attack, **{k: v for k, v in params.items() if k != "smoke"})
+                run.check_inputs()
+            except UserError as e:
+                raise SweepError(f"{path}: run {rid}: {e}") from e
         folder = project_path(results) / spec["name"] / rid
         params["out"] = str(folder / "results.csv")
-        runs.append(Run(rid, project_path(spec["notebooks"][attack]), params, folder))
+        runs.append(Run(rid, nbs[attack], params, folder))
     return spec["name"], runs
 
 
+def table_digest(path: Path) -> tuple[str, int]:
+    """``(sha256, data rows)`` of a result table file."""
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), max(0, data.count(b"\n") - 1)
+
+
+def read_status(folder: Path) -> dict | None:
+    """A run's ``status.json``, or None when missing or unreadable (a truncated file means not done)."""
+    try:
+        st = json.loads((folder / "status.json").read_text())
+        return st if isinstance(st, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def verify_table(folder: Path) -> str | None:
+    """None when the run is complete and its ``results.csv`` is the one it wrote; else why not."""
+    st = read_status(folder)
+    if st is None:
+        return "no readable status.json"
+    if st.get("status") != "ok":
+        return f"status {st.get('status')!r}"
+    table = folder / "results.csv"
+    if not table.is_file():
+        return "results.csv missing"
+    if "results_sha256" in st:
+        sha, rows = table_digest(table)
+        if sha != st["results_sha256"]:
+            return f"results.csv changed since the run (sha256 {sha[:12]} != recorded {st['results_sha256'][:12]}, " \
+                   f"{rows} rows, recorded {st.get('results_rows')})"
+    return None
+
+
 def is_done(run: Run) -> bool:
-    st = run.folder / "status.json"
-    return st.is_file() and json.loads(st.read_text()).get("status") == "ok" and (run.folder / "results.csv").is_file()
+    return verify_table(run.folder) is None
 
 
 def execute_run(run: Run, kernel: str = "python3") -> dict:
@@ -83,49 +171,82 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     import papermill as pm
 
     run.folder.mkdir(parents=True, exist_ok=True)
-    (run.folder / "params.json").write_text(json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))),
-                                                       indent=1, sort_keys=True))
+    (run.folder / "status.json").unlink(missing_ok=True)  # a stale "ok" must not outlive a re-run
+    write_text(run.folder / "params.json",
+               json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
     t0 = time.perf_counter()
     status = dict(run_id=run.id, code_version=code_version())
     try:
         pm.execute_notebook(str(run.notebook), str(run.folder / "notebook.ipynb"), parameters=run.params,
                             kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False)
-        if not (run.folder / "results.csv").is_file():
+        table = run.folder / "results.csv"
+        if not table.is_file():
             raise RuntimeError("notebook finished without writing results.csv")
-        status.update(status="ok")
+        sha, rows = table_digest(table)
+        status.update(status="ok", results_sha256=sha, results_rows=rows)
     except Exception as e:  # a failed run is recorded, the sweep goes on
         status.update(status="failed", error=f"{e.__class__.__name__}: {str(e)[-2000:]}",
                       traceback=traceback.format_exc()[-4000:])
     status["seconds"] = round(time.perf_counter() - t0, 2)
-    tmp = run.folder / "status.json.tmp"
-    tmp.write_text(json.dumps(status, indent=1))
-    os.replace(tmp, run.folder / "status.json")
+    write_text(run.folder / "status.json", json.dumps(status, indent=1))
     return status
+
+
+def lock_for(folder: Path) -> "FileLock":
+    from filelock import FileLock
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / ".sweep.lock"))
 
 
 def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", overrides: dict | None = None,
               log=print) -> dict[str, dict]:
-    """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``)."""
+    """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
+
+    One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once
+    with a message instead of doing the same work twice."""
+    from filelock import Timeout
+
+    check_range("jobs", jobs, lo=1, integer=True)
     name, runs = load_sweep(path, results, overrides)
-    todo = [r for r in runs if not is_done(r)]
-    log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
-    out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
-        for r, st in zip(todo, ex.map(execute_run, todo)):
-            out[r.id] = st
-            log(f"  {r.id}: {st['status']} ({st['seconds']} s){'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+    folder = project_path(results) / name
+    lock = lock_for(folder)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SweepError(f"{folder}: another sweep is running on this folder (lock {lock.lock_file} is held); "
+                         "wait for it to finish") from None
+    try:
+        todo = []
+        for r in runs:
+            why = verify_table(r.folder)
+            if why is not None:
+                todo.append(r)
+                if r.folder.is_dir() and why not in ("no readable status.json", "status 'failed'"):
+                    log(f"  {r.id}: re-run ({why})")
+        log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
+        out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
+        with ThreadPoolExecutor(max_workers=jobs) as ex:
+            for r, st in zip(todo, ex.map(execute_run, todo)):
+                out[r.id] = st
+                log(f"  {r.id}: {st['status']} ({st['seconds']} s)"
+                    f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+    finally:
+        lock.release()
     failed = [k for k, v in out.items() if v["status"] == "failed"]
     if failed:
         log(f"sweep {name}: {len(failed)} failed run(s): {failed}; run the sweep again to retry them")
     return out
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None)
     return 1 if any(v["status"] == "failed" for v in st.values()) else 0

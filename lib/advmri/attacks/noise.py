@@ -25,9 +25,11 @@ import torch
 from torch.profiler import record_function
 
 from advmri.attacks.common import TargetBatch, attack_loss, box_weights, ssim_weights
+from advmri.errors import ParameterError, check_choice, check_range
 from advmri.models import Reconstructor
 
 EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
+LOSSES = ("mse", "ssim", "mse+ssim")
 
 
 @dataclass
@@ -43,6 +45,23 @@ class NoiseConfig:
     momentum: float = 0.0
     random_draws: int = 5  # random-noise baseline draws per (target, eps)
     seed: int = 0
+
+    def __post_init__(self):
+        self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
+        if not isinstance(self.eps, tuple) or not self.eps:
+            raise ParameterError(f"eps: must be a non-empty list of budgets, got {self.eps!r}")
+        for e in self.eps:
+            check_range("eps", e, lo=0.0)
+        if len(set(self.eps)) != len(self.eps):
+            raise ParameterError(f"eps: repeated values in {list(self.eps)}")
+        check_range("steps", self.steps, lo=1, integer=True)
+        check_range("step_size", self.step_size, lo=0.0, lo_open=True)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("region", self.region, ("box", "image"))
+        check_range("restarts", self.restarts, lo=0, integer=True)
+        check_range("momentum", self.momentum, lo=0.0, hi=1.0)
+        check_range("random_draws", self.random_draws, lo=0, integer=True)
+        check_range("seed", self.seed, lo=0, integer=True)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from advmri import kspace as K
 from advmri.attacks.common import TargetBatch, box_scores
+from advmri.errors import ParameterError, check_range
 from advmri.models import Reconstructor
 
 
@@ -43,6 +44,21 @@ class RotationConfig:
     bounds: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
     random_draws: int = 5  # random-angle baseline: uniform angles in [-bound, bound]
     seed: int = 0
+
+    def __post_init__(self):
+        check_range("max_angle", self.max_angle, lo=0.0, hi=45.0, lo_open=True)
+        check_range("angle_step", self.angle_step, lo=0.0, hi=self.max_angle, lo_open=True)
+        self.bounds = tuple(self.bounds) if isinstance(self.bounds, (list, tuple)) else self.bounds
+        if not isinstance(self.bounds, tuple) or not self.bounds:
+            raise ParameterError(f"bounds: must be a non-empty list of angle bounds (deg), got {self.bounds!r}")
+        for b in self.bounds:
+            check_range("bounds", b, lo=0.0)
+        # the reference searches -4.9..4.9 for the 5 deg bound: a bound may exceed the grid by one step
+        if max(self.bounds) > self.max_angle + self.angle_step + 1e-9:
+            raise ParameterError(f"bounds: {max(self.bounds):g} deg exceeds max_angle {self.max_angle:g} + one "
+                                 f"angle_step; the search would not cover it (raise max_angle)")
+        check_range("random_draws", self.random_draws, lo=0, integer=True)
+        check_range("seed", self.seed, lo=0, integer=True)
 
     @property
     def angles(self) -> tuple[float, ...]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from advmri.errors import UserError
 from advmri.paths import project_path
 
 REQUIRED_COLUMNS = ("file", "slice", "study_level", "x", "y", "width", "height", "label")
@@ -38,7 +39,7 @@ KNOWN_SHA256 = {
 }
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError):
     """A fastMRI+ CSV is missing, malformed or cannot be fetched. The message names the file."""
 
 

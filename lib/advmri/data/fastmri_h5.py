@@ -24,10 +24,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from advmri.errors import UserError
+
 ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 
 
-class DataFileError(ValueError):
+class DataFileError(UserError):
     """A data file is missing, unreadable or not in the fastMRI layout. The message names the file."""
 
 
