@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -43,16 +44,18 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
-        except Exception:
+        except urllib.error.HTTPError:  # the server answers (e.g. 404 for a probe path): it is up
+            return
+        except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 class Server:
-    def __init__(self, cmd: list[str], url: str, log: Path, cwd: Path):
+    def __init__(self, cmd: list[str], url: str, log: Path, cwd: Path, env: dict | None = None):
         self.log = log
         self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env={**os.environ, **(env or {})})
         try:
             _wait_http(url, self.proc, log)
         except Exception:
@@ -103,7 +106,7 @@ def _slider_moves_figure(page, titles_sel: str) -> list[float]:
     handle.focus()
     dts = []
     for _ in range(3):
-        before = page.locator(titles_sel).all_inner_texts()
+        before = page.locator(titles_sel).all_text_contents()
         t0 = time.perf_counter()
         page.keyboard.press("ArrowLeft")
         page.wait_for_function(
@@ -111,7 +114,7 @@ def _slider_moves_figure(page, titles_sel: str) -> list[float]:
             " return t.length > 0 && JSON.stringify(t) !== JSON.stringify(old); }",
             arg=[titles_sel, before], timeout=15000)
         dts.append(time.perf_counter() - t0)
-        after = page.locator(titles_sel).all_inner_texts()
+        after = page.locator(titles_sel).all_text_contents()
         assert any("adversarial, eps = " in t for t in after), after
     return dts
 
@@ -119,22 +122,50 @@ def _slider_moves_figure(page, titles_sel: str) -> list[float]:
 TITLES = ".js-plotly-plot .annotation-text"
 
 
+def _wait_titles(page, sel: str = TITLES, text: str = "target (fully sampled)", timeout_s: float = 120) -> None:
+    """The explorer's figure shows its first target, or the page shows an error (then fail with it)."""
+    page.wait_for_function(
+        f"([sel, text]) => {ERROR_JS}.test(document.body.innerText) ||"
+        " Array.from(document.querySelectorAll(sel)).some(e => e.textContent === text)",
+        arg=[sel, text], timeout=timeout_s * 1000)
+    body = page.locator("body").inner_text()
+    assert not ERROR_RE.search(body), "the page shows an error:\n" + body[-3000:]
+
+
 def _run_all(page) -> None:
+    # the kernel must be connected first, or JupyterLab drops the request
+    page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).first.wait_for(timeout=120000)
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
 
 def _wait_done(page, timeout_s: float) -> None:
     """All code cells executed (a number in every prompt, none pending) and the kernel idle."""
+    try:
+        _wait_prompts(page, timeout_s)
+    except Exception:
+        shot = Path(os.environ.get("TMPDIR", "/tmp")) / "advmri-browser-failure.png"
+        page.screenshot(path=str(shot))
+        prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt").all_text_contents()
+        raise AssertionError(f"cells did not finish; prompts {prompts}; screenshot {shot}") from None
+    _no_errors(page)
+
+
+ERROR_JS = "/Traceback \\(most recent call last\\)|^\\w*(Error|Exception): /m"
+
+
+def _wait_prompts(page, timeout_s: float) -> None:
+    """Every prompt numbered, or an error shown (Run All stops at the first error)."""
     page.wait_for_function(
         "() => { const p = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
         ".jp-CodeCell .jp-InputPrompt')).map(e => e.textContent.trim());"
-        " return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }", timeout=timeout_s * 1000)
+        " const err = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
+        f".jp-OutputArea-output')).some(e => {ERROR_JS}.test(e.textContent));"
+        " return err || (p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t))); }", timeout=timeout_s * 1000)
 
 
 def _open_by_double_click(page, name: str) -> None:
-    item = page.locator(".jp-DirListing-item", has_text=re.compile(rf"^{re.escape(name)}$"))
-    item.first.dblclick()
+    page.locator(".jp-DirListing-itemText", has_text=re.compile(rf"^{re.escape(name)}$")).first.dblclick()
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +175,10 @@ def lab(tmp_path_factory, embedded_default):
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     port, token = free_port(), "advmri-test-token"
+    # a fresh user: no saved workspace or user settings (the default viewer comes from the venv's labconfig)
+    env = {"JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings")}
     srv = Server(lab_command(port, root_dir=root, token=token),
-                 f"http://127.0.0.1:{port}/api/status?token={token}", root / "lab.log", cwd=root)
+                 f"http://127.0.0.1:{port}/api/status?token={token}", root / "lab.log", cwd=root, env=env)
     yield f"http://127.0.0.1:{port}", token, root
     srv.stop()
 
@@ -156,14 +189,14 @@ def test_jupyterlab_runs_notebooks_opened_by_double_click(lab, browser):
     page.goto(f"{url}/lab?token={token}")
     page.locator(".jp-DirListing-item").first.wait_for(timeout=60000)
     _open_by_double_click(page, "notebooks")
-    page.locator(".jp-DirListing-item", has_text="01_data.py").first.wait_for()
+    page.locator(".jp-DirListing-itemText", has_text="01_data.py").first.wait_for()
     # 01: a .py opens as a notebook (jupytext default viewer), runs top to bottom on the embedded default
     _open_by_double_click(page, "01_data.py")
     page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for(timeout=60000)
     assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").count() == 1, "01_data.py did not open as a notebook"
     assert page.locator(".jp-FileEditor:visible").count() == 0
     _run_all(page)
-    _wait_done(page, 300)
+    _wait_done(page, 120)
     _no_errors(page)
     assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .js-plotly-plot").count() >= 4
     # 06: the explorer opens from stored reconstructions; the slider changes the figure
@@ -172,7 +205,7 @@ def test_jupyterlab_runs_notebooks_opened_by_double_click(lab, browser):
     _run_all(page)
     _wait_done(page, 180)
     _no_errors(page)
-    page.locator(TITLES).first.wait_for(timeout=60000)
+    _wait_titles(page, f".jp-NotebookPanel:not(.lm-mod-hidden) {TITLES}")
     dts = _slider_moves_figure(page, f".jp-NotebookPanel:not(.lm-mod-hidden) {TITLES}")
     print(f"JupyterLab slider change -> new figure: {[round(d * 1000) for d in dts]} ms")
     _no_errors(page)
@@ -186,15 +219,15 @@ def test_voila_app_serves_the_explorer(embedded_default, browser, tmp_path):
     from advmri.servers import free_port, voila_command
 
     port = free_port()
-    srv = Server(voila_command(port), f"http://127.0.0.1:{port}/api/kernelspecs", tmp_path / "voila.log",
+    srv = Server(voila_command(port), f"http://127.0.0.1:{port}/voila/static/probe", tmp_path / "voila.log",
                  cwd=tmp_path)
     try:
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         t0 = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/", timeout=120000)
-        page.locator(TITLES).first.wait_for(timeout=120000)
+        _wait_titles(page)
         first = time.perf_counter() - t0
-        titles = page.locator(TITLES).all_inner_texts()
+        titles = page.locator(TITLES).all_text_contents()
         assert "target (fully sampled)" in titles and any("adversarial, eps = 0.025" in t for t in titles), titles
         dts = _slider_moves_figure(page, TITLES)
         print(f"Voila: first figure {first:.1f} s after opening; slider change -> new figure "
@@ -202,7 +235,7 @@ def test_voila_app_serves_the_explorer(embedded_default, browser, tmp_path):
         # the live attack: any eps, progress shown, result in the panels
         page.locator("button", has_text="compute this one").click()
         page.locator("text=live attack done").wait_for(timeout=120000)
-        assert any(t.startswith("live adversarial, eps = 0.01") for t in page.locator(TITLES).all_inner_texts())
+        assert any(t.startswith("live adversarial, eps = 0.01") for t in page.locator(TITLES).all_text_contents())
         assert not ERROR_RE.search(page.locator("body").inner_text())
         page.close()
     finally:

@@ -73,8 +73,10 @@ def eps_explorer(runs: Sequence[RunRecons], live: Callable[[RunRecons], object] 
     progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="200px"))
     status = W.HTML()
     header = W.HTML()
-    fig = go.FigureWidget(image_grid([np.zeros((2, 2))] * 6, [" "] * 6, cols=3, height=height))
-    fig.update_layout(margin=dict(l=10, r=10, t=60, b=10), font=dict(size=11))
+    # drawn first as a plain figure, wrapped as a widget once it shows the first target: a front end
+    # builds the widget from its initial state, and updates made before it renders would be lost
+    fig = image_grid([np.zeros((2, 2))] * 6, [" "] * 6, cols=3, height=height)
+    fig.update_layout(margin=dict(l=10, r=10, t=60, b=10), font=dict(size=11), plot_bgcolor="white")
     state = dict(shown=None, scales=(1.0, 1.0), quiet=False)
 
     def run_() -> RunRecons:
@@ -167,6 +169,7 @@ def eps_explorer(runs: Sequence[RunRecons], live: Callable[[RunRecons], object] 
     eps.observe(on_eps, names="value")
     compute.on_click(on_compute)
     on_model()
+    fig = go.FigureWidget(fig)
     box = Explorer([W.HBox([model, target]), eps, header, fig, W.HBox([live_eps, compute, progress]), status])
     box.model, box.target, box.eps, box.live_eps, box.compute = model, target, eps, live_eps, compute
     box.progress, box.status, box.figure, box.header = progress, status, fig, header
