@@ -41,9 +41,10 @@ import tempfile
 import numpy as np
 
 from advmri import recons
+from advmri.data.dataset import describe_report
 from advmri.figures import image_grid, metric_curves, zoom
 from advmri.live import LiveAttack
-from advmri.run import AttackRun, execute, write_table
+from advmri.run import AttackRun, check_table_path, execute, write_meta, write_table
 from advmri.smoke import tiny_setup
 from advmri.widgets import eps_explorer
 
@@ -54,11 +55,14 @@ run = AttackRun.from_params(  # validates every parameter (one-line errors namin
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
     step_size=step_size, loss=loss, restarts=restarts, random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed)
+table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)
-table = write_table(df, out)
+write_table(df, table)
+write_meta(table, run, extras)
 store = recons.save(recons.store_path(table), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0],
                     df.code_version.iloc[0])
 print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {table}; reconstructions -> {store}")
+print("annotations:", describe_report(extras["annotations"]))
 
 # %% [markdown]
 # ## Box SSIM / PSNR vs eps: adversarial (solid) vs random (dashed), mean and 95% interval over boxes

@@ -35,8 +35,9 @@ smoke = False
 # %%
 import tempfile
 
+from advmri.data.dataset import describe_report
 from advmri.figures import angle_profile, image_grid, metric_curves, zoom
-from advmri.run import AttackRun, execute, write_table
+from advmri.run import AttackRun, check_table_path, execute, write_meta, write_table
 from advmri.smoke import tiny_setup
 
 if smoke:
@@ -47,9 +48,11 @@ run = AttackRun.from_params(  # validates every parameter (one-line errors namin
     "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,
     max_angle=max_angle, angle_step=angle_step, bounds=bounds, random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed)
+table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)
-write_table(df, out)
-print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {out}")
+write_table(df, table)
+write_meta(table, run, extras)
+print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {table}; annotations: {describe_report(extras['annotations'])}")
 
 # %% [markdown]
 # ## Worst-case box SSIM vs angle bound (solid) and random angles (dashed)

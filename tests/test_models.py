@@ -60,7 +60,7 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     bad = tmp_path / "bad.pt"
     torch.save({"kind": "unet", "config": "tiny", "params": build("unet", "tiny").params,
                 "state_dict": m.net.state_dict()}, bad)
-    with pytest.raises(CheckpointError, match=r"bad.pt: state_dict does not match unet/tiny"):
+    with pytest.raises(CheckpointError, match=r"bad.pt: weights do not fit fastMRI unet/tiny"):
         load_checkpoint(bad)
 
 

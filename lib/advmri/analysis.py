@@ -12,6 +12,7 @@ from advmri.figures import metric_curves, summarise
 from advmri.paths import project_path
 from advmri.provenance import code_version
 from advmri.run import read_table
+from advmri.sweep import SweepError, read_status, verify_table
 
 
 def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
@@ -27,9 +28,15 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
     for st in found:
         if run_ids is not None and st.parent.name not in run_ids:
             continue
-        s = json.loads(st.read_text())
+        s = read_status(st.parent)
+        if s is None:
+            warnings.warn(f"{st}: unreadable status (run interrupted?); run skipped")
+            continue
         statuses.append(s)
         if s.get("status") == "ok":
+            why = verify_table(st.parent)
+            if why is not None:
+                raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
             frames.append(read_table(st.parent / "results.csv").assign(sweep_run=st.parent.name))
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})

@@ -26,6 +26,7 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest valid name, or a list of the valid names."""
     valid = sorted(valid)
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    close = close or [v for v in valid if len(name) >= 3 and (v.startswith(name) or name.startswith(v))][:1]
     return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(valid)})"
 
 

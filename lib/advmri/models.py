@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +27,8 @@ from torch import nn
 
 from advmri.errors import UserError
 from advmri import kspace as K
+from advmri.atomic import atomic_path
+from advmri.atomic import write_text as atomic_write_text
 from advmri.paths import project_path
 
 CONFIGS: dict[str, dict[str, dict]] = {
@@ -79,6 +82,7 @@ class Reconstructor(nn.Module):
         self.net = net
         self.config = config
         self.params = dict(params)
+        self.sha256: str | None = None  # of the weights file it was loaded from
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop: Sequence[int]):  # pragma: no cover
         raise NotImplementedError
@@ -161,11 +165,10 @@ def save_checkpoint(path: str | os.PathLike, model: Reconstructor, extra: dict |
     }
     buf = io.BytesIO()
     torch.save(blob, buf)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-    digest = sha256_file(path)
-    Path(str(path) + ".sha256").write_text(f"{digest}  {path.name}\n")
+    digest = hashlib.sha256(buf.getvalue()).hexdigest()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    atomic_write_text(Path(str(path) + ".sha256"), f"{digest}  {path.name}\n")
     return digest
 
 
@@ -185,11 +188,15 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
     """
     path = project_path(path)
     side = Path(str(path) + ".sha256")
-    if verify and side.is_file() and path.is_file():
-        want = side.read_text().split()[0]
-        got = sha256_file(path)
-        if got != want:
-            raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
+    got = sha256_file(path) if path.is_file() else None
+    if verify and got is not None:
+        if side.is_file():
+            want = (side.read_text().split() or [""])[0]
+            if got != want:
+                raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
+        else:
+            warnings.warn(f"{path}: no {side.name} beside it, so its integrity is unverified; "
+                          f"its sha256 {got} is recorded with the run", stacklevel=2)
     blob = _safe_load(path)
     if not isinstance(blob, dict) or not {"kind", "config", "state_dict"} <= set(blob):
         raise CheckpointError(f"{path}: not an advmri checkpoint (expected keys kind, config, state_dict)")
@@ -197,14 +204,22 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
     if model is None or model.params != blob.get("params", model.params):
         raise CheckpointError(f"{path}: unknown or changed model configuration {blob['kind']}/{blob['config']}")
     _load_state(model, blob["state_dict"], path)
+    model.sha256 = got
     return model, blob.get("extra", {})
 
 
 def _load_state(model: Reconstructor, state: dict, path: Path) -> None:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = sorted(state)[:4] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: not a {model.kind} state_dict (found {keys}; an advmri checkpoint "
+                              "loads by its path, official weights with official:<kind>:PATH)")
     try:
         model.net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: state_dict does not match {model.kind}/{model.config}: {str(e)[:400]}") from e
+        missing = [k for k in model.net.state_dict() if k not in state]
+        hint = f"{len(missing)} of its tensors missing (e.g. {missing[0]})" if missing else " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit fastMRI {model.kind}/{model.config} ({hint}); "
+                              "a checkpoint of the other model?") from e
 
 
 def load_official(kind: str, path: str | os.PathLike | None = None, download: bool = False,
@@ -215,6 +230,8 @@ def load_official(kind: str, path: str | os.PathLike | None = None, download: bo
     missing and ``download`` is set, it is fetched (sha256 checked when known); offline, a
     clear error says where to put the file.
     """
+    if kind not in OFFICIAL:
+        raise CheckpointError(f"official:{kind}: unknown official model (valid: {', '.join(sorted(OFFICIAL))})")
     info = OFFICIAL[kind]
     p = project_path(path) if path is not None else project_path(cache) / info["file"]
     if not p.is_file():
@@ -224,11 +241,19 @@ def load_official(kind: str, path: str | os.PathLike | None = None, download: bo
                 f"at {Path(cache) / info['file']} (or pass its path)."
             )
         _download(info["url"], p, info["sha256"])
+    digest = sha256_file(p)
+    if info.get("sha256") and digest != info["sha256"]:
+        raise CheckpointError(f"{p}: sha256 {digest} is not that of fastMRI's published {info['file']} "
+                              f"({info['sha256']})")
     state = _safe_load(p)
+    if isinstance(state, dict) and {"kind", "config", "state_dict"} <= set(state):
+        raise CheckpointError(f"{p}: an advmri checkpoint ({state['kind']}/{state['config']}), not fastMRI's "
+                              f"official {kind} weights; pass it as the model path itself")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     model = build(kind, "paper")
     _load_state(model, state, p)
+    model.sha256 = digest  # recorded with every run that uses it
     return model
 
 

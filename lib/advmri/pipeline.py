@@ -6,7 +6,8 @@ Steps (each skipped when its output exists, except where forced):
 ``data`` generate the embedded synthetic set (train: 20 volumes seed 0, test: 6 volumes seed 1);
 ``train`` train both small models (only when a checkpoint is missing, or with ``--retrain``);
 ``notebooks`` execute 01_data and 02_models (quality table -> ``paper/tables/quality.md``);
-``sweep`` run ``sweeps/paper.yaml``; ``analysis`` execute 05_analysis -> ``paper/figures``,
+``sweep`` run ``sweeps/paper.yaml`` (runs whose committed results verify are reused; ``--fresh``
+recomputes all); ``analysis`` execute 05_analysis -> ``paper/figures``,
 ``paper/tables``; ``paper`` build ``paper/build/paper.{md,html}`` (+ PDF with pandoc/TeX).
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from advmri.errors import cli
 from advmri.provenance import ROOT
 
 STEPS = ["data", "train", "notebooks", "sweep", "analysis", "paper"]
@@ -32,7 +34,7 @@ def make_data(splits: tuple[str, ...] = ("train", "test")) -> None:
 
     for split, n, seed in (("train", 20, 0), ("test", 6, 1)):
         if split in splits and not (DATA / split / "knee.csv").is_file():
-            generate_dataset("small", n, seed, DATA / split)
+            generate_dataset("small", n, seed, DATA / split, force=True)  # no knee.csv: an incomplete set
 
 
 def _nb(name: str, out_dir: Path, **params) -> None:
@@ -43,12 +45,16 @@ def _nb(name: str, out_dir: Path, **params) -> None:
                         parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=False)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--until", choices=STEPS, default="paper")
     ap.add_argument("--retrain", action="store_true", help="train the models from scratch")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fresh", action="store_true",
+                    help="recompute every attack run of the sweep (its committed results are deleted first)")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     overrides = {"device": a.device} if a.device != "cpu" else None
     t_all = time.perf_counter()
@@ -63,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
             for kind, (ckpt, steps) in MODELS.items():
                 if a.retrain or not ckpt.is_file():
-                    train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device)
+                    train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device, force=a.retrain)
         elif step == "notebooks":
             out = ROOT / "results" / "notebooks"
             _nb("01_data", out, data_dir=str(DATA / "test"))
@@ -73,8 +79,14 @@ def main(argv: list[str] | None = None) -> int:
             tables.mkdir(parents=True, exist_ok=True)
             (tables / "quality.md").write_text(q.to_markdown(index=False, floatfmt=".4f") + "\n")
         elif step == "sweep":
-            from advmri.sweep import run_sweep
+            from advmri.sweep import load_sweep, run_sweep
 
+            if a.fresh:
+                _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
+                for r in runs:
+                    for f in sorted(r.folder.glob("*")) if r.folder.is_dir() else []:
+                        f.unlink()
+                print(f"   --fresh: cleared {len(runs)} run folders; every attack is recomputed", flush=True)
             st = run_sweep(ROOT / "sweeps" / "paper.yaml", jobs=a.jobs, results=ROOT / "results",
                            overrides=overrides)
             if any(v["status"] == "failed" for v in st.values()):

@@ -9,16 +9,18 @@ tidy result table (schema :data:`RESULT_COLUMNS`), one row per target x setting 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from advmri.attacks.common import TargetBatch, box_scores, make_batch
+from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.annotations import AnnotationError
@@ -28,6 +30,8 @@ from advmri.data.masks import CENTER_FRACTIONS
 from advmri.errors import ParameterError, check_choice, check_range, unknown_keys
 from advmri.models import OFFICIAL, CheckpointError, Reconstructor, load_checkpoint, load_official
 from advmri.paths import project_path
+from advmri.atomic import atomic_path, check_writable
+from advmri.atomic import write_text as atomic_write_text
 from advmri.perf import default_chunk, keep_freed_memory
 from advmri.provenance import code_version, run_id
 
@@ -163,10 +167,9 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                          labels=run.labels)
     idx = select_targets(ds, run.max_targets)
     if not idx:
-        raise ValueError(f"{run.data}: no located boxes to attack")
+        raise ds.no_boxes_error()
     samples = [ds[i] for i in idx]
-    tb_all = make_batch(samples).to(run.device)
-    per_pass = run.items_per_pass(tb_all.kspace[0].numel())
+    groups = geometry_groups(samples)  # one group unless the volumes differ in coils / columns
     version, pj = code_version(), json.dumps(run.as_dict(), sort_keys=True, default=str)
     rows: list[dict] = []
     images: dict = {}
@@ -174,34 +177,37 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         cfg = run.noise
         E = len(cfg.eps)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
-        rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
-        for lo in tqdm(range(0, len(rep), per_pass), desc=f"noise {model.kind}", disable=not progress):
-            ids = list(range(lo, min(lo + per_pass, len(rep))))
-            sub, eps = rep.select(ids), eps_all[ids].to(run.device)
-            z = adversarial_noise(model, sub, eps, cfg)
-            with torch.inference_mode():
-                rec = recon_with_noise(model, sub, z)
-                rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
-                              version=version, params_json=pj)
-                if keep_images:
-                    for j, n in enumerate(ids):
-                        images[(idx[n // E], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
-                for d in range(cfg.random_draws):
-                    rr = recon_with_noise(model, sub, random_noise_like(z, sub, gen))
-                    rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
+        for pos in groups:
+            tb_all = make_batch([samples[i] for i in pos]).to(run.device)
+            per_pass = run.items_per_pass(tb_all.kspace[0].numel())
+            eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
+            rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
+            for lo in tqdm(range(0, len(rep), per_pass), desc=f"noise {model.kind}", disable=not progress):
+                ids = list(range(lo, min(lo + per_pass, len(rep))))
+                sub, eps = rep.select(ids), eps_all[ids].to(run.device)
+                z = adversarial_noise(model, sub, eps, cfg)
+                with torch.inference_mode():
+                    rec = recon_with_noise(model, sub, z)
+                    rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
                                   version=version, params_json=pj)
-                    if keep_images and d == 0:
+                    if keep_images:
                         for j, n in enumerate(ids):
-                            images[(idx[n // E], cfg.eps[n % E], "random")] = rr[j].cpu()
+                            images[(idx[pos[n // E]], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
+                    for d in range(cfg.random_draws):
+                        rr = recon_with_noise(model, sub, random_noise_like(z, sub, gen))
+                        rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
+                                      version=version, params_json=pj)
+                        if keep_images and d == 0:
+                            for j, n in enumerate(ids):
+                                images[(idx[pos[n // E]], cfg.eps[n % E], "random")] = rr[j].cpu()
     elif run.attack == "rotation":
         cfg = run.rotation
         angles = cfg.angles
         rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
         all_angles = list(angles) + [a for _, a in rnd]
-        for t in tqdm(range(len(tb_all)), desc=f"rotation {model.kind}", disable=not progress):
-            sub = tb_all.select([t])
-            sc = sweep_angles(model, sub, all_angles, chunk=per_pass)
+        for t in tqdm(range(len(samples)), desc=f"rotation {model.kind}", disable=not progress):
+            sub = make_batch([samples[t]]).to(run.device)
+            sc = sweep_angles(model, sub, all_angles, chunk=run.items_per_pass(sub.kspace[0].numel()))
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
             worst = worst_case(grid_sc, angles, cfg.bounds)
             for w in worst:
@@ -221,21 +227,46 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0,
-                  angles=list(run.rotation.angles))
+                  angles=list(run.rotation.angles), annotations=ds.report, model_sha256=model.sha256)
     return df, extras
 
 
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a result table atomically (CSV; ``.parquet`` by suffix)."""
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def check_table_path(path: str | os.PathLike, overwrite: bool = True, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Validate a result-table path before any work: suffix, not one of the run's ``inputs``, not an
+    existing file unless ``overwrite``, writable."""
     path = project_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ParameterError(f"out: {path}: a result table must end in .csv or .parquet, not {path.suffix or '(none)'!r}")
+    for i in inputs:
+        if i is not None and project_path(i).resolve() == path.resolve():
+            raise ParameterError(f"out: {path} is an input of the run; refusing to overwrite it")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass --force to overwrite it")
+    return check_writable(path, "out")
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a result table atomically (``.csv`` or ``.parquet`` by suffix; a writer-unique temp file)."""
+    path = check_table_path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
     return path
+
+
+def write_meta(table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
+    """``<table stem>.meta.json`` beside a result table: the run's parameters, the sha256 of the weights
+    actually loaded, the annotation accounting (rows kept / dropped by reason) and the run time."""
+    p = project_path(table)
+    meta = dict(run=run.as_dict(), run_id=run.id, code_version=code_version(), model_sha256=extras["model_sha256"],
+                annotations=extras["annotations"], targets=len(extras["targets"]),
+                seconds=round(extras["seconds"], 2))
+    return atomic_write_text(p.with_name(p.stem + ".meta.json"), json.dumps(meta, indent=1, default=str))
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -30,6 +30,8 @@ from advmri import metrics as M
 from advmri.data.fastmri_h5 import read_info
 from advmri.data.masks import mask_func, sample_mask, slice_seed
 from advmri.models import build, load_checkpoint, save_checkpoint
+from advmri.atomic import atomic_path, check_writable
+from advmri.errors import UserError, check_choice, check_range, cli
 from advmri.paths import project_path
 
 
@@ -114,14 +116,35 @@ def train(
     val_every_nth: int = 5,
     progress: bool = True,
     stop_at: int | None = None,
+    force: bool = False,
 ) -> dict:
     """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
 
-    ``stop_at`` ends this call early (checkpointed) at that step of a ``steps``-long schedule;
-    ``resume=True`` later continues exactly where it stopped.
+    Intermediate state (weights, optimiser, schedule, history) goes only to ``out.resume.pt``;
+    ``out`` and its ``.sha256`` are written once, when all ``steps`` are done, so an interrupted run
+    never leaves a partly trained model at the final path. ``stop_at`` ends this call early at that
+    step of a ``steps``-long schedule; ``resume=True`` later continues exactly where it stopped.
+    An existing ``out`` is never replaced unless ``force``.
     """
+    check_choice("model", model_kind, ("varnet", "unet"))
+    check_range("steps", steps, lo=1, integer=True)
+    check_range("lr", lr, lo=0.0, lo_open=True)
+    check_range("val_interval", val_interval, lo=1, integer=True)
+    check_range("save_every", save_every, lo=1, integer=True)
+    if batch is not None:
+        check_range("batch", batch, lo=1, integer=True)
+    if stop_at is not None:
+        check_range("stop_at", stop_at, lo=1, hi=steps, integer=True)
     torch.manual_seed(seed)
     out = project_path(out)
+    resume_file = Path(str(out) + ".resume.pt")
+    if resume and not resume_file.is_file():
+        raise UserError(f"{resume_file}: nothing to resume (no resume file); train without --resume"
+                        + (f", and --force to replace {out}" if out.exists() else ""))
+    if out.exists() and not resume and not force:
+        raise FileExistsError(f"{out}: checkpoint exists; pass --force to train a new one over it "
+                              "(or --resume to continue an interrupted run)")
+    check_writable(resume_file, "resume file")
     batch = batch or (1 if model_kind == "varnet" else 4)
     train_files, val_files = split_files(data, val_every_nth)
     if not train_files:
@@ -133,11 +156,17 @@ def train(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
     hist = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
     start = 0
-    resume_file = Path(str(out) + ".resume.pt")
-    if resume and resume_file.is_file():
-        loaded, _ = load_checkpoint(out)
-        model.net.load_state_dict(loaded.net.state_dict())
-        st = torch.load(resume_file, map_location="cpu", weights_only=True)
+    if resume:
+        try:
+            st = torch.load(resume_file, map_location="cpu", weights_only=True)
+            if st.get("steps", steps) != steps or st.get("model") not in (None, f"{model_kind}/{config}"):
+                raise UserError(f"{resume_file}: a resume file of {st.get('model')} with {st.get('steps')} steps, "
+                                f"not {model_kind}/{config} with {steps}")
+            model.net.load_state_dict(st["model_state"])
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"{resume_file}: not a usable resume file ({e.__class__.__name__}: {e})") from e
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         hist = st["history"]
@@ -151,8 +180,12 @@ def train(
 
     def save(step):
         hist["seconds"] = time.perf_counter() - t0
-        save_checkpoint(out, model, extra=dict(meta, history=hist, step=step))
-        torch.save(dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), history=hist, step=step), resume_file)
+        state = dict(model_state=model.net.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                     history=hist, step=step, steps=steps, model=f"{model_kind}/{config}")
+        with atomic_path(resume_file) as tmp:
+            torch.save(state, tmp)
+        if step == steps:  # complete: only now does the final path change
+            save_checkpoint(out, model, extra=dict(meta, history=hist, step=step))
 
     bar = tqdm(range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps)
     for step in bar:
@@ -185,6 +218,7 @@ def train(
     return hist
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=["varnet", "unet"], required=True)
@@ -197,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--val-interval", type=int, default=100)
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt")
+    ap.add_argument("--force", action="store_true", help="replace an existing OUT when training completes")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
-    h = train(a.model, a.config, a.data, a.out, a.steps, a.batch, a.lr, a.seed, a.device, a.val_interval, resume=a.resume)
+    h = train(a.model, a.config, a.data, a.out, a.steps, a.batch, a.lr, a.seed, a.device, a.val_interval,
+              resume=a.resume, force=a.force)
     print(f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
           f"val SSIM {h['val_ssim'][-1] if h['val_ssim'] else float('nan'):.4f} -> {a.out}")
     return 0

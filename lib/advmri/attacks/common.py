@@ -60,13 +60,31 @@ class TargetBatch:
                            f(self.healthy), [self.boxes[i] for i in idx], [self.samples[i] for i in idx])
 
 
+def _geometry(s: SliceSample) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return tuple(s.kspace.shape), tuple(s.target.shape)
+
+
+def geometry_groups(samples: Sequence[SliceSample]) -> list[list[int]]:
+    """Positions of ``samples`` grouped by (k-space shape, image shape), in order of first appearance
+    (real fastMRI volumes differ in coils and columns; each group is one batchable set)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(_geometry(s), []).append(i)
+    return list(groups.values())
+
+
 def make_batch(samples: Sequence[SliceSample]) -> TargetBatch:
     """Stack samples of equal k-space and recon geometry (each must have a box)."""
-    shapes = {(tuple(s.kspace.shape), tuple(s.target.shape)) for s in samples}
-    if len(shapes) != 1:
-        raise ValueError(f"cannot batch slices of different geometry: {sorted(shapes)}")
+    groups = geometry_groups(samples)
+    if len(groups) != 1:
+        desc = "; ".join(f"{_geometry(samples[g[0]])}: {', '.join(sorted({samples[i].fname for i in g})[:3])}"
+                         for g in groups)
+        raise ValueError(f"cannot batch slices of different geometry (k-space, image): {desc}; "
+                         "batch each group separately (advmri.attacks.common.geometry_groups)")
     if any(s.box is None for s in samples):
-        raise ValueError("every attack target needs a box (study-level rows have none)")
+        missing = next(s for s in samples if s.box is None)
+        raise ValueError(f"{missing.fname} slice {missing.slice_idx}: every attack target needs a box "
+                         "(study-level rows have none)")
     cols = samples[0].kspace.shape[-1]
     acq = torch.zeros(len(samples), cols, dtype=torch.bool)
     for i, s in enumerate(samples):

@@ -136,20 +136,35 @@ def read_annotations(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def box_rows(df: pd.DataFrame, shapes: dict[str, tuple[int, int]] | None = None, default_shape=(320, 320)) -> pd.DataFrame:
+def box_rows(df: pd.DataFrame, shapes: dict[str, tuple[int, int]] | None = None, default_shape=(320, 320),
+             report: dict | None = None) -> pd.DataFrame:
     """Located boxes only, in array coordinates (``bx, by, bw, bh``), per the policies above.
 
-    ``shapes`` maps file name -> recon (H, W) (fastMRI knee: 320x320). Rows whose box clips to
-    nothing are dropped; ``clipped`` says whether clipping changed a box.
+    ``shapes`` maps file name -> recon (H, W) (fastMRI knee: 320x320). Dropped or merged rows are
+    counted by reason in ``report`` (when given): ``study_level`` (no box), ``duplicate`` (exact
+    repeats of an earlier row, kept once), ``empty_box`` (width or height <= 0), ``outside_image``
+    (clips to nothing); ``clipped`` counts kept boxes that clipping changed.
     """
-    out = []
-    for r in df.loc[~df["study_level"]].itertuples(index=False):
+    rep = report if report is not None else {}
+    boxes = df.loc[~df["study_level"]]
+    rep["study_level"] = int(len(df) - len(boxes))
+    dup = boxes.duplicated(subset=["file", "slice", "x", "y", "width", "height", "label"], keep="first")
+    rep["duplicate"] = int(dup.sum())
+    boxes = boxes.loc[~dup]
+    out, empty, outside, clipped = [], 0, 0, 0
+    for r in boxes.itertuples(index=False):
+        if int(r.width) <= 0 or int(r.height) <= 0:
+            empty += 1
+            continue
         shape = (shapes or {}).get(r.file, default_shape)
         b = to_array_box(int(r.x), int(r.y), int(r.width), int(r.height), shape)
         if b is None:
+            outside += 1
             continue
-        clipped = (b.w, b.h) != (int(r.width), int(r.height))
-        out.append((r.file, int(r.slice), r.label, b.x, b.y, b.w, b.h, clipped, r.row))
+        c = (b.w, b.h) != (int(r.width), int(r.height))
+        clipped += c
+        out.append((r.file, int(r.slice), r.label, b.x, b.y, b.w, b.h, c, r.row))
+    rep.update(empty_box=empty, outside_image=outside, clipped=int(clipped))
     return pd.DataFrame(out, columns=["file", "slice", "label", "bx", "by", "bw", "bh", "clipped", "row"])
 
 

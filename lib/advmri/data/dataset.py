@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from fastmri.data import SliceDataset
 
-from advmri.paths import project_path
 from advmri.data.annotations import Box, box_rows, read_annotations
 from advmri.data.fastmri_h5 import DataFileError, read_info
 from advmri.data.masks import mask_func as make_mask_func
 from advmri.data.masks import sample_mask, slice_seed
+from advmri.paths import project_path
 
 
 @dataclass
@@ -41,6 +41,24 @@ class SliceSample:
     slice_idx: int
     padding: tuple[int, int]
     max_value: float  # attrs['max'] of the volume (fastMRI's data range for whole-volume metrics)
+
+
+def describe_report(r: dict) -> str:
+    """One line from :attr:`AnnotatedSlices.report`: annotation rows -> located boxes, counts by reason."""
+    if r.get("annotation_file") is None:
+        return "no annotation file"
+    parts = [f"{r['rows']} rows in {Path(r['annotation_file']).name}"]
+    for key, what in (("study_level", "study-level"), ("file_not_in_folder", "file not in the data folder"),
+                      ("duplicate", "exact duplicates"), ("empty_box", "zero/negative size"),
+                      ("outside_image", "outside the image"), ("slice_out_of_range", "slice out of range"),
+                      ("label_not_selected", "label not selected")):
+        if r.get(key):
+            parts.append(f"-{r[key]} {what}")
+    parts.append(f"= {r.get('located', 0)} located boxes")
+    if r.get("clipped"):
+        parts.append(f"({r['clipped']} clipped to the image)")
+    return " ".join(parts) + (f"; {r['csv_files_in_folder']} of the CSV's {r['files_in_csv']} files are among "
+                              f"the folder's {r['files_in_folder']}")
 
 
 class AnnotatedSlices(torch.utils.data.Dataset):
@@ -65,6 +83,7 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         labels: Iterable[str] | None = None,
     ):
         root = project_path(root)
+        self.root = root
         if not root.is_dir():
             raise DataFileError(f"{root}: data directory not found")
         if (root / "multicoil").is_dir():
@@ -94,14 +113,32 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         if annotations is not None and self.annotations is None:
             raise DataFileError(f"{ann_path}: annotation file not found")
         items: list[tuple[str, int, Box | None, str]] = []
+        self.annotation_path = ann_path
+        # every annotation row is accounted for: kept, or dropped / merged with a reason (in this order)
+        self.report: dict = dict(annotation_file=str(ann_path) if self.annotations is not None else None,
+                                 files_in_folder=len(self.infos))
         if self.annotations is not None:
+            ann = self.annotations
+            rep = self.report
+            rep["rows"] = len(ann)
+            rep["files_in_csv"] = int(ann["file"].nunique())
+            rep["csv_files_in_folder"] = int(ann["file"].drop_duplicates().isin(self.infos).sum())
             shapes = {k: v.recon_size for k, v in self.infos.items()}
-            boxes = box_rows(self.annotations[self.annotations["file"].isin(self.infos)], shapes)
+            mine = ann["file"].isin(self.infos)
+            rep["file_not_in_folder"] = int((~mine).sum())
+            boxes = box_rows(ann[mine], shapes, report=rep)
+            in_range = np.array([s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"])],
+                                dtype=bool) if len(boxes) else np.zeros(0, dtype=bool)
+            rep["slice_out_of_range"] = int((~in_range).sum())
+            boxes = boxes[in_range]
             if labels is not None:
-                boxes = boxes[boxes["label"].isin(set(labels))]
+                want = set(labels)
+                rep["labels_known"] = sorted(boxes["label"].unique().tolist())
+                rep["label_not_selected"] = int((~boxes["label"].isin(want)).sum())
+                boxes = boxes[boxes["label"].isin(want)]
+            rep["located"] = len(boxes)
             for r in boxes.itertuples(index=False):
-                if r.slice < self.infos[r.file].num_slices:
-                    items.append((r.file, int(r.slice), Box(r.bx, r.by, r.bw, r.bh), r.label))
+                items.append((r.file, int(r.slice), Box(r.bx, r.by, r.bw, r.bh), r.label))
         if with_unannotated:
             have = {(f, s) for f, s, _, _ in items}
             for f, info in self.infos.items():
@@ -112,6 +149,25 @@ class AnnotatedSlices(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def describe(self) -> str:
+        """One line: how the annotation rows became located boxes (counts by reason)."""
+        if self.report.get("annotation_file") is None:
+            return f"no annotation file ({self.annotation_path} not found; pass --annotations / annotations=)"
+        return describe_report(self.report)
+
+    def no_boxes_error(self) -> DataFileError:
+        """Why no box is left, with the counts (the first filter that emptied the list is the cause)."""
+        r, why = self.report, "no located boxes"
+        if r.get("annotation_file") is None:
+            why = "no annotation file"
+        elif r.get("rows", 0) == 0:
+            why = "the annotation file has no rows"
+        elif r.get("csv_files_in_folder", 0) == 0:
+            why = "none of the annotated files is in the data folder (real fastMRI+ CSV against other data?)"
+        elif r.get("label_not_selected") and r.get("located", 0) == 0:
+            why = f"no box has the selected label(s) (labels present: {', '.join(r.get('labels_known', []))})"
+        return DataFileError(f"{self.root}: {why}: {self.describe()}")
 
     def frame(self) -> pd.DataFrame:
         """The items as a table (file, slice, label, box)."""
@@ -131,12 +187,17 @@ class AnnotatedSlices(torch.utils.data.Dataset):
             raise DataFileError(f"{info.path}: 'kspace' slice {sl} contains NaN or Inf")
         if target is None:
             raise DataFileError(f"{info.path}: no 'reconstruction_rss' target (test-split file?)")
+        if not np.isfinite(target).all():
+            raise DataFileError(f"{info.path}: 'reconstruction_rss' slice {sl} contains NaN or Inf "
+                                f"({int((~np.isfinite(target)).sum())} pixels); every metric would be NaN")
         healthy = None
         if info.has_healthy:
             import h5py
 
             with h5py.File(info.path, "r") as hf:
                 healthy = torch.from_numpy(hf["reconstruction_rss_healthy"][sl])
+            if not torch.isfinite(healthy).all():
+                raise DataFileError(f"{info.path}: 'reconstruction_rss_healthy' slice {sl} contains NaN or Inf")
         k = torch.from_numpy(kspace)  # (coils, rows, cols) complex64
         pad = (info.padding_left, info.padding_right)
         mask, num_low = sample_mask(self.mask_func, tuple(k.shape[-2:]), pad, slice_seed(fname, sl))

@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from advmri.atomic import atomic_path
 from advmri.errors import UserError
 
 ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
@@ -98,8 +99,9 @@ def write_volume(
     path = Path(path)
     s, nc, rows, cols = kspace.shape
     h, w = target.shape[-2:]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with h5py.File(tmp, "w") as hf:
+    if s < 1:
+        raise DataFileError(f"{path}: a volume needs at least one slice, got {s}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.create_dataset("kspace", data=kspace.astype(np.complex64))
         hf.create_dataset("reconstruction_rss", data=target.astype(np.float32))
         for k, v in (extra_datasets or {}).items():
@@ -118,7 +120,6 @@ def write_volume(
         hf.attrs["recon_size"] = np.array([h, w, 1], dtype=np.int64)
         for k, v in (extra_attrs or {}).items():
             hf.attrs[k] = v
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ def read_info(path: str | os.PathLike, check_finite: bool = False) -> VolumeInfo
             )
         if not np.issubdtype(ks.dtype, np.complexfloating):
             raise DataFileError(f"{path}: 'kspace' must be complex, got dtype {ks.dtype}")
+        if ks.shape[0] < 1:
+            raise DataFileError(f"{path}: 'kspace' has no slices (shape {ks.shape})")
         if "ismrmrd_header" not in hf:
             raise DataFileError(f"{path}: missing dataset 'ismrmrd_header'")
         try:
@@ -190,6 +193,9 @@ def read_info(path: str | os.PathLike, check_finite: bool = False) -> VolumeInfo
                 raise DataFileError(
                     f"{path}: 'reconstruction_rss' shape {tg.shape} does not match {ks.shape[0]} slices"
                 )
+            if "max" not in hf.attrs:
+                raise DataFileError(f"{path}: missing attribute 'max' (fastMRI's data range of "
+                                    f"'reconstruction_rss'; has {sorted(hf.attrs)})")
         if check_finite:
             for i in range(ks.shape[0]):
                 if not np.isfinite(ks[i]).all():

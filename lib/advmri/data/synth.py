@@ -35,7 +35,10 @@ from tqdm.auto import tqdm
 
 from advmri import kspace as K
 from advmri.paths import project_path
+from advmri.atomic import check_writable
+from advmri.atomic import write_text as atomic_write_text
 from advmri.data.fastmri_h5 import write_volume
+from advmri.errors import check_choice, check_range, cli
 from advmri.data.phantom import LESION_TYPES, Anatomy, Lesion, grid, render_slice, smooth_noise
 
 CSV_COLUMNS = ["file", "slice", "study_level", "x", "y", "width", "height", "label"]
@@ -177,17 +180,27 @@ def generate_dataset(
     out: str | Path,
     first_index: int = 0,
     progress: bool = True,
+    force: bool = False,
 ) -> list[Path]:
     """Generate ``volumes`` files into ``out/multicoil`` plus ``out/knee.csv`` and ``out/knee_file_list.csv``.
 
-    Existing files with the same name are overwritten (generation is deterministic).
+    A folder that already holds a data set is refused unless ``force``; then its volumes and CSVs
+    are removed first, so no old volume survives beside the new ``knee.csv``.
     """
     if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+        check_choice("preset", preset, sorted(PRESETS))
         preset = PRESETS[preset]
+    check_range("volumes", volumes, lo=1, integer=True)
+    check_range("slices", preset.slices, lo=1, integer=True)
+    check_range("seed", seed, lo=0, integer=True)
     out = project_path(out)
     h5dir = out / "multicoil"
+    old = sorted(h5dir.glob("*.h5")) + [p for p in (out / "knee.csv", out / "knee_file_list.csv") if p.is_file()]
+    if old and not force:
+        raise FileExistsError(f"{out}: already holds a data set ({len(old)} files); pass --force to replace it")
+    for p in old:
+        p.unlink()
+    check_writable(out / "knee.csv", "out")
     h5dir.mkdir(parents=True, exist_ok=True)
     files, rows = [], []
     for i in tqdm(range(first_index, first_index + volumes), desc=f"synth {preset.name}", disable=not progress):
@@ -207,11 +220,12 @@ def generate_dataset(
     df = pd.DataFrame(rows, columns=CSV_COLUMNS)
     for c in ("x", "y", "width", "height"):
         df[c] = df[c].astype("Int64")
-    df.to_csv(out / "knee.csv", index=False)
-    (out / "knee_file_list.csv").write_text("".join(f"{p.stem}\n" for p in files))
+    atomic_write_text(out / "knee_file_list.csv", "".join(f"{p.stem}\n" for p in files))
+    atomic_write_text(out / "knee.csv", df.to_csv(index=False))  # last: its presence marks a complete set
     return files
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.data.synth", description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
@@ -219,10 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--slices", type=int, default=None, help="override the preset's slices per volume")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--force", action="store_true", help="replace a data set already in --out")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
+    if a.slices is not None:
+        check_range("slices", a.slices, lo=1, integer=True)
     preset = PRESETS[a.preset] if a.slices is None else replace(PRESETS[a.preset], slices=a.slices)
     t0 = time.perf_counter()
-    files = generate_dataset(preset, a.volumes, a.seed, a.out)
+    files = generate_dataset(preset, a.volumes, a.seed, a.out, force=a.force)
     dt = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in files)
     print(
