@@ -1,5 +1,8 @@
 import sys
 
+import pandas as pd
+import torch
+
 import pytest
 
 from advmri.perf import default_chunk, keep_freed_memory
@@ -21,3 +24,49 @@ def test_default_chunk_by_device_and_run_override():
 def test_keep_freed_memory_tunes_glibc_once():
     assert keep_freed_memory() is True
     assert keep_freed_memory() is True  # idempotent
+
+
+def test_out_of_memory_halves_the_pass_and_loses_nothing():
+    from advmri.perf import run_chunked
+
+    done, logs = [], []
+
+    def step(lo, hi):
+        if hi - lo > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        done.extend(range(lo, hi))
+
+    k = run_chunked(21, 16, step, log=logs.append)
+    assert done == list(range(21)) and k == 2
+    assert logs == ["out of memory with 16 items per pass; retrying with 8",
+                    "out of memory with 8 items per pass; retrying with 4",
+                    "out of memory with 4 items per pass; retrying with 2"]
+    with pytest.raises(torch.OutOfMemoryError):
+        run_chunked(3, 1, lambda lo, hi: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
+    with pytest.raises(ValueError):  # anything else is not retried
+        run_chunked(3, 2, lambda lo, hi: (_ for _ in ()).throw(ValueError("bad")))
+
+
+def test_attack_run_survives_simulated_oom_with_identical_results(tiny_data, tmp_path, monkeypatch):
+    """A GPU that holds only one item per pass: the run backs off to 1 and gives the chunk=1 results."""
+    import advmri.run as R
+    from advmri.models import build, save_checkpoint
+
+    ck = tmp_path / "m.pt"
+    save_checkpoint(ck, build("unet", "tiny"))
+    kw = dict(model=str(ck), data_dir=str(tiny_data), max_targets=2, eps=[0.0, 0.01, 0.02], steps=2, random_draws=2)
+    ref, _ = R.execute(R.AttackRun.from_params("noise", chunk=1, **kw), progress=False)
+    real = R.adversarial_noise
+
+    def small_gpu(model, tb, eps, cfg, on_step=None):
+        if len(tb) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, tb, eps, cfg, on_step)
+
+    monkeypatch.setattr(R, "adversarial_noise", small_gpu)
+    got, _ = R.execute(R.AttackRun.from_params("noise", chunk=4, **kw), progress=False)
+    cols = ["file", "slice", "param", "kind", "draw", "box_mse", "box_ssim"]
+    a = ref[cols].sort_values(cols[:5]).reset_index(drop=True)
+    b = got[cols].sort_values(cols[:5]).reset_index(drop=True)
+    assert len(a) == len(b) == 2 * 3 * 3
+    pd.testing.assert_frame_equal(a, b)  # nothing lost, nothing counted twice, random draws identical

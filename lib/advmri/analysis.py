@@ -45,10 +45,14 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
     if not frames:
         raise FileNotFoundError(f"{sweep_dir}: no completed runs" + (f" among {sorted(run_ids)}" if run_ids else ""))
     df = pd.concat(frames, ignore_index=True)
-    cover = df.groupby(["model", "config", "attack", "acceleration"])["sweep_run"].nunique()
+    # shards of one configuration cover disjoint boxes and concatenate; runs covering the same box
+    # (stale runs of another configuration) would be pooled: say so
+    key = ["model", "config", "attack", "acceleration", "file", "slice", "bx", "by", "bw", "bh"]
+    cover = df.groupby(key)["sweep_run"].nunique()
     if run_ids is None and (cover > 1).any():
-        dup = ", ".join("/".join(map(str, k)) for k in cover[cover > 1].index)
-        warnings.warn(f"{sweep_dir}: several runs cover {dup}; their boxes are pooled. "
+        dup = cover[cover > 1].reset_index()
+        where = ", ".join(sorted({"/".join(map(str, r)) for r in dup[key[:4]].itertuples(index=False)}))
+        warnings.warn(f"{sweep_dir}: several runs cover {where} ({len(dup)} boxes); their results are pooled. "
                       "Pass run_ids to analyse one configuration.")
     return df, statuses
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from advmri.attacks.common import make_batch
-from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
+from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_items, recon_with_noise
 from advmri.data.dataset import AnnotatedSlices
 from advmri.recons import RunRecons, TargetRecons
 
@@ -53,9 +53,9 @@ class LiveAttack:
         tb = make_batch([self._sample(t)]).to(self.device)
         e = torch.tensor([float(eps)], device=self.device)
         z = adversarial_noise(self.model, tb, e, self.cfg, on_step)
-        gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         with torch.inference_mode():
             adv = recon_with_noise(self.model, tb, z)[0].float().cpu().numpy()
-            rnd = recon_with_noise(self.model, tb, random_noise_like(z, tb, gen))[0].float().cpu().numpy()
+            rnd = recon_with_noise(self.model, tb, random_noise_items(z, tb, e.cpu(), self.cfg.seed, 0))[0]
+            rnd = rnd.float().cpu().numpy()
         y0, y1, x0, x1 = t.window
         return adv[y0:y1, x0:x1], rnd[y0:y1, x0:x1], time.perf_counter() - t0

@@ -83,6 +83,19 @@ class Reconstructor(nn.Module):
         self.config = config
         self.params = dict(params)
         self.sha256: str | None = None  # of the weights file it was loaded from
+        self.precision = "fp32"
+        for m in self.net.modules():  # the convolution blocks; instance attributes leave the state_dict as is
+            if isinstance(m, Unet):
+                m.forward = _mixed_precision_forward(m.forward, self)
+
+    def set_precision(self, precision: str) -> "Reconstructor":
+        """``fp32`` or ``bf16``: with ``bf16`` the networks' U-Net convolution blocks run under autocast
+        (bfloat16 on CPU AMX units and CUDA) and hand float32 back; FFTs, coil combination, data
+        consistency, the U-Net input normalisation, the attack's projection and the metrics stay float32."""
+        if precision not in PRECISIONS:
+            raise UserError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        return self
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop: Sequence[int]):  # pragma: no cover
         raise NotImplementedError
@@ -119,6 +132,20 @@ class UnetRecon(Reconstructor):
         x = ((image - mean) / (std + 1e-11)).clamp(-6, 6)
         out = self.net(x.unsqueeze(1)).squeeze(1)
         return out * std + mean
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def _mixed_precision_forward(forward, owner: Reconstructor):
+    def run(x, *a, **k):
+        if owner.precision == "fp32" or x.dtype == torch.float64:
+            return forward(x, *a, **k)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            out = forward(x, *a, **k)
+        return out.to(x.dtype)
+
+    return run
 
 
 def zero_filled(masked_kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -21,18 +21,18 @@ import torch
 from tqdm.auto import tqdm
 
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
-from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
+from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_items, recon_with_noise
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.annotations import AnnotationError
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError
 from advmri.data.masks import CENTER_FRACTIONS
 from advmri.errors import ParameterError, check_choice, check_range, unknown_keys
-from advmri.models import OFFICIAL, CheckpointError, Reconstructor, load_checkpoint, load_official
+from advmri.models import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, load_checkpoint, load_official
 from advmri.paths import project_path
 from advmri.atomic import atomic_path, check_writable
 from advmri.atomic import write_text as atomic_write_text
-from advmri.perf import default_chunk, keep_freed_memory
+from advmri.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.provenance import code_version, run_id
 
 NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region"}
@@ -53,9 +53,12 @@ class AttackRun:
     acceleration: int = 8
     mask_type: str = "random"
     max_targets: int = 8  # evenly spaced over the sorted boxes; 0 = all
+    shard: int = 0  # this run attacks shard ``shard`` of ``shards`` contiguous parts of the selected targets
+    shards: int = 1
     labels: tuple[str, ...] | None = None
     device: str = "cpu"
     chunk: int | None = None  # items per forward/backward pass; None: advmri.perf.default_chunk(device)
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks; advmri.models)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
@@ -66,6 +69,9 @@ class AttackRun:
         check_choice("acceleration", self.acceleration, sorted(CENTER_FRACTIONS))
         check_choice("mask_type", self.mask_type, ("random", "equispaced", "equispaced_fraction"))
         check_range("max_targets", self.max_targets, lo=0, integer=True)
+        check_range("shards", self.shards, lo=1, integer=True)
+        check_range("shard", self.shard, lo=0, hi=self.shards - 1, integer=True)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.labels is not None:
             self.labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
         if not isinstance(self.model, str) or not self.model:
@@ -85,7 +91,7 @@ class AttackRun:
         validates its configs through this too). Unknown names are rejected with the closest valid one."""
         check_choice("attack", attack, ("noise", "rotation"))
         common = {"model", "data_dir", "annotations", "acceleration", "max_targets", "chunk", "device", "seed",
-                  "random_draws", "labels"}
+                  "random_draws", "labels", "precision", "shard", "shards"}
         own = NOISE_PARAMS if attack == "noise" else ROTATION_PARAMS
         unknown_keys(p, common | own, f"{attack} parameters")
         seed, draws = p.pop("seed", 0), p.pop("random_draws", 5)
@@ -131,11 +137,12 @@ def load_model(spec: str, device: str = "cpu") -> Reconstructor:
     return model.to(device).freeze()
 
 
-def select_targets(ds: AnnotatedSlices, n: int) -> list[int]:
-    """``n`` evenly spaced item indices (all when ``n <= 0`` or ``n >= len``)."""
-    if n <= 0 or n >= len(ds):
-        return list(range(len(ds)))
-    return sorted({int(round(x)) for x in np.linspace(0, len(ds) - 1, n)})
+def select_targets(ds: AnnotatedSlices, n: int, shard: int = 0, shards: int = 1) -> list[int]:
+    """``n`` evenly spaced item indices (all when ``n <= 0`` or ``n >= len``); with ``shards > 1`` the
+    ``shard``-th of that many contiguous, near-equal parts (their union is the unsharded list)."""
+    idx = list(range(len(ds))) if n <= 0 or n >= len(ds) else \
+        sorted({int(round(x)) for x in np.linspace(0, len(ds) - 1, n)})
+    return [int(i) for i in np.array_split(np.asarray(idx, dtype=int), shards)[shard]]
 
 
 def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, attack: str, param, kind: str,
@@ -155,6 +162,14 @@ def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, a
     return rows
 
 
+def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass) -> int:
+    """Items per pass when ``run.chunk`` is None: on CUDA measured from one item's peak memory
+    (:func:`advmri.perf.cuda_chunk`), on CPU :func:`advmri.perf.default_chunk`."""
+    if torch.device(run.device).type == "cuda":
+        return cuda_chunk(lambda: one_pass(tb.select([0])), run.device, log=tqdm.write)
+    return run.items_per_pass(tb.kspace[0].numel())
+
+
 def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) -> tuple[pd.DataFrame, dict]:
     """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
     maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets."""
@@ -162,12 +177,15 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
     torch.manual_seed(0)
     if torch.device(run.device).type == "cpu":
         keep_freed_memory()
-    model = load_model(run.model, run.device)
+    model = load_model(run.model, run.device).set_precision(run.precision)
     ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
                          labels=run.labels)
-    idx = select_targets(ds, run.max_targets)
-    if not idx:
+    if not len(ds):
         raise ds.no_boxes_error()
+    idx = select_targets(ds, run.max_targets, run.shard, run.shards)
+    if not idx:
+        raise ParameterError(f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
+                             "targets); use fewer shards")
     samples = [ds[i] for i in idx]
     groups = geometry_groups(samples)  # one group unless the volumes differ in coils / columns
     version, pj = code_version(), json.dumps(run.as_dict(), sort_keys=True, default=str)
@@ -176,30 +194,39 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
     if run.attack == "noise":
         cfg = run.noise
         E = len(cfg.eps)
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
         for pos in groups:
             tb_all = make_batch([samples[i] for i in pos]).to(run.device)
-            per_pass = run.items_per_pass(tb_all.kspace[0].numel())
             eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
             rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
-            for lo in tqdm(range(0, len(rep), per_pass), desc=f"noise {model.kind}", disable=not progress):
-                ids = list(range(lo, min(lo + per_pass, len(rep))))
+            bar = tqdm(total=len(rep), desc=f"noise {model.kind}", disable=not progress)
+
+            def step(lo: int, hi: int) -> None:
+                ids = list(range(lo, hi))
                 sub, eps = rep.select(ids), eps_all[ids].to(run.device)
                 z = adversarial_noise(model, sub, eps, cfg)
+                new_rows, new_images = [], {}
                 with torch.inference_mode():
                     rec = recon_with_noise(model, sub, z)
-                    rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
-                                  version=version, params_json=pj)
-                    if keep_images:
-                        for j, n in enumerate(ids):
-                            images[(idx[pos[n // E]], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
-                    for d in range(cfg.random_draws):
-                        rr = recon_with_noise(model, sub, random_noise_like(z, sub, gen))
-                        rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
+                    new_rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
                                       version=version, params_json=pj)
-                        if keep_images and d == 0:
+                    for j, n in enumerate(ids):
+                        new_images[(idx[pos[n // E]], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
+                    for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
+                        rr = recon_with_noise(model, sub, random_noise_items(z, sub, eps.cpu(), cfg.seed, d))
+                        new_rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
+                                          version=version, params_json=pj)
+                        if d == 0:
                             for j, n in enumerate(ids):
-                                images[(idx[pos[n // E]], cfg.eps[n % E], "random")] = rr[j].cpu()
+                                new_images[(idx[pos[n // E]], cfg.eps[n % E], "random")] = rr[j].cpu()
+                rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
+                if keep_images:
+                    images.update(new_images)
+                bar.update(hi - lo)
+
+            per_pass = run.chunk or _auto_chunk(run, model, tb_all, lambda one: adversarial_noise(
+                model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1)))
+            run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
+            bar.close()
     elif run.attack == "rotation":
         cfg = run.rotation
         angles = cfg.angles
@@ -207,7 +234,10 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         all_angles = list(angles) + [a for _, a in rnd]
         for t in tqdm(range(len(samples)), desc=f"rotation {model.kind}", disable=not progress):
             sub = make_batch([samples[t]]).to(run.device)
-            sc = sweep_angles(model, sub, all_angles, chunk=run.items_per_pass(sub.kspace[0].numel()))
+            if t == 0:
+                per_pass = run.chunk or _auto_chunk(run, model, sub, lambda one: rotated_recon(
+                    model, one, torch.zeros(1, device=run.device)))
+            sc = sweep_angles(model, sub, all_angles, chunk=per_pass)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
             worst = worst_case(grid_sc, angles, cfg.bounds)
             for w in worst:

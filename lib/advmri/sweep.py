@@ -10,7 +10,10 @@ the result table ``results.csv`` and ``status.json`` (ok/failed, error, seconds,
   a table changed or truncated since is re-run): a second invocation resumes;
 * a failed run is recorded and reported, the other runs go on; the next invocation redoes it;
 * ``--jobs N`` runs N notebooks in parallel (each in its own kernel);
-* one sweep at a time per results folder (``.sweep.lock``, :mod:`filelock`).
+* one sweep at a time per results folder (``.sweep.lock``, :mod:`filelock`);
+* ``shards: N`` splits every run's boxes into N contiguous parts, one run each;
+* ``--engine dask --scheduler tcp://HOST:PORT`` runs each run as a task on a Dask cluster (SLURM through
+  ``dask-jobqueue``: ``sweeps/slurm.py``), ``--engine dask-local --jobs N`` on a ``LocalCluster``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from advmri.atomic import write_text
-from advmri.errors import UserError, check_range, cli, did_you_mean, unknown_keys
+from advmri.errors import UserError, check_choice, check_range, cli, did_you_mean, unknown_keys
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version, run_id
 
@@ -46,8 +49,8 @@ class Run:
     folder: Path
 
 
-SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description")
-RESERVED = ("out",)  # set by the sweep itself
+SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description", "shards")
+RESERVED = ("out", "shard", "shards")  # set by the sweep itself
 
 
 def notebook_parameters(nb: Path) -> set[str]:
@@ -103,9 +106,14 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
             unknown_keys(d or {}, names[a] - set(RESERVED), f"{path}: per_attack.{a}")
     except UserError as e:
         raise e if isinstance(e, SweepError) else SweepError(str(e)) from e
+    shards = spec.get("shards", 1)
+    try:
+        check_range("shards", shards, lo=1, integer=True)
+    except UserError as e:
+        raise SweepError(f"{path}: {e}") from e
     keys = list(grid)
     runs = []
-    for values in itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)):
+    for values, shard in itertools.product(itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)), range(shards)):
         p = dict(zip(keys, values))
         attack = p.pop("attack")
         if attack not in notebooks:
@@ -115,7 +123,11 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         params.update(p)
         params.update(overrides or {})
         params = {k: v for k, v in params.items() if k in names[attack]}  # common keys of the other notebook
-        rid = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-" + \
+        part = ""
+        if shards > 1:  # one run per shard of the targets: resumed, failed and analysed per shard
+            params.update(shard=shard, shards=shards)
+            part = f"s{shard}of{shards}-"
+        rid = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-{part}" + \
             run_id(dict(params, attack=attack))[:8]
         if not params.get("smoke") and attack in ("noise", "rotation"):
             try:
@@ -199,15 +211,70 @@ def lock_for(folder: Path) -> "FileLock":
     return FileLock(str(folder / ".sweep.lock"))
 
 
+ENGINES = ("threads", "dask", "dask-local")
+
+
+def _record_lost(run: Run, error: str) -> dict:
+    """Status of a run whose worker died (the worker could not write it)."""
+    status = dict(run_id=run.id, code_version=code_version(), status="failed", error=error, seconds=None)
+    if not is_done(run):  # a retry elsewhere may have finished it meanwhile
+        write_text(run.folder / "status.json", json.dumps(status, indent=1))
+    return status
+
+
+def _dask_client(engine: str, scheduler: str | None, workers: int, log):
+    from distributed import Client, LocalCluster
+
+    if engine == "dask":
+        if not scheduler:
+            raise SweepError("--engine dask needs --scheduler tcp://HOST:PORT (or use --engine dask-local)")
+        client = Client(scheduler, timeout=30)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
+        client = Client(cluster)
+    log(f"dask: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
+    return client
+
+
+def _run_on_dask(todo: list[Run], client, log) -> dict[str, dict]:
+    """Each run is one task (a papermill execution on a worker; CUDA runs ask for a ``GPU`` resource).
+    A task whose worker dies is retried by the scheduler on another worker; when it cannot be done,
+    the run is recorded failed and the next call redoes it. Results are written atomically, so a killed
+    worker leaves no half-written table."""
+    from distributed import as_completed
+
+    futs = {}
+    for r in todo:
+        gpu = str(r.params.get("device", "cpu")).startswith("cuda")
+        futs[client.submit(execute_run, r, key=f"advmri-run-{r.id}", pure=False, retries=1,
+                           resources={"GPU": 1} if gpu else None)] = r
+    out = {}
+    for fut in as_completed(futs):
+        r = futs[fut]
+        try:
+            out[r.id] = fut.result()
+        except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: recorded, retried on the next call
+            out[r.id] = _record_lost(r, f"{e.__class__.__name__}: {' '.join(str(e).split())[:500]}")
+        st = out[r.id]
+        log(f"  {r.id}: {st['status']} ({st.get('seconds')} s)"
+            f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+    return out
+
+
 def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", overrides: dict | None = None,
-              log=print) -> dict[str, dict]:
+              log=print, engine: str = "threads", scheduler: str | None = None) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
+    ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
+    ``scheduler``, e.g. ``tcp://HOST:8786`` or a ``dask-jobqueue`` SLURM cluster's address) or
+    ``dask-local`` (a ``LocalCluster`` of ``jobs`` single-threaded worker processes).
     One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once
     with a message instead of doing the same work twice."""
     from filelock import Timeout
 
     check_range("jobs", jobs, lo=1, integer=True)
+    check_choice("engine", engine, ENGINES)
     name, runs = load_sweep(path, results, overrides)
     folder = project_path(results) / name
     lock = lock_for(folder)
@@ -226,11 +293,21 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
                     log(f"  {r.id}: re-run ({why})")
         log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
         out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
-        with ThreadPoolExecutor(max_workers=jobs) as ex:
-            for r, st in zip(todo, ex.map(execute_run, todo)):
-                out[r.id] = st
-                log(f"  {r.id}: {st['status']} ({st['seconds']} s)"
-                    f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+        if engine == "threads":
+            with ThreadPoolExecutor(max_workers=jobs) as ex:
+                for r, st in zip(todo, ex.map(execute_run, todo)):
+                    out[r.id] = st
+                    log(f"  {r.id}: {st['status']} ({st['seconds']} s)"
+                        f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+        elif todo:
+            client = _dask_client(engine, scheduler, jobs, log)
+            try:
+                out.update(_run_on_dask(todo, client, log))
+            finally:
+                cluster = client.cluster if engine == "dask-local" else None
+                client.close()
+                if cluster is not None:
+                    cluster.close()
     finally:
         lock.release()
     failed = [k for k, v in out.items() if v["status"] == "failed"]
@@ -243,12 +320,16 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="parallel runs (threads) or workers (dask-local)")
+    ap.add_argument("--engine", choices=ENGINES, default="threads",
+                    help="threads on this machine; dask: the cluster at --scheduler; dask-local: a LocalCluster")
+    ap.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
-    st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None)
+    st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None, engine=a.engine,
+                   scheduler=a.scheduler)
     return 1 if any(v["status"] == "failed" for v in st.values()) else 0
 
 

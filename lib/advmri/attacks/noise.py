@@ -18,6 +18,7 @@ All functions are batched: item ``n`` of a batch has its own slice, box and eps.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -164,3 +165,17 @@ def adversarial_noise_looped(model: Reconstructor, tb: TargetBatch, eps: torch.T
 def random_noise_like(z: torch.Tensor, tb: TargetBatch, generator: torch.Generator) -> torch.Tensor:
     """Random baseline: complex Gaussian noise on the same columns with exactly ``z``'s per-coil norms."""
     return random_in_ball(z.shape, tb.acquired, coil_norms(z), generator, on_sphere=True)
+
+
+def item_seed(seed: int, fname: str, slice_idx: int, box: tuple, eps: float, draw: int) -> int:
+    """A random draw's own seed, from what identifies it (not from its place in a batch or a shard)."""
+    return zlib.crc32(f"{seed}:{fname}:{slice_idx}:{tuple(box)}:{float(eps):.8g}:{draw}".encode()) & 0x7FFFFFFF
+
+
+def random_noise_items(z: torch.Tensor, tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """:func:`random_noise_like` with one generator per item (:func:`item_seed`): the same noise for a
+    (box, eps, draw) however the items are batched, chunked or sharded."""
+    return torch.cat([
+        random_noise_like(z[i:i + 1], tb.select([i]), torch.Generator().manual_seed(item_seed(
+            seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))
+        for i, s in enumerate(tb.samples)])

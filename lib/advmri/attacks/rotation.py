@@ -27,6 +27,7 @@ from advmri import kspace as K
 from advmri.attacks.common import TargetBatch, box_scores
 from advmri.errors import ParameterError, check_range
 from advmri.models import Reconstructor
+from advmri.perf import run_chunked
 
 
 def angle_grid(max_deg: float = 4.9, step: float = 0.1) -> tuple[float, ...]:
@@ -122,13 +123,16 @@ def sweep_angles(model: Reconstructor, tb: TargetBatch, angles, chunk: int = 16)
     B, A = len(tb), len(angles)
     flat = torch.arange(B * A)
     out: dict[str, list[torch.Tensor]] = {}
-    for lo in range(0, B * A, chunk):
-        idx = flat[lo:lo + chunk]
+
+    def step(lo: int, hi: int) -> None:
+        idx = flat[lo:hi]
         sub = tb.select((idx // A).tolist())
         ang = angles[idx % A].to(sub.kspace.device)
         sc = box_scores(rotated_recon(model, sub, ang), sub)
-        for k, v in sc.items():
+        for k, v in sc.items():  # committed only once the pass succeeded
             out.setdefault(k, []).append(v.cpu())
+
+    run_chunked(B * A, chunk, step, device=tb.kspace.device)  # halves the pass on out-of-memory
     return {k: torch.cat(v).view(B, A) for k, v in out.items()}
 
 
