@@ -24,11 +24,12 @@ acceleration = 8
 max_angle = 4.9
 angle_step = 0.1
 bounds = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+interpolation = "reference"  # reference (as the authors ran it) | antialias | fourier (exact: 0 deg is the identity)
 random_draws = 5
 max_targets = 8
 chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.perf)
 precision = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks)
-shard = 0  # attack the shard-th of `shards` contiguous parts of the selected boxes (sweeps set both)
+shard = 0  # attack the shard-th of the shards contiguous parts of the selected boxes (sweeps set both)
 shards = 1
 device = "cpu"
 seed = 0
@@ -49,7 +50,8 @@ if smoke:
         tiny_setup("unet", tmp), 1.0, 0.5, [0.0, 1.0], 1, 1)
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,
-    max_angle=max_angle, angle_step=angle_step, bounds=bounds, random_draws=random_draws, max_targets=max_targets,
+    max_angle=max_angle, angle_step=angle_step, bounds=bounds, interpolation=interpolation,
+    random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)

@@ -76,3 +76,18 @@ def test_notebook_runs_from_notebooks_folder_on_the_embedded_default(py, tmp_pat
     nb = nbformat.read(out, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
     assert sorted(p.name for p in (ROOT / "notebooks").iterdir()) == before, "a notebook wrote into notebooks/"
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(py):
+    """papermill silently skips a parameters line it cannot parse (e.g. '=' in its comment); sweeps then
+    reject that parameter as unknown. Every assignment of the cell must be a parameter papermill sees."""
+    import ast
+
+    import papermill as pm
+
+    nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    cell = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0]
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert set(pm.inspect_notebook(str(py.with_suffix(".ipynb")))) == assigned

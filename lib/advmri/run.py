@@ -36,7 +36,7 @@ from advmri.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunke
 from advmri.provenance import code_version, run_id
 
 NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region"}
-ROTATION_PARAMS = {"max_angle", "angle_step", "bounds"}
+ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer"]
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
@@ -236,8 +236,8 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
             sub = make_batch([samples[t]]).to(run.device)
             if t == 0:
                 per_pass = run.chunk or _auto_chunk(run, model, sub, lambda one: rotated_recon(
-                    model, one, torch.zeros(1, device=run.device)))
-            sc = sweep_angles(model, sub, all_angles, chunk=per_pass)
+                    model, one, torch.zeros(1, device=run.device), cfg.interpolation))
+            sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
             worst = worst_case(grid_sc, angles, cfg.bounds)
             for w in worst:
@@ -251,7 +251,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                 for w in worst:
                     with torch.no_grad():
                         images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
-                            model, sub, torch.tensor([w["angle"]], device=run.device))[0].cpu()
+                            model, sub, torch.tensor([w["angle"]], device=run.device), cfg.interpolation)[0].cpu()
             images.setdefault("_scores", {})[idx[t]] = {k: v[0, :len(angles)].numpy() for k, v in sc.items()}
     else:
         raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")

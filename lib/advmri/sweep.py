@@ -127,14 +127,18 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         if shards > 1:  # one run per shard of the targets: resumed, failed and analysed per shard
             params.update(shard=shard, shards=shards)
             part = f"s{shard}of{shards}-"
-        rid = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-{part}" + \
-            run_id(dict(params, attack=attack))[:8]
+        ident = dict(params, attack=attack)
+        stem = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-{part}"
         if not params.get("smoke") and attack in ("noise", "rotation"):
             try:
                 run = AttackRun.from_params(attack, **{k: v for k, v in params.items() if k != "smoke"})
                 run.check_inputs()
             except UserError as e:
-                raise SweepError(f"{path}: run {rid}: {e}") from e
+                raise SweepError(f"{path}: run {stem}: {e}") from e
+            # the id covers every resolved parameter, defaults included: when a default changes, results
+            # computed under the old one are not reused
+            ident = run.as_dict()
+        rid = stem + run_id(ident)[:8]
         folder = project_path(results) / spec["name"] / rid
         params["out"] = str(folder / "results.csv")
         runs.append(Run(rid, nbs[attack], params, folder))
