@@ -27,6 +27,7 @@ steps = 10
 step_size = 0.5
 loss = "mse"
 restarts = 0
+update = "ours"  # ours | reference (the authors' update: global normalisation, ends inside the budget)
 random_draws = 5
 max_targets = 8
 chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.perf)
@@ -56,7 +57,7 @@ if smoke:
     (model, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
-    step_size=step_size, loss=loss, restarts=restarts, random_draws=random_draws, max_targets=max_targets,
+    step_size=step_size, loss=loss, restarts=restarts, update=update, random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)

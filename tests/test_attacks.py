@@ -210,3 +210,43 @@ def test_adversarial_beats_random_on_trained_model(small_data):
     adv = df[df.kind == "adversarial"].box_ssim.mean()
     rnd = df[df.kind == "random"].box_ssim.mean()
     assert adv < rnd - 0.05
+
+
+def test_reference_update_is_the_authors_formula():
+    """reference_step against a literal transcription of AdvRec's KSpaceNoise.optimize_parameters (one item)."""
+    from advmri.attacks.noise import reference_step
+
+    g = torch.Generator().manual_seed(3)
+    shape = (1, 4, 16, 12)
+    z = torch.view_as_complex(torch.randn(*shape, 2, generator=g))
+    grad = torch.view_as_complex(torch.randn(*shape, 2, generator=g))
+    radius = torch.rand(1, 4, generator=g) + 0.5
+    acq = torch.zeros(1, 1, 1, 12)
+    acq[..., 2:10] = 1
+    # AdvRec: param / ||param|| + step * grad / ||grad|| (global norms), zero outside acq, then per coil
+    # unit_normalize (divide by the coil's norm only where it is > 1) and multiply by the coil's budget
+    param = z / torch.linalg.vector_norm(z) + 0.5 * grad / torch.linalg.vector_norm(grad)
+    param[..., :2] = 0
+    param[..., 10:] = 0
+    d = torch.view_as_real(param)
+    norm = torch.linalg.vector_norm(d, dim=[-3, -2, -1]).unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)
+    norm = torch.where(norm < 1, torch.ones_like(norm), norm)
+    want = radius[..., None, None] * torch.view_as_complex(d / (norm + 1e-20))
+    got = reference_step(z, grad, radius, acq, 0.5)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_reference_update_ends_inside_the_budget(tiny_batch, tiny_model):
+    from advmri.attacks.noise import budget_fraction
+
+    tb = tiny_batch.select([0, 1])
+    eps = torch.tensor([0.01, 0.02])
+    frac = {}
+    for upd in ("ours", "reference"):
+        z = adversarial_noise(tiny_model, tb, eps, NoiseConfig(steps=3, update=upd))
+        frac[upd] = budget_fraction(z, tb.kspace, eps)
+        assert (coil_norms(z) <= budget(tb.kspace, eps) * (1 + 1e-5)).all()
+    assert (frac["ours"] > 0.9).all(), frac  # projected gradient ascent ends on or near the boundary
+    assert (frac["reference"] < 0.8).all() and (frac["reference"] > 0.05).all(), frac  # well inside it
+    with pytest.raises(ValueError, match="update"):
+        NoiseConfig(update="reference", restarts=2)

@@ -37,7 +37,7 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
             why = verify_table(st.parent)
             if why is not None:
                 raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
-            frames.append(read_table(st.parent / "results.csv").assign(sweep_run=st.parent.name))
+            frames.append(_label_update(read_table(st.parent / "results.csv")).assign(sweep_run=st.parent.name))
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
@@ -55,6 +55,23 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
         warnings.warn(f"{sweep_dir}: several runs cover {where} ({len(dup)} boxes); their results are pooled. "
                       "Pass run_ids to analyse one configuration.")
     return df, statuses
+
+
+REF_SUFFIX = " (ref. update)"
+
+
+def _label_update(df: pd.DataFrame) -> pd.DataFrame:
+    """Noise runs with the authors' update (``noise.update == 'reference'`` in the run's parameters) are
+    told apart from ours by their model label, e.g. ``varnet (ref. update)``, in every table and figure."""
+    if df.empty or "params" not in df:
+        return df
+    upd = df["params"].map(lambda j: ((json.loads(j) if isinstance(j, str) and j else {}).get("noise") or {})
+                           .get("update", "ours"))
+    ref = (df["attack"] == "noise") & (upd == "reference")
+    if ref.any():
+        df = df.copy()
+        df.loc[ref, "model"] = df.loc[ref, "model"] + REF_SUFFIX
+    return df
 
 
 def stamp(df: pd.DataFrame, sweep: str) -> dict:
@@ -102,7 +119,7 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         if d.empty:
             continue
         rows = []
-        for metric in ("box_ssim", "box_psnr", "img_ssim", "lesion_retained"):
+        for metric in ("box_ssim", "box_psnr", "img_ssim", "lesion_retained") + (("budget_fraction",) if attack == "noise" else ()):
             s = summarise(d, ["model", "acceleration", "kind", "param"], metric)
             s["metric"] = metric
             rows.append(s)

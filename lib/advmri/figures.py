@@ -17,7 +17,8 @@ from advmri.data.annotations import Box
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(plotly|kaleido)(\.|$)")
 warnings.filterwarnings("ignore", message=r"(?s).*[Kk]aleido", category=DeprecationWarning)
 
-COLORS = {"varnet": "#1f77b4", "unet": "#d62728", "zero-filled": "#7f7f7f"}
+COLORS = {"varnet": "#1f77b4", "unet": "#d62728", "zero-filled": "#7f7f7f",
+          "varnet (ref. update)": "#7fb8e0", "unet (ref. update)": "#f0a0a0"}
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], boxes: Sequence[Box | None] | None = None,

@@ -21,7 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
-from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_items, recon_with_noise
+from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget_fraction, random_noise_items,
+                                  recon_with_noise)
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.annotations import AnnotationError
 from advmri.data.dataset import AnnotatedSlices
@@ -35,9 +36,10 @@ from advmri.atomic import write_text as atomic_write_text
 from advmri.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.provenance import code_version, run_id
 
-NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region"}
+NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update"}
 ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
-METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer"]
+METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
+           "budget_fraction"]
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
     "param", "angle", "kind", "draw", "seed", *METRICS, "code_version", "params",
@@ -207,14 +209,15 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                 new_rows, new_images = [], {}
                 with torch.inference_mode():
                     rec = recon_with_noise(model, sub, z)
-                    new_rows += _rows(run, model, sub, box_scores(rec, sub), "noise", eps.cpu(), "adversarial", 0,
-                                      version=version, params_json=pj)
+                    frac = budget_fraction(z, sub.kspace, eps)  # the random draws have the same norms
+                    new_rows += _rows(run, model, sub, dict(box_scores(rec, sub), budget_fraction=frac), "noise",
+                                      eps.cpu(), "adversarial", 0, version=version, params_json=pj)
                     for j, n in enumerate(ids):
                         new_images[(idx[pos[n // E]], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
                     for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
                         rr = recon_with_noise(model, sub, random_noise_items(z, sub, eps.cpu(), cfg.seed, d))
-                        new_rows += _rows(run, model, sub, box_scores(rr, sub), "noise", eps.cpu(), "random", d,
-                                          version=version, params_json=pj)
+                        new_rows += _rows(run, model, sub, dict(box_scores(rr, sub), budget_fraction=frac), "noise",
+                                          eps.cpu(), "random", d, version=version, params_json=pj)
                         if d == 0:
                             for j, n in enumerate(ids):
                                 new_images[(idx[pos[n // E]], cfg.eps[n % E], "random")] = rr[j].cpu()

@@ -139,6 +139,8 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
             # computed under the old one are not reused
             ident = run.as_dict()
         rid = stem + run_id(ident)[:8]
+        if any(r.id == rid for r in runs):  # a grid key of the other attack only: the same run again
+            continue
         folder = project_path(results) / spec["name"] / rid
         params["out"] = str(folder / "results.csv")
         runs.append(Run(rid, nbs[attack], params, folder))

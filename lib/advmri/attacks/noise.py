@@ -31,6 +31,7 @@ from advmri.models import Reconstructor
 
 EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
 LOSSES = ("mse", "ssim", "mse+ssim")
+UPDATES = ("ours", "reference")
 
 
 @dataclass
@@ -46,6 +47,7 @@ class NoiseConfig:
     momentum: float = 0.0
     random_draws: int = 5  # random-noise baseline draws per (target, eps)
     seed: int = 0
+    update: str = "ours"  # ours | reference (the authors' update, reproduced; see reference_step)
 
     def __post_init__(self):
         self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -63,6 +65,10 @@ class NoiseConfig:
         check_range("momentum", self.momentum, lo=0.0, hi=1.0)
         check_range("random_draws", self.random_draws, lo=0, integer=True)
         check_range("seed", self.seed, lo=0, integer=True)
+        check_choice("update", self.update, UPDATES)
+        if self.update == "reference" and (self.restarts or self.momentum):
+            raise ParameterError("update: the reference update has no restarts or momentum "
+                                 f"(got restarts={self.restarts}, momentum={self.momentum})")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +132,8 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
     ws = ssim_weights(tb.boxes, tb.crop, tb.target.device) if cfg.loss != "mse" else None
     if cfg.region == "image" and ws is not None:
         ws = torch.ones_like(ws)
+    if cfg.update == "reference":
+        return _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step)
     gen = torch.Generator().manual_seed(cfg.seed)
     best_z, best_loss = torch.zeros_like(tb.kspace), torch.full((len(tb),), -float("inf"), device=eps.device)
     for start in range(cfg.restarts + 1):
@@ -154,6 +162,47 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
             best_z = torch.where(better[:, None, None, None], z, best_z)
             best_loss = torch.where(better, final, best_loss)
     return best_z.detach()
+
+
+def _item_norms(x: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each item over all coils ``(B,)``."""
+    return torch.linalg.vector_norm(x.flatten(1), dim=1)
+
+
+def reference_step(z: torch.Tensor, g: torch.Tensor, radius: torch.Tensor, acq: torch.Tensor,
+                   step_size: float) -> torch.Tensor:
+    """The authors' update (AdvRec ``KSpaceNoise.optimize_parameters``), per item: normalise the noise and
+    the gradient each by its *global* norm over all coils, add them (``step_size`` on the gradient), zero
+    the unacquired columns, then per coil divide by the coil's norm *only where it exceeds 1* and scale by
+    the coil's budget ``radius``. As the global normalisation leaves each coil a norm well below 1, the
+    result sits inside the budget: about ``1/sqrt(coils)``-ish of it, not on its boundary."""
+    p = z / _item_norms(z).clamp_min(1e-30)[:, None, None, None] + \
+        step_size * g / _item_norms(g).clamp_min(1e-30)[:, None, None, None]
+    p = p * acq
+    n = coil_norms(p)
+    return p / torch.where(n > 1, n, torch.ones_like(n))[..., None, None] * radius[..., None, None]
+
+
+def _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step):
+    """Random start on the budget sphere (per-item seed), then ``steps`` reference updates."""
+    z = torch.cat([random_in_ball(tb.kspace[i:i + 1].shape, tb.acquired[i:i + 1], radius[i:i + 1],
+                                  torch.Generator().manual_seed(item_seed(cfg.seed, s.fname, s.slice_idx,
+                                                                          s.box.as_tuple(), float(eps[i]), -1)))
+                   for i, s in enumerate(tb.samples)])
+    for it in range(cfg.steps):
+        z = z.detach().requires_grad_(True)
+        loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
+        (g,) = torch.autograd.grad(loss.sum(), z)
+        z = reference_step(z.detach(), g, radius, acq, cfg.step_size)
+        if on_step is not None:
+            on_step(it + 1, cfg.steps)
+    return z.detach()
+
+
+def budget_fraction(z: torch.Tensor, kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Attained fraction of the per-coil budget, mean over coils ``(B,)`` (0 where eps = 0)."""
+    r = budget(kspace, eps)
+    return torch.where(r > 0, coil_norms(z) / r.clamp_min(1e-30), torch.zeros_like(r)).mean(1)
 
 
 def adversarial_noise_looped(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor,
