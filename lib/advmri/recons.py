@@ -85,7 +85,8 @@ class RunRecons:
 
     @property
     def name(self) -> str:
-        return f"{self.model} ({self.config}) {self.acceleration}x"
+        upd = (self.run.get("noise") or {}).get("update", "ours")
+        return f"{self.model} ({self.config}) {self.acceleration}x" + (", reference update" if upd == "reference" else "")
 
 
 def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: str, code_version: str,
