@@ -78,7 +78,7 @@ def main() -> int:
     lines = [f"\n## bf16 vs fp32, noise attack end to end (`bench/bench_precision.py`, {stamp})\n",
              f"Paper sweep settings, {a.max_targets} boxes x 7 eps, 10 PGA steps, 5 random draws; one process, "
              "fp32 then bf16.\n",
-             "| model | fp32 s | bf16 s | fp32/bf16 | box MSE |bf16/fp32-1| mean | max | grad cosine |",
+             "| model | fp32 s | bf16 s | fp32/bf16 | box MSE rel. diff, mean | rel. diff, max | grad cosine |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['fp32_s']} | {r['bf16_s']} | {r['ratio']}x | {r['box_mse_rel_mean']:.2%} | "
