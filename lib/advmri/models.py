@@ -84,9 +84,9 @@ class Reconstructor(nn.Module):
         self.params = dict(params)
         self.sha256: str | None = None  # of the weights file it was loaded from
         self.precision = "fp32"
-        for m in self.net.modules():  # the convolution blocks; instance attributes leave the state_dict as is
-            if isinstance(m, Unet):
-                m.forward = _mixed_precision_forward(m.forward, self)
+        for m in self.net.modules():  # the convolution blocks (same parameters and state_dict keys)
+            if type(m) is Unet:
+                m.__class__ = MixedPrecisionUnet
 
     def set_precision(self, precision: str) -> "Reconstructor":
         """``fp32`` or ``bf16``: with ``bf16`` the networks' U-Net convolution blocks run under autocast
@@ -95,6 +95,9 @@ class Reconstructor(nn.Module):
         if precision not in PRECISIONS:
             raise UserError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.precision = precision
+        for m in self.net.modules():
+            if isinstance(m, MixedPrecisionUnet):
+                m.precision = precision
         return self
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop: Sequence[int]):  # pragma: no cover
@@ -137,15 +140,19 @@ class UnetRecon(Reconstructor):
 PRECISIONS = ("fp32", "bf16")
 
 
-def _mixed_precision_forward(forward, owner: Reconstructor):
-    def run(x, *a, **k):
-        if owner.precision == "fp32" or x.dtype == torch.float64:
-            return forward(x, *a, **k)
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-            out = forward(x, *a, **k)
-        return out.to(x.dtype)
+class MixedPrecisionUnet(Unet):
+    """fastMRI's :class:`Unet` (the same parameters and state_dict) whose forward runs under bfloat16
+    autocast when ``precision == 'bf16'`` and returns the input's dtype (float64 inputs never autocast).
+    A subclass rather than a wrapper, so copies (``deepcopy``, ``.double()``) stay consistent."""
 
-    return run
+    precision = "fp32"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.precision == "fp32" or x.dtype == torch.float64:
+            return super().forward(x)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            out = super().forward(x)
+        return out.to(x.dtype)
 
 
 def zero_filled(masked_kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:
