@@ -65,8 +65,8 @@ def _label_update(df: pd.DataFrame) -> pd.DataFrame:
     told apart from ours by their model label, e.g. ``varnet (ref. update)``, in every table and figure."""
     if df.empty or "params" not in df:
         return df
-    upd = df["params"].map(lambda j: ((json.loads(j) if isinstance(j, str) and j else {}).get("noise") or {})
-                           .get("update", "ours"))
+    parse = lambda j: ((json.loads(j) if isinstance(j, str) and j else {}).get("noise") or {}).get("update", "ours")  # noqa: E731
+    upd = df["params"].map({j: parse(j) for j in df["params"].unique()})  # one JSON per run, not per row
     ref = (df["attack"] == "noise") & (upd == "reference")
     if ref.any():
         df = df.copy()

@@ -18,6 +18,7 @@ import torch
 from advmri.attacks.common import make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_items, recon_with_noise
 from advmri.data.dataset import AnnotatedSlices
+from advmri.errors import check_range
 from advmri.recons import RunRecons, TargetRecons
 
 
@@ -29,7 +30,7 @@ class LiveAttack:
 
         r = rr.run
         self.rr, self.device = rr, device
-        self.model = load_model(r["model"], device)
+        self.model = load_model(r["model"], device).set_precision(r.get("precision", "fp32"))
         self.ds = AnnotatedSlices(r["data"], r.get("annotations"), acceleration=int(r["acceleration"]),
                                   mask_type=r.get("mask_type", "random"), labels=r.get("labels"))
         known = {f.name for f in fields(NoiseConfig)}
@@ -47,8 +48,7 @@ class LiveAttack:
     def compute(self, t: TargetRecons, eps: float,
                 on_step: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """``(adversarial window, random window, seconds)`` for target ``t`` at ``eps``."""
-        if not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"eps: must be a finite number >= 0, got {eps}")
+        check_range("eps", float(eps), lo=0.0)
         t0 = time.perf_counter()
         tb = make_batch([self._sample(t)]).to(self.device)
         e = torch.tensor([float(eps)], device=self.device)

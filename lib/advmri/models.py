@@ -25,7 +25,7 @@ import torch
 from fastmri.models import Unet, VarNet
 from torch import nn
 
-from advmri.errors import UserError
+from advmri.errors import UserError, check_choice
 from advmri import kspace as K
 from advmri.atomic import atomic_path
 from advmri.atomic import write_text as atomic_write_text
@@ -92,8 +92,7 @@ class Reconstructor(nn.Module):
         """``fp32`` or ``bf16``: with ``bf16`` the networks' U-Net convolution blocks run under autocast
         (bfloat16 on CPU AMX units and CUDA) and hand float32 back; FFTs, coil combination, data
         consistency, the U-Net input normalisation, the attack's projection and the metrics stay float32."""
-        if precision not in PRECISIONS:
-            raise UserError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        check_choice("precision", precision, PRECISIONS)
         self.precision = precision
         for m in self.net.modules():
             if isinstance(m, MixedPrecisionUnet):

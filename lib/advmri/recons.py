@@ -28,6 +28,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from advmri.atomic import atomic_path
 from advmri.data.annotations import Box
 from advmri.paths import project_path
 
@@ -93,14 +94,12 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
          margin: int = MARGIN) -> Path:
     """Write the store for a noise run from :func:`advmri.run.execute`'s ``extras`` (``keep_images=True``).
 
-    Written to a per-process temporary file and renamed into place (a reader never sees half a file).
+    Written atomically (:func:`advmri.atomic.atomic_path`): a reader never sees half a file.
     """
     images = extras["images"]
     params = sorted({k[1] for k in images if isinstance(k, tuple) and k[2] == "adversarial"})
     path = project_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w") as hf:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.attrs.update(format=FORMAT, attack=run["attack"], model=model, config=config,
                         acceleration=int(run["acceleration"]), params=np.asarray(params, dtype=np.float64),
                         run=json.dumps(run, sort_keys=True, default=str), code_version=code_version)
@@ -120,7 +119,6 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
                 d.create_dataset("healthy", data=half(s.healthy.numpy()), **kw)
             for kind in ("adversarial", "random"):
                 d.create_dataset(kind, data=np.stack([half(images[(t, p, kind)].numpy()) for p in params]), **kw)
-    os.replace(tmp, path)
     return path
 
 
@@ -150,10 +148,12 @@ def load(path: str | os.PathLike) -> RunRecons:
 
 def find(sweep_dir: str | os.PathLike, attack: str = "noise") -> list[Path]:
     """Stores of a sweep folder's completed runs of one attack (sorted by run folder)."""
+    from advmri.sweep import read_status
+
     sweep_dir = project_path(sweep_dir)
     out = []
     for st in sorted(sweep_dir.glob("*/status.json")):
-        if st.parent.name.startswith(f"{attack}-") and json.loads(st.read_text()).get("status") == "ok":
+        if st.parent.name.startswith(f"{attack}-") and (read_status(st.parent) or {}).get("status") == "ok":
             p = store_path(st.parent / "results.csv")
             if p.is_file():
                 out.append(p)

@@ -20,6 +20,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from advmri.atomic import atomic_path, check_writable
+from advmri.atomic import write_text as atomic_write_text
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
 from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget_fraction, random_noise_items,
                                   recon_with_noise)
@@ -31,8 +33,6 @@ from advmri.data.masks import CENTER_FRACTIONS
 from advmri.errors import ParameterError, check_choice, check_range, unknown_keys
 from advmri.models import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, load_checkpoint, load_official
 from advmri.paths import project_path
-from advmri.atomic import atomic_path, check_writable
-from advmri.atomic import write_text as atomic_write_text
 from advmri.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.provenance import code_version, run_id
 

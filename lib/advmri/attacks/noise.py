@@ -185,10 +185,7 @@ def reference_step(z: torch.Tensor, g: torch.Tensor, radius: torch.Tensor, acq: 
 
 def _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step):
     """Random start on the budget sphere (per-item seed), then ``steps`` reference updates."""
-    z = torch.cat([random_in_ball(tb.kspace[i:i + 1].shape, tb.acquired[i:i + 1], radius[i:i + 1],
-                                  torch.Generator().manual_seed(item_seed(cfg.seed, s.fname, s.slice_idx,
-                                                                          s.box.as_tuple(), float(eps[i]), -1)))
-                   for i, s in enumerate(tb.samples)])
+    z = random_items(tb, radius, eps, cfg.seed, draw=-1)
     for it in range(cfg.steps):
         z = z.detach().requires_grad_(True)
         loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
@@ -221,10 +218,16 @@ def item_seed(seed: int, fname: str, slice_idx: int, box: tuple, eps: float, dra
     return zlib.crc32(f"{seed}:{fname}:{slice_idx}:{tuple(box)}:{float(eps):.8g}:{draw}".encode()) & 0x7FFFFFFF
 
 
-def random_noise_items(z: torch.Tensor, tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
-    """:func:`random_noise_like` with one generator per item (:func:`item_seed`): the same noise for a
-    (box, eps, draw) however the items are batched, chunked or sharded."""
+def random_items(tb: TargetBatch, norms: torch.Tensor, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """Complex Gaussian noise on each item's acquired columns with per-coil norms ``norms`` ``(B, C)``, one
+    generator per item (:func:`item_seed`): the same noise for a (box, eps, draw) however the items are
+    batched, chunked or sharded."""
     return torch.cat([
-        random_noise_like(z[i:i + 1], tb.select([i]), torch.Generator().manual_seed(item_seed(
-            seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))
+        random_in_ball(tb.kspace[i:i + 1].shape, tb.acquired[i:i + 1], norms[i:i + 1], torch.Generator().manual_seed(
+            item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))
         for i, s in enumerate(tb.samples)])
+
+
+def random_noise_items(z: torch.Tensor, tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """The random baseline of :func:`random_noise_like` (exactly ``z``'s per-coil norms), seeded per item."""
+    return random_items(tb, coil_norms(z), eps, seed, draw)
