@@ -34,6 +34,7 @@ chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on 
 precision = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks)
 shard = 0  # attack the shard-th of the shards contiguous parts of the selected boxes (sweeps set both)
 shards = 1
+threads = 2  # CPU threads, pinned for the run and recorded (per-box results depend on it)
 device = "cpu"
 seed = 0
 out = "results/noise.csv"  # the run's result table
@@ -58,7 +59,8 @@ if smoke:
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
     step_size=step_size, loss=loss, restarts=restarts, update=update, random_draws=random_draws, max_targets=max_targets,
-    chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards)
+    chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards,
+    threads=threads)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)
 write_table(df, table)

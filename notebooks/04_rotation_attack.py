@@ -31,6 +31,7 @@ chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on 
 precision = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks)
 shard = 0  # attack the shard-th of the shards contiguous parts of the selected boxes (sweeps set both)
 shards = 1
+threads = 2  # CPU threads, pinned for the run and recorded (per-box results depend on it)
 device = "cpu"
 seed = 0
 out = "results/rotation.csv"
@@ -52,7 +53,8 @@ run = AttackRun.from_params(  # validates every parameter (one-line errors namin
     "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,
     max_angle=max_angle, angle_step=angle_step, bounds=bounds, interpolation=interpolation,
     random_draws=random_draws, max_targets=max_targets,
-    chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards)
+    chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards,
+    threads=threads)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)
 write_table(df, table)

@@ -98,3 +98,21 @@ def test_metrics_agree_with_skimage():
     a, b = gt[0, 6:16, 5:17].numpy(), pred[0, 6:16, 5:17].numpy()
     assert bm["ssim"][0].item() == pytest.approx(structural_similarity(a, b, data_range=gt[0].max().item()), abs=1e-6)
     assert bm["psnr"][0].item() == pytest.approx(peak_signal_noise_ratio(a, b, data_range=gt[0].max().item()), abs=1e-6)
+
+
+def test_plateau_training_warm_starts_and_stops(tiny_data, tmp_path):
+    """``init`` continues the learning curve; ``plateau`` stops at the first validation step whose gain
+    over the last doubling of steps is below the tolerance (a huge tolerance: the first possible one)."""
+    kw = dict(progress=False, val_every_nth=3, lr=3e-3, batch=2)
+    train("unet", "tiny", tiny_data, tmp_path / "a.pt", steps=4, val_interval=2, save_every=2, **kw)
+    h = train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=40, val_interval=2, save_every=2,
+              init=tmp_path / "a.pt", plateau=10.0, precision="bf16", **kw)
+    assert h["val_step"][:2] == [2, 4] and h["val_step"][-1] == 8  # 8 is the first s with s/2 >= 4 validated
+    _, extra = load_checkpoint(tmp_path / "b.pt")
+    assert extra["plateau_reached"] and extra["step"] == 8 and extra["init"]["step"] == 4
+    assert extra["precision"] == "bf16" and h["doubling_gain"][-1][0] == 8
+    with pytest.raises(Exception, match="steps: 3 is not beyond the 4 steps"):
+        train("unet", "tiny", tiny_data, tmp_path / "c.pt", steps=3, init=tmp_path / "a.pt", **kw)
+    with pytest.raises(Exception, match="varnet/tiny checkpoint, not unet"):
+        save_checkpoint(tmp_path / "v.pt", build("varnet", "tiny"))
+        train("unet", "tiny", tiny_data, tmp_path / "d.pt", steps=30, init=tmp_path / "v.pt", **kw)

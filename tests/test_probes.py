@@ -107,7 +107,7 @@ def test_concurrent_writers_of_one_table_never_mix(tmp_path):
     from advmri.run import RESULT_COLUMNS, read_table, write_table
 
     out = tmp_path / "t.csv"
-    frames = [pd.DataFrame([{c: (i if c != "params" else "x" * 2000) for c in RESULT_COLUMNS}] * 400)
+    frames = [pd.DataFrame([{c: (i if c != "file" else "x" * 2000) for c in RESULT_COLUMNS}] * 400)
               for i in range(2)]
     errors = []
 

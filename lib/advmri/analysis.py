@@ -37,7 +37,8 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
             why = verify_table(st.parent)
             if why is not None:
                 raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
-            frames.append(_label_update(read_table(st.parent / "results.csv")).assign(sweep_run=st.parent.name))
+            frames.append(_label_update(read_table(st.parent / "results.csv"), run_update(st.parent))
+                          .assign(sweep_run=st.parent.name))
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
@@ -60,14 +61,22 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
 REF_SUFFIX = " (ref. update)"
 
 
-def _label_update(df: pd.DataFrame) -> pd.DataFrame:
+def run_update(folder: Path) -> str:
+    """The noise update (``ours`` / ``reference``) of a sweep run, from its ``results.meta.json`` (the
+    run's parameters, stored once per run) or else its ``params.json``."""
+    meta = folder / "results.meta.json"
+    if meta.is_file():
+        return ((json.loads(meta.read_text()).get("run") or {}).get("noise") or {}).get("update") or "ours"
+    par = folder / "params.json"
+    return json.loads(par.read_text()).get("update", "ours") if par.is_file() else "ours"
+
+
+def _label_update(df: pd.DataFrame, update: str = "ours") -> pd.DataFrame:
     """Noise runs with the authors' update (``noise.update == 'reference'`` in the run's parameters) are
     told apart from ours by their model label, e.g. ``varnet (ref. update)``, in every table and figure."""
-    if df.empty or "params" not in df:
+    if df.empty:
         return df
-    parse = lambda j: ((json.loads(j) if isinstance(j, str) and j else {}).get("noise") or {}).get("update", "ours")  # noqa: E731
-    upd = df["params"].map({j: parse(j) for j in df["params"].unique()})  # one JSON per run, not per row
-    ref = (df["attack"] == "noise") & (upd == "reference")
+    ref = (df["attack"] == "noise") & (update == "reference")
     if ref.any():
         df = df.copy()
         df.loc[ref, "model"] = df.loc[ref, "model"] + REF_SUFFIX

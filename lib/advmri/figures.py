@@ -67,12 +67,18 @@ def summarise(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
 
 
 def metric_curves(df: pd.DataFrame, metric: str = "box_ssim", x_title: str = "eps", title: str = "") -> go.Figure:
-    """Metric vs attack parameter per model, adversarial solid, random dashed, 95% bands."""
+    """Metric vs attack parameter per model, adversarial solid, random dashed, 95% bands; a ``clean``
+    kind (the rotation runs' un-rotated reconstruction) is a dotted horizontal reference line."""
     s = summarise(df, ["model", "kind", "param"], metric)
     fig = go.Figure()
+    xs = sorted(s.loc[s.kind != "clean", "param"].unique()) or [0.0]
     for (model, kind), d in s.groupby(["model", "kind"]):
         d = d.sort_values("param")
         col = COLORS.get(model, "black")
+        if kind == "clean":
+            fig.add_trace(go.Scatter(x=[xs[0], xs[-1]], y=[d["mean"].iloc[0]] * 2, mode="lines",
+                                     name=f"{model} clean (no rotation)", line=dict(color=col, dash="dot")))
+            continue
         dash = "solid" if kind == "adversarial" else "dash"
         fig.add_trace(go.Scatter(x=d.param, y=d["mean"], mode="lines+markers", name=f"{model} {kind}",
                                  line=dict(color=col, dash=dash),

@@ -3,7 +3,7 @@
 ``python -m advmri.pipeline [--until STEP] [--retrain] [--jobs N] [--device cuda]``
 
 Steps (each skipped when its output exists, except where forced):
-``data`` generate the embedded synthetic set (train: 20 volumes seed 0, test: 6 volumes seed 1);
+``data`` generate the embedded synthetic set (train: 20 volumes seed 0, test: 28 volumes seed 1);
 ``train`` train both small models (only when a checkpoint is missing, or with ``--retrain``);
 ``notebooks`` execute 01_data and 02_models (quality table -> ``paper/tables/quality.md``);
 ``sweep`` run ``sweeps/paper.yaml`` (runs whose committed results verify are reused; ``--fresh``
@@ -25,16 +25,25 @@ from advmri.provenance import ROOT
 
 STEPS = ["data", "train", "notebooks", "sweep", "analysis", "paper"]
 DATA = ROOT / "data" / "synthetic" / "small"
+TEST_VOLUMES = 28
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
 def make_data(splits: tuple[str, ...] = ("train", "test")) -> None:
-    """The embedded default data set (train: 20 volumes seed 0, test: 6 volumes seed 1), when missing."""
+    """The embedded default data set (train: 20 volumes seed 0, test: 28 volumes seed 1, 93 located boxes),
+    when missing or of another size (the derived data folder is regenerated; volumes are bit-identical
+    per (seed, index), so the first 6 test volumes are those of the earlier 6-volume split)."""
     from advmri.data.synth import generate_dataset
 
-    for split, n, seed in (("train", 20, 0), ("test", 6, 1)):
-        if split in splits and not (DATA / split / "knee.csv").is_file():
-            generate_dataset("small", n, seed, DATA / split, force=True)  # no knee.csv: an incomplete set
+    for split, n, seed in (("train", 20, 0), ("test", TEST_VOLUMES, 1)):
+        if split not in splits:
+            continue
+        listed = DATA / split / "knee_file_list.csv"
+        have = len(listed.read_text().split()) if listed.is_file() else 0
+        if not (DATA / split / "knee.csv").is_file() or have != n:  # missing, incomplete or an older size
+            if have:
+                print(f"   {DATA / split}: {have} volumes, the embedded default has {n}; regenerating it", flush=True)
+            generate_dataset("small", n, seed, DATA / split, force=True)
 
 
 def _nb(name: str, out_dir: Path, **params) -> None:
@@ -54,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fresh", action="store_true",
                     help="recompute every attack run of the sweep (its committed results are deleted first)")
+    ap.add_argument("--verify", type=int, default=1, metavar="N",
+                    help="before reusing a committed attack run, recompute N seeded passes of it and stop if "
+                         "they differ (advmri.verify; 0: trust the recorded sha256 only)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     overrides = {"device": a.device} if a.device != "cpu" else None
@@ -88,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                         f.unlink()
                 print(f"   --fresh: cleared {len(runs)} run folders; every attack is recomputed", flush=True)
             st = run_sweep(ROOT / "sweeps" / "paper.yaml", jobs=a.jobs, results=ROOT / "results",
-                           overrides=overrides)
+                           overrides=overrides, verify=a.verify)
             if any(v["status"] == "failed" for v in st.values()):
                 print("some sweep runs failed; the analysis uses the completed ones", file=sys.stderr)
         elif step == "analysis":
@@ -106,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = yaml.safe_load((ROOT / "sweeps" / "paper.yaml").read_text())
             accs = ", ".join(f"{x}x" for x in spec["grid"]["acceleration"])
             setup = ("Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
-                     "20 training volumes (seed 0, every 5th validates), 6 held-out test volumes (seed 1). "
+                     "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
                      "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
                      f"trained by `python -m advmri.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
                      f"fraction 0.04, 4x: 0.08), {spec['common']['max_targets']} boxes per run, "

@@ -42,8 +42,8 @@ METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse",
            "budget_fraction"]
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
-    "param", "angle", "kind", "draw", "seed", *METRICS, "code_version", "params",
-]
+    "param", "angle", "kind", "draw", "seed", *METRICS, "code_version",
+]  # the run's parameters are stored once per run (results.meta.json / the sweep's params.json), not per row
 
 
 @dataclass
@@ -61,6 +61,7 @@ class AttackRun:
     device: str = "cpu"
     chunk: int | None = None  # items per forward/backward pass; None: advmri.perf.default_chunk(device)
     precision: str = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks; advmri.models)
+    threads: int = 1  # CPU threads of this run (torch.set_num_threads): float32 rounding depends on it
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
 
@@ -74,6 +75,7 @@ class AttackRun:
         check_range("shards", self.shards, lo=1, integer=True)
         check_range("shard", self.shard, lo=0, hi=self.shards - 1, integer=True)
         check_choice("precision", self.precision, PRECISIONS)
+        check_range("threads", self.threads, lo=1, integer=True)
         if self.labels is not None:
             self.labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
         if not isinstance(self.model, str) or not self.model:
@@ -93,7 +95,7 @@ class AttackRun:
         validates its configs through this too). Unknown names are rejected with the closest valid one."""
         check_choice("attack", attack, ("noise", "rotation"))
         common = {"model", "data_dir", "annotations", "acceleration", "max_targets", "chunk", "device", "seed",
-                  "random_draws", "labels", "precision", "shard", "shards"}
+                  "random_draws", "labels", "precision", "shard", "shards", "threads"}
         own = NOISE_PARAMS if attack == "noise" else ROTATION_PARAMS
         unknown_keys(p, common | own, f"{attack} parameters")
         seed, draws = p.pop("seed", 0), p.pop("random_draws", 5)
@@ -148,7 +150,7 @@ def select_targets(ds: AnnotatedSlices, n: int, shard: int = 0, shards: int = 1)
 
 
 def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, attack: str, param, kind: str,
-          draw: int, angle=None, version: str = "", params_json: str = "") -> list[dict]:
+          draw: int, angle=None, version: str = "") -> list[dict]:
     rows = []
     for i, s in enumerate(tb.samples):
         b = s.box
@@ -159,7 +161,7 @@ def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, a
             angle=None if angle is None else float(angle[i] if hasattr(angle, "__len__") else angle),
             kind=kind, draw=draw, seed=run.noise.seed if attack == "noise" else run.rotation.seed,
             **{m: float(scores[m][i]) if m in scores else float("nan") for m in METRICS},
-            code_version=version, params=params_json,
+            code_version=version,
         ))
     return rows
 
@@ -172,11 +174,27 @@ def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass)
     return run.items_per_pass(tb.kspace[0].numel())
 
 
-def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) -> tuple[pd.DataFrame, dict]:
+def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
+            subset: Sequence[int] | None = None) -> tuple[pd.DataFrame, dict]:
     """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
-    maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets."""
+    maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets.
+
+    ``subset`` (for :mod:`advmri.verify`): compute only these passes of the noise attack (numbered
+    over the run, ``extras['passes']`` says how many there are) or these targets of the rotation
+    attack (positions in the run's target list), with exactly the batches of the full run, so their
+    rows reproduce the full run's rows."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(run.threads)  # pinned per run: per-box results depend on it (float32 rounding)
+    try:
+        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset))
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
+             subset: set[int] | None) -> tuple[pd.DataFrame, dict]:
     if torch.device(run.device).type == "cpu":
         keep_freed_memory()
     model = load_model(run.model, run.device).set_precision(run.precision)
@@ -190,9 +208,10 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                              "targets); use fewer shards")
     samples = [ds[i] for i in idx]
     groups = geometry_groups(samples)  # one group unless the volumes differ in coils / columns
-    version, pj = code_version(), json.dumps(run.as_dict(), sort_keys=True, default=str)
+    version = code_version()
     rows: list[dict] = []
     images: dict = {}
+    passes = 0
     if run.attack == "noise":
         cfg = run.noise
         E = len(cfg.eps)
@@ -203,6 +222,11 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
             bar = tqdm(total=len(rep), desc=f"noise {model.kind}", disable=not progress)
 
             def step(lo: int, hi: int) -> None:
+                nonlocal passes
+                passes += 1
+                if subset is not None and passes - 1 not in subset:
+                    bar.update(hi - lo)
+                    return
                 ids = list(range(lo, hi))
                 sub, eps = rep.select(ids), eps_all[ids].to(run.device)
                 z = adversarial_noise(model, sub, eps, cfg)
@@ -211,13 +235,13 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
                     rec = recon_with_noise(model, sub, z)
                     frac = budget_fraction(z, sub.kspace, eps)  # the random draws have the same norms
                     new_rows += _rows(run, model, sub, dict(box_scores(rec, sub), budget_fraction=frac), "noise",
-                                      eps.cpu(), "adversarial", 0, version=version, params_json=pj)
+                                      eps.cpu(), "adversarial", 0, version=version)
                     for j, n in enumerate(ids):
                         new_images[(idx[pos[n // E]], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
                     for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
                         rr = recon_with_noise(model, sub, random_noise_items(z, sub, eps.cpu(), cfg.seed, d))
                         new_rows += _rows(run, model, sub, dict(box_scores(rr, sub), budget_fraction=frac), "noise",
-                                          eps.cpu(), "random", d, version=version, params_json=pj)
+                                          eps.cpu(), "random", d, version=version)
                         if d == 0:
                             for j, n in enumerate(ids):
                                 new_images[(idx[pos[n // E]], cfg.eps[n % E], "random")] = rr[j].cpu()
@@ -235,21 +259,28 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
         angles = cfg.angles
         rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
         all_angles = list(angles) + [a for _, a in rnd]
+        per_pass = None
+        passes = len(samples)
         for t in tqdm(range(len(samples)), desc=f"rotation {model.kind}", disable=not progress):
+            if subset is not None and t not in subset:
+                continue
             sub = make_batch([samples[t]]).to(run.device)
-            if t == 0:
+            if t == 0 or per_pass is None:
                 per_pass = run.chunk or _auto_chunk(run, model, sub, lambda one: rotated_recon(
                     model, one, torch.zeros(1, device=run.device), cfg.interpolation))
             sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation)
+            with torch.inference_mode():  # the reference row: the clean, un-rotated reconstruction
+                rows += _rows(run, model, sub, box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)),
+                                                          sub), "rotation", 0.0, "clean", 0, version=version)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
             worst = worst_case(grid_sc, angles, cfg.bounds)
             for w in worst:
                 rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
-                              angle=w["angle"], version=version, params_json=pj)
+                              angle=w["angle"], version=version)
             for d, (b, a) in enumerate(rnd):
                 j = len(angles) + d
                 rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
-                              d % cfg.random_draws, angle=a, version=version, params_json=pj)
+                              d % cfg.random_draws, angle=a, version=version)
             if keep_images:
                 for w in worst:
                     with torch.no_grad():
@@ -259,7 +290,7 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False) ->
     else:
         raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0,
+    extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0, passes=passes,
                   angles=list(run.rotation.angles), annotations=ds.report, model_sha256=model.sha256)
     return df, extras
 

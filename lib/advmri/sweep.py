@@ -49,7 +49,7 @@ class Run:
     folder: Path
 
 
-SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description", "shards")
+SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description", "shards", "exclude")
 RESERVED = ("out", "shard", "shards")  # set by the sweep itself
 
 
@@ -111,10 +111,21 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         check_range("shards", shards, lo=1, integer=True)
     except UserError as e:
         raise SweepError(f"{path}: {e}") from e
+    exclude = spec.get("exclude") or []
+    if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
+        raise SweepError(f"{path}: exclude must be a list of mappings (grid key: value), e.g. "
+                         "[{update: reference, acceleration: 4}]")
+    try:
+        for e in exclude:
+            unknown_keys(e, set(grid), f"{path}: exclude")
+    except UserError as e:
+        raise SweepError(str(e)) from e
     keys = list(grid)
     runs = []
     for values, shard in itertools.product(itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)), range(shards)):
         p = dict(zip(keys, values))
+        if any(all(p.get(k) == v for k, v in e.items()) for e in exclude):
+            continue
         attack = p.pop("attack")
         if attack not in notebooks:
             raise SweepError(f"{path}: no notebook for attack {attack!r}{did_you_mean(str(attack), notebooks)}")
@@ -142,7 +153,8 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         if any(r.id == rid for r in runs):  # a grid key of the other attack only: the same run again
             continue
         folder = project_path(results) / spec["name"] / rid
-        params["out"] = str(folder / "results.csv")
+        out = folder / "results.csv"  # relative to the project root when inside it (no machine paths committed)
+        params["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
         runs.append(Run(rid, nbs[attack], params, folder))
     return spec["name"], runs
 
@@ -181,7 +193,23 @@ def verify_table(folder: Path) -> str | None:
 
 
 def is_done(run: Run) -> bool:
-    return verify_table(run.folder) is None
+    return verify_table(run.folder) is None and stale_model(run) is None
+
+
+def stale_model(run: Run) -> str | None:
+    """Why a completed run's results belong to other weights than the checkpoint now at its ``model``
+    path (the sha256 recorded in ``results.meta.json`` against the checkpoint's ``.sha256``), or None."""
+    meta, model = run.folder / "results.meta.json", str(run.params.get("model", ""))
+    if not meta.is_file() or model.startswith("official:"):
+        return None
+    side = project_path(model + ".sha256")
+    if not side.is_file():
+        return None
+    want = (side.read_text().split() or [""])[0]
+    got = json.loads(meta.read_text()).get("model_sha256")
+    if got and want and got != want:
+        return f"computed with other weights of {model} (sha256 {got[:12]}, now {want[:12]})"
+    return None
 
 
 def execute_run(run: Run, kernel: str = "python3") -> dict:
@@ -269,14 +297,18 @@ def _run_on_dask(todo: list[Run], client, log) -> dict[str, dict]:
 
 
 def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", overrides: dict | None = None,
-              log=print, engine: str = "threads", scheduler: str | None = None) -> dict[str, dict]:
+              log=print, engine: str = "threads", scheduler: str | None = None, verify: int = 0,
+              verify_seed: int = 0) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
     ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
     ``scheduler``, e.g. ``tcp://HOST:8786`` or a ``dask-jobqueue`` SLURM cluster's address) or
     ``dask-local`` (a ``LocalCluster`` of ``jobs`` single-threaded worker processes).
     One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once
-    with a message instead of doing the same work twice."""
+    with a message instead of doing the same work twice.
+
+    ``verify``: before a completed run is reused, recompute that many seeded passes of it
+    (:func:`advmri.verify.verify_run`) and stop with :class:`advmri.verify.CacheMismatch` when they differ."""
     from filelock import Timeout
 
     check_range("jobs", jobs, lo=1, integer=True)
@@ -292,13 +324,20 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
     try:
         todo = []
         for r in runs:
-            why = verify_table(r.folder)
+            why = verify_table(r.folder) or stale_model(r)
             if why is not None:
                 todo.append(r)
                 if r.folder.is_dir() and why not in ("no readable status.json", "status 'failed'"):
                     log(f"  {r.id}: re-run ({why})")
         log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
         out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
+        if verify and len(out):
+            from advmri.verify import verify_run
+
+            log(f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs")
+            for r in runs:
+                if r not in todo:
+                    out[r.id]["verified"] = verify_run(r.folder, verify, verify_seed, log=log)
         if engine == "threads":
             with ThreadPoolExecutor(max_workers=jobs) as ex:
                 for r, st in zip(todo, ex.map(execute_run, todo)):
@@ -332,10 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
+    ap.add_argument("--verify", type=int, default=0, metavar="N",
+                    help="recompute N seeded passes of every reused run and stop if they differ")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None, engine=a.engine,
-                   scheduler=a.scheduler)
+                   scheduler=a.scheduler, verify=a.verify)
     return 1 if any(v["status"] == "failed" for v in st.values()) else 0
 
 

@@ -31,7 +31,7 @@ from advmri.data.fastmri_h5 import read_info
 from advmri.data.masks import mask_func, sample_mask, slice_seed
 from advmri.models import build, load_checkpoint, save_checkpoint
 from advmri.atomic import atomic_path, check_writable
-from advmri.errors import UserError, check_choice, check_range, cli
+from advmri.errors import ParameterError, UserError, check_choice, check_range, cli
 from advmri.paths import project_path
 
 
@@ -89,6 +89,9 @@ class SliceCache:
 @torch.no_grad()
 def validate(model, cache: SliceCache, device, acceleration: int = 8) -> float:
     model.eval()
+    precision = getattr(model, "precision", "fp32")
+    if precision != "fp32":
+        model.set_precision("fp32")  # the learning curve is measured as the model will be used
     func = mask_func("random", (acceleration,))
     vals = []
     for i in range(len(cache)):
@@ -97,6 +100,8 @@ def validate(model, cache: SliceCache, device, acceleration: int = 8) -> float:
         out = model(k, m, n, tuple(t.shape[-2:]))
         vals.append(float(M.ssim(out, t, mx)[0]))
     model.train()
+    if precision != "fp32":
+        model.set_precision(precision)
     return float(np.mean(vals))
 
 
@@ -117,6 +122,9 @@ def train(
     progress: bool = True,
     stop_at: int | None = None,
     force: bool = False,
+    init: str | Path | None = None,
+    plateau: float | None = None,
+    precision: str = "fp32",
 ) -> dict:
     """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
 
@@ -125,6 +133,14 @@ def train(
     never leaves a partly trained model at the final path. ``stop_at`` ends this call early at that
     step of a ``steps``-long schedule; ``resume=True`` later continues exactly where it stopped.
     An existing ``out`` is never replaced unless ``force``.
+
+    ``init``: warm start from the weights of an advmri checkpoint (sha256-verified); its learning curve
+    is kept and step numbers continue from its final step, so ``steps`` counts the *total* (for
+    example init at 700 and ``steps=4000`` trains up to 3300 more). ``plateau``: train at a constant
+    learning rate and stop at the first validation step ``s`` (with ``s/2`` validated in this run or
+    after ``init``) where ``val(s) - val(s/2) < plateau``: the gain over the last doubling of steps;
+    ``steps`` is then the maximum. ``precision="bf16"``: the convolution blocks run under bfloat16
+    autocast (:meth:`Reconstructor.set_precision`); weights, optimiser and validation stay float32.
     """
     check_choice("model", model_kind, ("varnet", "unet"))
     check_range("steps", steps, lo=1, integer=True)
@@ -135,6 +151,8 @@ def train(
         check_range("batch", batch, lo=1, integer=True)
     if stop_at is not None:
         check_range("stop_at", stop_at, lo=1, hi=steps, integer=True)
+    if plateau is not None:
+        check_range("plateau", plateau, lo=0.0, lo_open=True)
     torch.manual_seed(seed)
     out = project_path(out)
     resume_file = Path(str(out) + ".resume.pt")
@@ -151,11 +169,32 @@ def train(
         raise ValueError(f"{data}: no training volumes")
     tr = SliceCache(data, train_files)
     va = SliceCache(data, val_files) if val_files else None
-    model = build(model_kind, config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
+    model = build(model_kind, config)
     hist = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
     start = 0
+    init_info = None
+    if init is not None and not resume:
+        src, extra = load_checkpoint(init)
+        if (src.kind, src.config) != (model_kind, config):
+            raise UserError(f"{init}: a {src.kind}/{src.config} checkpoint, not {model_kind}/{config}")
+        model.net.load_state_dict(src.net.state_dict())
+        h0 = extra.get("history") or {}
+        start = int(extra.get("step", len(h0.get("step", []))))
+        if start >= steps:
+            raise ParameterError(f"steps: {steps} is not beyond the {start} steps of {init}")
+        hist = dict(step=list(h0.get("step", [])), loss=list(h0.get("loss", [])),
+                    val_step=list(h0.get("val_step", [])), val_ssim=list(h0.get("val_ssim", [])),
+                    seconds=float(h0.get("seconds", 0.0)))
+        init_info = dict(path=str(init), sha256=src.sha256, step=start)
+    elif init is not None:
+        init_info = dict(path=str(init))
+    init_step = start
+    model = model.to(device).set_precision(precision)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if plateau is None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     if resume:
         try:
             st = torch.load(resume_file, map_location="cpu", weights_only=True)
@@ -171,21 +210,36 @@ def train(
         sched.load_state_dict(st["scheduler"])
         hist = st["history"]
         start = int(st["step"])
+        init_step = int(st.get("init_step", 0))
     func = mask_func("random", (4, 8), (0.08, 0.04))
     loss_ssim = SSIMLoss().to(device)
     model.train()
     t0 = time.perf_counter() - hist["seconds"]
     meta = dict(model=model_kind, config=config, data=str(data), steps=steps, batch=batch, lr=lr, seed=seed,
-                train_files=train_files, val_files=val_files)
+                train_files=train_files, val_files=val_files, precision=precision,
+                schedule="cosine" if plateau is None else f"constant, stop when val gain over the last doubling < {plateau}",
+                init=init_info)
 
-    def save(step):
+    def save(step, done=False):
         hist["seconds"] = time.perf_counter() - t0
         state = dict(model_state=model.net.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                     history=hist, step=step, steps=steps, model=f"{model_kind}/{config}")
+                     history=hist, step=step, steps=steps, model=f"{model_kind}/{config}", init_step=init_step)
         with atomic_path(resume_file) as tmp:
             torch.save(state, tmp)
-        if step == steps:  # complete: only now does the final path change
-            save_checkpoint(out, model, extra=dict(meta, history=hist, step=step))
+        if done or step == steps:  # complete: only now does the final path change
+            model.set_precision("fp32")
+            save_checkpoint(out, model, extra=dict(meta, history=hist, step=step, plateau_reached=done))
+            model.set_precision(precision)
+
+    def plateaued() -> bool:
+        if plateau is None or not hist["val_step"]:
+            return False
+        s = hist["val_step"][-1]
+        if s % 2 or s // 2 < max(init_step, 1) or s // 2 not in hist["val_step"]:
+            return False
+        gain = hist["val_ssim"][-1] - hist["val_ssim"][hist["val_step"].index(s // 2)]
+        hist.setdefault("doubling_gain", []).append([s, gain])
+        return gain < plateau
 
     bar = tqdm(range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps)
     for step in bar:
@@ -209,11 +263,15 @@ def train(
         if va is not None and ((step + 1) % val_interval == 0 or last):
             hist["val_step"].append(step + 1)
             hist["val_ssim"].append(validate(model, va, device))
+            bar.write(f"step {step + 1}: val SSIM {hist['val_ssim'][-1]:.4f}")
+            if plateaued():
+                save(step + 1, done=True)
+                break
         if (step + 1) % save_every == 0 or last or step + 1 == stop_at:
             save(step + 1)
         if step + 1 == stop_at:
             break
-    if start >= steps:
+    if start >= steps and init is None:
         save(steps)
     return hist
 
@@ -232,11 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--val-interval", type=int, default=100)
     ap.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt")
+    ap.add_argument("--init", default=None, help="warm start from this checkpoint (its steps and learning curve continue)")
+    ap.add_argument("--plateau", type=float, default=None,
+                    help="constant lr; stop when val SSIM gains less than this over the last doubling of steps")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--force", action="store_true", help="replace an existing OUT when training completes")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     h = train(a.model, a.config, a.data, a.out, a.steps, a.batch, a.lr, a.seed, a.device, a.val_interval,
-              resume=a.resume, force=a.force)
+              resume=a.resume, force=a.force, init=a.init, plateau=a.plateau, precision=a.precision)
     print(f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
           f"val SSIM {h['val_ssim'][-1] if h['val_ssim'] else float('nan'):.4f} -> {a.out}")
     return 0
