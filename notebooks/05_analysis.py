@@ -20,13 +20,14 @@ sweep_dir = "results/paper"
 run_ids = None  # runs to analyse (the pipeline passes its sweep's); None: every completed run in sweep_dir
 figures_dir = "results/analysis/figures"  # the main job passes paper/figures
 tables_dir = "results/analysis/tables"  # the main job passes paper/tables
+interpolation_dir = "results/interpolation"  # sweeps/interpolation.yaml (skipped when it has no runs)
 smoke = False
 
 # %%
 import tempfile
 from pathlib import Path
 
-from advmri.analysis import collect, headline, write_outputs
+from advmri.analysis import collect, headline, write_interpolation, write_outputs
 from advmri.figures import metric_curves
 
 if smoke:
@@ -34,7 +35,7 @@ if smoke:
 
     tmp = Path(tempfile.mkdtemp())
     run_sweep("sweeps/smoke.yaml", results=tmp, log=lambda *a: None)
-    sweep_dir, figures_dir, tables_dir = tmp / "smoke", tmp / "figures", tmp / "tables"
+    sweep_dir, figures_dir, tables_dir, interpolation_dir = tmp / "smoke", tmp / "figures", tmp / "tables", tmp / "none"
 df, statuses = collect(sweep_dir, run_ids)
 print(f"{len(df)} rows from {df.sweep_run.nunique()} runs; statuses:", {s['run_id']: s['status'] for s in statuses})
 
@@ -53,3 +54,12 @@ written = write_outputs(df, Path(sweep_dir).name, figures_dir, tables_dir, forma
 for p in written["tables"]:
     print(p)
     print(Path(p).read_text()[:1500])
+
+# %% [markdown]
+# ## How much the rotation's interpolation matters
+# The same rotation attack with the antialiased resizes and with the exact Fourier rotation
+# (`sweeps/interpolation.yaml`), beside the reference interpolation of the main sweep, on the same boxes.
+
+# %%
+p = write_interpolation(df, interpolation_dir, tables_dir)
+print(p.read_text() if p else f"{interpolation_dir}: no completed interpolation runs")

@@ -116,3 +116,16 @@ def test_plateau_training_warm_starts_and_stops(tiny_data, tmp_path):
     with pytest.raises(Exception, match="varnet/tiny checkpoint, not unet"):
         save_checkpoint(tmp_path / "v.pt", build("varnet", "tiny"))
         train("unet", "tiny", tiny_data, tmp_path / "d.pt", steps=30, init=tmp_path / "v.pt", **kw)
+
+
+def test_box_quality_covers_every_located_box(tiny_data):
+    from advmri.data.dataset import AnnotatedSlices
+    from advmri.evaluate import box_quality, quality_table, summary
+
+    models = {"unet": build("unet", "tiny").freeze()}
+    qb = box_quality(models, tiny_data, accelerations=(8,), progress=False)
+    n = len(AnnotatedSlices(tiny_data, acceleration=8))
+    assert len(qb) == 2 * n and set(qb.method) == {"zero-filled", "unet"}
+    assert qb.box_ssim.between(-1, 1).all() and qb.lesion_retained.notna().any()
+    s = summary(quality_table(models, tiny_data, accelerations=(8,), max_slices=2, progress=False), qb)
+    assert {"box_ssim", "box_psnr", "boxes"} <= set(s.columns) and (s.boxes == n).all()

@@ -128,6 +128,10 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         if d.empty:
             continue
         rows = []
+        clean = d[d.kind == "clean"]
+        if len(clean):  # the reference row: the un-rotated reconstruction, shown as bound "clean"
+            d = pd.concat([d[d.kind != "clean"], clean.assign(kind="adversarial", param=-1.0),
+                           clean.assign(kind="random", param=-1.0)], ignore_index=True)
         for metric in ("box_ssim", "box_psnr", "img_ssim", "lesion_retained") + (("budget_fraction",) if attack == "noise" else ()):
             s = summarise(d, ["model", "acceleration", "kind", "param"], metric)
             s["metric"] = metric
@@ -137,10 +141,14 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         wide = s.pivot_table(index=["model", "acceleration", "param"], columns=["metric", "kind"], values="value",
                              aggfunc="first")
         wide.columns = [f"{m} {k}" for m, k in wide.columns]
-        wide = wide.reset_index().rename(columns={"param": "eps" if attack == "noise" else "bound (deg)"})
+        wide = wide.reset_index()
+        if len(clean):
+            wide["param"] = wide["param"].map(lambda v: "clean (no rotation)" if v == -1.0 else f"{v:g}")
+        wide = wide.rename(columns={"param": "eps" if attack == "noise" else "bound (deg)"})
         p = tables / f"{attack}.md"
         p.write_text(_md_table(wide, line))
         written["tables"].append(p)
+        d = d[d.param >= 0]
         pe = paired_effect(d).drop(columns="attack").rename(
             columns={"param": "eps" if attack == "noise" else "bound (deg)", "mean": "adv - random",
                      "worse": "boxes worse", "count": "boxes"})
@@ -154,6 +162,12 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         p = tables / f"{attack}_per_label.md"
         p.write_text(f"Box SSIM by label at {'eps' if attack == 'noise' else 'bound'} = {d.param.max()}\n\n"
                      + _md_table(lab, line))
+        written["tables"].append(p)
+    if (df.kind == "clean").any():
+        z = zero_vs_clean(df).rename(columns={"mean": "mean rel. box MSE", "max": "max rel. box MSE", "count": "boxes"})
+        p = tables / "rotation_zero_vs_clean.md"
+        p.write_text("Rotation by 0 deg and back vs the clean reconstruction: box MSE ratio - 1 per box\n\n"
+                     + _md_table(z, line))
         written["tables"].append(p)
     (figures / "provenance.json").write_text(json.dumps(st, indent=1))
     (tables / "provenance.json").write_text(json.dumps(st, indent=1))
@@ -182,6 +196,70 @@ def paired_effect(df: pd.DataFrame, metric: str = "box_ssim") -> pd.DataFrame:
     half = (tq * out["std"] / out["count"] ** 0.5).where(out["count"] > 1)
     out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
     return out[by + ["mean", "lo", "hi", "worse", "count"]]
+
+
+def zero_vs_clean(df: pd.DataFrame) -> pd.DataFrame:
+    """Rotation runs: box MSE of the reconstruction rotated by 0 deg (and back) relative to the clean,
+    un-rotated one, per model x acceleration: mean and max over boxes of ``mse(0 deg) / mse(clean) - 1``.
+    0 for an exact rotation; the interpolation's own error otherwise."""
+    r = df[df.attack == "rotation"]
+    zero = r[(r.kind == "adversarial") & (r.param == 0)]
+    clean = r[r.kind == "clean"]
+    m = zero.merge(clean, on=["model", "acceleration", *BOX_KEY], suffixes=("", "_clean"))
+    m["rel"] = m["box_mse"] / m["box_mse_clean"] - 1
+    return m.groupby(["model", "acceleration"])["rel"].agg(["mean", "max", "count"]).reset_index()
+
+
+def interpolation_effect(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rotation results of one model under several interpolations (``{name: table}``, same boxes):
+    per interpolation and bound, the mean box SSIM of the worst angle and of the clean reconstruction,
+    the drop against clean, and box MSE at 0 deg relative to clean (0 for an exact rotation)."""
+    out = []
+    for name, df in frames.items():
+        r = df[df.attack == "rotation"]
+        clean = r[r.kind == "clean"].set_index(BOX_KEY)
+        adv = r[r.kind == "adversarial"]
+        for b, d in adv.groupby("param"):
+            d = d.set_index(BOX_KEY)
+            c = clean.loc[d.index]
+            out.append(dict(interpolation=name, model=d.model.iloc[0], bound=b, boxes=len(d),
+                            worst_box_ssim=d.box_ssim.mean(), clean_box_ssim=c.box_ssim.mean(),
+                            drop_vs_clean=(d.box_ssim - c.box_ssim).mean(),
+                            box_mse_rel_to_clean=(d.box_mse / c.box_mse - 1).mean()))
+    return pd.DataFrame(out)
+
+
+def run_interpolation(folder: Path) -> str:
+    meta = folder / "results.meta.json"
+    return ((json.loads(meta.read_text()).get("run") or {}).get("rotation") or {}).get("interpolation", "?") \
+        if meta.is_file() else "?"
+
+
+def write_interpolation(df: pd.DataFrame, interpolation_dir: str | Path, tables: str | Path) -> Path | None:
+    """``tables/interpolation.md``: :func:`interpolation_effect` of the runs in ``interpolation_dir`` (other
+    interpolations) beside the rotation rows of ``df`` (the reference interpolation) for the same model and
+    acceleration, restricted to the boxes all of them cover. None when that sweep has no completed run."""
+    folder = project_path(interpolation_dir)
+    try:
+        other, _ = collect(folder)
+    except FileNotFoundError:
+        return None
+    frames = {}
+    for run, d in other.groupby("sweep_run"):
+        frames[run_interpolation(folder / run)] = d
+    first = next(iter(frames.values()))
+    ref = df[(df.attack == "rotation") & (df.model == first.model.iloc[0]) &
+             (df.acceleration == first.acceleration.iloc[0])]
+    frames = {"reference": ref, **frames}
+    common = set.intersection(*(set(map(tuple, d[BOX_KEY].drop_duplicates().to_numpy())) for d in frames.values()))
+    frames = {k: d[d[BOX_KEY].apply(tuple, axis=1).isin(common)] for k, d in frames.items()}
+    eff = interpolation_effect(frames)
+    p = project_path(tables) / "interpolation.md"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(f"Rotation attack, {first.model.iloc[0]} at {first.acceleration.iloc[0]}x, {len(common)} boxes: "
+                 "the interpolation's effect (box MSE at 0 deg relative to clean: 0 for an exact rotation)\n\n"
+                 + eff.to_markdown(index=False, floatfmt=".4f") + f"\n\n<sub>runs {', '.join(sorted(other.sweep_run.unique()))}</sub>\n")
+    return p
 
 
 def headline(df: pd.DataFrame) -> pd.DataFrame:

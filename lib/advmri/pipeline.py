@@ -14,6 +14,7 @@ recomputes all); ``analysis`` execute 05_analysis -> ``paper/figures``,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,9 @@ from advmri.provenance import ROOT
 STEPS = ["data", "train", "notebooks", "sweep", "analysis", "paper"]
 DATA = ROOT / "data" / "synthetic" / "small"
 TEST_VOLUMES = 28
+# phase 2 of training: constant lr from the phase-1 checkpoint until val SSIM gains < tol per doubling
+PLATEAU = dict(max_steps=6000, lr=5e-4, tol=0.005, precision="bf16")
+SWEEPS = ("paper", "interpolation")  # sweeps/<name>.yaml, results in results/<name>/
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--until", choices=STEPS, default="paper")
     ap.add_argument("--retrain", action="store_true", help="train the models from scratch")
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="attack runs at a time (each pinned to its own thread count; default: CPU cores)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fresh", action="store_true",
                     help="recompute every attack run of the sweep (its committed results are deleted first)")
@@ -80,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             from advmri.train import train
 
             for kind, (ckpt, steps) in MODELS.items():
-                if a.retrain or not ckpt.is_file():
+                if a.retrain or not ckpt.is_file():  # the committed models' two phases (models/README.md)
                     train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device, force=a.retrain)
+                    train(kind, "small", DATA / "train", ckpt, steps=PLATEAU["max_steps"], lr=PLATEAU["lr"],
+                          init=ckpt, plateau=PLATEAU["tol"], precision=PLATEAU["precision"], device=a.device,
+                          force=True)
         elif step == "notebooks":
             out = ROOT / "results" / "notebooks"
             _nb("01_data", out, data_dir=str(DATA / "test"))
@@ -93,23 +101,26 @@ def main(argv: list[str] | None = None) -> int:
         elif step == "sweep":
             from advmri.sweep import load_sweep, run_sweep
 
-            if a.fresh:
-                _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
-                for r in runs:
-                    for f in sorted(r.folder.glob("*")) if r.folder.is_dir() else []:
-                        f.unlink()
-                print(f"   --fresh: cleared {len(runs)} run folders; every attack is recomputed", flush=True)
-            st = run_sweep(ROOT / "sweeps" / "paper.yaml", jobs=a.jobs, results=ROOT / "results",
-                           overrides=overrides, verify=a.verify)
-            if any(v["status"] == "failed" for v in st.values()):
-                print("some sweep runs failed; the analysis uses the completed ones", file=sys.stderr)
+            for sweep in SWEEPS:
+                cfg = ROOT / "sweeps" / f"{sweep}.yaml"
+                if a.fresh:
+                    _, runs = load_sweep(cfg, ROOT / "results", overrides)
+                    for r in runs:
+                        for f in sorted(r.folder.glob("*")) if r.folder.is_dir() else []:
+                            f.unlink()
+                    print(f"   --fresh: cleared {len(runs)} run folders of {sweep}; every attack is recomputed", flush=True)
+                st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
+                               verify=0 if a.fresh else a.verify)
+                if any(v["status"] == "failed" for v in st.values()):
+                    print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
         elif step == "analysis":
             from advmri.sweep import load_sweep
 
             _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
             _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
                 run_ids=[r.id for r in runs],
-                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
+                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
+                interpolation_dir=str(ROOT / "results" / "interpolation"))
         elif step == "paper":
             from advmri.paper import build
 
