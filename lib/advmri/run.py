@@ -229,7 +229,10 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
                     return
                 ids = list(range(lo, hi))
                 sub, eps = rep.select(ids), eps_all[ids].to(run.device)
-                z = adversarial_noise(model, sub, eps, cfg)
+                live = [j for j in range(len(ids)) if float(eps_all[ids[j]]) > 0]  # eps = 0: z = 0, no PGA needed
+                z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
+                if live:
+                    z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg)
                 new_rows, new_images = [], {}
                 with torch.inference_mode():
                     rec = recon_with_noise(model, sub, z)
