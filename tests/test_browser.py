@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 import pytest
 
 from conftest import ROOT
@@ -228,7 +230,8 @@ def test_voila_app_serves_the_explorer(embedded_default, browser, tmp_path):
         _wait_titles(page)
         first = time.perf_counter() - t0
         titles = page.locator(TITLES).all_text_contents()
-        assert "target (fully sampled)" in titles and any("adversarial, eps = 0.025" in t for t in titles), titles
+        top = max(yaml.safe_load((ROOT / "sweeps/paper.yaml").read_text())["per_attack"]["noise"]["eps"])
+        assert "target (fully sampled)" in titles and any(f"adversarial, eps = {top:g}" in t for t in titles), titles
         dts = _slider_moves_figure(page, TITLES)
         print(f"Voila: first figure {first:.1f} s after opening; slider change -> new figure "
               f"{[round(d * 1000) for d in dts]} ms")
