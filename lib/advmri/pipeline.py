@@ -62,6 +62,8 @@ def _nb(name: str, out_dir: Path, **params) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--until", choices=STEPS, default="paper")
+    ap.add_argument("--from", dest="start", choices=STEPS, default="data",
+                    help="first step to run (the earlier steps' outputs must exist)")
     ap.add_argument("--retrain", action="store_true", help="train the models from scratch")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="attack runs at a time (each pinned to its own thread count; default: CPU cores)")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"device": a.device} if a.device != "cpu" else None
     t_all = time.perf_counter()
     times = {}
-    for step in STEPS[: STEPS.index(a.until) + 1]:
+    for step in STEPS[STEPS.index(a.start): STEPS.index(a.until) + 1]:
         t0 = time.perf_counter()
         print(f"== {step}", flush=True)
         if step == "data":
