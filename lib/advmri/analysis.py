@@ -61,12 +61,18 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
 REF_SUFFIX = " (ref. update)"
 
 
-def run_update(folder: Path) -> str:
-    """The noise update (``ours`` / ``reference``) of a sweep run, from its ``results.meta.json`` (the
-    run's parameters, stored once per run) or else its ``params.json``."""
+def run_params(folder: Path) -> dict:
+    """A sweep run's resolved parameters (``AttackRun.as_dict()``), stored once per run in its
+    ``results.meta.json``; ``{}`` when the run wrote none."""
     meta = folder / "results.meta.json"
-    if meta.is_file():
-        return ((json.loads(meta.read_text()).get("run") or {}).get("noise") or {}).get("update") or "ours"
+    return (json.loads(meta.read_text()).get("run") or {}) if meta.is_file() else {}
+
+
+def run_update(folder: Path) -> str:
+    """The noise update (``ours`` / ``reference``) of a sweep run, from its ``results.meta.json`` or else
+    its ``params.json``."""
+    if (folder / "results.meta.json").is_file():
+        return (run_params(folder).get("noise") or {}).get("update") or "ours"
     par = folder / "params.json"
     return json.loads(par.read_text()).get("update", "ours") if par.is_file() else "ours"
 
@@ -230,9 +236,7 @@ def interpolation_effect(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def run_interpolation(folder: Path) -> str:
-    meta = folder / "results.meta.json"
-    return ((json.loads(meta.read_text()).get("run") or {}).get("rotation") or {}).get("interpolation", "?") \
-        if meta.is_file() else "?"
+    return (run_params(folder).get("rotation") or {}).get("interpolation", "?")
 
 
 def write_interpolation(df: pd.DataFrame, interpolation_dir: str | Path, tables: str | Path) -> Path | None:

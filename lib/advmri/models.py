@@ -214,6 +214,12 @@ def _safe_load(path: Path):
         raise CheckpointError(f"{path}: not a loadable checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from e
 
 
+def recorded_sha256(path: str | os.PathLike) -> str | None:
+    """The digest in ``path.sha256`` (written by :func:`save_checkpoint`), or None when there is none."""
+    side = Path(str(project_path(path)) + ".sha256")
+    return (side.read_text().split() or [""])[0] if side.is_file() else None
+
+
 def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Reconstructor, dict]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
@@ -223,8 +229,8 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
     side = Path(str(path) + ".sha256")
     got = sha256_file(path) if path.is_file() else None
     if verify and got is not None:
-        if side.is_file():
-            want = (side.read_text().split() or [""])[0]
+        want = recorded_sha256(path)
+        if want is not None:
             if got != want:
                 raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
         else:

@@ -202,10 +202,9 @@ def stale_model(run: Run) -> str | None:
     meta, model = run.folder / "results.meta.json", str(run.params.get("model", ""))
     if not meta.is_file() or model.startswith("official:"):
         return None
-    side = project_path(model + ".sha256")
-    if not side.is_file():
-        return None
-    want = (side.read_text().split() or [""])[0]
+    from advmri.models import recorded_sha256
+
+    want = recorded_sha256(model)
     got = json.loads(meta.read_text()).get("model_sha256")
     if got and want and got != want:
         return f"computed with other weights of {model} (sha256 {got[:12]}, now {want[:12]})"
