@@ -43,6 +43,8 @@ def test_verified_cache_reproduces_and_catches_a_changed_value(done_sweep):
     reps = [v["verified"] for v in st.values()]
     assert all(r["rows"] > 0 and len(r["passes"]) == min(2, r["of"]) for r in reps), reps
     assert sum("verified" in line for line in logs) == 2
+    with pytest.raises(Exception, match="verify"):
+        run_sweep(cfg, results=tmp, log=logs.append, verify=-1)
     # a committed value altered *and* its recorded sha256 updated: only recomputation can tell
     folder = next(p.parent for p in (tmp / "v").glob("noise-*/results.csv"))
     table = folder / "results.csv"

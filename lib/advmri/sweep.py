@@ -311,6 +311,7 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
     from filelock import Timeout
 
     check_range("jobs", jobs, lo=1, integer=True)
+    check_range("verify", verify, lo=0, integer=True)
     check_choice("engine", engine, ENGINES)
     name, runs = load_sweep(path, results, overrides)
     folder = project_path(results) / name
