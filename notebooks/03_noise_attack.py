@@ -26,7 +26,9 @@ eps = [0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025]
 steps = 10
 step_size = 0.5
 loss = "mse"
-restarts = 0
+restarts = 0  # extra random starts; the strongest is kept
+momentum = 0.0  # MI-FGSM momentum on the normalised gradients (0: plain PGA)
+target = "clean"  # clean: away from the clean target | healthy: toward the lesion-free twin (erasure) | lesion: the twin attacked toward the lesion (hallucination)
 update = "ours"  # ours | reference (the authors' update: global normalisation, ends inside the budget)
 random_draws = 5
 max_targets = 8
@@ -58,7 +60,7 @@ if smoke:
     (model, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
-    step_size=step_size, loss=loss, restarts=restarts, update=update, random_draws=random_draws, max_targets=max_targets,
+    step_size=step_size, loss=loss, restarts=restarts, momentum=momentum, target=target, update=update, random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards,
     threads=threads)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it

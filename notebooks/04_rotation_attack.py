@@ -25,6 +25,7 @@ max_angle = 4.9
 angle_step = 0.1
 bounds = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 interpolation = "reference"  # reference (as the authors ran it) | antialias | fourier (exact: 0 deg is the identity)
+target = "clean"  # clean: worst angle by box MSE | healthy: the angle closest to the lesion-free twin (erasure) | lesion: the twin rotated toward the lesion (hallucination)
 random_draws = 5
 max_targets = 8
 chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.perf)
@@ -51,7 +52,7 @@ if smoke:
         tiny_setup("unet", tmp), 1.0, 0.5, [0.0, 1.0], 1, 1)
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,
-    max_angle=max_angle, angle_step=angle_step, bounds=bounds, interpolation=interpolation,
+    max_angle=max_angle, angle_step=angle_step, bounds=bounds, interpolation=interpolation, target=target,
     random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards,
     threads=threads)

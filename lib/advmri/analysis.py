@@ -38,7 +38,7 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
             if why is not None:
                 raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
             frames.append(_label_update(read_table(st.parent / "results.csv"), run_update(st.parent))
-                          .assign(sweep_run=st.parent.name))
+                          .assign(sweep_run=st.parent.name, target=run_target(st.parent)))
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
@@ -75,6 +75,15 @@ def run_update(folder: Path) -> str:
         return (run_params(folder).get("noise") or {}).get("update") or "ours"
     par = folder / "params.json"
     return json.loads(par.read_text()).get("update", "ours") if par.is_file() else "ours"
+
+
+def run_target(folder: Path) -> str:
+    """What the attack of a sweep run pulled toward: ``clean`` (the paper: away from the clean target),
+    ``healthy`` (erasure) or ``lesion`` (hallucination, on the lesion-free twins); from ``results.meta.json``
+    (runs made before the parameter existed have none there: ``clean``)."""
+    p = run_params(folder)
+    cfg = p.get(p.get("attack", "noise")) or {}
+    return cfg.get("target", "clean")
 
 
 def _label_update(df: pd.DataFrame, update: str = "ours") -> pd.DataFrame:
@@ -263,6 +272,64 @@ def write_interpolation(df: pd.DataFrame, interpolation_dir: str | Path, tables:
     p.write_text(f"Rotation attack, {first.model.iloc[0]} at {first.acceleration.iloc[0]}x, {len(common)} boxes: "
                  "the interpolation's effect (box MSE at 0 deg relative to clean: 0 for an exact rotation)\n\n"
                  + eff.to_markdown(index=False, floatfmt=".4f") + f"\n\n<sub>runs {', '.join(sorted(other.sweep_run.unique()))}</sub>\n")
+    return p
+
+
+TWIN_TASK = {"clean": "paper attack (away from the clean target)", "healthy": "erasure (toward the lesion-free twin)",
+             "lesion": "hallucination (lesion-free twin toward the lesion)"}
+
+
+def twin_rates(df: pd.DataFrame) -> pd.DataFrame:
+    """Erasure / hallucination rates: per model x acceleration x attack x target x param, the fraction of boxes
+    whose reconstruction is closer (box MSE) to the twin than to the truth (``healthy_closer``; erasure: the
+    twin is lesion-free; hallucination: the truth is lesion-free and the twin has the lesion), under the
+    adversarial perturbation and under random ones of equal strength (draws averaged per box), their paired
+    difference per box with a 95% t-interval, and mean ``lesion_retained`` (1: as the truth, 0: as the twin).
+    Rotation runs' clean rows (the un-rotated reconstruction) are the bound ``clean``."""
+    from scipy import stats
+
+    d = df[df.healthy_closer.notna()].copy()
+    if "target" not in d:
+        d["target"] = "clean"
+    by = ["model", "acceleration", "attack", "target", "param"]
+    rows = []
+    for key, g in d[d.kind != "clean"].groupby(by):
+        per = g.groupby(BOX_KEY + ["kind"])[["healthy_closer", "lesion_retained"]].mean().unstack("kind")
+        if "adversarial" not in per["healthy_closer"] or "random" not in per["healthy_closer"]:
+            continue
+        a, r = per["healthy_closer"]["adversarial"], per["healthy_closer"]["random"]
+        diff = (a - r).dropna()
+        n = len(diff)
+        half = float(stats.t.ppf(0.975, max(n - 1, 1)) * diff.std() / n ** 0.5) if n > 1 else float("nan")
+        rows.append(dict(zip(by, key), adversarial=a.mean(), random=r.mean(), adv_minus_random=diff.mean(),
+                         lo=diff.mean() - half, hi=diff.mean() + half,
+                         lesion_retained_adv=per["lesion_retained"]["adversarial"].mean(),
+                         lesion_retained_random=per["lesion_retained"]["random"].mean(), boxes=n))
+    out = pd.DataFrame(rows)
+    clean = d[d.kind == "clean"]
+    if len(clean):
+        c = clean.groupby(by[:-1]).agg(adversarial=("healthy_closer", "mean"), lesion_retained_adv=("lesion_retained", "mean"),
+                                       boxes=("healthy_closer", "size")).reset_index().assign(param=-1.0)
+        out = pd.concat([out, c], ignore_index=True)
+    return out.sort_values(by, ignore_index=True) if len(out) else out
+
+
+def write_twin_rates(frames: list[pd.DataFrame], tables: str | Path, stamp_line: str = "") -> Path | None:
+    """``tables/erasure.md``: :func:`twin_rates` of the given result tables (the ``beyond`` sweep, and the paper
+    sweep for the paper attack's own erasure rate on the same boxes). None when no row has a twin."""
+    df = pd.concat([f for f in frames if f is not None and len(f)], ignore_index=True) if frames else pd.DataFrame()
+    if df.empty or df.healthy_closer.notna().sum() == 0:
+        return None
+    t = twin_rates(df)
+    t["task"] = t["target"].map(TWIN_TASK)
+    t["param"] = t["param"].map(lambda v: "clean (no rotation)" if v == -1.0 else f"{v:g}")
+    p = project_path(tables) / "erasure.md"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["model", "acceleration", "attack", "task", "param", "adversarial", "random", "adv_minus_random", "lo", "hi",
+            "lesion_retained_adv", "lesion_retained_random", "boxes"]
+    p.write_text("Fraction of boxes closer (box MSE) to the twin than to the truth: erasure (twin lesion-free) and "
+                 "hallucination (truth lesion-free, twin with the lesion); adversarial vs random of equal strength, "
+                 "paired per box (mean, 95% interval)\n\n" + _md_table(t[cols], stamp_line))
     return p
 
 

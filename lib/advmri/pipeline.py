@@ -37,16 +37,22 @@ def make_data(splits: tuple[str, ...] = ("train", "test")) -> None:
     """The embedded default data set (train: 20 volumes seed 0, test: 28 volumes seed 1, 93 located boxes),
     when missing or of another size (the derived data folder is regenerated; volumes are bit-identical
     per (seed, index), so the first 6 test volumes are those of the earlier 6-volume split)."""
+    from advmri.data.fastmri_h5 import read_info
     from advmri.data.synth import generate_dataset
 
     for split, n, seed in (("train", 20, 0), ("test", TEST_VOLUMES, 1)):
         if split not in splits:
             continue
         listed = DATA / split / "knee_file_list.csv"
-        have = len(listed.read_text().split()) if listed.is_file() else 0
-        if not (DATA / split / "knee.csv").is_file() or have != n:  # missing, incomplete or an older size
-            if have:
-                print(f"   {DATA / split}: {have} volumes, the embedded default has {n}; regenerating it", flush=True)
+        names = listed.read_text().split() if listed.is_file() else []
+        first = DATA / split / "multicoil" / f"{names[0]}.h5" if names else None
+        if not (DATA / split / "knee.csv").is_file() or len(names) != n:  # missing, incomplete or an older size
+            if names:
+                print(f"   {DATA / split}: {len(names)} volumes, the embedded default has {n}; regenerating it", flush=True)
+            generate_dataset("small", n, seed, DATA / split, force=True)
+        elif first is None or not first.is_file() or not read_info(first).has_healthy_kspace:
+            print(f"   {DATA / split}: made before the twins' k-space was stored ('kspace_healthy', for "
+                  "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)", flush=True)
             generate_dataset("small", n, seed, DATA / split, force=True)
 
 

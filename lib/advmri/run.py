@@ -40,6 +40,7 @@ NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "re
 ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
            "budget_fraction"]
+ADDED_DEFAULTS = {"target": "clean"}  # attack parameters added after results were committed: (name, default)
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
     "param", "angle", "kind", "draw", "seed", *METRICS, "code_version",
@@ -95,11 +96,11 @@ class AttackRun:
         validates its configs through this too). Unknown names are rejected with the closest valid one."""
         check_choice("attack", attack, ("noise", "rotation"))
         common = {"model", "data_dir", "annotations", "acceleration", "max_targets", "chunk", "device", "seed",
-                  "random_draws", "labels", "precision", "shard", "shards", "threads"}
+                  "random_draws", "labels", "precision", "shard", "shards", "threads", "target"}
         own = NOISE_PARAMS if attack == "noise" else ROTATION_PARAMS
         unknown_keys(p, common | own, f"{attack} parameters")
         seed, draws = p.pop("seed", 0), p.pop("random_draws", 5)
-        sub = {k: p.pop(k) for k in own if k in p}
+        sub = {k: p.pop(k) for k in own | {"target"} if k in p}
         if attack == "noise":
             noise, rotation = NoiseConfig(seed=seed, random_draws=draws, **sub), RotationConfig()
         else:
@@ -124,7 +125,15 @@ class AttackRun:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["noise" if self.attack == "rotation" else "rotation"] = None
+        for cfg in (d["noise"], d["rotation"]):  # parameters added later are left out at their default, so
+            for k, default in ADDED_DEFAULTS.items():  # the ids (and run folders) of earlier runs stay valid
+                if cfg is not None and cfg.get(k) == default:
+                    del cfg[k]
         return d
+
+    @property
+    def target(self) -> str:
+        return (self.noise if self.attack == "noise" else self.rotation).target
 
     @property
     def id(self) -> str:
@@ -199,9 +208,14 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
         keep_freed_memory()
     model = load_model(run.model, run.device).set_precision(run.precision)
     ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
-                         labels=run.labels)
+                         labels=run.labels, lesion_free=run.target == "lesion")  # lesion: the twins are attacked
     if not len(ds):
         raise ds.no_boxes_error()
+    if run.target == "healthy":
+        lacking = [i.path for i in ds.infos.values() if not i.has_healthy]
+        if lacking:
+            raise ParameterError(f"target: 'healthy' pulls the box toward the lesion-free twin, which {lacking[0]} "
+                                 "lacks ('reconstruction_rss_healthy'; real fastMRI data has none): use target: clean")
     idx = select_targets(ds, run.max_targets, run.shard, run.shards)
     if not idx:
         raise ParameterError(f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
@@ -276,7 +290,7 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
                 rows += _rows(run, model, sub, box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)),
                                                           sub), "rotation", 0.0, "clean", 0, version=version)
             grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
-            worst = worst_case(grid_sc, angles, cfg.bounds)
+            worst = worst_case(grid_sc, angles, cfg.bounds, cfg.target)
             for w in worst:
                 rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
                               angle=w["angle"], version=version)

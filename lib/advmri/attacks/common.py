@@ -24,7 +24,7 @@ class TargetBatch:
     acquired: torch.Tensor  # (B, cols) bool, columns padding_left..padding_right
     num_low: torch.Tensor  # (B,) long
     target: torch.Tensor  # (B, H, W) float
-    healthy: torch.Tensor | None  # (B, H, W) float, lesion-free twin
+    healthy: torch.Tensor | None  # (B, H, W) float, the twin (lesion-free; for lesion-free items: with the lesion)
     boxes: list[Box]
     samples: list[SliceSample]
 
@@ -150,7 +150,9 @@ def box_scores(recon: torch.Tensor, tb: TargetBatch) -> dict[str, torch.Tensor]:
         # 1: the lesion is reconstructed as in the target; 0: erased (looks like the healthy twin)
         retained = ((recon - tb.healthy) * lesion).flatten(1).sum(1) / denom.clamp_min(1e-12)
         out["lesion_retained"] = torch.where(denom > 0, retained, torch.full_like(retained, float("nan")))
-        out["healthy_closer"] = (masked_mean((recon - tb.healthy).pow(2), wb) < box_mse).float()
+        out["twin_mse"] = masked_mean((recon - tb.healthy).pow(2), wb)  # box MSE to the twin
+        # 1: the box is closer to the twin than to the truth (erasure; on lesion-free items: hallucination)
+        out["healthy_closer"] = (out["twin_mse"] < box_mse).float()
     return out
 
 
@@ -168,3 +170,21 @@ def attack_loss(recon: torch.Tensor, target: torch.Tensor, wb: torch.Tensor, ws:
     if kind == "mse+ssim":
         return mse / masked_mean(target.pow(2), wb).clamp_min(1e-12) + ssim_term
     raise ValueError(f"unknown attack loss {kind!r}")
+
+
+TARGETS = ("clean", "healthy", "lesion")
+
+
+def objective(recon: torch.Tensor, tb: TargetBatch, wb: torch.Tensor, ws: torch.Tensor | None,
+              kind: str = "mse", target: str = "clean") -> torch.Tensor:
+    """Per-item attack objective to *maximise* ``(B,)``. ``clean`` (the paper): push the box away from the
+    clean target (:func:`attack_loss`). ``healthy`` (erasure) and ``lesion`` (hallucination, on the lesion-free
+    twins): pull the box toward the twin ``tb.healthy``, i.e. maximise minus the same loss against it."""
+    if target == "clean":
+        return attack_loss(recon, tb.target, wb, ws, kind)
+    if target not in TARGETS:
+        raise ValueError(f"unknown attack target {target!r} ({' | '.join(TARGETS)})")
+    if tb.healthy is None:
+        raise ValueError(f"target {target!r} pulls toward the lesion-free twin, which {tb.samples[0].fname} lacks "
+                         "(real fastMRI data has none); use target 'clean'")
+    return -attack_loss(recon, tb.healthy, wb, ws, kind)

@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch.profiler import record_function
 
-from advmri.attacks.common import TargetBatch, attack_loss, box_weights, ssim_weights
+from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.errors import ParameterError, check_choice, check_range
 from advmri.models import Reconstructor
 
@@ -48,6 +48,7 @@ class NoiseConfig:
     random_draws: int = 5  # random-noise baseline draws per (target, eps)
     seed: int = 0
     update: str = "ours"  # ours | reference (the authors' update, reproduced; see reference_step)
+    target: str = "clean"  # clean (away from the clean target) | healthy (erasure) | lesion (hallucination)
 
     def __post_init__(self):
         self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -66,6 +67,7 @@ class NoiseConfig:
         check_range("random_draws", self.random_draws, lo=0, integer=True)
         check_range("seed", self.seed, lo=0, integer=True)
         check_choice("update", self.update, UPDATES)
+        check_choice("target", self.target, TARGETS)
         if self.update == "reference" and (self.restarts or self.momentum):
             raise ParameterError("update: the reference update has no restarts or momentum "
                                  f"(got restarts={self.restarts}, momentum={self.momentum})")
@@ -143,7 +145,7 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         for it in range(cfg.steps):
             z = z.detach().requires_grad_(True)
             with record_function("noise.forward"):
-                loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
+                loss = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
             with record_function("noise.backward"):
                 (g,) = torch.autograd.grad(loss.sum(), z)
             with record_function("noise.step+project"):
@@ -157,7 +159,7 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         if cfg.restarts == 0:
             return z.detach()  # one start: nothing to compare, skip the extra forward pass
         with torch.inference_mode():
-            final = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
+            final = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
             better = final > best_loss
             best_z = torch.where(better[:, None, None, None], z, best_z)
             best_loss = torch.where(better, final, best_loss)
@@ -188,7 +190,7 @@ def _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step):
     z = random_items(tb, radius, eps, cfg.seed, draw=-1)
     for it in range(cfg.steps):
         z = z.detach().requires_grad_(True)
-        loss = attack_loss(recon_with_noise(model, tb, z), tb.target, wb, ws, cfg.loss)
+        loss = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
         (g,) = torch.autograd.grad(loss.sum(), z)
         z = reference_step(z.detach(), g, radius, acq, cfg.step_size)
         if on_step is not None:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from advmri import kspace as K
-from advmri.attacks.common import TargetBatch, box_scores
+from advmri.attacks.common import TARGETS, TargetBatch, box_scores
 from advmri.errors import ParameterError, check_choice, check_range
 from advmri.models import Reconstructor
 from advmri.perf import run_chunked
@@ -47,6 +47,7 @@ class RotationConfig:
     random_draws: int = 5  # random-angle baseline: uniform angles in [-bound, bound]
     seed: int = 0
     interpolation: str = "reference"  # reference (as the authors ran it) | antialias | fourier (see rotate)
+    target: str = "clean"  # clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin
 
     def __post_init__(self):
         check_range("max_angle", self.max_angle, lo=0.0, hi=45.0, lo_open=True)
@@ -63,6 +64,7 @@ class RotationConfig:
         check_range("random_draws", self.random_draws, lo=0, integer=True)
         check_range("seed", self.seed, lo=0, integer=True)
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        check_choice("target", self.target, TARGETS)
 
     @property
     def angles(self) -> tuple[float, ...]:
@@ -194,17 +196,23 @@ def sweep_angles_looped(model: Reconstructor, tb: TargetBatch, angles,
     return {k: torch.cat(v).view(len(tb), len(angles)) for k, v in res.items()}
 
 
-def worst_case(scores: dict[str, torch.Tensor], angles, bounds) -> list[dict]:
-    """For each item and bound: the angle with the largest box MSE among ``|theta| <= bound``.
+def worst_case(scores: dict[str, torch.Tensor], angles, bounds, target: str = "clean") -> list[dict]:
+    """For each item and bound: the angle with the largest box MSE among ``|theta| <= bound``
+    (``target`` ``healthy``/``lesion``: the smallest box MSE to the twin, ``twin_mse``).
 
     Returns rows ``{item, bound, angle, <metrics at that angle>}``.
     """
+    if target not in TARGETS:
+        raise ValueError(f"unknown attack target {target!r} ({' | '.join(TARGETS)})")
+    if target != "clean" and "twin_mse" not in scores:
+        raise ValueError(f"target {target!r} needs the lesion-free twin, which these items lack; use target 'clean'")
+    crit = scores["box_mse"] if target == "clean" else -scores["twin_mse"]  # (items, angles), larger = worse
     ang = np.asarray(angles, dtype=float)
     rows = []
     for b in bounds:
         sel = np.nonzero(np.abs(ang) <= b + 1e-9)[0]
         for i in range(scores["box_mse"].shape[0]):
-            j = sel[int(torch.argmax(scores["box_mse"][i, sel]))]
+            j = sel[int(torch.argmax(crit[i, sel]))]
             rows.append(dict(item=i, bound=float(b), angle=float(ang[j]),
                              **{k: float(v[i, j]) for k, v in scores.items()}))
     return rows

@@ -34,7 +34,9 @@ class SliceSample:
     mask: torch.Tensor  # (cols,) bool
     num_low_frequencies: int
     target: torch.Tensor  # (H, W) float32, reconstruction_rss
-    healthy: torch.Tensor | None  # (H, W) float32 lesion-free twin (synthetic data only)
+    # (H, W) float32, the twin (synthetic data only): the lesion-free image; for lesion_free samples
+    # (the twin is attacked, hallucination) the other way round: the image *with* the lesion
+    healthy: torch.Tensor | None
     box: Box | None  # array coordinates on target
     label: str
     fname: str
@@ -69,6 +71,9 @@ class AnnotatedSlices(torch.utils.data.Dataset):
     ``annotations``: a fastMRI+ CSV path (default ``knee.csv`` beside the ``.h5`` folder). ``with_unannotated``
     also yields slices without boxes (``box=None``). ``acceleration``/``mask_type`` choose the
     fastMRI mask; the mask is seeded per (file, slice) so every run sees the same mask.
+    ``lesion_free``: each item is the lesion-free twin of the annotated slice (k-space ``kspace_healthy``,
+    target ``reconstruction_rss_healthy``; synthetic data only), and its ``healthy`` field holds the image
+    *with* the lesion (what a hallucination attack pulls the box toward).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         with_unannotated: bool = False,
         files: Iterable[str] | None = None,
         labels: Iterable[str] | None = None,
+        lesion_free: bool = False,
     ):
         root = project_path(root)
         self.root = root
@@ -101,6 +107,13 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         if not paths:
             raise DataFileError(f"{root}: no .h5 files")
         self.infos = {p.stem: read_info(p) for p in paths}  # validates every file, clear errors
+        self.lesion_free = lesion_free
+        if lesion_free:
+            lacking = [i.path for i in self.infos.values() if not (i.has_healthy and i.has_healthy_kspace)]
+            if lacking:
+                raise DataFileError(f"{lacking[0]}: no lesion-free twin ('kspace_healthy' and "
+                                    "'reconstruction_rss_healthy'; real fastMRI data has none, synthetic data made "
+                                    "before this version lacks the k-space: regenerate it with --force)")
         self.raw = SliceDataset(root=root, challenge="multicoil", transform=None)
         self.raw.raw_samples = [s for s in self.raw.raw_samples if s.fname.stem in self.infos]
         self._raw_index = {(s.fname.stem, s.slice_ind): i for i, s in enumerate(self.raw.raw_samples)}
@@ -198,6 +211,14 @@ class AnnotatedSlices(torch.utils.data.Dataset):
                 healthy = torch.from_numpy(hf["reconstruction_rss_healthy"][sl])
             if not torch.isfinite(healthy).all():
                 raise DataFileError(f"{info.path}: 'reconstruction_rss_healthy' slice {sl} contains NaN or Inf")
+        if self.lesion_free:  # the twin is attacked; the image with the lesion is what it must not turn into
+            import h5py
+
+            with h5py.File(info.path, "r") as hf:
+                kspace = hf["kspace_healthy"][sl]
+            if not np.isfinite(kspace).all():
+                raise DataFileError(f"{info.path}: 'kspace_healthy' slice {sl} contains NaN or Inf")
+            target, healthy = healthy.numpy(), torch.from_numpy(np.asarray(target, dtype=np.float32))
         k = torch.from_numpy(kspace)  # (coils, rows, cols) complex64
         pad = (info.padding_left, info.padding_right)
         mask, num_low = sample_mask(self.mask_func, tuple(k.shape[-2:]), pad, slice_seed(fname, sl))

@@ -11,7 +11,8 @@ Layout (as in the fastMRI knee multi-coil release):
 * attrs ``acquisition``, ``max``, ``norm``, ``patient_id`` (+ ``padding_left``,
   ``padding_right``, ``encoding_size``, ``recon_size`` for convenience).
 
-Synthetic files add ``reconstruction_rss_healthy`` (the lesion-free twin target).
+Synthetic files add ``reconstruction_rss_healthy`` (the lesion-free twin target) and ``kspace_healthy``
+(the twin's k-space).
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ class VolumeInfo:
     padding_left: int
     padding_right: int
     has_target: bool
-    has_healthy: bool
+    has_healthy: bool  # reconstruction_rss_healthy: the lesion-free twin's target (synthetic data)
+    has_healthy_kspace: bool = False  # kspace_healthy: the twin's k-space (synthetic data)
 
 
 def _query(root: etree.Element, *names: str) -> str:
@@ -210,4 +212,5 @@ def read_info(path: str | os.PathLike, check_finite: bool = False) -> VolumeInfo
             padding_right=int(pr),
             has_target=has_target,
             has_healthy="reconstruction_rss_healthy" in hf,
+            has_healthy_kspace="kspace_healthy" in hf and hf["kspace_healthy"].shape == ks.shape,
         )

@@ -7,7 +7,8 @@ the folder holds nothing else, since ``fastmri.data.SliceDataset`` opens every e
 ``DIR/knee.csv`` (fastMRI+ format: boxes in pixel coordinates of the recon image *flipped
 up/down*, i.e. ``y_csv = H - y_array - height``) and ``DIR/knee_file_list.csv`` (every file,
 no header, as the fastMRI+ release). Each file also holds ``reconstruction_rss_healthy``: the
-RSS target of the same volume without lesions (same coils, phase and noise realisation).
+RSS target of the same volume without lesions (same coils, phase and noise realisation), and
+``kspace_healthy``: that twin's k-space (the input of hallucination attacks, ``target: lesion``).
 
 Physics: the magnitude phantom (:mod:`advmri.data.phantom`) gets a smooth background phase and
 is multiplied by smooth complex coil sensitivities; k-space is the centred orthonormal FFT of
@@ -136,6 +137,7 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
     kspace = np.zeros((S, preset.coils, rows, cols), np.complex64)
     target = np.zeros((S, H, H), np.float32)
     healthy_t = np.zeros((S, H, H), np.float32)
+    kspace_h = np.zeros_like(kspace)
     ann = []
     for s in range(S):
         t = (s + 0.5) / S - 0.5
@@ -151,6 +153,7 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
         k_s = K.apply_column_mask(K.fft2c(coil_s) + noise, colmask)
         k_h = K.apply_column_mask(K.fft2c(coil_h) + noise, colmask)
         kspace[s] = k_s.numpy()
+        kspace_h[s] = k_h.numpy()
         target[s] = K.rss_recon(k_s, (H, H)).numpy()
         healthy_t[s] = K.rss_recon(k_h, (H, H)).numpy()
         for les, sup in supports:
@@ -167,6 +170,7 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
         kspace=kspace,
         target=target,
         healthy=healthy_t,
+        kspace_healthy=kspace_h,
         annotations=ann,
         anatomy=an,
         lesions=lesions,
@@ -212,7 +216,7 @@ def generate_dataset(
             vol["target"],
             preset.padding,
             patient_id=hashlib.sha256(vol["name"].encode()).hexdigest()[:16],
-            extra_datasets={"reconstruction_rss_healthy": vol["healthy"]},
+            extra_datasets={"reconstruction_rss_healthy": vol["healthy"], "kspace_healthy": vol["kspace_healthy"]},
             extra_attrs={"synthetic_preset": preset.name, "synthetic_seed": seed, "synthetic_snr": preset.snr},
         )
         files.append(path)
