@@ -28,6 +28,7 @@ step_size = 0.5
 loss = "mse"
 restarts = 0  # extra random starts; the strongest is kept
 momentum = 0.0  # MI-FGSM momentum on the normalised gradients (0: plain PGA)
+mask_draws = 0  # 0: the attacker knows the mask (paper) | N: expectation over N random masks per step
 target = "clean"  # clean: away from the clean target | healthy: toward the lesion-free twin (erasure) | lesion: the twin attacked toward the lesion (hallucination)
 update = "ours"  # ours | reference (the authors' update: global normalisation, ends inside the budget)
 random_draws = 5
@@ -60,7 +61,7 @@ if smoke:
     (model, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
-    step_size=step_size, loss=loss, restarts=restarts, momentum=momentum, target=target, update=update, random_draws=random_draws, max_targets=max_targets,
+    step_size=step_size, loss=loss, restarts=restarts, momentum=momentum, mask_draws=mask_draws, target=target, update=update, random_draws=random_draws, max_targets=max_targets,
     chunk=chunk, device=device, seed=seed, precision=precision, shard=shard, shards=shards,
     threads=threads)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it

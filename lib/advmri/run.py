@@ -25,6 +25,7 @@ from advmri.atomic import write_text as atomic_write_text
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
 from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget_fraction, random_noise_items,
                                   recon_with_noise)
+from advmri.classical import parse_spec
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.annotations import AnnotationError
 from advmri.data.dataset import AnnotatedSlices
@@ -36,11 +37,11 @@ from advmri.paths import project_path
 from advmri.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.provenance import code_version, run_id
 
-NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update"}
+NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update", "mask_draws"}
 ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
            "budget_fraction"]
-ADDED_DEFAULTS = {"target": "clean"}  # attack parameters added after results were committed: (name, default)
+ADDED_DEFAULTS = {"target": "clean", "mask_draws": 0}  # attack parameters added after results were committed: (name, default)
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
     "param", "angle", "kind", "draw", "seed", *METRICS, "code_version",
@@ -49,7 +50,7 @@ RESULT_COLUMNS = [
 
 @dataclass
 class AttackRun:
-    model: str = "models/varnet-small.pt"  # advmri checkpoint, or official:varnet[:PATH] / official:unet[:PATH]
+    model: str = "models/varnet-small.pt"  # advmri checkpoint, official:varnet[:PATH] / official:unet[:PATH], classical:<method>
     data: str = "data/synthetic/small/test"
     annotations: str | None = None  # fastMRI+ CSV; default: knee.csv beside the .h5 folder
     attack: str = "noise"  # noise | rotation
@@ -80,9 +81,12 @@ class AttackRun:
         if self.labels is not None:
             self.labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
         if not isinstance(self.model, str) or not self.model:
-            raise ParameterError(f"model: must be a checkpoint path or official:<kind>[:path], got {self.model!r}")
+            raise ParameterError(f"model: must be a checkpoint path, official:<kind>[:path] or classical:<method>, "
+                                 f"got {self.model!r}")
         if self.model.startswith("official:"):
             check_choice("model (official:<kind>)", self.model.split(":", 2)[1], sorted(OFFICIAL))
+        if self.model.startswith("classical:"):
+            parse_spec(self.model)
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as e:
@@ -111,7 +115,7 @@ class AttackRun:
 
     def check_inputs(self) -> None:
         """The model file and data folder exist (cheap; before any work starts)."""
-        if not self.model.startswith("official:") and not project_path(self.model).is_file():
+        if not self.model.startswith(("official:", "classical:")) and not project_path(self.model).is_file():
             raise CheckpointError(f"{project_path(self.model)}: checkpoint not found (model)")
         if not project_path(self.data).is_dir():
             raise DataFileError(f"{project_path(self.data)}: data directory not found (data)")
@@ -141,8 +145,11 @@ class AttackRun:
 
 
 def load_model(spec: str, device: str = "cpu") -> Reconstructor:
-    """``path.pt`` (advmri checkpoint) or ``official:<varnet|unet>[:path]`` (fastMRI weights)."""
-    if spec.startswith("official:"):
+    """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights) or
+    ``classical:<cg-sense|l1-wavelet>`` (:mod:`advmri.classical`, no weights)."""
+    if spec.startswith("classical:"):
+        model = parse_spec(spec)
+    elif spec.startswith("official:"):
         parts = spec.split(":", 2)
         model = load_official(parts[1], parts[2] if len(parts) > 2 else None)
     else:
@@ -246,7 +253,7 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
                 live = [j for j in range(len(ids)) if float(eps_all[ids[j]]) > 0]  # eps = 0: z = 0, no PGA needed
                 z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
                 if live:
-                    z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg)
+                    z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg, mask_func=ds.mask_func)
                 new_rows, new_images = [], {}
                 with torch.inference_mode():
                     rec = recon_with_noise(model, sub, z)
@@ -268,7 +275,7 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
                 bar.update(hi - lo)
 
             per_pass = run.chunk or _auto_chunk(run, model, tb_all, lambda one: adversarial_noise(
-                model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1)))
+                model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1), mask_func=ds.mask_func))
             run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
             bar.close()
     elif run.attack == "rotation":

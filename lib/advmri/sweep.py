@@ -1,6 +1,7 @@
 """Papermill sweeps: ``python -m advmri.sweep sweeps/paper.yaml [--jobs N] [--device cuda]``.
 
-A sweep YAML names the notebooks per attack, a grid (every combination of the listed values)
+A sweep YAML names the notebooks per attack, a grid (every combination of the listed values; a list of
+grids: the runs of each)
 and common / per-attack parameters. Every run gets a deterministic id (hash of its parameters)
 and a folder ``results/<sweep>/<run-id>/`` with ``params.json``, the executed ``notebook.ipynb``,
 the result table ``results.csv`` and ``status.json`` (ok/failed, error, seconds, code version).
@@ -91,16 +92,18 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
     try:
         unknown_keys(spec, SWEEP_KEYS, f"{path}")
         grid, notebooks = spec["grid"], spec["notebooks"]
-        if not isinstance(grid, dict) or not isinstance(notebooks, dict):
-            raise SweepError(f"{path}: grid and notebooks must be mappings")
-        if "attack" not in grid:
-            raise SweepError(f"{path}: grid must list 'attack'")
+        grids = grid if isinstance(grid, list) else [grid]  # several grids: their runs together
+        if not grids or not all(isinstance(g, dict) for g in grids) or not isinstance(notebooks, dict):
+            raise SweepError(f"{path}: grid must be a mapping (or a list of mappings) and notebooks a mapping")
+        if not all("attack" in g for g in grids):
+            raise SweepError(f"{path}: grid must list 'attack'" + (" (in every grid)" if len(grids) > 1 else ""))
         per_attack = spec.get("per_attack") or {}
         unknown_keys(per_attack, notebooks, f"{path}: per_attack")
         nbs = {a: _notebook(path, a, rel) for a, rel in notebooks.items()}
         names = {a: notebook_parameters(nb) for a, nb in nbs.items()}
         all_names = set().union(*names.values()) | {"attack"}
-        unknown_keys(grid, all_names - set(RESERVED), f"{path}: grid")
+        for g in grids:
+            unknown_keys(g, all_names - set(RESERVED), f"{path}: grid")
         unknown_keys(spec.get("common") or {}, all_names - {"attack", *RESERVED}, f"{path}: common")
         for a, d in per_attack.items():
             unknown_keys(d or {}, names[a] - set(RESERVED), f"{path}: per_attack.{a}")
@@ -117,13 +120,14 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
                          "[{update: reference, acceleration: 4}]")
     try:
         for e in exclude:
-            unknown_keys(e, set(grid), f"{path}: exclude")
+            unknown_keys(e, set().union(*grids), f"{path}: exclude")
     except UserError as e:
         raise SweepError(str(e)) from e
-    keys = list(grid)
+    combos = [dict(zip(g, values)) for g in grids
+              for values in itertools.product(*(v if isinstance(v, list) else [v] for v in g.values()))]
     runs = []
-    for values, shard in itertools.product(itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)), range(shards)):
-        p = dict(zip(keys, values))
+    for p, shard in itertools.product(combos, range(shards)):
+        p = dict(p)
         if any(all(p.get(k) == v for k, v in e.items()) for e in exclude):
             continue
         attack = p.pop("attack")
@@ -139,7 +143,8 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
             params.update(shard=shard, shards=shards)
             part = f"s{shard}of{shards}-"
         ident = dict(params, attack=attack)
-        stem = f"{attack}-{Path(str(params.get('model', 'model'))).stem}-{params.get('acceleration', '')}x-{part}"
+        name = Path(str(params.get("model", "model"))).stem.replace("classical:", "")  # classical:cg-sense -> cg-sense
+        stem = f"{attack}-{name}-{params.get('acceleration', '')}x-{part}"
         if not params.get("smoke") and attack in ("noise", "rotation"):
             try:
                 run = AttackRun.from_params(attack, **{k: v for k, v in params.items() if k != "smoke"})
@@ -200,7 +205,7 @@ def stale_model(run: Run) -> str | None:
     """Why a completed run's results belong to other weights than the checkpoint now at its ``model``
     path (the sha256 recorded in ``results.meta.json`` against the checkpoint's ``.sha256``), or None."""
     meta, model = run.folder / "results.meta.json", str(run.params.get("model", ""))
-    if not meta.is_file() or model.startswith("official:"):
+    if not meta.is_file() or model.startswith(("official:", "classical:")):  # no weights file of ours
         return None
     from advmri.models import recorded_sha256
 

@@ -22,10 +22,14 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import zlib
+
 import torch
+from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
+from advmri.data.masks import sample_mask
 from advmri.errors import ParameterError, check_choice, check_range
 from advmri.models import Reconstructor
 
@@ -49,6 +53,7 @@ class NoiseConfig:
     seed: int = 0
     update: str = "ours"  # ours | reference (the authors' update, reproduced; see reference_step)
     target: str = "clean"  # clean (away from the clean target) | healthy (erasure) | lesion (hallucination)
+    mask_draws: int = 0  # 0: the attacker knows the mask (paper); N: expectation over N random masks per step
 
     def __post_init__(self):
         self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -68,9 +73,10 @@ class NoiseConfig:
         check_range("seed", self.seed, lo=0, integer=True)
         check_choice("update", self.update, UPDATES)
         check_choice("target", self.target, TARGETS)
-        if self.update == "reference" and (self.restarts or self.momentum):
-            raise ParameterError("update: the reference update has no restarts or momentum "
-                                 f"(got restarts={self.restarts}, momentum={self.momentum})")
+        check_range("mask_draws", self.mask_draws, lo=0, integer=True)
+        if self.update == "reference" and (self.restarts or self.momentum or self.mask_draws):
+            raise ParameterError("update: the reference update has no restarts, momentum or mask_draws "
+                                 f"(got restarts={self.restarts}, momentum={self.momentum}, mask_draws={self.mask_draws})")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -110,11 +116,46 @@ def recon_with_noise(model: Reconstructor, tb: TargetBatch, z: torch.Tensor) -> 
     return model(y, tb.mask, tb.num_low, tb.crop)
 
 
+def mask_draw_batch(tb: TargetBatch, func: MaskFunc, draws: int, key: str) -> TargetBatch:
+    """``tb`` with each item repeated ``draws`` times (item-major), each copy with its own random mask of
+    ``func`` (same type, acceleration and centre fraction as the true one) on the item's acquired columns,
+    seeded per (file, slice, ``key``, draw): the same masks however the items are batched."""
+    rep = tb.repeat(draws)
+    masks, lows = [], []
+    for i, s in enumerate(rep.samples):
+        cols = rep.acquired[i].nonzero().flatten()
+        seed = zlib.crc32(f"{s.fname}:{s.slice_idx}:{key}:{i % draws}".encode()) & 0x7FFFFFFF
+        m, nl = sample_mask(func, tuple(rep.kspace.shape[-2:]), (int(cols[0]), int(cols[-1]) + 1), seed)
+        masks.append(m)
+        lows.append(nl)
+    rep.mask = torch.stack(masks).to(tb.mask.device)  # (B * draws, cols) bool
+    rep.num_low = torch.tensor(lows, dtype=tb.num_low.dtype, device=tb.num_low.device)
+    return rep
+
+
+def expected_objective(model: Reconstructor, tb: TargetBatch, z: torch.Tensor, wb, ws, cfg: NoiseConfig,
+                       mask_func: MaskFunc | None, key: str) -> torch.Tensor:
+    """The objective ``(B,)`` of noise ``z``: on the true mask, or with ``cfg.mask_draws`` its mean over that
+    many random masks (expectation over transformations: the attacker does not know the mask)."""
+    if not cfg.mask_draws:
+        return objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
+    if mask_func is None:
+        raise ValueError("mask_draws needs the run's mask function (mask_func)")
+    n = cfg.mask_draws
+    rep = mask_draw_batch(tb, mask_func, n, key)
+    rw = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731
+    obj = objective(recon_with_noise(model, rep, rw(z)), rep, rw(wb), rw(ws), cfg.loss, cfg.target)
+    return obj.view(len(tb), n).mean(1)
+
+
 def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig,
-                      on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                      on_step: Callable[[int, int], None] | None = None,
+                      mask_func: MaskFunc | None = None) -> torch.Tensor:
     """PGA noise for every item of ``tb`` (item ``n`` with budget ``eps[n]``). Returns ``z`` complex.
 
     ``on_step(done, total)`` is called after every PGA step (progress bars of interactive use).
+    ``mask_func`` (needed with ``cfg.mask_draws``): the run's mask function, from which the attacker draws
+    the masks it averages over; the returned noise is then scored by the caller on the true mask.
 
     The model must be frozen (:meth:`Reconstructor.freeze`): gradients flow to ``z`` only.
     Items with ``eps == 0`` get ``z = 0`` without entering the PGA (their budget is zero).
@@ -124,7 +165,7 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         z = torch.zeros_like(tb.kspace)
         if not bool(zero.all()):
             live = (~zero).nonzero().flatten()
-            z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg, on_step)
+            z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg, on_step, mask_func)
         return z
     radius = budget(tb.kspace, eps)  # (B, C)
     acq = tb.acquired[:, None, None, :].to(tb.kspace.real.dtype)
@@ -145,7 +186,7 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
         for it in range(cfg.steps):
             z = z.detach().requires_grad_(True)
             with record_function("noise.forward"):
-                loss = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
+                loss = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:{it}")
             with record_function("noise.backward"):
                 (g,) = torch.autograd.grad(loss.sum(), z)
             with record_function("noise.step+project"):
@@ -158,8 +199,8 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
                 on_step(start * cfg.steps + it + 1, (cfg.restarts + 1) * cfg.steps)
         if cfg.restarts == 0:
             return z.detach()  # one start: nothing to compare, skip the extra forward pass
-        with torch.inference_mode():
-            final = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
+        with torch.inference_mode():  # restarts compared as the attacker sees them (expected over masks)
+            final = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:final")
             better = final > best_loss
             best_z = torch.where(better[:, None, None, None], z, best_z)
             best_loss = torch.where(better, final, best_loss)
