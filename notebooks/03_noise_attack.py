@@ -58,7 +58,8 @@ from advmri.widgets import eps_explorer
 
 if smoke:
     tmp = tempfile.mkdtemp()
-    (model, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
+    (tiny, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
+    model = model if str(model).startswith("classical:") else tiny  # classical methods need no weights
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,
     step_size=step_size, loss=loss, restarts=restarts, momentum=momentum, mask_draws=mask_draws, target=target, update=update, random_draws=random_draws, max_targets=max_targets,

@@ -48,8 +48,9 @@ from advmri.smoke import tiny_setup
 
 if smoke:
     tmp = tempfile.mkdtemp()
-    (model, data_dir), max_angle, angle_step, bounds, random_draws, max_targets = (
+    (tiny, data_dir), max_angle, angle_step, bounds, random_draws, max_targets = (
         tiny_setup("unet", tmp), 1.0, 0.5, [0.0, 1.0], 1, 1)
+    model = model if str(model).startswith("classical:") else tiny  # classical methods need no weights
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,
     max_angle=max_angle, angle_step=angle_step, bounds=bounds, interpolation=interpolation, target=target,

@@ -38,7 +38,8 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
             if why is not None:
                 raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
             frames.append(_label_update(read_table(st.parent / "results.csv"), run_update(st.parent))
-                          .assign(sweep_run=st.parent.name, target=run_target(st.parent)))
+                          .assign(sweep_run=st.parent.name, target=run_target(st.parent),
+                                  variant=run_variant(st.parent)))
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
@@ -84,6 +85,21 @@ def run_target(folder: Path) -> str:
     p = run_params(folder)
     cfg = p.get(p.get("attack", "noise")) or {}
     return cfg.get("target", "clean")
+
+
+DEFAULT_VARIANT = "PGA"
+
+
+def run_variant(folder: Path) -> str:
+    """The noise optimiser of a sweep run beyond the paper's default 10-step PGA, e.g. ``restarts 2``,
+    ``momentum 0.9``, ``mask draws 4`` (joined by ``+``); ``PGA`` for the default (and for rotation runs)."""
+    p = run_params(folder)
+    if p.get("attack", "noise") != "noise":
+        return DEFAULT_VARIANT
+    cfg = p.get("noise") or {}
+    parts = [f"{label} {cfg[k]:g}" for k, label in (("restarts", "restarts"), ("momentum", "momentum"),
+                                                     ("mask_draws", "mask draws")) if cfg.get(k)]
+    return " + ".join(parts) or DEFAULT_VARIANT
 
 
 def _label_update(df: pd.DataFrame, update: str = "ours") -> pd.DataFrame:
