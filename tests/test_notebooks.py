@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 
 def test_every_notebook_is_paired():
-    assert len(NOTEBOOKS) == 6
+    assert len(NOTEBOOKS) == 7
     for py in NOTEBOOKS:
         assert py.with_suffix(".ipynb").is_file(), py
 
@@ -57,6 +57,7 @@ def _reader_params(name: str, tmp: Path) -> dict:
                                "random_draws": 1, "out": str(tmp / "rotation.csv")},
         "05_analysis": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
         "06_explorer": {},
+        "07_beyond": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
     }[name]
 
 
