@@ -6,9 +6,9 @@ Steps (each skipped when its output exists, except where forced):
 ``data`` generate the embedded synthetic set (train: 20 volumes seed 0, test: 28 volumes seed 1);
 ``train`` train both small models (only when a checkpoint is missing, or with ``--retrain``);
 ``notebooks`` execute 01_data and 02_models (quality table -> ``paper/tables/quality.md``);
-``sweep`` run ``sweeps/paper.yaml`` (runs whose committed results verify are reused; ``--fresh``
-recomputes all); ``analysis`` execute 05_analysis -> ``paper/figures``,
-``paper/tables``; ``paper`` build ``paper/build/paper.{md,html}`` (+ PDF with pandoc/TeX).
+``sweep`` run ``sweeps/paper.yaml``, ``interpolation.yaml`` and ``beyond.yaml`` (runs whose committed
+results verify are reused; ``--fresh`` recomputes all); ``analysis`` execute 05_analysis and 07_beyond ->
+``paper/figures``, ``paper/tables``; ``paper`` build ``paper/build/paper.{md,html}`` (+ PDF with pandoc/TeX).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DATA = ROOT / "data" / "synthetic" / "small"
 TEST_VOLUMES = 28
 # phase 2 of training: constant lr from the phase-1 checkpoint until val SSIM gains < tol per doubling
 PLATEAU = dict(max_steps=6000, lr=5e-4, tol=0.005, precision="bf16")
-SWEEPS = ("paper", "interpolation")  # sweeps/<name>.yaml, results in results/<name>/
+SWEEPS = ("paper", "interpolation", "beyond")  # sweeps/<name>.yaml, results in results/<name>/
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                 run_ids=[r.id for r in runs],
                 figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
                 interpolation_dir=str(ROOT / "results" / "interpolation"))
+            _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
+            _nb("07_beyond", ROOT / "results" / "notebooks", beyond_dir=str(ROOT / "results" / "beyond"),
+                paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
+                paper_run_ids=[r.id for r in runs],
+                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
         elif step == "paper":
             from advmri.paper import build
 
