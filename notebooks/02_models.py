@@ -75,17 +75,18 @@ pd.DataFrame([dict(model=k, step=s, gain_over_last_doubling=g) for k, h in histo
               for s, g in h.get("doubling_gain", [])])
 
 # %% [markdown]
-# ## Target vs zero-filled vs UNet vs VarNet
+# ## Target vs zero-filled vs UNet vs VarNet vs the classical baselines
 
 # %%
+methods = models | {spec.split(":", 1)[1]: load_model(spec) for spec in classical}
 for acc in (4, 8):
     s = AnnotatedSlices(data_dir, acceleration=acc)[0]
     k, m = s.masked_kspace[None], s.mask[None]
     nl, crop = torch.tensor([s.num_low_frequencies]), tuple(s.target.shape)
     with torch.no_grad():
-        recs = [s.target, zero_filled(k, crop)[0]] + [models[n](k, m, nl, crop)[0] for n in ("unet", "varnet")]
-    image_grid([r.numpy() for r in recs], ["target", f"zero-filled {acc}x", f"UNet {acc}x", f"VarNet {acc}x"],
-               boxes=[s.box] * 4, zmax=float(s.target.max()), height=330).show()
+        recs = [s.target, zero_filled(k, crop)[0]] + [f(k, m, nl, crop)[0] for f in methods.values()]
+    image_grid([r.numpy() for r in recs], ["target", f"zero-filled {acc}x"] + [f"{n} {acc}x" for n in methods],
+               boxes=[s.box] * len(recs), zmax=float(s.target.max()), height=330).show()
 
 # %% [markdown]
 # ## Quality on held-out volumes
@@ -99,7 +100,6 @@ for acc in (4, 8):
 # levels, lambda 0.003 of the zero-filled maximum), both with fastMRI's calibration-line sensitivities.
 
 # %%
-methods = models | {spec.split(":", 1)[1]: load_model(spec) for spec in classical}
 q = quality_table(methods, data_dir, max_slices=max_slices)
 qb = box_quality(methods, data_dir, max_boxes=max_slices)
 out_table = project_path(out_table)  # relative paths mean the project root, wherever the kernel runs
