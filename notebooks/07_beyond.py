@@ -70,7 +70,7 @@ print(f"{len(beyond)} rows from {beyond.sweep_run.nunique()} beyond runs; {len(d
 tw = df[df.variant == "PGA"]
 rates = twin_rates(tw)
 erasure_figure(rates, "noise").show()
-if (rates.attack == "rotation").any():
+if ((rates.attack == "rotation") & rates.target.isin(["healthy", "lesion"])).any():
     erasure_figure(rates, "rotation").show()
 rates.round(3)
 

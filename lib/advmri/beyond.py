@@ -230,7 +230,7 @@ def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",
     rates = twin_rates(tw) if tw.healthy_closer.notna().any() else pd.DataFrame()
     if len(rates) and {"healthy", "lesion"} & set(rates.target):
         figs.append(("erasure_noise", erasure_figure(rates, "noise")))
-        if (rates.attack == "rotation").any():
+        if ((rates.attack == "rotation") & rates.target.isin(["healthy", "lesion"])).any():
             figs.append(("erasure_rotation", erasure_figure(rates, "rotation")))
     classical_models = set(CLASSICAL) & set(drops.model) if len(drops) else set()
     if classical_models:
