@@ -58,10 +58,10 @@ def test_attack_run_survives_simulated_oom_with_identical_results(tiny_data, tmp
     ref, _ = R.execute(R.AttackRun.from_params("noise", chunk=1, **kw), progress=False)
     real = R.adversarial_noise
 
-    def small_gpu(model, tb, eps, cfg, on_step=None):
+    def small_gpu(model, tb, eps, cfg, on_step=None, mask_func=None):
         if len(tb) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(model, tb, eps, cfg, on_step)
+        return real(model, tb, eps, cfg, on_step, mask_func)
 
     monkeypatch.setattr(R, "adversarial_noise", small_gpu)
     got, _ = R.execute(R.AttackRun.from_params("noise", chunk=4, **kw), progress=False)
