@@ -124,6 +124,24 @@ def _md_table(d: pd.DataFrame, stamp_line: str) -> str:
     return d.to_markdown(index=False, floatfmt=".3f") + f"\n\n<sub>{stamp_line}</sub>\n"
 
 
+def save_figure(fig, folder: Path, name: str, stamp_line: str, formats=("png", "svg"), stamp_y: float = -0.22,
+                bottom: int = 70, size: dict | None = None) -> list[Path]:
+    """``folder/name.html`` and one static image per format of ``fig``, the stamp line under the plot; a failed
+    static export (kaleido missing) is reported and skipped, the html is always written. Returns the files."""
+    fig.add_annotation(text=stamp_line, xref="paper", yref="paper", x=0, y=stamp_y, showarrow=False,
+                       font=dict(size=9, color="grey"))
+    fig.update_layout(margin=dict(b=bottom))
+    fig.write_html(folder / f"{name}.html", include_plotlyjs="cdn")
+    out = [folder / f"{name}.html"]
+    for fmt in formats:
+        try:
+            fig.write_image(folder / f"{name}.{fmt}", **(size or {}))
+            out.append(folder / f"{name}.{fmt}")
+        except Exception as e:  # static export needs kaleido; html is always written
+            print(f"static export of {name}.{fmt} failed: {e}")
+    return out
+
+
 def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str | Path,
                   formats=("png", "svg")) -> dict[str, list[Path]]:
     """Figures (html + static) and Markdown tables for the paper, each stamped with the sweep,
@@ -142,18 +160,8 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
             continue
         for acc, da in d.groupby("acceleration"):
             fig = metric_curves(da, metric, x_title=xt, title=f"{attack}: {metric.replace('_', ' ')} at {acc}x")
-            fig.add_annotation(text=line, xref="paper", yref="paper", x=0, y=-0.22, showarrow=False,
-                               font=dict(size=9, color="grey"))
-            fig.update_layout(margin=dict(b=70))
-            name = f"{attack}_{metric}_{acc}x"
-            fig.write_html(figures / f"{name}.html", include_plotlyjs="cdn")
-            written["figures"].append(figures / f"{name}.html")
-            for fmt in formats:
-                try:
-                    fig.write_image(figures / f"{name}.{fmt}", width=640, height=400)
-                    written["figures"].append(figures / f"{name}.{fmt}")
-                except Exception as e:  # static export needs kaleido; html is always written
-                    print(f"static export of {name}.{fmt} failed: {e}")
+            written["figures"] += save_figure(fig, figures, f"{attack}_{metric}_{acc}x", line, formats,
+                                              stamp_y=-0.22, bottom=70, size=dict(width=640, height=400))
     for attack in ("noise", "rotation"):
         d = df[df.attack == attack]
         if d.empty:

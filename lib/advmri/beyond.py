@@ -187,7 +187,7 @@ def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",
     (``beyond_provenance.json`` beside them)."""
     import json
 
-    from advmri.analysis import _md_table, twin_rates, write_twin_rates
+    from advmri.analysis import _md_table, save_figure, twin_rates, write_twin_rates
     from advmri.paths import project_path
 
     tables, figures = project_path(tables), project_path(figures)
@@ -240,17 +240,7 @@ def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",
                 figs.append((f"classical_{attack}", drops_figure(
                     boxes.rename(columns={"method": "model"}), attack)))
     for name, fig in figs:
-        fig.add_annotation(text=line, xref="paper", yref="paper", x=0, y=-0.25, showarrow=False,
-                           font=dict(size=9, color="grey"))
-        fig.update_layout(margin=dict(b=80))
-        fig.write_html(figures / f"{name}.html", include_plotlyjs="cdn")
-        out["figures"].append(figures / f"{name}.html")
-        for fmt in formats:
-            try:
-                fig.write_image(figures / f"{name}.{fmt}")
-                out["figures"].append(figures / f"{name}.{fmt}")
-            except Exception as e:  # static export needs kaleido; html is always written
-                print(f"static export of {name}.{fmt} failed: {e}")
+        out["figures"] += save_figure(fig, figures, name, line, formats, stamp_y=-0.25, bottom=80)
     for folder in (tables, figures):
         (folder / "beyond_provenance.json").write_text(json.dumps(stamp, indent=1))
     return out
