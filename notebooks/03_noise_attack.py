@@ -14,8 +14,9 @@
 # # 3 · Targeted adversarial k-space noise
 # Projected gradient ascent on complex k-space noise with a per-coil budget
 # $\|z_i\|_2 \le \epsilon \|k_i\|_2$, only on acquired columns, undersampled *after* adding the
-# noise, maximising the MSE to the clean target inside a fastMRI+ box. Random Gaussian noise
-# with exactly the same per-coil norms is the baseline.
+# noise, maximising the MSE to the clean target inside a fastMRI+ box. The baseline is random Gaussian
+# noise on the columns the mask samples, with exactly the adversarial noise's per-coil norms there: both
+# deliver the same energy to the network (each row records both energy fractions on the sampled columns).
 
 # %% tags=["parameters"]
 model = "models/varnet-small.pt"  # checkpoint, or official:varnet[:PATH] / official:unet[:PATH]

@@ -64,6 +64,11 @@ def _nb(name: str, out_dir: Path, **params) -> None:
                         parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=False)
 
 
+def _boxes(max_targets: int) -> str:
+    """``max_targets`` of a sweep in words (0 selects every located box)."""
+    return "all located boxes (93)" if not max_targets else f"{max_targets} evenly spaced boxes"
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.pipeline", description=__doc__.split("\n\n")[0])
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify", type=int, default=1, metavar="N",
                     help="before reusing a committed attack run, recompute N seeded passes of it and stop if "
                          "they differ (advmri.verify; 0: trust the recorded sha256 only)")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     overrides = {"device": a.device} if a.device != "cpu" else None
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                             f.unlink()
                     print(f"   --fresh: cleared {len(runs)} run folders of {sweep}; every attack is recomputed", flush=True)
                 st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
-                               verify=0 if a.fresh else a.verify)
+                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty)
                 if any(v["status"] == "failed" for v in st.values()):
                     print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
         elif step == "analysis":
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                      "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
                      "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
                      f"trained by `python -m advmri.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
-                     f"fraction 0.04, 4x: 0.08), {spec['common']['max_targets']} boxes per run, "
+                     f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
                      "the same boxes for every model and setting (`sweeps/paper.yaml`).")
             print(build(setup_text=setup))
         times[step] = time.perf_counter() - t0

@@ -91,13 +91,16 @@ class RunRecons:
 
 
 def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: str, code_version: str,
-         margin: int = MARGIN) -> Path:
+         margin: int = MARGIN, fallback: "RunRecons | None" = None) -> Path:
     """Write the store for a noise run from :func:`advmri.run.execute`'s ``extras`` (``keep_images=True``).
 
-    Written atomically (:func:`advmri.atomic.atomic_path`): a reader never sees half a file.
+    ``fallback``: an earlier store of the same run, whose windows fill the images ``extras`` lacks (the
+    adversarial reconstructions of passes :mod:`advmri.recontrol` reused). Written atomically
+    (:func:`advmri.atomic.atomic_path`): a reader never sees half a file.
     """
     images = extras["images"]
-    params = sorted({k[1] for k in images if isinstance(k, tuple) and k[2] == "adversarial"})
+    params = sorted({k[1] for k in images if isinstance(k, tuple) and k[2] in ("adversarial", "random")})
+    old = {t.index: t for t in fallback.targets} if fallback is not None else {}
     path = project_path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.attrs.update(format=FORMAT, attack=run["attack"], model=model, config=config,
@@ -118,8 +121,17 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
             if s.healthy is not None:
                 d.create_dataset("healthy", data=half(s.healthy.numpy()), **kw)
             for kind in ("adversarial", "random"):
-                d.create_dataset(kind, data=np.stack([half(images[(t, p, kind)].numpy()) for p in params]), **kw)
+                d.create_dataset(kind, data=np.stack([
+                    half(images[(t, p, kind)].numpy()) if (t, p, kind) in images else
+                    (_window_of(old, fallback, t, p, kind, win) / scale).astype(np.float16) for p in params]), **kw)
     return path
+
+
+def _window_of(old: dict, fallback: "RunRecons | None", t: int, p: float, kind: str, win: tuple) -> np.ndarray:
+    """The stored window of target ``t``, parameter ``p``, ``kind`` in ``fallback`` (same window required)."""
+    if fallback is None or t not in old or p not in fallback.params or tuple(old[t].window) != tuple(win):
+        raise KeyError(f"no {kind} reconstruction of target {t} at {p} (and no earlier store holding it)")
+    return getattr(old[t], kind)[fallback.params.index(p)]
 
 
 def load(path: str | os.PathLike) -> RunRecons:

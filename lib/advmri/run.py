@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from advmri.atomic import atomic_path, check_writable
 from advmri.atomic import write_text as atomic_write_text
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
-from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget_fraction, random_noise_items,
-                                  recon_with_noise)
+from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget, budget_fraction, control_items,
+                                  recon_with_noise, sampled_fraction, split_norms)
 from advmri.classical import parse_spec
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.data.annotations import AnnotationError
@@ -40,7 +40,10 @@ from advmri.provenance import code_version, run_id
 NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update", "mask_draws"}
 ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
-           "budget_fraction"]
+           "budget_fraction", "adv_sampled_fraction", "random_sampled_fraction"]
+# energy fractions on the sampled columns (advmri.attacks.noise.sampled_fraction): noise tables only; a rotation
+# table written before they existed reads with NaN, a noise table without them predates the fair control
+CONTROL_COLUMNS = ("adv_sampled_fraction", "random_sampled_fraction")
 ADDED_DEFAULTS = {"target": "clean", "mask_draws": 0}  # attack parameters added after results were committed: (name, default)
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
@@ -182,6 +185,108 @@ def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, a
     return rows
 
 
+BOUNDARY = 1 - 5e-6  # an item whose adversarial noise attains this mean budget fraction is on the budget sphere
+
+
+@dataclass
+class Reuse:
+    """Adversarial rows of an earlier table of the *same* run (same parameters, seed, batches and threads), reused
+    when only the random control changed (:mod:`advmri.recontrol`).
+
+    A pass is reused when its noise is known without the PGA: ``update: ours`` without restarts or mask draws
+    (the noise starts at 0 and its gradient is exactly 0 on the columns the mask discards, so all of it lies on
+    the sampled columns), every item on its budget sphere (recorded ``budget_fraction >= BOUNDARY``, so coil
+    ``i`` has norm ``eps ||k_i||`` within float32 rounding), and rows computed from a clean tree. Every other
+    pass is recomputed in full; its adversarial rows are kept in ``recomputed_rows`` for comparison."""
+
+    table: pd.DataFrame
+    reused: int = 0
+    recomputed: int = 0
+    recomputed_rows: list = field(default_factory=list)
+
+    def __post_init__(self):
+        t = self.table[self.table["kind"] == "adversarial"]
+        self.rows = {_row_key(r): r for r in t.to_dict("records")}
+
+    def rows_for(self, sub: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig) -> list[dict] | None:
+        """The table's adversarial rows of this pass when it can be reused, else None."""
+        if cfg.update != "ours" or cfg.restarts or cfg.mask_draws:
+            return None
+        keys = [_sample_key(s, float(e)) for s, e in zip(sub.samples, eps.tolist())]
+        got = [self.rows.get(k) for k in keys]
+        if any(r is None or "dirty" in str(r["code_version"]) for r in got):
+            return None
+        if any(float(e) > 0 and not r["budget_fraction"] >= BOUNDARY for r, e in zip(got, eps.tolist())):
+            return None
+        return [dict(r) for r in got]
+
+    def compare(self, new_rows: list[dict]) -> None:
+        """Keep recomputed adversarial rows, to be compared with the table's (:func:`advmri.verify.compare`)."""
+        self.recomputed_rows += [r for r in new_rows if r["kind"] == "adversarial"]
+
+    def report(self) -> dict:
+        return dict(passes_reused=self.reused, passes_recomputed=self.recomputed)
+
+
+def _row_key(r: dict) -> tuple:
+    return (str(r["file"]), int(r["slice"]), int(r["bx"]), int(r["by"]), int(r["bw"]), int(r["bh"]),
+            round(float(r["param"]), 6))
+
+
+def _sample_key(s, eps: float) -> tuple:
+    b = s.box
+    return (str(s.fname), int(s.slice_idx), int(b.x), int(b.y), int(b.w), int(b.h), round(eps, 6))
+
+
+def _noise_pass(run: AttackRun, model: Reconstructor, sub: TargetBatch, eps: torch.Tensor, keys: list[tuple],
+                mask_func, version: str, reuse: Reuse | None) -> tuple[list[dict], dict]:
+    """One pass of the noise attack on the items of ``sub`` (item ``j``: budget ``eps[j]``, image key ``keys[j]``):
+    the adversarial rows, then ``random_draws`` rows of the random control, and their reconstructions.
+
+    The control (:func:`advmri.attacks.noise.control_items`) has, coil by coil, the adversarial noise's energy on
+    the sampled columns and on the discarded ones: both deliver the same energy to the network."""
+    cfg = run.noise
+    old = reuse.rows_for(sub, eps, cfg) if reuse is not None else None
+    images: dict = {}
+    if old is None:
+        live = [j for j in range(len(sub)) if float(eps[j]) > 0]  # eps = 0: z = 0, no PGA needed
+        z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
+        if live:
+            z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg, mask_func=mask_func)
+    with torch.inference_mode():
+        if old is None:
+            norms, adv_frac, frac = split_norms(z, sub), sampled_fraction(z, sub), budget_fraction(z, sub.kspace, eps)
+        else:  # all of the noise on the sampled columns, each coil on its sphere: its norms are the budget
+            zero = torch.zeros(len(sub), sub.kspace.shape[1], device=eps.device)
+            norms, adv_frac = (budget(sub.kspace, eps), zero), torch.where(eps > 0, 1.0, float("nan"))
+            frac = torch.tensor([float(r["budget_fraction"]) for r in old])
+        randoms, rnd_frac = [], []
+        for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
+            zr = control_items(sub, *norms, eps.cpu(), cfg.seed, d)
+            randoms.append(recon_with_noise(model, sub, zr))
+            rnd_frac.append(sampled_fraction(zr, sub))
+        mean_rnd = torch.stack(rnd_frac).mean(0) if rnd_frac else torch.full_like(adv_frac, float("nan"))
+        if old is not None:
+            reuse.reused += 1
+            rows = [dict(r, run_id=run.id, adv_sampled_fraction=float(adv_frac[j]),
+                         random_sampled_fraction=float(mean_rnd[j])) for j, r in enumerate(old)]
+        else:
+            rec = recon_with_noise(model, sub, z)
+            rows = _rows(run, model, sub, dict(box_scores(rec, sub), budget_fraction=frac, adv_sampled_fraction=adv_frac,
+                                               random_sampled_fraction=mean_rnd), "noise", eps.cpu(), "adversarial", 0,
+                         version=version)
+            if reuse is not None:
+                reuse.recomputed += 1
+                reuse.compare(rows)
+            images.update({(*k, "adversarial"): rec[j].cpu() for j, k in enumerate(keys)})
+        for d, rr in enumerate(randoms):
+            rows += _rows(run, model, sub, dict(box_scores(rr, sub), budget_fraction=frac, adv_sampled_fraction=adv_frac,
+                                                random_sampled_fraction=rnd_frac[d]), "noise", eps.cpu(), "random", d,
+                          version=version)
+        if randoms:
+            images.update({(*k, "random"): randoms[0][j].cpu() for j, k in enumerate(keys)})
+    return rows, images
+
 def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass) -> int:
     """Items per pass when ``run.chunk`` is None: on CUDA measured from one item's peak memory
     (:func:`advmri.perf.cuda_chunk`), on CPU :func:`advmri.perf.default_chunk`."""
@@ -191,26 +296,29 @@ def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass)
 
 
 def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
-            subset: Sequence[int] | None = None) -> tuple[pd.DataFrame, dict]:
+            subset: Sequence[int] | None = None, reuse: "Reuse | None" = None) -> tuple[pd.DataFrame, dict]:
     """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
     maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets.
 
     ``subset`` (for :mod:`advmri.verify`): compute only these passes of the noise attack (numbered
     over the run, ``extras['passes']`` says how many there are) or these targets of the rotation
     attack (positions in the run's target list), with exactly the batches of the full run, so their
-    rows reproduce the full run's rows."""
+    rows reproduce the full run's rows.
+
+    ``reuse`` (noise; :mod:`advmri.recontrol`): an earlier table of this run whose adversarial rows are taken
+    over where they cannot have changed (see :class:`Reuse`); only the random control is then computed."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(run.threads)  # pinned per run: per-box results depend on it (float32 rounding)
     try:
-        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset))
+        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset), reuse)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
-             subset: set[int] | None) -> tuple[pd.DataFrame, dict]:
+             subset: set[int] | None, reuse: "Reuse | None" = None) -> tuple[pd.DataFrame, dict]:
     if torch.device(run.device).type == "cpu":
         keep_freed_memory()
     model = load_model(run.model, run.device).set_precision(run.precision)
@@ -245,33 +353,14 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
             def step(lo: int, hi: int) -> None:
                 nonlocal passes
                 passes += 1
-                if subset is not None and passes - 1 not in subset:
-                    bar.update(hi - lo)
-                    return
-                ids = list(range(lo, hi))
-                sub, eps = rep.select(ids), eps_all[ids].to(run.device)
-                live = [j for j in range(len(ids)) if float(eps_all[ids[j]]) > 0]  # eps = 0: z = 0, no PGA needed
-                z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
-                if live:
-                    z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg, mask_func=ds.mask_func)
-                new_rows, new_images = [], {}
-                with torch.inference_mode():
-                    rec = recon_with_noise(model, sub, z)
-                    frac = budget_fraction(z, sub.kspace, eps)  # the random draws have the same norms
-                    new_rows += _rows(run, model, sub, dict(box_scores(rec, sub), budget_fraction=frac), "noise",
-                                      eps.cpu(), "adversarial", 0, version=version)
-                    for j, n in enumerate(ids):
-                        new_images[(idx[pos[n // E]], cfg.eps[n % E], "adversarial")] = rec[j].cpu()
-                    for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
-                        rr = recon_with_noise(model, sub, random_noise_items(z, sub, eps.cpu(), cfg.seed, d))
-                        new_rows += _rows(run, model, sub, dict(box_scores(rr, sub), budget_fraction=frac), "noise",
-                                          eps.cpu(), "random", d, version=version)
-                        if d == 0:
-                            for j, n in enumerate(ids):
-                                new_images[(idx[pos[n // E]], cfg.eps[n % E], "random")] = rr[j].cpu()
-                rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
-                if keep_images:
-                    images.update(new_images)
+                if subset is None or passes - 1 in subset:
+                    ids = list(range(lo, hi))
+                    keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
+                    new_rows, new_images = _noise_pass(run, model, rep.select(ids), eps_all[ids].to(run.device),
+                                                       keys, ds.mask_func, version, reuse)
+                    rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
+                    if keep_images:
+                        images.update(new_images)
                 bar.update(hi - lo)
 
             per_pass = run.chunk or _auto_chunk(run, model, tb_all, lambda one: adversarial_noise(
@@ -360,6 +449,12 @@ def write_meta(table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
 def read_table(path: str | Path) -> pd.DataFrame:
     path = project_path(path)
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if len(df) and (df["attack"] == "rotation").all():
+        for c in CONTROL_COLUMNS:
+            df[c] = df[c] if c in df.columns else float("nan")
+    elif "attack" in df.columns and not all(c in df.columns for c in CONTROL_COLUMNS):
+        raise ValueError(f"{path}: a noise table without {' / '.join(CONTROL_COLUMNS)}: computed before the random "
+                         "control was drawn on the sampled columns; recompute it (python -m advmri.recontrol)")
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not an advmri result table, missing columns {missing}")

@@ -35,7 +35,7 @@ import yaml
 from advmri.atomic import write_text
 from advmri.errors import UserError, check_choice, check_range, cli, did_you_mean, unknown_keys
 from advmri.paths import project_path
-from advmri.provenance import ROOT, code_version, run_id
+from advmri.provenance import ROOT, code_version, machine, require_clean, run_id
 
 
 class SweepError(UserError):
@@ -225,7 +225,7 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     write_text(run.folder / "params.json",
                json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
     t0 = time.perf_counter()
-    status = dict(run_id=run.id, code_version=code_version())
+    status = dict(run_id=run.id, code_version=code_version(), machine=machine())
     try:
         pm.execute_notebook(str(run.notebook), str(run.folder / "notebook.ipynb"), parameters=run.params,
                             kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False)
@@ -302,7 +302,7 @@ def _run_on_dask(todo: list[Run], client, log) -> dict[str, dict]:
 
 def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", overrides: dict | None = None,
               log=print, engine: str = "threads", scheduler: str | None = None, verify: int = 0,
-              verify_seed: int = 0) -> dict[str, dict]:
+              verify_seed: int = 0, allow_dirty: bool = False) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
     ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
@@ -312,7 +312,10 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
     with a message instead of doing the same work twice.
 
     ``verify``: before a completed run is reused, recompute that many seeded passes of it
-    (:func:`advmri.verify.verify_run`) and stop with :class:`advmri.verify.CacheMismatch` when they differ."""
+    (:func:`advmri.verify.verify_run`) and stop with :class:`advmri.verify.CacheMismatch` when they differ.
+
+    Runs recorded into the project's own ``results/`` (the committed results) need a clean tree: with uncommitted
+    changes to ``lib/`` the sweep stops before any run unless ``allow_dirty`` (``--allow-dirty``)."""
     from filelock import Timeout
 
     check_range("jobs", jobs, lo=1, integer=True)
@@ -334,6 +337,8 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
                 todo.append(r)
                 if r.folder.is_dir() and why not in ("no readable status.json", "status 'failed'"):
                     log(f"  {r.id}: re-run ({why})")
+        if todo and project_path(results).resolve() == (ROOT / "results").resolve():
+            require_clean(allow_dirty, f"{project_path(path)}: {len(todo)} run(s) to record in {folder}")
         log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
         out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
         if verify and len(out):
@@ -378,10 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default="results")
     ap.add_argument("--verify", type=int, default=0, metavar="N",
                     help="recompute N seeded passes of every reused run and stop if they differ")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None, engine=a.engine,
-                   scheduler=a.scheduler, verify=a.verify)
+                   scheduler=a.scheduler, verify=a.verify, allow_dirty=a.allow_dirty)
     return 1 if any(v["status"] == "failed" for v in st.values()) else 0
 
 

@@ -25,9 +25,17 @@ import numpy as np
 import pandas as pd
 
 from advmri.errors import UserError
+from advmri.provenance import machine
 from advmri.run import METRICS, AttackRun, execute, read_table
+from advmri.sweep import read_status
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+# Rows of the noise PGA (adversarial, eps > 0) recomputed on *another* machine (:func:`advmri.provenance.machine`):
+# the clean forward pass agrees to ~1e-6, but ten normalised gradient steps amplify last-bit differences of the
+# CPU's kernels (measured, issue 21: box MSE up to 0.3% apart at eps 0.02 for the U-Net). A real change (other
+# weights, code or data) moves box MSE by percent on most boxes, so the check still catches it on the clean and
+# random rows (always strict) and on these rows beyond this tolerance.
+PGA_TOLERANCE = dict(rtol=5e-2, atol=2e-2)
 KEY = ["file", "slice", "bx", "by", "bw", "bh", "param", "kind", "draw"]
 RUN_KEYS = {"out", "smoke", "notebook"}
 
@@ -49,9 +57,15 @@ def choose_passes(n_passes: int, k: int, seed: int, run_id: str) -> list[int]:
     return sorted(int(i) for i in rng.choice(n_passes, size=min(k, n_passes), replace=False))
 
 
-def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
+def pga_rows(df: pd.DataFrame) -> np.ndarray:
+    """Rows computed by the noise PGA (adversarial, eps > 0): those whose rounding the optimiser amplifies."""
+    return ((df["attack"] == "noise") & (df["kind"] == "adversarial") & (df["param"] > 0)).to_numpy()
+
+
+def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machine: bool = False) -> pd.DataFrame:
     """Rows of ``got`` joined to ``table`` on :data:`KEY`; columns ``<m>`` (table), ``<m>_new`` and
-    ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table)."""
+    ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table; with ``cross_machine``,
+    PGA rows within :data:`PGA_TOLERANCE`)."""
     t = table.copy()
     g = got.copy()
     for d in (t, g):
@@ -59,9 +73,11 @@ def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS) -> pd.DataF
         d["bx"] = d["bx"].astype(int)
     m = g.merge(t, on=KEY, how="left", suffixes=("_new", ""), indicator=True)
     bad = m["_merge"] != "both"
+    loose = pga_rows(m) if cross_machine else np.zeros(len(m), bool)
     for c in metrics:
         a, b = m[c].to_numpy(float), m[f"{c}_new"].to_numpy(float)
-        close = np.isclose(b, a, equal_nan=True, **TOLERANCE)
+        close = np.where(loose, np.isclose(b, a, equal_nan=True, **PGA_TOLERANCE),
+                         np.isclose(b, a, equal_nan=True, **TOLERANCE))
         bad |= ~close
     m["bad"] = bad
     return m
@@ -80,7 +96,9 @@ def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) ->
     n = dry["passes"]
     chosen = choose_passes(n, passes, seed, folder.name)
     got, extras = execute(run, progress=False, subset=chosen)
-    m = compare(got, table)
+    recorded = (read_status(folder) or {}).get("machine")
+    cross = recorded != machine()  # unknown (recorded before machines were) counts as another machine
+    m = compare(got, table, cross_machine=cross)
     report = dict(run=folder.name, passes=chosen, of=n, rows=len(m), seconds=round(extras["seconds"], 1),
                   max_rel_box_mse=float(np.nanmax(np.abs(m["box_mse_new"] / m["box_mse"] - 1))) if len(m) else None)
     if m["bad"].any():
@@ -92,5 +110,7 @@ def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) ->
             f"rows differ; e.g. {r['file']} slice {r['slice']} box {r['bx']},{r['by']} {r['kind']} param {r['param']}: "
             f"{'; '.join(diffs) or 'row missing from the table'}); the code, data or model changed since it was "
             "computed: recompute with python -m advmri.pipeline --fresh")
-    log(f"  {folder.name}: verified {len(m)} rows of pass(es) {chosen} of {n} ({report['seconds']} s)")
+    report["cross_machine"] = cross
+    log(f"  {folder.name}: verified {len(m)} rows of pass(es) {chosen} of {n} ({report['seconds']} s"
+        f"{'; computed on another machine: PGA rows within ' + str(PGA_TOLERANCE) if cross else ''})")
     return report

@@ -13,6 +13,14 @@ projection onto the ball of radius ``r_i``; i.e. the step is ``alpha`` times the
 the per-coil normalised gradient. Options: restarts from random points in the ball, momentum
 (MI-FGSM style, on normalised gradients), SSIM or MSE+SSIM losses, whole-image loss.
 
+The random control (:func:`control_noise`) is complex Gaussian noise matched to the adversarial ``z`` coil
+by coil *after the mask*: on the sampled columns it has ``||M z_i||``, on the acquired columns the mask
+discards ``||(1 - M) z_i||`` (zero for the PGA of ``update: ours``, whose gradient vanishes there). Both thus
+deliver the same energy to the network and have the same total norm; each results row records both
+perturbations' energy fraction on the sampled columns (``adv_sampled_fraction``, ``random_sampled_fraction``).
+(Until issue 21 the control was drawn over every acquired column with ``z``'s total norms, so only about
+1/acceleration of its energy reached the network.)
+
 All functions are batched: item ``n`` of a batch has its own slice, box and eps.
 """
 
@@ -21,8 +29,6 @@ from __future__ import annotations
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable
-
-import zlib
 
 import torch
 from fastmri.data.subsample import MaskFunc
@@ -251,9 +257,46 @@ def adversarial_noise_looped(model: Reconstructor, tb: TargetBatch, eps: torch.T
     return torch.cat([adversarial_noise(model, tb.select([i]), eps[i:i + 1], cfg) for i in range(len(tb))])
 
 
+def sampled_columns(tb: TargetBatch) -> torch.Tensor:
+    """``(B, cols)`` bool: the acquired columns the undersampling mask keeps (the only ones the network sees)."""
+    return tb.mask & tb.acquired
+
+
+def split_norms(z: torch.Tensor, tb: TargetBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coil norms ``(B, C)`` of ``z`` ``(B, C, R, Cols)`` complex on the sampled columns (what reaches the
+    network, ``||M z_i||``) and on the acquired columns the mask discards."""
+    s = sampled_columns(tb)[:, None, None, :]
+    u = (tb.acquired & ~tb.mask)[:, None, None, :]
+    return coil_norms(z * s), coil_norms(z * u)
+
+
+def sampled_fraction(z: torch.Tensor, tb: TargetBatch) -> torch.Tensor:
+    """Fraction of ``z``'s energy on the sampled columns, ``||M z_i||^2 / ||z_i||^2`` averaged over coils ``(B,)``
+    (NaN for an item without energy, e.g. eps = 0)."""
+    ns, nu = split_norms(z, tb)
+    tot = ns.pow(2) + nu.pow(2)
+    frac = torch.where(tot > 0, ns.pow(2) / tot.clamp_min(1e-30), torch.full_like(tot, float("nan")))
+    return frac.mean(1)
+
+
+def _scaled(g: torch.Tensor, cols: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """``g`` ``(B, C, R, Cols)`` restricted to ``cols`` ``(B, Cols)``, each coil scaled to ``norms`` ``(B, C)``."""
+    x = g * cols[:, None, None, :]
+    return x * (norms / coil_norms(x).clamp_min(1e-30))[..., None, None]
+
+
+def control_noise(g: torch.Tensor, tb: TargetBatch, sampled: torch.Tensor, unsampled: torch.Tensor) -> torch.Tensor:
+    """The random control from complex Gaussian ``g`` ``(B, C, R, Cols)``: on the sampled columns with per-coil norms
+    ``sampled`` ``(B, C)``, on the acquired columns the mask discards with norms ``unsampled``. Matched to an
+    adversarial ``z`` by :func:`split_norms`, it delivers exactly ``z``'s energy to the network, coil by coil, and
+    has ``z``'s total norm and sampled fraction (the PGA of ``update: ours`` puts none on discarded columns)."""
+    return _scaled(g, sampled_columns(tb), sampled) + _scaled(g, tb.acquired & ~tb.mask, unsampled)
+
+
 def random_noise_like(z: torch.Tensor, tb: TargetBatch, generator: torch.Generator) -> torch.Tensor:
-    """Random baseline: complex Gaussian noise on the same columns with exactly ``z``'s per-coil norms."""
-    return random_in_ball(z.shape, tb.acquired, coil_norms(z), generator, on_sphere=True)
+    """Random control of ``z`` (:func:`control_noise`, one generator for the batch)."""
+    g = torch.view_as_complex(torch.randn(*z.shape, 2, generator=generator)).to(z.device)
+    return control_noise(g, tb, *split_norms(z, tb))
 
 
 def item_seed(seed: int, fname: str, slice_idx: int, box: tuple, eps: float, draw: int) -> int:
@@ -261,16 +304,32 @@ def item_seed(seed: int, fname: str, slice_idx: int, box: tuple, eps: float, dra
     return zlib.crc32(f"{seed}:{fname}:{slice_idx}:{tuple(box)}:{float(eps):.8g}:{draw}".encode()) & 0x7FFFFFFF
 
 
+def item_gaussians(tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """Complex Gaussian ``(B, C, R, Cols)``, one generator per item (:func:`item_seed`): the same draw for a
+    (box, eps, draw) however the items are batched, chunked or sharded."""
+    shape = tb.kspace.shape[1:]
+    return torch.cat([torch.view_as_complex(torch.randn(1, *shape, 2, generator=torch.Generator().manual_seed(
+        item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))) for i, s in enumerate(tb.samples)
+    ]).to(tb.kspace.device)
+
+
 def random_items(tb: TargetBatch, norms: torch.Tensor, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
-    """Complex Gaussian noise on each item's acquired columns with per-coil norms ``norms`` ``(B, C)``, one
-    generator per item (:func:`item_seed`): the same noise for a (box, eps, draw) however the items are
-    batched, chunked or sharded."""
+    """Complex Gaussian noise on each item's acquired columns with per-coil norms ``norms`` ``(B, C)``, one generator
+    per item (:func:`item_seed`; the reference update's random start)."""
     return torch.cat([
         random_in_ball(tb.kspace[i:i + 1].shape, tb.acquired[i:i + 1], norms[i:i + 1], torch.Generator().manual_seed(
             item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))
         for i, s in enumerate(tb.samples)])
 
 
+def control_items(tb: TargetBatch, sampled: torch.Tensor, unsampled: torch.Tensor, eps: torch.Tensor, seed: int,
+                  draw: int) -> torch.Tensor:
+    """The random control (:func:`control_noise`) of per-coil norms ``sampled`` / ``unsampled`` ``(B, C)``, seeded
+    per item."""
+    return control_noise(item_gaussians(tb, eps, seed, draw), tb, sampled, unsampled)
+
+
 def random_noise_items(z: torch.Tensor, tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
-    """The random baseline of :func:`random_noise_like` (exactly ``z``'s per-coil norms), seeded per item."""
-    return random_items(tb, coil_norms(z), eps, seed, draw)
+    """The random control of ``z`` (:func:`control_noise`: ``z``'s per-coil energy on the sampled columns, and on the
+    discarded ones), seeded per item."""
+    return control_items(tb, *split_norms(z, tb), eps, seed, draw)
