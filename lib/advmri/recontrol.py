@@ -89,9 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-dirty", action="store_true", help="record results from a tree with uncommitted changes")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
-    for f in a.folders:
-        recontrol(f, allow_dirty=a.allow_dirty)
-    return 0
+    failed = []
+    for f in a.folders:  # one folder's failure leaves the others to do
+        try:
+            recontrol(f, allow_dirty=a.allow_dirty)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            failed.append(f)
+    if failed:
+        print(f"error: {len(failed)} of {len(a.folders)} folders not recomputed: {' '.join(failed)}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
