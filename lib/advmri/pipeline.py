@@ -29,7 +29,7 @@ DATA = ROOT / "data" / "synthetic" / "small"
 TEST_VOLUMES = 28
 # phase 2 of training: constant lr from the phase-1 checkpoint until val SSIM gains < tol per doubling
 PLATEAU = dict(max_steps=6000, lr=5e-4, tol=0.005, precision="bf16")
-SWEEPS = ("paper", "interpolation", "beyond")  # sweeps/<name>.yaml, results in results/<name>/
+SWEEPS = ("paper", "interpolation", "beyond", "checks")  # sweeps/<name>.yaml, results in results/<name>/
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
@@ -54,6 +54,25 @@ def make_data(splits: tuple[str, ...] = ("train", "test")) -> None:
             print(f"   {DATA / split}: made before the twins' k-space was stored ('kspace_healthy', for "
                   "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)", flush=True)
             generate_dataset("small", n, seed, DATA / split, force=True)
+
+
+COIL_COUNTS = (4, 8, 15, 24)  # the budget law of the authors' update (sweeps/checks.yaml); 15: fastMRI knee
+COIL_DATA = ROOT / "data" / "synthetic" / "coils"
+
+
+def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed: int = 1) -> None:
+    """Test sets of the ``small`` geometry with other coil counts (``data/synthetic/coils/c<C>/test``), for the
+    attained budget fraction of the authors' update as a function of the coil count (``sweeps/checks.yaml``)."""
+    from dataclasses import replace
+
+    from advmri.data.synth import PRESETS, generate_dataset
+
+    for c in coils:
+        out = COIL_DATA / f"c{c}" / "test"
+        listed = out / "knee_file_list.csv"
+        if not (out / "knee.csv").is_file() or len(listed.read_text().split()) != volumes:
+            generate_dataset(replace(PRESETS["small"], name=f"small-c{c}", coils=c), volumes, seed, out, force=True,
+                             progress=False)
 
 
 def _nb(name: str, out_dir: Path, **params) -> None:
@@ -96,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {step}", flush=True)
         if step == "data":
             make_data()
+            make_coil_data()
         elif step == "train":
             from advmri.train import train
 
