@@ -22,14 +22,22 @@ def _rows(n_boxes=5, draws=3, seed=0):
     return pd.DataFrame(rows), base
 
 
-def test_summarise_averages_draws_per_box_then_t_interval():
-    df, base = _rows()
+def test_summarise_averages_draws_per_box_then_resamples_volumes():
+    df, base = _rows(n_boxes=12)
     s = summarise(df, ["kind"], "box_ssim").set_index("kind")
     rnd = base  # the +-0.001 draws average out per box
-    assert s.loc["random", "count"] == len(base)
+    assert s.loc["random", "count"] == len(base) and s.loc["random", "volumes"] == len(base)
     assert s.loc["random", "mean"] == pytest.approx(rnd.mean())
     lo, hi = stats.t.interval(0.95, len(rnd) - 1, loc=rnd.mean(), scale=stats.sem(rnd))
-    assert (s.loc["random", "lo"], s.loc["random", "hi"]) == pytest.approx((lo, hi))
+    width = s.loc["random", "hi"] - s.loc["random", "lo"]
+    assert s.loc["random", "lo"] < rnd.mean() < s.loc["random", "hi"]
+    assert 0.7 * (hi - lo) < width < 1.1 * (hi - lo)  # one box per volume: about the t-interval
+    # two boxes per volume, identical: the interval is over the 6 volumes, not the 12 boxes
+    same = df.assign(file=df["file"].map(lambda f: f"v{int(f[1:]) // 2}"))
+    same.loc[same.bx % 2 == 1, "box_ssim"] = same.loc[same.bx % 2 == 0, "box_ssim"].to_numpy()
+    s2 = summarise(same, ["kind"], "box_ssim").set_index("kind")
+    assert s2.loc["random", "volumes"] == 6
+    assert s2.loc["random", "hi"] - s2.loc["random", "lo"] > (hi - lo) * 0.8
 
 
 def test_paired_effect_removes_between_box_spread():
@@ -38,8 +46,8 @@ def test_paired_effect_removes_between_box_spread():
     diff = -0.3 - 0.01 * np.arange(len(base))
     assert pe["mean"] == pytest.approx(diff.mean())
     assert pe["worse"] == len(base) and pe["count"] == len(base)
-    lo, hi = stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=stats.sem(diff))
-    assert (pe["lo"], pe["hi"]) == pytest.approx((lo, hi))
+    assert pe["lo"] < diff.mean() < pe["hi"] and pe["hi"] < 0
+    assert pe["p"] == pytest.approx(2 / 2 ** len(diff))  # Wilcoxon, exact: every volume worse
     # far tighter than the unpaired interval of the adversarial rows, whose boxes differ by ~0.6
     un = summarise(df[df.kind == "adversarial"], ["kind"], "box_ssim").iloc[0]
     assert pe["hi"] - pe["lo"] < 0.2 * (un["hi"] - un["lo"])

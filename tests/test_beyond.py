@@ -11,7 +11,7 @@ def _rows(model, box_ids, clean, adv, rnd, attack="noise", variant="PGA", target
     """Rows of one run: per box the clean value (eps 0 / the rotation's clean row), adversarial, 2 random draws."""
     out = []
     for b, c, a, r in zip(box_ids, clean, adv, rnd):
-        box = dict(file="f", slice=b, bx=1, by=2, bw=3, bh=4, model=model, acceleration=8, attack=attack,
+        box = dict(file=f"f{b}", slice=b, bx=1, by=2, bw=3, bh=4, model=model, acceleration=8, attack=attack,
                    variant=variant, target=target, healthy_closer=np.nan)
         if attack == "noise":
             out.append(dict(box, kind="adversarial", param=0.0, draw=0, box_ssim=c, box_mse=1 - c))

@@ -171,7 +171,8 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         if len(clean):  # the reference row: the un-rotated reconstruction, shown as bound "clean"
             d = pd.concat([d[d.kind != "clean"], clean.assign(kind="adversarial", param=-1.0),
                            clean.assign(kind="random", param=-1.0)], ignore_index=True)
-        for metric in ("box_ssim", "box_psnr", "img_ssim", "lesion_retained") + (("budget_fraction",) if attack == "noise" else ()):
+        for metric in ("box_psnr", "box_ssim", "img_ssim", "lesion_retained") + (
+                ("budget_fraction", "adv_sampled_fraction", "random_sampled_fraction") if attack == "noise" else ()):
             s = summarise(d, ["model", "acceleration", "kind", "param"], metric)
             s["metric"] = metric
             rows.append(s)
@@ -192,7 +193,9 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
             columns={"param": "eps" if attack == "noise" else "bound (deg)", "mean": "adv - random",
                      "worse": "boxes worse", "count": "boxes"})
         p = tables / f"{attack}_paired.md"
-        p.write_text("Box SSIM, adversarial minus random, paired per box (mean, 95% interval)\n\n"
+        p.write_text("Box SSIM, adversarial minus random, paired per box (mean, 95% volume-clustered bootstrap "
+                     "interval, volume-level Wilcoxon p; exploratory, uncorrected: the primary family is in "
+                     "`primary`)\n\n"
                      + _md_table(pe, line))
         written["tables"].append(p)
         # per-label breakdown at the largest setting
@@ -202,6 +205,17 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         p.write_text(f"Box SSIM by label at {'eps' if attack == 'noise' else 'bound'} = {d.param.max()}\n\n"
                      + _md_table(lab, line))
         written["tables"].append(p)
+    from advmri.claims import claims_markdown, primary_claims
+
+    p = tables / "primary.md"
+    p.write_text(claims_markdown(primary_claims(df), line))
+    written["tables"].append(p)
+    p = tables / "small_boxes.md"
+    p.write_text(f"Box SSIM by box size: boxes at least {SSIM_WIN} px wide and high, and the smaller ones, whose SSIM "
+                 f"is computed on the box grown symmetrically to {SSIM_WIN} px (clipped to the image), so it also "
+                 "scores tissue outside the lesion (mean, 95% volume-clustered bootstrap interval; exploratory)\n\n"
+                 + _md_table(small_box_split(df), line))
+    written["tables"].append(p)
     if (df.kind == "clean").any():
         z = zero_vs_clean(df).rename(columns={"mean": "mean rel. box MSE", "max": "max rel. box MSE", "count": "boxes"})
         p = tables / "rotation_zero_vs_clean.md"
@@ -218,23 +232,40 @@ BOX_KEY = ["file", "slice", "bx", "by", "bw", "bh"]
 
 def paired_effect(df: pd.DataFrame, metric: str = "box_ssim") -> pd.DataFrame:
     """Adversarial minus random ``metric`` *per box* (random draws averaged first), summarised per
-    model x acceleration x attack x param: mean difference, 95% t-interval, and how many boxes got
-    worse than under random. Pairing removes the between-box spread that dominates the unpaired
-    intervals of :func:`advmri.figures.summarise`."""
-    from scipy import stats
+    model x acceleration x attack x param: mean difference, 95% volume-clustered bootstrap interval, the
+    volume-level Wilcoxon p-value (uncorrected: exploratory unless :func:`primary_claims` lists it), and how
+    many boxes got worse than under random."""
+    from advmri.stats import paired_summary
 
     by = ["model", "acceleration", "attack", "param"]
     per = df.groupby(by + BOX_KEY + ["kind"], dropna=False)[metric].mean().unstack("kind")
     if not {"adversarial", "random"} <= set(per.columns):
         raise ValueError(f"paired_effect needs adversarial and random rows for {metric}")
     d = (per["adversarial"] - per["random"]).dropna().rename("diff").reset_index()
-    g = d.groupby(by)["diff"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["worse"] = g.apply(lambda x: int((x < -1e-6).sum())).values  # beyond float noise
-    tq = stats.t.ppf(0.975, (out["count"] - 1).clip(lower=1))
-    half = (tq * out["std"] / out["count"] ** 0.5).where(out["count"] > 1)
-    out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
-    return out[by + ["mean", "lo", "hi", "worse", "count"]]
+    out = paired_summary(d, by).rename(columns={"boxes": "count"})
+    return out[by + ["mean", "lo", "hi", "p", "worse", "count", "volumes"]]
+
+
+SSIM_WIN = 7  # advmri.metrics.WIN
+
+
+def small_box_split(df: pd.DataFrame, eps: float = 0.01, bound: float = 5.0) -> pd.DataFrame:
+    """Box SSIM of boxes >= :data:`SSIM_WIN` px on both sides and of the smaller (grown) ones, with counts:
+    noise at eps 0 and ``eps``, rotation clean and at ``bound``, per model x acceleration x kind."""
+    from advmri.figures import summarise
+
+    d = df[((df.attack == "noise") & df.param.isin([0.0, eps])) | ((df.attack == "rotation") & ((df.kind == "clean") |
+                                                                                               (df.param == bound)))]
+    d = d.assign(box_size=((d.bw >= SSIM_WIN) & (d.bh >= SSIM_WIN)).map({True: f">= {SSIM_WIN} px", False: "grown"}),
+                 setting=[("clean" if (k == "clean" or (a == "noise" and p == 0)) else f"{k} {p:g}")
+                          for a, k, p in zip(d.attack, d.kind, d.param)])
+    d = d[~((d.attack == "noise") & (d.param == 0) & (d.kind == "random"))]
+    s = summarise(d, ["model", "acceleration", "attack", "setting", "box_size"], "box_ssim")
+    s["box SSIM"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(s["mean"], s["lo"], s["hi"])]
+    w = s.pivot_table(index=["model", "acceleration", "attack", "setting"], columns="box_size",
+                      values=["box SSIM", "count"], aggfunc="first")
+    w.columns = [f"{a} ({b})" if a == "box SSIM" else f"boxes ({b})" for a, b in w.columns]
+    return w.reset_index()
 
 
 def zero_vs_clean(df: pd.DataFrame) -> pd.DataFrame:
@@ -308,9 +339,12 @@ def twin_rates(df: pd.DataFrame) -> pd.DataFrame:
     whose reconstruction is closer (box MSE) to the twin than to the truth (``healthy_closer``; erasure: the
     twin is lesion-free; hallucination: the truth is lesion-free and the twin has the lesion), under the
     adversarial perturbation and under random ones of equal strength (draws averaged per box), their paired
-    difference per box with a 95% t-interval, and mean ``lesion_retained`` (1: as the truth, 0: as the twin).
+    difference per box with a 95% volume-clustered bootstrap interval, the exact McNemar test of the paired binary
+    outcomes (boxes erased only under the adversarial / only under the random perturbation, a box counting as
+    randomly erased when most of its draws were; box-level, exploratory), and mean ``lesion_retained`` (1: as
+    the truth, 0: as the twin).
     Rotation runs' clean rows (the un-rotated reconstruction) are the bound ``clean``."""
-    from scipy import stats
+    from advmri.stats import cluster_bootstrap, mcnemar_exact, seed_of
 
     d = df[df.healthy_closer.notna()].copy()
     if "target" not in d:
@@ -324,9 +358,12 @@ def twin_rates(df: pd.DataFrame) -> pd.DataFrame:
         a, r = per["healthy_closer"]["adversarial"], per["healthy_closer"]["random"]
         diff = (a - r).dropna()
         n = len(diff)
-        half = float(stats.t.ppf(0.975, max(n - 1, 1)) * diff.std() / n ** 0.5) if n > 1 else float("nan")
-        rows.append(dict(zip(by, key), adversarial=a.mean(), random=r.mean(), adv_minus_random=diff.mean(),
-                         lo=diff.mean() - half, hi=diff.mean() + half,
+        m, lo, hi = cluster_bootstrap(diff.to_numpy(), diff.index.get_level_values("file"), seed=seed_of(*key))
+        both = pd.concat([a, r], axis=1, keys=["a", "r"]).dropna()
+        # paired binary outcomes per box: adversarial vs random (a box counts as random-erased when most draws were)
+        only_adv, only_rnd, p_mcnemar = mcnemar_exact(both["a"] > 0.5, both["r"] > 0.5)
+        rows.append(dict(zip(by, key), adversarial=a.mean(), random=r.mean(), adv_minus_random=m, lo=lo, hi=hi,
+                         only_adversarial=only_adv, only_random=only_rnd, p_mcnemar=p_mcnemar,
                          lesion_retained_adv=per["lesion_retained"]["adversarial"].mean(),
                          lesion_retained_random=per["lesion_retained"]["random"].mean(), boxes=n))
     out = pd.DataFrame(rows)
@@ -350,10 +387,11 @@ def write_twin_rates(frames: list[pd.DataFrame], tables: str | Path, stamp_line:
     p = project_path(tables) / "erasure.md"
     p.parent.mkdir(parents=True, exist_ok=True)
     cols = ["model", "acceleration", "attack", "task", "param", "adversarial", "random", "adv_minus_random", "lo", "hi",
-            "lesion_retained_adv", "lesion_retained_random", "boxes"]
+            "only_adversarial", "only_random", "p_mcnemar", "lesion_retained_adv", "lesion_retained_random", "boxes"]
     p.write_text("Fraction of boxes closer (box MSE) to the twin than to the truth: erasure (twin lesion-free) and "
                  "hallucination (truth lesion-free, twin with the lesion); adversarial vs random of equal strength, "
-                 "paired per box (mean, 95% interval)\n\n" + _md_table(t[cols], stamp_line))
+                 "paired per box (mean, 95% volume-clustered bootstrap interval; exact McNemar test of the boxes "
+                 "erased only under one of the two; exploratory, uncorrected)\n\n" + _md_table(t[cols], stamp_line))
     return p
 
 

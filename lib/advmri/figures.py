@@ -53,17 +53,19 @@ def zoom(img: np.ndarray, box: Box, margin: int = 6) -> np.ndarray:
 
 
 def summarise(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
-    """Mean and 95% t-interval of ``metric`` over boxes (random draws averaged per box first)."""
-    from scipy import stats
+    """Mean over boxes of ``metric`` (random draws averaged per box first) and its 95% interval from resampling
+    volumes (:func:`advmri.stats.cluster_bootstrap`); columns ``mean, lo, hi, count`` (boxes), ``volumes``."""
+    from advmri.stats import cluster_bootstrap, seed_of
 
     key = list(by) + ["file", "slice", "bx", "by", "bw", "bh"]
     per_box = df.groupby(key, dropna=False)[metric].mean().reset_index()
-    g = per_box.groupby(list(by), dropna=False)[metric]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    tq = stats.t.ppf(0.975, np.maximum(out["count"] - 1, 1))
-    half = np.where(out["count"] > 1, tq * out["std"] / np.sqrt(out["count"]), np.nan)
-    out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
-    return out
+    rows = []
+    for k, g in per_box.groupby(list(by), dropna=False):
+        k = k if isinstance(k, tuple) else (k,)
+        m, lo, hi = cluster_bootstrap(g[metric], g["file"], seed=seed_of(*k, metric))
+        rows.append(dict(zip(by, k), mean=m, std=float(g[metric].std()), count=int(g[metric].notna().sum()),
+                         volumes=int(g.loc[g[metric].notna(), "file"].nunique()), lo=lo, hi=hi))
+    return pd.DataFrame(rows, columns=list(by) + ["mean", "std", "count", "volumes", "lo", "hi"])
 
 
 def metric_curves(df: pd.DataFrame, metric: str = "box_ssim", x_title: str = "eps", title: str = "") -> go.Figure:

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
                 run_ids=[r.id for r in runs],
                 figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
-                interpolation_dir=str(ROOT / "results" / "interpolation"))
+                interpolation_dir=str(ROOT / "results" / "interpolation"), checks_dir=str(ROOT / "results" / "checks"))
             _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
             _nb("07_beyond", ROOT / "results" / "notebooks", beyond_dir=str(ROOT / "results" / "beyond"),
                 paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
