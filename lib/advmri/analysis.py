@@ -13,6 +13,7 @@ from advmri.paths import project_path
 from advmri.provenance import code_version
 from advmri.run import read_table
 from advmri.sweep import SweepError, read_status, verify_table
+from advmri.values import interval, num, write_values
 
 
 def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
@@ -39,7 +40,7 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
                 raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
             frames.append(_label_update(read_table(st.parent / "results.csv"), run_update(st.parent))
                           .assign(sweep_run=st.parent.name, target=run_target(st.parent),
-                                  variant=run_variant(st.parent)))
+                                  variant=run_variant(st.parent), data_dir=run_params(st.parent).get("data")))
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
@@ -207,9 +208,11 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         written["tables"].append(p)
     from advmri.claims import claims_markdown, primary_claims
 
+    claims = primary_claims(df)
     p = tables / "primary.md"
-    p.write_text(claims_markdown(primary_claims(df), line))
+    p.write_text(claims_markdown(claims, line))
     written["tables"].append(p)
+    written["tables"].append(write_values(tables, "paper", paper_values(df, claims, height=image_height(df))))
     p = tables / "small_boxes.md"
     p.write_text(f"Box SSIM by box size: boxes at least {SSIM_WIN} px wide and high, and the smaller ones, whose SSIM "
                  f"is computed on the box grown symmetrically to {SSIM_WIN} px (clipped to the image), so it also "
@@ -247,6 +250,92 @@ def paired_effect(df: pd.DataFrame, metric: str = "box_ssim") -> pd.DataFrame:
 
 
 SSIM_WIN = 7  # advmri.metrics.WIN
+
+
+def paper_values(df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, bound: float = 5.0,
+                 height: int | None = None) -> dict[str, str]:
+    """The paper sweep's numbers the prose cites (:mod:`advmri.values`): per network and acceleration the clean,
+    adversarial and random box PSNR / SSIM at ``eps``, the rotation's drop at ``bound``, each primary claim, the
+    attained budget and sampled fractions, the box counts and (with the image ``height``) :func:`flip_effect`."""
+    v: dict[str, str] = {}
+    mean = df.groupby(["model", "acceleration", "attack", "kind", "param"])[["box_psnr", "box_ssim"]].mean()
+    for (model, acc), _ in df.groupby(["model", "acceleration"]):
+        key = f"{model.replace(REF_SUFFIX, '_ref')}_{acc}x"
+        get = lambda a, k, p, m: float(mean[m].get((model, acc, a, k, p), float("nan")))  # noqa: E731
+        for m, short, dg in (("box_psnr", "psnr", 2), ("box_ssim", "ssim", 3)):
+            v[f"noise_{key}_clean_{short}"] = num(get("noise", "adversarial", 0.0, m), dg)
+            v[f"noise_{key}_adv_{short}"] = num(get("noise", "adversarial", eps, m), dg)
+            v[f"noise_{key}_rnd_{short}"] = num(get("noise", "random", eps, m), dg)
+            v[f"rot_{key}_drop_{short}"] = num(get("rotation", "adversarial", bound, m) - get("rotation", "clean", 0.0, m),
+                                               dg, sign=True)
+    for r in claims.itertuples():
+        tag = {"noise: adversarial - random": "noise", "rotation: worst - random": "rot"}.get(r.claim, "model")
+        key = f"claim_{tag}_{r.model if tag != 'model' else 'varnet_unet'}_{r.acceleration}x"
+        v[key] = interval(r.estimate, r.lo, r.hi, 2, "dB")
+        v[key + "_worse"] = f"{r.worse}/{r.boxes}"
+        v[key + "_p"] = f"{r.p_holm:.1g}"
+    if len(claims):
+        v["claims_n"] = str(len(claims))
+        v["claims_holding"] = str(int(claims.holds.sum()))
+        v["claims_level"] = num(float(claims.level.iloc[0]) * 100, 1) + "%"
+        v["claims_max_p"] = f"{claims.p_holm.max():.1g}"
+        failing = claims[~claims.holds]
+        v["claims_summary"] = (f"all {len(claims)} primary claims hold (largest Holm-adjusted p = {claims.p_holm.max():.1g})"
+                               if failing.empty else
+                               f"{int(claims.holds.sum())} of {len(claims)} primary claims hold; not supported: " +
+                               "; ".join(f"{r.claim}, {r.model} {r.acceleration}x (Holm p = {r.p_holm:.2g})"
+                                         for r in failing.itertuples()))
+    noise = df[(df.attack == "noise") & (df.param > 0)]
+    ref = noise[noise.model.str.endswith(REF_SUFFIX) & (noise.kind == "adversarial")].budget_fraction
+    if len(ref):
+        v["ref_fraction_min"], v["ref_fraction_max"] = num(ref.groupby(noise.model).mean().min(), 2), \
+            num(ref.groupby(noise.model).mean().max(), 2)
+    for col, short in (("adv_sampled_fraction", "adv"), ("random_sampled_fraction", "rnd")):
+        if col in noise:
+            ours = noise[~noise.model.str.endswith(REF_SUFFIX)][col]
+            v[f"sampled_fraction_{short}_min"] = num(float(ours.min()), 4)
+            refc = noise[noise.model.str.endswith(REF_SUFFIX)][col]
+            if len(refc):
+                v[f"sampled_fraction_ref_{short}"] = num(float(refc.mean()), 3)
+    for m in ("unet", "varnet"):  # equal attained norm: ours at eps vs the reference update at 2 eps
+        mse = df[(df.attack == "noise") & (df.kind == "adversarial") & (df.acceleration == 8)].groupby(["model", "param"])[
+            "box_mse"].mean()
+        ours, ref = mse.get((m, eps)), mse.get((m + REF_SUFFIX, 2 * eps))
+        if ours is not None and ref is not None:
+            v[f"equal_norm_{m}"] = f"{num(ours, 4)} vs {num(ref, 4)} ({100 * (ref / ours - 1):+.1f}%)"
+    boxes = df[BOX_KEY].drop_duplicates()
+    v["n_boxes"], v["n_volumes"] = str(len(boxes)), str(boxes.file.nunique())
+    small = boxes[(boxes.bw < SSIM_WIN) | (boxes.bh < SSIM_WIN)]
+    v["n_small_boxes"] = str(len(small))
+    if height:
+        f = flip_effect(df, height)
+        v.update(flip_moved=str(f["moved"]), flip_no_overlap=str(f["no_overlap"]), flip_median_shift=num(f["median_shift"], 0),
+                 flip_max_shift=num(f["max_shift"], 0), flip_median_iou=num(f["median_iou"], 2), flip_height=str(height))
+    return v
+
+
+def image_height(df: pd.DataFrame) -> int | None:
+    """Height of the reconstructed images of a sweep's runs (from the first run's data folder), or None."""
+    from advmri.data.fastmri_h5 import read_info
+
+    for data in df["data_dir"].dropna().unique() if "data_dir" in df else []:
+        files = sorted(project_path(data).glob("multicoil/*.h5"))
+        if files:
+            return int(read_info(files[0]).recon_size[0])
+    return None
+
+
+def flip_effect(boxes: pd.DataFrame, height: int) -> dict[str, float]:
+    """Where boxes would land if the fastMRI+ ``y`` were used without the up/down flip (as the authors' code does):
+    the CSV's ``y`` is ``height - by - bh``; per box the vertical shift ``|height - 2 by - bh|`` and the overlap
+    (intersection over union) of the two boxes. Returns counts and the median shift."""
+    b = boxes[BOX_KEY].drop_duplicates()
+    y_csv = height - b.by - b.bh
+    shift = (y_csv - b.by).abs()
+    inter = (b.bh - shift).clip(lower=0)
+    iou = inter / (2 * b.bh - inter)
+    return dict(boxes=len(b), moved=int((shift > 0).sum()), no_overlap=int((iou == 0).sum()),
+                median_shift=float(shift.median()), max_shift=float(shift.max()), median_iou=float(iou.median()))
 
 
 def small_box_split(df: pd.DataFrame, eps: float = 0.01, bound: float = 5.0) -> pd.DataFrame:

@@ -17,6 +17,8 @@ p-values are Holm-adjusted within it.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -24,6 +26,7 @@ from plotly.subplots import make_subplots
 
 from advmri.analysis import BOX_KEY, DEFAULT_VARIANT, REF_SUFFIX
 from advmri.stats import holm, volume_test
+from advmri.values import interval, num, pct, write_values
 
 NETWORKS = ("unet", "varnet")
 CLASSICAL = ("cg-sense", "l1-wavelet")
@@ -253,4 +256,43 @@ def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",
         out["figures"] += save_figure(fig, figures, name, line, formats, stamp_y=-0.25, bottom=80)
     for folder in (tables, figures):
         (folder / "beyond_provenance.json").write_text(json.dumps(stamp, indent=1))
+    out["tables"].append(write_values(tables, "beyond", beyond_values(rates, drops, comp, st)))
     return out
+
+
+def _key(*parts) -> str:
+    parts = tuple(str(p).replace(REF_SUFFIX, "_ref") if isinstance(p, str) else p for p in parts)
+    return "_".join(re.sub(r"[^\w.]+", "_", f"{p:g}" if isinstance(p, float) else str(p)).strip("_") for p in parts)
+
+
+def beyond_values(rates: pd.DataFrame, drops: pd.DataFrame, comp: pd.DataFrame, st: pd.DataFrame) -> dict[str, str]:
+    """The beyond sweep's numbers the prose cites (:mod:`advmri.values`): erasure / hallucination rates
+    (``tw_<task>_<model>_<attack>_<param>_{adv,rnd,diff,p}``), drops and network-minus-classical differences
+    (``cl_<boxes of>_<attack>_<param>_<method>_{drop,minus,p}``) and stronger-attack deltas
+    (``st_<model>_<variant>_<param>_{delta,default,stronger}``)."""
+    v: dict[str, str] = {}
+    task = {"healthy": "erasure", "lesion": "halluc", "clean": "paper"}
+    for r in rates.itertuples() if len(rates) else []:
+        k = _key("tw", task[r.target], r.model, r.attack, "clean" if r.param == -1.0 else float(r.param))
+        v[k + "_adv"] = pct(r.adversarial)
+        if not pd.isna(r.random):
+            v[k + "_rnd"] = pct(r.random)
+            v[k + "_diff"] = interval(r.adv_minus_random, r.lo, r.hi, 2)
+            v[k + "_p"] = f"{r.p_mcnemar:.2g}"
+        v[k + "_boxes"] = str(int(r.boxes))
+    for r in comp.itertuples() if len(comp) else []:
+        k = _key("cl", r.classical_boxes, r.attack, float(r.param), r.method)
+        v[k + "_drop"] = num(r.drop, 2, sign=True)
+        if not pd.isna(r.minus_classical):
+            v[k + "_minus"] = interval(r.minus_classical, r.mc_lo, r.mc_hi, 2)
+            v[k + "_p"] = f"{r.p_holm:.2g}"
+        v[_key("cl", r.classical_boxes, "boxes")] = str(int(r.boxes)) if r.method == r.classical_boxes else \
+            v.get(_key("cl", r.classical_boxes, "boxes"), str(int(r.boxes)))
+    for r in drops.itertuples() if len(drops) else []:
+        v[_key("drop", r.model, r.attack, float(r.param), "mse_ratio")] = num(r.mse_ratio, 1)
+    for r in st.itertuples() if len(st) else []:
+        k = _key("st", r.model, r.variant, float(r.param))
+        v[k + "_delta"] = interval(r.delta, r.lo, r.hi, 3)
+        v[k + "_default"], v[k + "_stronger"] = num(r.default, 2), num(r.stronger, 2)
+        v[k + "_mse_ratio"] = num(r.mse_ratio, 2)
+    return v

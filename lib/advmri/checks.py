@@ -22,6 +22,7 @@ from advmri.analysis import BOX_KEY, collect, run_params
 from advmri.data.fastmri_h5 import read_info
 from advmri.paths import project_path
 from advmri.stats import cluster_bootstrap, seed_of
+from advmri.values import num, pct, write_values
 
 __all__ = ["collect_checks", "budget_law", "fit_law", "law_figure", "precision_check", "step_sweep", "write_checks",
            "BOUND_CONSTANT"]
@@ -139,9 +140,16 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
     line = (f"sweep checks · {checks.sweep_run.nunique()} runs · code "
             f"{','.join(sorted(checks.code_version.astype(str).unique()))}")
     out: dict[str, list[Path]] = {"tables": [], "figures": []}
+    values: dict[str, str] = {}
     law = budget_law(checks)
     if len(law):
         c = fit_law(law)
+        values.update(law_c=num(c, 2), law_f15=num(c / np.sqrt(15), 2), law_f8=num(c / np.sqrt(8), 2),
+                      law_factor15=num(np.sqrt(15) / c, 1), law_factor8=num(np.sqrt(8) / c, 1),
+                      law_coils=", ".join(str(int(x)) for x in sorted(law.coils.unique())),
+                      law_boxes=str(int(law["boxes"].min())))
+        for coils, g in law.groupby("coils"):
+            values[f"law_meas_c{int(coils)}"] = num(float(g["mean"].mean()), 2)
         conv = pd.DataFrame({"coils": [4, 8, 15, 24]}).assign(
             attained=lambda t: c / np.sqrt(t.coils), eps_authors_for_ours_0_01=lambda t: 0.01 / (c / np.sqrt(t.coils)))
         p = tables / "budget_law.md"
@@ -153,6 +161,10 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
         out["figures"] += save_figure(law_figure(law, c), figures, "budget_law", line, formats)
     prec = precision_check(checks, paper)
     if len(prec):
+        values.update(prec_max_psnr=num(float((prec.psnr_fp32 - prec.psnr_bf16).abs().max()), 2),
+                      prec_max_ssim=num(float((prec.ssim_fp32 - prec.ssim_bf16).abs().max()), 3),
+                      prec_max_box_psnr=num(float(prec.max_abs_psnr.max()), 2),
+                      prec_boxes=str(int(prec.boxes.min())))
         p = tables / "precision.md"
         p.write_text("VarNet in float32 (checks sweep) vs bfloat16 autocast (paper sweep) on the same boxes: mean box "
                      "PSNR (dB) and box SSIM, and float32 minus bf16 paired per box (mean, 95% volume-clustered "
@@ -160,10 +172,20 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
         out["tables"].append(p)
     steps = step_sweep(checks)
     if len(steps):
+        for (model, acc), g in steps.groupby(["model", "acceleration"]):
+            k = f"steps_{model}_{acc}x"
+            dflt = g[(g.step_size == 0.5) & (g.steps == 10)]
+            best = g.loc[g.mse_vs_best.idxmax()]
+            values[k + "_default_vs_best"] = pct(float(dflt.mse_vs_best.iloc[0])) if len(dflt) else "n/a"
+            values[k + "_best"] = f"{int(best.steps)} steps of {best.step_size:g}"
+            values[k + "_boxes"] = str(int(g.boxes.min()))
+        values["steps_default_vs_best_min"] = pct(float(steps[(steps.step_size == 0.5) & (steps.steps == 10)]
+                                                        .mse_vs_best.min()))
         p = tables / "steps.md"
         p.write_text("Attack strength at eps 0.01: steps x step size (fraction of the budget per step); mean "
                      "adversarial box PSNR and SSIM, and median box MSE relative to the strongest setting on the same "
                      "boxes (1: as strong)\n\n" + _md_table(steps, line))
         out["tables"].append(p)
+    out["tables"].append(write_values(tables, "checks", values))
     return out
 

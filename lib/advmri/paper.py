@@ -16,8 +16,10 @@ from pathlib import Path
 
 import markdown
 
+from advmri.errors import UserError
 from advmri.paths import project_path
-from advmri.provenance import ROOT, code_version
+from advmri.provenance import ROOT, code_version, is_dirty
+from advmri.values import load_values
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
@@ -40,7 +42,20 @@ def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[
                 return f"../figures/{p.name}"
         return f"../figures/{m.group(1)}.html"
 
+    dirty = sorted({v for p in (paper_dir / "tables").glob("*provenance.json")
+                    for v in json.loads(p.read_text()).get("result_code_versions", []) if is_dirty(v)})
+    if dirty:  # recorded with --allow-dirty: the reader is told
+        stamp += f" · **results from uncommitted code (--allow-dirty): {', '.join(dirty)}**"
+    values = load_values(paper_dir / "tables")
+
+    def value(m):
+        if m.group(1) not in values:
+            raise UserError(f"{paper_dir / 'paper.md'}: {{{{value:{m.group(1)}}}}} is not computed by the analysis "
+                            f"(values-*.json in {paper_dir / 'tables'}); rerun it or fix the name")
+        return values[m.group(1)]
+
     text = src.replace("{{stamp}}", stamp).replace("{{setup}}", setup_text or _setup_text(paper_dir))
+    text = re.sub(r"\{\{value:([\w.-]+)\}\}", value, text)
     text = re.sub(r"\{\{table:([\w-]+)\}\}", table, text)
     text = re.sub(r"\{\{figure:([\w-]+)\}\}", figure, text)
     md = out / "paper.md"
