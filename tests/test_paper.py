@@ -1,0 +1,72 @@
+"""The paper build: numbers from values-*.json, no placeholder-shaped values, the --allow-dirty flag shown;
+the dirty-tree guard of committed results."""
+import json
+import re
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from advmri import provenance
+from advmri.errors import UserError
+from advmri.paper import build
+
+
+@pytest.fixture()
+def paper_copy(tmp_path):
+    d = tmp_path / "paper"
+    shutil.copytree(ROOT / "paper", d, ignore=shutil.ignore_patterns("build"))
+    return d
+
+
+def test_committed_paper_builds_without_placeholders(paper_copy):
+    out = build(paper_copy)
+    text = out["md"].read_text()
+    assert "{{" not in text, re.findall(r"\{\{[^}]*\}\}", text)[:5]
+    prose = re.sub(r"\|.*\|", "", text)  # tables may hold n/a cells; the prose must not
+    for bad in (r"\bn/a\b", r"\bnan\b", r"\b0 boxes\b", r"\*\(table \w+ not generated\)\*"):
+        assert not re.search(bad, prose), (bad, re.search(bad, prose))
+    assert "primary claims" in text and "Limitations" in text
+
+
+def test_a_missing_value_stops_the_build(paper_copy):
+    src = paper_copy / "paper.md"
+    src.write_text(src.read_text() + "\nA number: {{value:no_such_value}}.\n")
+    with pytest.raises(UserError, match=r"paper.md: \{\{value:no_such_value\}\} is not computed"):
+        build(paper_copy)
+
+
+def test_results_from_a_dirty_tree_are_shown(paper_copy):
+    prov = paper_copy / "tables" / "provenance.json"
+    st = json.loads(prov.read_text())
+    st["result_code_versions"] = st.get("result_code_versions", []) + ["0123456789ab+dirty"]
+    prov.write_text(json.dumps(st))
+    assert "--allow-dirty): 0123456789ab+dirty" in build(paper_copy)["md"].read_text()
+
+
+def test_require_clean(monkeypatch):
+    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab+dirty")
+    with pytest.raises(UserError, match="uncommitted changes.*--allow-dirty"):
+        provenance.require_clean(False, "sweeps/x.yaml")
+    assert provenance.require_clean(True, "sweeps/x.yaml") == "0123456789ab+dirty"
+    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab")
+    assert provenance.require_clean(False, "sweeps/x.yaml") == "0123456789ab"
+
+
+def test_a_sweep_into_the_committed_results_refuses_a_dirty_tree(monkeypatch, tmp_path, tiny_data):
+    import yaml
+
+    from advmri import sweep
+
+    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab+dirty")
+    cfg = tmp_path / "dirty-guard.yaml"
+    cfg.write_text(yaml.safe_dump(dict(
+        name="test-dirty-guard", notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
+        grid=dict(model=["classical:cg-sense"], attack=["noise"]),
+        common=dict(data_dir=str(tiny_data), max_targets=1, eps=[0.0], random_draws=0, steps=1))))
+    try:
+        with pytest.raises(UserError, match="uncommitted changes"):
+            sweep.run_sweep(cfg, results=ROOT / "results", log=lambda *a: None)
+        assert not list((ROOT / "results" / "test-dirty-guard").glob("*/status.json"))  # nothing recorded
+    finally:
+        shutil.rmtree(ROOT / "results" / "test-dirty-guard", ignore_errors=True)
