@@ -135,3 +135,15 @@ def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
     assert status["recontrol"]["passes_reused"] + status["recontrol"]["passes_recomputed"] > 0
     assert status["results_sha256"] == table_digest(folder / "results.csv")[0] and status["machine"]
     assert (folder / "results.recons.h5").is_file()
+
+
+def test_a_run_without_control_stores_its_reconstructions(tmp_path, tiny_data):
+    from advmri import recons
+
+    run = _run(tmp_path, tiny_data)
+    run.noise.random_draws = 0
+    df, extras = execute(run, progress=False, keep_images=True)
+    assert set(df.kind) == {"adversarial"} and df.random_sampled_fraction.isna().all()
+    p = recons.save(tmp_path / "r.recons.h5", extras, run.as_dict(), "unet", "tiny", "v")
+    rr = recons.load(p)
+    assert np.isnan(rr.targets[0].random).all() and np.isfinite(rr.targets[0].adversarial).all()

@@ -4,7 +4,7 @@ A noise run writes ``<table stem>.recons.h5`` beside its ``results.csv`` (see :f
 For every target it holds a *window* (the box plus ``margin`` pixels on each side, clipped to the
 image) of the fully sampled target, the lesion-free twin when the data has one, and, for every
 attack parameter (eps), the adversarial reconstruction and the paired random-noise one (draw 0:
-complex Gaussian noise with exactly the adversarial per-coil norms).
+the control with the adversarial per-coil energy on the sampled columns; NaN for a run with ``random_draws: 0``).
 
 Layout (HDF5)::
 
@@ -121,6 +121,9 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
             if s.healthy is not None:
                 d.create_dataset("healthy", data=half(s.healthy.numpy()), **kw)
             for kind in ("adversarial", "random"):
+                if kind == "random" and not (run.get("noise") or {}).get("random_draws", 1):  # a run without a control
+                    d.create_dataset(kind, data=np.full((len(params), y1 - y0, x1 - x0), np.nan, np.float16), **kw)
+                    continue
                 d.create_dataset(kind, data=np.stack([
                     half(images[(t, p, kind)].numpy()) if (t, p, kind) in images else
                     (_window_of(old, fallback, t, p, kind, win) / scale).astype(np.float16) for p in params]), **kw)
