@@ -13,7 +13,7 @@
 # %% [markdown]
 # # 6 · Explorer: what adversarial k-space noise does inside each pathology box
 # Every noise run of the paper's sweep stored its reconstructions (a window around each box,
-# for every eps, adversarial and the paired random noise of the same per-coil norms), so this
+# for every eps, adversarial and the paired control with its per-coil energy on the sampled columns), so this
 # opens at once: pick a model and a box, move the **stored eps** slider. Each box keeps one
 # intensity range for the images and one for the differences, whatever eps you choose.
 # **compute this one** runs the attack live on the selected box at any eps on the **live eps**

@@ -40,8 +40,8 @@ def eps_explorer(runs: Sequence[RunRecons], live: Callable[[RunRecons], object] 
                  live_max_eps: float = 0.03, height: int = 300) -> Explorer:
     """Explore stored noise-attack reconstructions: model, target and eps pickers, 2x3 panels.
 
-    Top: fully sampled target, adversarial and paired random reconstruction (same per-coil
-    noise norms) at the chosen eps; bottom: the clean reconstruction (eps = 0; the lesion-free
+    Top: fully sampled target, adversarial and paired random reconstruction (the control: the same
+    per-coil noise energy on the sampled columns) at the chosen eps; bottom: the clean reconstruction (eps = 0; the lesion-free
     twin when eps = 0 was not run), |adversarial - target| and |random - target|. Each target has
     one fixed intensity range for the images and one for the differences, the same for every eps
     and kind, so contrast never jumps. ``live(run)`` returns an object with
