@@ -133,7 +133,7 @@ def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
     new = read_table(folder / "results.csv")
     assert not compare(new, fresh)["bad"].any()
     assert status["recontrol"]["passes_reused"] + status["recontrol"]["passes_recomputed"] > 0
-    assert status["results_sha256"] == table_digest(folder / "results.csv")[0] and status["machine"]
+    assert status["results_sha256"] == table_digest(folder / "results.csv")[0] and status["control_machine"]
     assert (folder / "results.recons.h5").is_file()
 
 

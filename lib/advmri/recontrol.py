@@ -58,8 +58,9 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
     if old_store is not None or not report["passes_reused"]:  # (the beyond sweep keeps no stores in git)
         recons.save(store, extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0], version, fallback=old_store)
     sha, rows = table_digest(table)
-    status = dict(run_id=run.id, code_version=version, machine=machine(), status="ok", results_sha256=sha,
-                  results_rows=rows,
+    # the machine of the adversarial rows: this one only when none was reused (verify's tolerance depends on it)
+    status = dict(run_id=run.id, code_version=version, machine=st.get("machine") if report["passes_reused"] else machine(),
+                  control_machine=machine(), status="ok", results_sha256=sha, results_rows=rows,
                   seconds=st.get("seconds"), recontrol=dict(report, seconds=round(time.perf_counter() - t0, 2),
                                                             adversarial_from=sorted(set(reuse.table.code_version))))
     write_text(folder / "status.json", json.dumps(status, indent=1))
