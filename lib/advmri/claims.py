@@ -43,7 +43,9 @@ def primary_diffs(df: pd.DataFrame) -> pd.DataFrame:
     pb = _per_box(df)
     out = []
     for attack, param, claim in (("noise", PRIMARY_EPS, FAMILY[0]), ("rotation", PRIMARY_BOUND, FAMILY[1])):
-        sel = pb.xs((attack, param), level=("attack", "param"), drop_level=True) if len(pb) else pb
+        idx = pb.index
+        here = (idx.get_level_values("attack") == attack) & (idx.get_level_values("param") == param) if len(pb) else []
+        sel = pb[here].droplevel(["attack", "param"]) if len(pb) and here.any() else pb.iloc[:0]
         if len(sel) and {"adversarial", "random"} <= set(sel.columns):
             d = (sel["adversarial"] - sel["random"]).dropna().rename("diff").reset_index()
             out.append(d.assign(claim=claim))
