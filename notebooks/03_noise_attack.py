@@ -90,13 +90,14 @@ df.groupby(["kind", "param"])[["box_ssim", "box_psnr", "img_ssim", "lesion_retai
 t0 = extras["targets"][0]
 s = extras["samples"][0]
 e_max, e0 = max(eps), min(eps)
-clean, adv = extras["images"][(t0, e0, "adversarial")], extras["images"][(t0, e_max, "adversarial")]
-rnd = extras["images"][(t0, e_max, "random")]
-image_grid([s.target.numpy(), clean.numpy(), rnd.numpy(), adv.numpy()],
-           ["target", "clean recon", f"random eps={e_max}", f"adversarial eps={e_max}"],
-           boxes=[s.box] * 4, zmax=float(s.target.max()), height=330).show()
-image_grid([zoom(x, s.box) for x in (s.target.numpy(), clean.numpy(), rnd.numpy(), adv.numpy())],
-           ["target (box)", "clean", "random", "adversarial"], zmax=float(s.target.max()), height=260).show()
+panels = {"target": s.target, f"recon eps={e0}": extras["images"][(t0, e0, "adversarial")],
+          f"random eps={e_max}": extras["images"].get((t0, e_max, "random")),  # none with random_draws = 0
+          f"adversarial eps={e_max}": extras["images"][(t0, e_max, "adversarial")]}
+panels = {k: v.numpy() for k, v in panels.items() if v is not None}
+image_grid(list(panels.values()), list(panels), boxes=[s.box] * len(panels), zmax=float(s.target.max()),
+           height=330).show()
+image_grid([zoom(x, s.box) for x in panels.values()], [f"{k} (box)" for k in panels], zmax=float(s.target.max()),
+           height=260).show()
 
 # %% [markdown]
 # ## Explorer: move the eps slider (this run's reconstructions are stored, so it responds at once)
