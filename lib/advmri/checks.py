@@ -55,7 +55,7 @@ def collect_checks(folder: str | Path) -> pd.DataFrame:
 def budget_law(df: pd.DataFrame) -> pd.DataFrame:
     """Per coil count and eps of the reference-update runs: mean, min and max attained budget fraction over
     boxes (adversarial rows, eps > 0), boxes, and ``sqrt(C)`` times the mean (constant if ``f = c / sqrt(C)``)."""
-    d = df[(df.update == "reference") & (df.kind == "adversarial") & (df.param > 0)]
+    d = df[(df["update"] == "reference") & (df.kind == "adversarial") & (df.param > 0)]
     g = d.groupby(["coils", "param"])["budget_fraction"]
     t = g.agg(["mean", "min", "max", "count"]).reset_index().rename(columns={"param": "eps", "count": "boxes"})
     t["sqrt_C_times_mean"] = t["mean"] * np.sqrt(t["coils"])
@@ -92,7 +92,7 @@ def _mean_ci(d: pd.DataFrame, metric: str, *key) -> str:
 def precision_check(checks: pd.DataFrame, paper: pd.DataFrame, eps: float = 0.01) -> pd.DataFrame:
     """VarNet float32 (checks) vs the paper's bf16 runs on the same boxes, at eps 0 (clean) and ``eps``: mean box
     PSNR and box SSIM of each kind in both precisions and their difference (paired per box)."""
-    fp = checks[(checks.model == "varnet") & (checks.precision == "fp32") & (checks.update == "ours")]
+    fp = checks[(checks.model == "varnet") & (checks.precision == "fp32") & (checks["update"] == "ours")]
     bf = paper[paper.model == "varnet"]
     rows = []
     for (acc, p, kind), g in fp.groupby(["acceleration", "param", "kind"]):
@@ -115,7 +115,7 @@ def step_sweep(checks: pd.DataFrame, eps: float = 0.01) -> pd.DataFrame:
     """Steps x step size at ``eps`` (runs without random draws): mean adversarial box PSNR per model x acceleration
     x step size x steps, and box MSE relative to the strongest setting on the same boxes (median over boxes; 1:
     as strong as the best)."""
-    d = checks[(checks.kind == "adversarial") & (checks.param == eps) & (checks.update == "ours") & checks.steps.notna()
+    d = checks[(checks.kind == "adversarial") & (checks.param == eps) & (checks["update"] == "ours") & checks.steps.notna()
                & (checks.precision == np.where(checks.model == "varnet", "bf16", "fp32"))]
     rows = []
     for (model, acc), g in d.groupby(["model", "acceleration"]):
