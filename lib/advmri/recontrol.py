@@ -28,7 +28,7 @@ from advmri import recons
 from advmri.atomic import write_text
 from advmri.errors import UserError, cli
 from advmri.provenance import machine, require_clean
-from advmri.run import METRICS, Reuse, execute, write_meta, write_table
+from advmri.run import CONTROL_COLUMNS, METRICS, Reuse, execute, write_meta, write_table
 from advmri.sweep import read_status, table_digest
 from advmri.verify import CacheMismatch, compare, run_of
 
@@ -76,7 +76,8 @@ def _agreement(reuse: Reuse, status: dict) -> dict:
     if not reuse.recomputed_rows:
         return dict(adversarial_rows_compared=0, adversarial_rows_differing=0, max_rel_box_mse=0.0, cross_machine=None)
     cross = status.get("machine") != machine()
-    m = compare(pd.DataFrame(reuse.recomputed_rows), reuse.table, metrics=METRICS[:9], cross_machine=cross)
+    earlier = [c for c in METRICS if c not in CONTROL_COLUMNS]  # the metrics a pre-fix table has
+    m = compare(pd.DataFrame(reuse.recomputed_rows), reuse.table, metrics=earlier, cross_machine=cross)
     rel = (m["box_mse_new"] / m["box_mse"] - 1).abs()
     return dict(adversarial_rows_compared=len(m), adversarial_rows_differing=int(m["bad"].sum()),
                 max_rel_box_mse=float(rel.max()), max_abs_box_ssim=float((m["box_ssim_new"] - m["box_ssim"]).abs().max()),

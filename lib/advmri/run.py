@@ -287,6 +287,7 @@ def _noise_pass(run: AttackRun, model: Reconstructor, sub: TargetBatch, eps: tor
             images.update({(*k, "random"): randoms[0][j].cpu() for j, k in enumerate(keys)})
     return rows, images
 
+
 def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass) -> int:
     """Items per pass when ``run.chunk`` is None: on CUDA measured from one item's peak memory
     (:func:`advmri.perf.cuda_chunk`), on CPU :func:`advmri.perf.default_chunk`."""
