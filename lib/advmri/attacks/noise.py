@@ -27,7 +27,7 @@ All functions are batched: item ``n`` of a batch has its own slice, box and eps.
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
