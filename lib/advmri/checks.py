@@ -31,10 +31,19 @@ BOUND_CONSTANT = 1.5  # the update's per-coil norm is at most (1 + step 0.5) / s
 
 
 def _coils(data: str) -> int:
-    """Coil count of a data folder (its first file's k-space)."""
-    first = sorted((project_path(data) / "multicoil").glob("*.h5"))[0] if (project_path(data) / "multicoil").is_dir() \
-        else sorted(project_path(data).glob("*.h5"))[0]
-    return int(read_info(first).num_coils)
+    """Coil count of a run's data folder: its first file's k-space, or, when the folder has not been generated
+    here, the ``c<C>`` of the name :func:`advmri.pipeline.make_coil_data` gives it (``coils/c15/test``)."""
+    import re
+
+    from advmri.errors import UserError
+
+    files = sorted(project_path(data).glob("multicoil/*.h5")) or sorted(project_path(data).glob("*.h5"))
+    if files:
+        return int(read_info(files[0]).num_coils)
+    m = re.search(r"(?:^|/)c(\d+)/test/?$", str(data))
+    if m:
+        return int(m.group(1))
+    raise UserError(f"{project_path(data)}: data folder of a checks run not found (python -m advmri.pipeline --until data)")
 
 
 def collect_checks(folder: str | Path) -> pd.DataFrame:
