@@ -27,6 +27,8 @@ from advmri.values import num, pct, write_values
 __all__ = ["collect_checks", "budget_law", "fit_law", "law_figure", "precision_check", "step_sweep", "write_checks",
            "BOUND_CONSTANT"]
 
+PRECISION_TOLERANCE = {"box_psnr": 0.1, "box_ssim": 0.01}  # on a reported mean (dB, SSIM units), stated in advance
+CONVERGED = 0.95  # 10 steps of 0.5 have converged when they reach this share of the strongest setting's box MSE
 BOUND_CONSTANT = 1.5  # the update's per-coil norm is at most (1 + step 0.5) / sqrt(C) when energy is even over coils
 
 
@@ -174,6 +176,12 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
                       prec_max_ssim=num(float((prec.ssim_fp32 - prec.ssim_bf16).abs().max()), 3),
                       prec_max_box_psnr=num(float(prec.max_abs_psnr.max()), 2),
                       prec_boxes=str(int(prec.boxes.min())))
+        worst_psnr = float((prec.psnr_fp32 - prec.psnr_bf16).abs().max())
+        worst_ssim = float((prec.ssim_fp32 - prec.ssim_bf16).abs().max())
+        ok = worst_psnr <= PRECISION_TOLERANCE["box_psnr"] and worst_ssim <= PRECISION_TOLERANCE["box_ssim"]
+        values["prec_verdict"] = ("within" if ok else "**outside**") + (
+            f" the stated tolerance of {PRECISION_TOLERANCE['box_psnr']:g} dB box PSNR and "
+            f"{PRECISION_TOLERANCE['box_ssim']:g} box SSIM on every reported mean")
         p = tables / "precision.md"
         p.write_text("VarNet in float32 (checks sweep) vs bfloat16 autocast (paper sweep) on the same boxes: mean box "
                      "PSNR (dB) and box SSIM, and float32 minus bf16 paired per box (mean, 95% volume-clustered "
@@ -188,8 +196,12 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
             values[k + "_default_vs_best"] = pct(float(dflt.mse_vs_best.iloc[0])) if len(dflt) else "n/a"
             values[k + "_best"] = f"{int(best.steps)} steps of {best.step_size:g}"
             values[k + "_boxes"] = str(int(g.boxes.min()))
-        values["steps_default_vs_best_min"] = pct(float(steps[(steps.step_size == 0.5) & (steps.steps == 10)]
-                                                        .mse_vs_best.min()))
+        dflt = steps[(steps.step_size == 0.5) & (steps.steps == 10)].mse_vs_best
+        values["steps_default_vs_best_min"] = pct(float(dflt.min()))
+        values["steps_verdict"] = (
+            f"had converged: within {100 * (1 - CONVERGED):.0f}% of the strongest setting's box MSE for every model "
+            "and acceleration" if len(dflt) and dflt.min() >= CONVERGED else
+            f"had **not** converged everywhere (at worst {pct(float(dflt.min()))} of the strongest setting's box MSE)")
         p = tables / "steps.md"
         p.write_text("Attack strength at eps 0.01: steps x step size (fraction of the budget per step); mean "
                      "adversarial box PSNR and SSIM, and median box MSE relative to the strongest setting on the same "
