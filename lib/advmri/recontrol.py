@@ -8,8 +8,8 @@ adversarial rows of a run do not change, its random rows do. For each run folder
 without the PGA (``update: ours``, no restarts or mask draws, every item on its budget sphere, rows from a
 clean tree) keeps its adversarial rows and stored reconstructions and computes only the control; every other
 pass is recomputed in full, and its adversarial rows must agree with the table's within
-:data:`advmri.verify.TOLERANCE` (on another machine than the table's, the PGA rows within
-:data:`advmri.verify.PGA_TOLERANCE`). The folder's
+:data:`advmri.verify.TOLERANCE` (on another machine than the table's, the PGA rows by their median,
+:data:`advmri.verify.PGA_MEDIAN`). The folder's
 table, metadata, reconstruction store and status are then replaced atomically; ``status.json`` records how
 many passes were reused and recomputed and the largest difference found.
 """
@@ -72,7 +72,7 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
 
 def _agreement(reuse: Reuse, status: dict) -> dict:
     """How the recomputed passes' adversarial rows compare with the table's (:func:`advmri.verify.compare`;
-    PGA rows within :data:`advmri.verify.PGA_TOLERANCE` when the table was computed on another machine)."""
+    PGA rows by their median, :data:`advmri.verify.PGA_MEDIAN`, when the table was computed on another machine)."""
     if not reuse.recomputed_rows:
         return dict(adversarial_rows_compared=0, adversarial_rows_differing=0, max_rel_box_mse=0.0, cross_machine=None)
     cross = status.get("machine") != machine()

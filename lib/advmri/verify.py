@@ -30,12 +30,14 @@ from advmri.run import METRICS, AttackRun, execute, read_table
 from advmri.sweep import read_status
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
-# Rows of the noise PGA (adversarial, eps > 0) recomputed on *another* machine (:func:`advmri.provenance.machine`):
-# the clean forward pass agrees to ~1e-6, but ten normalised gradient steps amplify last-bit differences of the
-# CPU's kernels (measured, issue 21: box MSE up to 0.3% apart at eps 0.02 for the U-Net). A real change (other
-# weights, code or data) moves box MSE by percent on most boxes, so the check still catches it on the clean and
-# random rows (always strict) and on these rows beyond this tolerance.
-PGA_TOLERANCE = dict(rtol=5e-2, atol=2e-2)
+# Rows of the noise PGA (eps > 0) recomputed on *another* machine (:func:`advmri.provenance.machine`): the clean
+# forward pass agrees to ~1e-6, but ten normalised gradient steps amplify last-bit differences of the CPU's kernels
+# (measured, issue 21: most boxes within 1e-6, box MSE up to 0.7% apart at eps 0.02, and a rare box whose
+# optimisation takes another branch: the authors' update at eps 0.02, one U-Net box of 279, box MSE 0.053 -> 0.090).
+# So on another machine the PGA rows are compared as a group: they pass when the median relative box-MSE difference
+# is below this (a real change, other weights, code or data, moves box MSE by percent on most boxes); the clean
+# rows (eps 0) and the rotation rows stay strict (TOLERANCE). Single PGA rows are checked only on the same machine.
+PGA_MEDIAN = 1e-2
 KEY = ["file", "slice", "bx", "by", "bw", "bh", "param", "kind", "draw"]
 RUN_KEYS = {"out", "smoke", "notebook"}
 
@@ -58,14 +60,16 @@ def choose_passes(n_passes: int, k: int, seed: int, run_id: str) -> list[int]:
 
 
 def pga_rows(df: pd.DataFrame) -> np.ndarray:
-    """Rows computed by the noise PGA (adversarial, eps > 0): those whose rounding the optimiser amplifies."""
-    return ((df["attack"] == "noise") & (df["kind"] == "adversarial") & (df["param"] > 0)).to_numpy()
+    """Rows that depend on the noise PGA's result (eps > 0: the adversarial rows, and the control, whose norms are
+    the adversarial noise's): those whose rounding the optimiser amplifies."""
+    return ((df["attack"] == "noise") & (df["param"] > 0)).to_numpy()
 
 
 def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machine: bool = False) -> pd.DataFrame:
     """Rows of ``got`` joined to ``table`` on :data:`KEY`; columns ``<m>`` (table), ``<m>_new`` and
-    ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table; with ``cross_machine``,
-    PGA rows within :data:`PGA_TOLERANCE`)."""
+    ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table; with ``cross_machine``, the
+    PGA rows (:func:`pga_rows`) are bad together when their median relative box-MSE difference exceeds
+    :data:`PGA_MEDIAN`)."""
     t = table.copy()
     g = got.copy()
     for d in (t, g):
@@ -73,12 +77,14 @@ def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machi
         d["bx"] = d["bx"].astype(int)
     m = g.merge(t, on=KEY, how="left", suffixes=("_new", ""), indicator=True)
     bad = m["_merge"] != "both"
-    loose = pga_rows(m) if cross_machine else np.zeros(len(m), bool)
+    loose = pga_rows(m) & (m["_merge"] == "both").to_numpy() if cross_machine else np.zeros(len(m), bool)
     for c in metrics:
         a, b = m[c].to_numpy(float), m[f"{c}_new"].to_numpy(float)
-        close = np.where(loose, np.isclose(b, a, equal_nan=True, **PGA_TOLERANCE),
-                         np.isclose(b, a, equal_nan=True, **TOLERANCE))
-        bad |= ~close
+        bad |= ~np.isclose(b, a, equal_nan=True, **TOLERANCE) & ~loose
+    if loose.any():  # on another machine: the PGA rows as a group (PGA_MEDIAN)
+        rel = np.abs(m.loc[loose, "box_mse_new"].to_numpy(float) / m.loc[loose, "box_mse"].to_numpy(float) - 1)
+        if np.nanmedian(rel) > PGA_MEDIAN:
+            bad |= loose
     m["bad"] = bad
     return m
 
@@ -112,5 +118,5 @@ def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) ->
             "computed: recompute with python -m advmri.pipeline --fresh")
     report["cross_machine"] = cross
     log(f"  {folder.name}: verified {len(m)} rows of pass(es) {chosen} of {n} ({report['seconds']} s"
-        f"{'; computed on another machine: PGA rows within ' + str(PGA_TOLERANCE) if cross else ''})")
+        f"{f'; computed on another machine: PGA rows by their median, within {PGA_MEDIAN:g}' if cross else ''})")
     return report
