@@ -163,10 +163,12 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
             values[f"law_meas_c{int(coils)}"] = num(float(g["mean"].mean()), 2)
         conv = pd.DataFrame({"coils": [4, 8, 15, 24]}).assign(
             attained=lambda t: c / np.sqrt(t.coils), eps_authors_for_ours_0_01=lambda t: 0.01 / (c / np.sqrt(t.coils)))
+        shown = law.assign(coils=law.coils.astype(int).astype(str), boxes=law.boxes.astype(int).astype(str))
+        conv = conv.assign(coils=conv.coils.astype(str))  # (an all-numeric frame prints its integers as floats)
         p = tables / "budget_law.md"
         p.write_text(f"Authors' update (`update: reference`): attained fraction of the per-coil budget per coil count "
                      f"(U-Net, 8x, the same boxes per coil count); least-squares fit fraction = {c:.3f} / sqrt(C)\n\n"
-                     + _md_table(law, line) + "\nOur eps -> the authors' eps of equal attained per-coil norm "
+                     + _md_table(shown, line) + "\nOur eps -> the authors' eps of equal attained per-coil norm "
                      "(eps_authors = eps_ours / f(C)), e.g. for our eps 0.01\n\n" + _md_table(conv, line))
         out["tables"].append(p)
         out["figures"] += save_figure(law_figure(law, c), figures, "budget_law", line, formats)
