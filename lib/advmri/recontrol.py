@@ -46,7 +46,7 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
     store = recons.store_path(folder / "results.csv")
     old_store = recons.load(store) if store.is_file() else None
     df, extras = execute(run, progress=False, keep_images=True, reuse=reuse)
-    report = dict(reuse.report(), **_agreement(reuse, st))
+    report = dict(reuse.report(), **_agreement(reuse, st, bf16=run.precision == "bf16"))
     if len(df) != len(reuse.table) or report["adversarial_rows_differing"]:
         rejected = write_table(df, folder / "results.recontrol-rejected.csv")
         raise CacheMismatch(f"{folder / 'results.csv'}: {report['adversarial_rows_differing']} recomputed adversarial "
@@ -70,14 +70,14 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
     return status
 
 
-def _agreement(reuse: Reuse, status: dict) -> dict:
+def _agreement(reuse: Reuse, status: dict, bf16: bool = False) -> dict:
     """How the recomputed passes' adversarial rows compare with the table's (:func:`advmri.verify.compare`;
     PGA rows by their median, :data:`advmri.verify.PGA_MEDIAN`, when the table was computed on another machine)."""
     if not reuse.recomputed_rows:
         return dict(adversarial_rows_compared=0, adversarial_rows_differing=0, max_rel_box_mse=0.0, cross_machine=None)
     cross = status.get("machine") != machine()
     earlier = [c for c in METRICS if c not in CONTROL_COLUMNS]  # the metrics a pre-fix table has
-    m = compare(pd.DataFrame(reuse.recomputed_rows), reuse.table, metrics=earlier, cross_machine=cross)
+    m = compare(pd.DataFrame(reuse.recomputed_rows), reuse.table, metrics=earlier, cross_machine=cross, bf16=bf16)
     rel = (m["box_mse_new"] / m["box_mse"] - 1).abs()
     return dict(adversarial_rows_compared=len(m), adversarial_rows_differing=int(m["bad"].sum()),
                 max_rel_box_mse=float(rel.max()), max_abs_box_ssim=float((m["box_ssim_new"] - m["box_ssim"]).abs().max()),

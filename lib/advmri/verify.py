@@ -37,6 +37,8 @@ TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 # So on another machine the PGA rows are compared as a group: they pass when the median relative box-MSE difference
 # is below this (a real change, other weights, code or data, moves box MSE by percent on most boxes); the clean
 # rows (eps 0) and the rotation rows stay strict (TOLERANCE). Single PGA rows are checked only on the same machine.
+# bfloat16 autocast (precision: bf16) runs differ across CPUs even at eps 0 (measured: the VarNet's clean box MSE up
+# to 2.8% apart, median 0.5%, the CPUs' bf16 kernels differ): on another machine all their rows go by the median.
 PGA_MEDIAN = 1e-2
 KEY = ["file", "slice", "bx", "by", "bw", "bh", "param", "kind", "draw"]
 RUN_KEYS = {"out", "smoke", "notebook"}
@@ -65,11 +67,12 @@ def pga_rows(df: pd.DataFrame) -> np.ndarray:
     return ((df["attack"] == "noise") & (df["param"] > 0)).to_numpy()
 
 
-def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machine: bool = False) -> pd.DataFrame:
+def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machine: bool = False,
+            bf16: bool = False) -> pd.DataFrame:
     """Rows of ``got`` joined to ``table`` on :data:`KEY`; columns ``<m>`` (table), ``<m>_new`` and
     ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table; with ``cross_machine``, the
-    PGA rows (:func:`pga_rows`) are bad together when their median relative box-MSE difference exceeds
-    :data:`PGA_MEDIAN`)."""
+    PGA rows (:func:`pga_rows`; every row of a ``bf16`` run) are bad together when their median relative box-MSE
+    difference exceeds :data:`PGA_MEDIAN`)."""
     t = table.copy()
     g = got.copy()
     for d in (t, g):
@@ -77,7 +80,8 @@ def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machi
         d["bx"] = d["bx"].astype(int)
     m = g.merge(t, on=KEY, how="left", suffixes=("_new", ""), indicator=True)
     bad = m["_merge"] != "both"
-    loose = pga_rows(m) & (m["_merge"] == "both").to_numpy() if cross_machine else np.zeros(len(m), bool)
+    rows = np.ones(len(m), bool) if bf16 else pga_rows(m)  # bf16 kernels differ across CPUs even without the PGA
+    loose = rows & (m["_merge"] == "both").to_numpy() if cross_machine else np.zeros(len(m), bool)
     for c in metrics:
         a, b = m[c].to_numpy(float), m[f"{c}_new"].to_numpy(float)
         bad |= ~np.isclose(b, a, equal_nan=True, **TOLERANCE) & ~loose
@@ -104,7 +108,7 @@ def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) ->
     got, extras = execute(run, progress=False, subset=chosen)
     recorded = (read_status(folder) or {}).get("machine")
     cross = recorded != machine()  # unknown (recorded before machines were) counts as another machine
-    m = compare(got, table, cross_machine=cross)
+    m = compare(got, table, cross_machine=cross, bf16=run.precision == "bf16")
     report = dict(run=folder.name, passes=chosen, of=n, rows=len(m), seconds=round(extras["seconds"], 1),
                   max_rel_box_mse=float(np.nanmax(np.abs(m["box_mse_new"] / m["box_mse"] - 1))) if len(m) else None)
     if m["bad"].any():
