@@ -84,17 +84,54 @@ def _agreement(reuse: Reuse, status: dict, bf16: bool = False) -> dict:
                 cross_machine=cross)
 
 
+def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
+    """Accept the ``results.recontrol-rejected.csv`` an earlier :func:`recontrol` left (a complete recomputation of
+    the run's control) when it agrees with the table under the current :func:`advmri.verify.compare`: it replaces
+    ``results.csv``; the metadata is the earlier one with this code version; a reconstruction store, which the
+    rejected run did not write, is removed rather than left stale. Returns the new ``status.json``."""
+    folder = Path(folder)
+    version = require_clean(allow_dirty, f"{folder}: recontrol --accept-rejected")
+    rejected, st = folder / "results.recontrol-rejected.csv", read_status(folder)
+    if not rejected.is_file() or st is None:
+        raise UserError(f"{folder}: no results.recontrol-rejected.csv (or status.json) to accept")
+    run, old, new = run_of(folder), pd.read_csv(folder / "results.csv"), pd.read_csv(rejected)
+    earlier = [c for c in METRICS if c not in CONTROL_COLUMNS]
+    m = compare(new[new.kind == "adversarial"], old, metrics=earlier, cross_machine=st.get("machine") != machine(),
+                bf16=run.precision == "bf16")
+    if len(new) != len(old) or m["bad"].any():
+        raise CacheMismatch(f"{rejected}: {int(m['bad'].sum())} adversarial rows differ from {folder / 'results.csv'} "
+                            "beyond the tolerance: recompute the run in full")
+    table = write_table(new, folder / "results.csv")
+    meta_path = folder / "results.meta.json"
+    meta = json.loads(meta_path.read_text())
+    rel = (m["box_mse_new"] / m["box_mse"] - 1).abs()
+    report = dict(accepted_from=rejected.name, adversarial_rows_compared=len(m), max_rel_box_mse=float(rel.max()))
+    meta.update(code_version=version, recontrol=report)
+    write_text(meta_path, json.dumps(meta, indent=1, default=str))
+    recons.store_path(table).unlink(missing_ok=True)
+    sha, rows = table_digest(table)
+    status = dict(run_id=run.id, code_version=version, machine=None, control_machine=machine(), status="ok",
+                  results_sha256=sha, results_rows=rows, seconds=st.get("seconds"), recontrol=report)
+    write_text(folder / "status.json", json.dumps(status, indent=1))
+    rejected.unlink()
+    log(f"  {folder.name}: accepted the recomputed control (adversarial rows: max rel. box MSE difference "
+        f"{report['max_rel_box_mse']:.2g})")
+    return status
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m advmri.recontrol", description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", help="noise run folders (results/<sweep>/noise-*)")
     ap.add_argument("--allow-dirty", action="store_true", help="record results from a tree with uncommitted changes")
+    ap.add_argument("--accept-rejected", action="store_true",
+                    help="accept a results.recontrol-rejected.csv that agrees under the current tolerance")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     failed = []
     for f in a.folders:  # one folder's failure leaves the others to do
         try:
-            recontrol(f, allow_dirty=a.allow_dirty)
+            (accept_rejected if a.accept_rejected else recontrol)(f, allow_dirty=a.allow_dirty)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             failed.append(f)
