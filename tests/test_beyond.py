@@ -68,7 +68,7 @@ def test_write_beyond_tables(tmp_path):
     st = dict(sweeps=["beyond"], runs=["r"], result_code_versions=["abc"])
     out = write_beyond(df, tmp_path / "t", tmp_path / "f", st, formats=())
     names = sorted(p.name for p in out["tables"])
-    assert names == ["classical.md", "stronger.md"]  # no twins in this frame: no erasure table
+    assert names == ["classical.md", "stronger.md", "values-beyond.json"]  # no twins in this frame: no erasure table
     text = (tmp_path / "t" / "classical.md").read_text()
     assert "cg-sense" in text and "code abc" in text
     assert (tmp_path / "f" / "classical_noise.html").is_file()

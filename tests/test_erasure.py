@@ -133,15 +133,17 @@ def test_twin_rates_pair_per_box():
 
     rows = []
     for b, (adv, rnd) in enumerate([(1, (0, 0)), (1, (1, 0)), (0, (0, 0))]):
-        box = dict(file="f", slice=b, bx=1, by=2, bw=3, bh=4, model="unet", acceleration=8, attack="noise",
-                   target="healthy", param=0.01)
+        box = dict(file=f"f{b}", slice=b, bx=1, by=2, bw=3, bh=4, model="unet", acceleration=8, attack="noise",
+                   target="healthy", param=0.01)  # one volume per box: intervals resample volumes
         rows.append(dict(box, kind="adversarial", draw=0, healthy_closer=adv, lesion_retained=0.2))
         rows += [dict(box, kind="random", draw=d, healthy_closer=r, lesion_retained=0.9) for d, r in enumerate(rnd)]
     rows.append(dict(rows[0], kind="clean", param=0.0, healthy_closer=0.0, lesion_retained=1.0))
     t = twin_rates(pd.DataFrame(rows))
     r = t[t.param == 0.01].iloc[0]
     assert r.adversarial == pytest.approx(2 / 3) and r.random == pytest.approx(1 / 6)
-    assert r.adv_minus_random == pytest.approx(0.5) and r.boxes == 3 and r.lo < 0.5 < r.hi
+    assert r.adv_minus_random == pytest.approx(0.5) and r.boxes == 3 and r.lo <= 0.5 <= r.hi
+    # boxes 0 and 1 are erased only under the attack (box 1 by half of its random draws, not by most)
+    assert (r.only_adversarial, r.only_random) == (2, 0) and r.p_mcnemar == pytest.approx(0.5)
     assert r.lesion_retained_adv == pytest.approx(0.2) and r.lesion_retained_random == pytest.approx(0.9)
     c = t[t.param == -1.0].iloc[0]  # the clean reconstruction's own rate
     assert c.adversarial == 0 and c.boxes == 1
