@@ -50,17 +50,24 @@ def setup() -> None:
     STAMP.write_text(reqs)
 
 
-def browser() -> None:
-    """Debian's chromium for the browser tests (Playwright cannot download browsers here)."""
-    if shutil.which("chromium") or os.environ.get("ADVMRI_CHROMIUM"):
+# Debian packages the tests use: chromium for the browser tests (Playwright cannot download browsers here),
+# slurm-wlm and munge for the tests against a real single-node SLURM (tests/slurm_cluster.py)
+SYSTEM = {"chromium": "chromium", "slurmctld": "slurm-wlm", "munged": "munge"}
+
+
+def system_packages() -> None:
+    """Install the Debian packages of :data:`SYSTEM` that are missing (as root with apt-get; else a warning)."""
+    missing = [pkg for exe, pkg in SYSTEM.items() if shutil.which(exe) is None
+               and not (exe == "chromium" and os.environ.get("ADVMRI_CHROMIUM"))]
+    if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         sh("apt-get", "update", "-qq")
-        sh("apt-get", "install", "-y", "-qq", "chromium",
+        sh("apt-get", "install", "-y", "-qq", *missing,
            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     else:
-        print("warning: no chromium found; the browser tests will fail (apt-get install chromium, "
-              "or set ADVMRI_CHROMIUM=/path/to/chromium)", file=sys.stderr)
+        print(f"warning: {', '.join(missing)} not installed; the tests that need them are skipped or fail "
+              f"(apt-get install {' '.join(missing)}; or set ADVMRI_CHROMIUM=/path/to/chromium)", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -70,7 +77,7 @@ def main(argv: list[str]) -> int:
     setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if argv[0] == "test":
-        browser()
+        system_packages()
         return subprocess.run([str(PY), "-m", "pytest", "-q", "tests"], cwd=ROOT, env=env).returncode
     if argv[0] in ("all", "paper"):
         return subprocess.run([str(PY), "-m", "advmri.pipeline"], cwd=ROOT, env=env).returncode

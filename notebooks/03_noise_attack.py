@@ -45,8 +45,6 @@ out = "results/noise.csv"  # the run's result table
 smoke = False
 
 # %%
-import tempfile
-
 import numpy as np
 
 from advmri import recons
@@ -57,9 +55,8 @@ from advmri.run import AttackRun, check_table_path, execute, write_meta, write_t
 from advmri.smoke import tiny_setup
 from advmri.widgets import eps_explorer
 
-if smoke:
-    tmp = tempfile.mkdtemp()
-    (tiny, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet", tmp), [0.0, 0.01], 2, 1, 2
+if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.smoke)
+    (tiny, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet"), [0.0, 0.01], 2, 1, 2
     model = model if str(model).startswith("classical:") else tiny  # classical methods need no weights
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "noise", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration, eps=eps, steps=steps,

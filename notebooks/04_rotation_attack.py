@@ -39,17 +39,14 @@ out = "results/rotation.csv"
 smoke = False
 
 # %%
-import tempfile
-
 from advmri.data.dataset import describe_report
 from advmri.figures import angle_profile, image_grid, metric_curves, zoom
 from advmri.run import AttackRun, check_table_path, execute, write_meta, write_table
 from advmri.smoke import tiny_setup
 
-if smoke:
-    tmp = tempfile.mkdtemp()
+if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.smoke)
     (tiny, data_dir), max_angle, angle_step, bounds, random_draws, max_targets = (
-        tiny_setup("unet", tmp), 1.0, 0.5, [0.0, 1.0], 1, 1)
+        tiny_setup("unet"), 1.0, 0.5, [0.0, 1.0], 1, 1)
     model = model if str(model).startswith("classical:") else tiny  # classical methods need no weights
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
     "rotation", model=model, data_dir=data_dir, annotations=annotations, acceleration=acceleration,

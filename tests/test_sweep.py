@@ -68,3 +68,18 @@ def test_sharded_sweep_equals_unsharded(tmp_path, tiny_data):
     a, b = (tables[k][cols].sort_values(key).reset_index(drop=True) for k in ("full", "sharded"))
     assert tables["sharded"].sweep_run.nunique() == 6 and len(a) == len(b) > 0
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_two_smoke_sweeps_give_byte_identical_tables(tmp_path):
+    """The smoke mode is seeded (data, model initialisation) and its set-up path is fixed: same run ids,
+    same tables, from two results folders."""
+    import subprocess
+    import sys
+
+    tables = []
+    for name in ("a", "b"):
+        p = subprocess.run([sys.executable, "-m", "advmri.sweep", "sweeps/smoke.yaml", "--results",
+                            str(tmp_path / name)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        tables.append({f.parent.name: f.read_bytes() for f in sorted((tmp_path / name).glob("smoke/*/results.csv"))})
+    assert len(tables[0]) == 2 and tables[0] == tables[1]

@@ -1,22 +1,70 @@
-"""Seconds-long stand-ins for the notebooks' ``smoke`` mode: tiny data, an untrained tiny model."""
+"""Seconds-long stand-ins for the notebooks' ``smoke`` mode: tiny data, an untrained tiny model.
+
+Deterministic: the data and the model's initialisation are seeded, and without an explicit folder the
+set-up lives in one per-user folder of this host (:func:`smoke_dir`), so two smoke sweeps give the same
+run ids and byte-identical tables, on one machine or on the nodes of a cluster.
+"""
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 from advmri.attacks.noise import NoiseConfig
+from advmri.errors import UserError
+
+__all__ = ["smoke_dir", "tiny_setup", "noise_store"]
 
 
-def tiny_setup(kind: str = "varnet", tmp: str | Path | None = None) -> tuple[str, str]:
-    """One tiny synthetic volume and an untrained tiny ``kind`` checkpoint: ``(model path, data dir)``."""
+def smoke_dir() -> Path:
+    """Where :func:`tiny_setup` keeps its set-ups: ``$ADVMRI_SMOKE_DIR``, else ``<tmp>/advmri-smoke-<user>``."""
+    return Path(os.environ.get("ADVMRI_SMOKE_DIR") or Path(tempfile.gettempdir()) / f"advmri-smoke-{getpass.getuser()}")
+
+
+def _build(kind: str, out: Path, seed: int) -> None:
     from advmri.data.synth import generate_dataset
     from advmri.models import build, save_checkpoint
 
-    tmp = Path(tmp or tempfile.mkdtemp())
-    generate_dataset("tiny", 1, seed=0, out=tmp, progress=False)
-    save_checkpoint(tmp / "m.pt", build(kind, "tiny"))
-    return str(tmp / "m.pt"), str(tmp)
+    generate_dataset("tiny", 1, seed=seed, out=out, progress=False)
+    with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG alone
+        torch.manual_seed(seed)
+        model = build(kind, "tiny")
+    save_checkpoint(out / "m.pt", model)
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def tiny_setup(kind: str = "varnet", tmp: str | Path | None = None, seed: int = 0) -> tuple[str, str]:
+    """One tiny synthetic volume and an untrained, seeded tiny ``kind`` checkpoint: ``(model path, data dir)``.
+
+    ``tmp``: build there. Without it: the shared set-up ``smoke_dir()/<kind>-seed<seed>``, built atomically
+    (rename of a finished folder) and, when it exists already, checked file by file against a fresh build."""
+    if tmp is not None:
+        _build(kind, Path(tmp), seed)
+        return str(Path(tmp) / "m.pt"), str(tmp)
+    final = smoke_dir() / f"{kind}-seed{seed}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-"))
+    try:
+        _build(kind, fresh, seed)
+        try:
+            os.rename(fresh, final)  # first one here: the fresh build becomes the set-up
+        except OSError:
+            if _digest(final) != _digest(fresh):
+                raise UserError(f"{final}: smoke set-up differs from a fresh build (changed by hand, or by another "
+                                "advmri version); delete the folder") from None
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    return str(final / "m.pt"), str(final)
 
 
 def noise_store(tmp: str | Path | None = None) -> Path:

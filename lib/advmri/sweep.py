@@ -13,8 +13,9 @@ the result table ``results.csv`` and ``status.json`` (ok/failed, error, seconds,
 * ``--jobs N`` runs N notebooks in parallel (each in its own kernel);
 * one sweep at a time per results folder (``.sweep.lock``, :mod:`filelock`);
 * ``shards: N`` splits every run's boxes into N contiguous parts, one run each;
-* ``--engine dask --scheduler tcp://HOST:PORT`` runs each run as a task on a Dask cluster (SLURM through
-  ``dask-jobqueue``: ``sweeps/slurm.py``), ``--engine dask-local --jobs N`` on a ``LocalCluster``.
+* ``--engine dask --scheduler tcp://HOST:PORT`` runs each run as a task on a Dask cluster,
+  ``--engine dask-local --jobs N`` on a ``LocalCluster``, ``--engine slurm --jobs N --partition P`` on N SLURM
+  jobs (:mod:`advmri.slurm`: resources from the ``slurm:`` block of the sweep YAML or the command line, TLS).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Run:
     folder: Path
 
 
-SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description", "shards", "exclude")
+SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description", "shards", "exclude", "slurm")
 RESERVED = ("out", "shard", "shards")  # set by the sweep itself
 
 
@@ -109,6 +110,7 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
             unknown_keys(d or {}, names[a] - set(RESERVED), f"{path}: per_attack.{a}")
     except UserError as e:
         raise e if isinstance(e, SweepError) else SweepError(str(e)) from e
+    slurm_block(spec, path)  # validated for every engine: a typo fails now, not on the cluster
     shards = spec.get("shards", 1)
     try:
         check_range("shards", shards, lo=1, integer=True)
@@ -162,6 +164,18 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         params["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
         runs.append(Run(rid, nbs[attack], params, folder))
     return spec["name"], runs
+
+
+def slurm_block(spec: dict, path: Path) -> "SlurmConfig":
+    """The sweep's ``slurm:`` block, validated by :class:`advmri.slurm.SlurmConfig` (key and value errors
+    name the file and the key)."""
+    from advmri.schema import from_mapping
+    from advmri.slurm import SlurmConfig
+
+    try:
+        return from_mapping(SlurmConfig, spec.get("slurm"), f"{path}: slurm")
+    except UserError as e:
+        raise SweepError(str(e)) from e
 
 
 def table_digest(path: Path) -> tuple[str, int]:
@@ -249,7 +263,8 @@ def lock_for(folder: Path) -> "FileLock":
     return FileLock(str(folder / ".sweep.lock"))
 
 
-ENGINES = ("threads", "dask", "dask-local")
+ENGINES = ("threads", "dask", "dask-local", "slurm")
+POLL_S = 2.0  # how often a cluster engine looks at its workers while runs are pending
 
 
 def _record_lost(run: Run, error: str) -> dict:
@@ -275,39 +290,174 @@ def _dask_client(engine: str, scheduler: str | None, workers: int, log):
     return client
 
 
-def _run_on_dask(todo: list[Run], client, log) -> dict[str, dict]:
+def shared_folder_problem(folder: Path, token: str) -> str | None:
+    """Why this host cannot use the sweep folder as the submitting host does (read the token it wrote,
+    write a file), or None. Run by every cluster worker before a run."""
+    import socket
+    import uuid
+
+    host = socket.gethostname()
+    try:
+        seen = (folder / ".sweep-token").read_text()
+    except OSError as e:
+        return f"host {host} cannot read the results folder {folder} ({e.strerror or e}): results must be on a " \
+               "file system every node mounts at the same path"
+    if seen != token:
+        return f"host {host} sees another {folder} than the submitting host (a node-local folder of the same " \
+               "name?): results must be on a file system every node mounts at the same path"
+    probe = folder / f".probe-{host}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.write_text(host)
+        probe.unlink()
+    except OSError as e:
+        return f"host {host} cannot write the results folder {folder} ({e.strerror or e})"
+    return None
+
+
+def worker_execute(run: Run, token: str | None = None) -> dict:
+    """:func:`execute_run` on a cluster worker, after checking it shares the results folder."""
+    if token is not None:
+        why = shared_folder_problem(run.folder.parent, token)
+        if why:
+            return dict(run_id=run.id, status="failed", error=why, seconds=None, unwritten=True)
+    return execute_run(run)
+
+
+def _log_status(log, r: Run, st: dict) -> None:
+    log(f"  {r.id}: {st['status']} ({st.get('seconds')} s)"
+        f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+
+
+def _run_on_dask(todo: list[Run], client, log, resources: dict | None = None, token: str | None = None,
+                 watch=None) -> dict[str, dict]:
     """Each run is one task (a papermill execution on a worker; CUDA runs ask for a ``GPU`` resource).
     A task whose worker dies is retried by the scheduler on another worker; when it cannot be done,
     the run is recorded failed and the next call redoes it. Results are written atomically, so a killed
-    worker leaves no half-written table."""
-    from distributed import as_completed
+    worker leaves no half-written table. ``watch()`` is called every :data:`POLL_S` while runs are pending
+    (the SLURM engine's check that workers exist)."""
+    from distributed import wait
+    from distributed.client import FIRST_COMPLETED
 
     futs = {}
     for r in todo:
         gpu = str(r.params.get("device", "cpu")).startswith("cuda")
-        futs[client.submit(execute_run, r, key=f"advmri-run-{r.id}", pure=False, retries=1,
-                           resources={"GPU": 1} if gpu else None)] = r
-    out = {}
-    for fut in as_completed(futs):
-        r = futs[fut]
+        res = dict(resources or {}, **({"GPU": 1} if gpu else {}))
+        futs[client.submit(worker_execute, r, token, key=f"advmri-run-{r.id}", pure=False, retries=1,
+                           resources=res or None)] = r
+    out: dict[str, dict] = {}
+    pending = set(futs)
+    while pending:
         try:
-            out[r.id] = fut.result()
-        except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: recorded, retried on the next call
-            out[r.id] = _record_lost(r, f"{e.__class__.__name__}: {' '.join(str(e).split())[:500]}")
-        st = out[r.id]
-        log(f"  {r.id}: {st['status']} ({st.get('seconds')} s)"
-            f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+            done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+        except TimeoutError:
+            done = set()
+        for fut in done:
+            r = futs[fut]
+            try:
+                out[r.id] = fut.result()
+                if out[r.id].pop("unwritten", False):
+                    _record_lost(r, out[r.id]["error"])
+            except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: recorded, retried on the next call
+                out[r.id] = _record_lost(r, f"{e.__class__.__name__}: {' '.join(str(e).split())[:500]}")
+            _log_status(log, r, out[r.id])
+        if pending and watch is not None:
+            watch(len(pending))
     return out
 
 
-def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", overrides: dict | None = None,
-              log=print, engine: str = "threads", scheduler: str | None = None, verify: int = 0,
-              verify_seed: int = 0, allow_dirty: bool = False) -> dict[str, dict]:
+def _run_on_slurm(todo: list[Run], cfg, folder: Path, log) -> dict[str, dict]:
+    """The runs on ``cfg.jobs`` SLURM jobs (:mod:`advmri.slurm`); every job is cancelled on the way out."""
+    import os
+    import secrets
+
+    from distributed import Client
+
+    from advmri import slurm
+
+    work = folder / ".slurm"
+    name = f"advmri-{folder.name}-{os.getpid()}"[:40]
+    cluster = slurm.make_cluster(cfg, work, name)
+    client = None
+    try:
+        slurm.preflight(cfg, cluster.job_script(), work)
+        token = secrets.token_hex(16)
+        write_text(folder / ".sweep-token", token)
+        cluster.scale(jobs=cfg.jobs)
+        client = Client(cluster)
+        log(f"slurm: {cfg.jobs} job(s) submitted ({name}), scheduler {cluster.scheduler_address}"
+            f"{' over TLS' if cfg.tls else ''}; waiting up to {cfg.join_timeout:.0f} s for a worker")
+        watch = _slurm_watch(cluster, client, cfg, name, log)
+        return _run_on_dask(todo, client, log, resources={"RUN": 1}, token=token, watch=watch)
+    except KeyboardInterrupt:
+        log(f"slurm: interrupted; cancelling SLURM job(s) {', '.join(slurm.job_ids(cluster)) or name}; "
+            "unfinished runs resume on the next call")
+        raise
+    finally:
+        ids = slurm.job_ids(cluster)
+        if client is not None:
+            client.close()
+        cluster.close()
+        slurm.cancel(ids, name)  # the temporary TLS credentials are deleted by dask-jobqueue itself
+
+
+def _slurm_watch(cluster, client, cfg, name: str, log):
+    """A ``watch`` for :func:`_run_on_dask`: lost jobs are resubmitted (the scheduler retries their run);
+    no worker for ``cfg.join_timeout`` seconds stops the sweep with squeue's reasons."""
+    from advmri import slurm
+
+    state = {"seen": time.monotonic(), "any": False}
+
+    def watch(pending: int) -> None:
+        now = time.monotonic()
+        if client.nthreads():
+            if not state["any"]:
+                log(f"slurm: worker(s) joined after {now - state['seen']:.0f} s")
+            state.update(seen=now, any=True)
+            return
+        cluster.scale(jobs=cfg.jobs)  # a job that ended (walltime, scancel, node failure) is replaced
+        if now - state["seen"] > cfg.join_timeout:
+            why = slurm.pending_reasons(slurm.job_ids(cluster), name)
+            raise slurm.SlurmError(
+                f"no SLURM worker {'rejoined' if state['any'] else 'joined'} within {cfg.join_timeout:.0f} s "
+                f"(jobs: {why}); jobs cancelled, {pending} run(s) not done: run the sweep again to resume")
+
+    return watch
+
+
+def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, slurm: dict | None,
+                   overrides: dict | None):
+    """The SLURM resources (``--engine slurm``: YAML block, then command line), or None; contradictory
+    engine options are refused with one line."""
+    from dataclasses import replace
+
+    from advmri.schema import validate
+
+    if engine == "dask-local" and scheduler:
+        raise SweepError("--engine dask-local starts its own cluster: drop --scheduler, or use --engine dask "
+                         f"--scheduler {scheduler}")
+    if engine != "dask" and scheduler:
+        raise SweepError(f"--scheduler applies to --engine dask only (got --engine {engine})")
+    if engine != "slurm":
+        if slurm:
+            raise SweepError(f"--{next(iter(slurm)).replace('_', '-')} applies to --engine slurm only "
+                             f"(got --engine {engine})")
+        return None
+    spec = yaml.safe_load(project_path(path).read_text())
+    cfg = replace(slurm_block(spec, project_path(path)), **(slurm or {}), **({"jobs": jobs} if jobs else {}))
+    validate(cfg, "")
+    return cfg.with_device((overrides or {}).get("device"))
+
+
+def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "results",
+              overrides: dict | None = None, log=print, engine: str = "threads", scheduler: str | None = None,
+              verify: int = 0, verify_seed: int = 0, allow_dirty: bool = False,
+              slurm: dict | None = None) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
     ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
     ``scheduler``, e.g. ``tcp://HOST:8786`` or a ``dask-jobqueue`` SLURM cluster's address) or
-    ``dask-local`` (a ``LocalCluster`` of ``jobs`` single-threaded worker processes).
+    ``dask-local`` (a ``LocalCluster`` of ``jobs`` single-threaded worker processes) or ``slurm`` (``jobs``
+    SLURM jobs; ``slurm``: :class:`advmri.slurm.SlurmConfig` fields over the YAML's ``slurm:`` block).
     One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once
     with a message instead of doing the same work twice.
 
@@ -318,10 +468,13 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
     changes to ``lib/`` the sweep stops before any run unless ``allow_dirty`` (``--allow-dirty``)."""
     from filelock import Timeout
 
-    check_range("jobs", jobs, lo=1, integer=True)
+    if jobs is not None:
+        check_range("jobs", jobs, lo=1, integer=True)
     check_range("verify", verify, lo=0, integer=True)
     check_choice("engine", engine, ENGINES)
     name, runs = load_sweep(path, results, overrides)
+    slurm_cfg = _engine_config(path, engine, scheduler, jobs, slurm, overrides)
+    jobs = jobs or 1
     folder = project_path(results) / name
     lock = lock_for(folder)
     try:
@@ -352,8 +505,9 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
             with ThreadPoolExecutor(max_workers=jobs) as ex:
                 for r, st in zip(todo, ex.map(execute_run, todo)):
                     out[r.id] = st
-                    log(f"  {r.id}: {st['status']} ({st['seconds']} s)"
-                        f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+                    _log_status(log, r, st)
+        elif engine == "slurm" and todo:
+            out.update(_run_on_slurm(todo, slurm_cfg, folder, log))
         elif todo:
             client = _dask_client(engine, scheduler, jobs, log)
             try:
@@ -373,11 +527,17 @@ def run_sweep(path: str | Path, jobs: int = 1, results: str | Path = "results", 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    from advmri.schema import add_arguments, given
+    from advmri.slurm import SlurmConfig
+
     ap = argparse.ArgumentParser(prog="python -m advmri.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
-    ap.add_argument("--jobs", type=int, default=1, help="parallel runs (threads) or workers (dask-local)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="parallel runs (threads), workers (dask-local) or SLURM jobs (slurm; default: the "
+                         "YAML's slurm.jobs); default 1")
     ap.add_argument("--engine", choices=ENGINES, default="threads",
-                    help="threads on this machine; dask: the cluster at --scheduler; dask-local: a LocalCluster")
+                    help="threads on this machine; dask: the cluster at --scheduler; dask-local: a LocalCluster; "
+                         "slurm: SLURM jobs through dask-jobqueue (options below)")
     ap.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
@@ -386,9 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-dirty", action="store_true",
                     help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_arguments(ap, SlurmConfig, "SLURM (--engine slurm; over the sweep YAML's slurm: block)")
     a = ap.parse_args(argv)
     st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None, engine=a.engine,
-                   scheduler=a.scheduler, verify=a.verify, allow_dirty=a.allow_dirty)
+                   scheduler=a.scheduler, verify=a.verify, allow_dirty=a.allow_dirty,
+                   slurm=given(a, SlurmConfig))
     return 1 if any(v["status"] == "failed" for v in st.values()) else 0
 
 
