@@ -51,7 +51,7 @@ from advmri import recons
 from advmri.data.dataset import describe_report
 from advmri.figures import image_grid, metric_curves, zoom
 from advmri.live import LiveAttack
-from advmri.run import AttackRun, check_table_path, execute, write_meta, write_table
+from advmri.run import AttackRun, check_table_path, execute, write_results
 from advmri.smoke import tiny_setup
 from advmri.widgets import eps_explorer
 
@@ -65,8 +65,7 @@ run = AttackRun.from_params(  # validates every parameter (one-line errors namin
     threads=threads)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)
-write_table(df, table)
-write_meta(table, run, extras)
+write_results(df, table, run, extras)  # table and metadata together or not at all
 store = recons.save(recons.store_path(table), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0],
                     df.code_version.iloc[0])
 print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {table}; reconstructions -> {store}")

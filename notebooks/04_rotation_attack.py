@@ -41,7 +41,7 @@ smoke = False
 # %%
 from advmri.data.dataset import describe_report
 from advmri.figures import angle_profile, image_grid, metric_curves, zoom
-from advmri.run import AttackRun, check_table_path, execute, write_meta, write_table
+from advmri.run import AttackRun, check_table_path, execute, write_results
 from advmri.smoke import tiny_setup
 
 if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.smoke)
@@ -56,8 +56,7 @@ run = AttackRun.from_params(  # validates every parameter (one-line errors namin
     threads=threads)
 table = check_table_path(out)  # before the attack: a bad or unwritable path fails now, not after it
 df, extras = execute(run, keep_images=True)
-write_table(df, table)
-write_meta(table, run, extras)
+write_results(df, table, run, extras)  # table and metadata together or not at all
 print(f"{len(df)} rows in {extras['seconds']:.1f} s -> {table}; annotations: {describe_report(extras['annotations'])}")
 
 # %% [markdown]

@@ -37,7 +37,7 @@ t0 = time.perf_counter()
 paths = [noise_store()] if smoke else (stores or recons.find(sweep_dir))
 if not paths:
     raise FileNotFoundError(f"{sweep_dir}: no noise run with stored reconstructions; run the main job first")
-runs = [recons.load(p) for p in paths]
+runs = recons.load_all(paths)  # a damaged store is named and skipped; the others are shown
 explorer = eps_explorer(runs, live=lambda r: LiveAttack(r, device))
 print(f"{len(runs)} runs, {sum(len(r.targets) for r in runs)} boxes, loaded in {time.perf_counter() - t0:.2f} s")
 explorer

@@ -11,9 +11,10 @@ import sys
 
 from advmri.attacks.noise import EPS_GRID, LOSSES
 from advmri.data.dataset import describe_report
+from advmri.locks import exclusive
 from advmri.errors import ParameterError, cli
 from advmri.paths import project_path
-from advmri.run import AttackRun, check_table_path, execute, write_meta, write_table
+from advmri.run import AttackRun, check_table_path, execute, meta_path, write_results
 
 
 @cli
@@ -59,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     h5dir = data / "multicoil" if (data / "multicoil").is_dir() else data
     if out.parent.resolve() == h5dir.resolve():
         raise ParameterError(f"out: {out} is inside the .h5 folder {h5dir}; fastMRI's SliceDataset would open it")
-    df, ex = execute(run)
-    write_table(df, out)
-    meta = write_meta(out, run, ex)
+    with exclusive(out, "attack run (python -m advmri.attack)"):  # one writer per result table
+        df, ex = execute(run)
+        write_results(df, out, run, ex)  # table and metadata together or not at all
+        meta = meta_path(out)
     print(f"{len(df)} rows -> {out} ({ex['seconds']:.1f} s); run metadata -> {meta}")
     print(f"annotations: {describe_report(ex['annotations'])}")
     summ = df.groupby(["kind", "param"])[["box_ssim", "box_psnr"]].mean()

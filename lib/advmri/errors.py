@@ -18,6 +18,10 @@ class UserError(ValueError):
     """A bad input (parameter, file, configuration). The message names it."""
 
 
+class DiskFullError(UserError):
+    """No space left where a result is written; the message names the path and the bytes needed."""
+
+
 class ParameterError(UserError):
     """A parameter value outside its valid range, or an unknown parameter."""
 

@@ -185,15 +185,42 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """:func:`sha256_file`, remembered per (path, size, mtime) within this process (a sweep asks for the same
+    checkpoint once per run)."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        _FILE_DIGESTS[key] = sha256_file(path)
+    return _FILE_DIGESTS[key]
+
+
+def state_digest(state: dict) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state_dict's tensors (sorted by name): stored inside
+    the checkpoint, so a damaged file is detected even without its ``.sha256`` sidecar."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, model: Reconstructor, extra: dict | None = None) -> str:
-    """Save ``{kind, config, params, state_dict, extra}`` atomically; write ``path.sha256``; return the digest."""
+    """Save ``{kind, config, params, state_dict, content_sha256, extra}`` atomically; write ``path.sha256``
+    (the file's digest); return that digest."""
     path = project_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.net.state_dict()
     blob = {
         "kind": model.kind,
         "config": model.config,
         "params": model.params,
-        "state_dict": model.net.state_dict(),
+        "state_dict": state,
+        "content_sha256": state_digest(state),
         "extra": extra or {},
     }
     buf = io.BytesIO()
@@ -228,20 +255,23 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
     path = project_path(path)
     side = Path(str(path) + ".sha256")
     got = sha256_file(path) if path.is_file() else None
-    if verify and got is not None:
-        want = recorded_sha256(path)
-        if want is not None:
-            if got != want:
-                raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
-        else:
-            warnings.warn(f"{path}: no {side.name} beside it, so its integrity is unverified; "
-                          f"its sha256 {got} is recorded with the run", stacklevel=2)
+    want = recorded_sha256(path) if verify and got is not None else None
+    if want is not None and got != want:
+        raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
     blob = _safe_load(path)
+    if verify and got is not None and want is None and not (isinstance(blob, dict) and "content_sha256" in blob):
+        warnings.warn(f"{path}: no {side.name} beside it and no digest inside it, so its integrity is unverified; "
+                      f"its sha256 {got} is recorded with the run", stacklevel=2)
     if not isinstance(blob, dict) or not {"kind", "config", "state_dict"} <= set(blob):
         raise CheckpointError(f"{path}: not an advmri checkpoint (expected keys kind, config, state_dict)")
     model = build(blob["kind"], blob["config"]) if blob["config"] in CONFIGS.get(blob["kind"], {}) else None
     if model is None or model.params != blob.get("params", model.params):
         raise CheckpointError(f"{path}: unknown or changed model configuration {blob['kind']}/{blob['config']}")
+    if "content_sha256" in blob and isinstance(blob["state_dict"], dict) and all(
+            isinstance(v, torch.Tensor) for v in blob["state_dict"].values()):
+        if state_digest(blob["state_dict"]) != blob["content_sha256"]:
+            raise CheckpointError(f"{path}: damaged checkpoint (its weights do not match the digest stored inside "
+                                  "it); restore the file or retrain")
     _load_state(model, blob["state_dict"], path)
     model.sha256 = got
     return model, blob.get("extra", {})

@@ -99,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="attack runs at a time (each pinned to its own thread count; default: CPU cores)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fresh", action="store_true",
-                    help="recompute every attack run of the sweep (its committed results are deleted first)")
-    ap.add_argument("--verify", type=int, default=1, metavar="N",
-                    help="before reusing a committed attack run, recompute N seeded passes of it and stop if "
-                         "they differ (advmri.verify; 0: trust the recorded sha256 only)")
+                    help="recompute every attack run of the sweeps (the committed results are kept aside and put "
+                         "back unless the new ones complete; asks first)")
+    ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces committed results")
+    ap.add_argument("--verify", default="1", metavar="N|all",
+                    help="before reusing a committed attack run, recompute N seeded passes of it (at least one "
+                         "per row type; all: every pass) and stop if they differ (advmri.verify; 0: trust the "
+                         "recorded sha256 only)")
     ap.add_argument("--allow-dirty", action="store_true",
                     help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -134,18 +137,16 @@ def main(argv: list[str] | None = None) -> int:
             tables.mkdir(parents=True, exist_ok=True)
             (tables / "quality.md").write_text(q.to_markdown(index=False, floatfmt=".4f") + "\n")
         elif step == "sweep":
-            from advmri.sweep import load_sweep, run_sweep
+            from advmri.sweep import committed_runs, confirm_fresh, load_sweep, run_sweep
 
+            if a.fresh:  # asked once, before anything is recomputed
+                n = sum(len(committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1]))
+                        for s in SWEEPS)
+                confirm_fresh(n, ROOT / "results", a.yes)
             for sweep in SWEEPS:
                 cfg = ROOT / "sweeps" / f"{sweep}.yaml"
-                if a.fresh:
-                    _, runs = load_sweep(cfg, ROOT / "results", overrides)
-                    for r in runs:
-                        for f in sorted(r.folder.glob("*")) if r.folder.is_dir() else []:
-                            f.unlink()
-                    print(f"   --fresh: cleared {len(runs)} run folders of {sweep}; every attack is recomputed", flush=True)
                 st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
-                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty)
+                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh)
                 if any(v["status"] == "failed" for v in st.values()):
                     print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
         elif step == "analysis":

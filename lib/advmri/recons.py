@@ -142,6 +142,36 @@ def load(path: str | os.PathLike) -> RunRecons:
     path = project_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no stored reconstructions (re-run the attack to write them)")
+    try:
+        return _read(path)
+    except (OSError, KeyError, ValueError) as e:
+        if isinstance(e, ValueError) and "reconstruction store format" in str(e):
+            raise
+        raise StoreError(f"{path}: damaged or truncated reconstruction store ({' '.join(str(e).split())[:160]}); "
+                         "re-run its attack to rewrite it") from e
+
+
+class StoreError(ValueError):
+    """A reconstruction store that cannot be read; the message names it."""
+
+
+def load_all(paths: list, log=print) -> list[RunRecons]:
+    """Every store that reads; each one that does not is named in one line and left out (raises only when
+    none reads)."""
+    runs, bad = [], []
+    for p in paths:
+        try:
+            runs.append(load(p))
+        except (StoreError, ValueError, FileNotFoundError) as e:
+            bad.append(str(e))
+    for msg in bad:
+        log(f"skipped: {msg} (showing the other {len(runs)} store(s))")
+    if not runs:
+        raise StoreError(f"no readable reconstruction store among {len(paths)}: {bad[0] if bad else 'none given'}")
+    return runs
+
+
+def _read(path: Path) -> RunRecons:
     with h5py.File(path, "r") as hf:
         if int(hf.attrs.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: reconstruction store format {hf.attrs.get('format')!r}, expected {FORMAT}")

@@ -8,6 +8,7 @@ tidy result table (schema :data:`RESULT_COLUMNS`), one row per target x setting 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -20,6 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from advmri.atomic import write_together
 from advmri.atomic import atomic_path, check_writable
 from advmri.atomic import write_text as atomic_write_text
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
@@ -90,6 +92,9 @@ class AttackRun:
             check_choice("model (official:<kind>)", self.model.split(":", 2)[1], sorted(OFFICIAL))
         if self.model.startswith("classical:"):
             parse_spec(self.model)
+            if self.precision != "fp32":
+                raise ParameterError(f"precision: {self.precision!r} has no effect on {self.model} (a classical method, "
+                                     "no network to autocast); use precision: fp32")
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as e:
@@ -318,20 +323,36 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
         torch.set_num_threads(threads_before)
 
 
+def run_dataset(run: AttackRun) -> AnnotatedSlices:
+    """The run's annotated slices, checked: some boxes, and the lesion-free twins its ``target`` needs."""
+    ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
+                         labels=run.labels, lesion_free=run.target == "lesion")  # lesion: the twins are attacked
+    if not len(ds):
+        raise ds.no_boxes_error()
+    if run.target in ("healthy", "lesion"):
+        need = "has_healthy" if run.target == "healthy" else "has_healthy_kspace"
+        lacking = [i.path for i in ds.infos.values() if not getattr(i, need)]
+        if lacking:
+            what = ("pulls the box toward the lesion-free twin" if run.target == "healthy"
+                    else "attacks the lesion-free twin toward the lesion")
+            field_ = "reconstruction_rss_healthy" if run.target == "healthy" else "kspace_healthy"
+            raise ParameterError(f"target: {run.target!r} {what}, which {lacking[0]} lacks ({field_!r}; real fastMRI "
+                                 "data has none): use target: clean")
+    return ds
+
+
+def shard_sizes(run: AttackRun) -> list[int]:
+    """Targets in each of the run's ``shards`` (cheap: reads annotations and file headers only)."""
+    ds = run_dataset(run)
+    return [len(select_targets(ds, run.max_targets, k, run.shards)) for k in range(run.shards)]
+
+
 def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
              subset: set[int] | None, reuse: "Reuse | None" = None) -> tuple[pd.DataFrame, dict]:
     if torch.device(run.device).type == "cpu":
         keep_freed_memory()
     model = load_model(run.model, run.device).set_precision(run.precision)
-    ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
-                         labels=run.labels, lesion_free=run.target == "lesion")  # lesion: the twins are attacked
-    if not len(ds):
-        raise ds.no_boxes_error()
-    if run.target == "healthy":
-        lacking = [i.path for i in ds.infos.values() if not i.has_healthy]
-        if lacking:
-            raise ParameterError(f"target: 'healthy' pulls the box toward the lesion-free twin, which {lacking[0]} "
-                                 "lacks ('reconstruction_rss_healthy'; real fastMRI data has none): use target: clean")
+    ds = run_dataset(run)
     idx = select_targets(ds, run.max_targets, run.shard, run.shards)
     if not idx:
         raise ParameterError(f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
@@ -342,6 +363,7 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
     rows: list[dict] = []
     images: dict = {}
     passes = 0
+    pass_params: list[list[float]] = []  # the eps values each noise pass covers (verification picks by them)
     if run.attack == "noise":
         cfg = run.noise
         E = len(cfg.eps)
@@ -354,6 +376,7 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
             def step(lo: int, hi: int) -> None:
                 nonlocal passes
                 passes += 1
+                pass_params.append(sorted({float(cfg.eps[n % E]) for n in range(lo, hi)}))
                 if subset is None or passes - 1 in subset:
                     ids = list(range(lo, hi))
                     keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
@@ -405,6 +428,7 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
         raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0, passes=passes,
+                  pass_params=pass_params or None,
                   angles=list(run.rotation.angles), annotations=ds.report, model_sha256=model.sha256)
     return df, extras
 
@@ -437,14 +461,36 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_meta(table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
-    """``<table stem>.meta.json`` beside a result table: the run's parameters, the sha256 of the weights
-    actually loaded, the annotation accounting (rows kept / dropped by reason) and the run time."""
+def meta_path(table: str | os.PathLike) -> Path:
     p = project_path(table)
+    return p.with_name(p.stem + ".meta.json")
+
+
+def _meta_text(run: AttackRun, extras: dict) -> str:
     meta = dict(run=run.as_dict(), run_id=run.id, code_version=code_version(), model_sha256=extras["model_sha256"],
                 annotations=extras["annotations"], targets=len(extras["targets"]),
                 seconds=round(extras["seconds"], 2))
-    return atomic_write_text(p.with_name(p.stem + ".meta.json"), json.dumps(meta, indent=1, default=str))
+    return json.dumps(meta, indent=1, default=str)
+
+
+def write_meta(table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
+    """``<table stem>.meta.json`` beside a result table: the run's parameters, the sha256 of the weights
+    actually loaded, the annotation accounting (rows kept / dropped by reason) and the run time."""
+    return atomic_write_text(meta_path(table), _meta_text(run, extras))
+
+
+def write_results(df: pd.DataFrame, table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
+    """The result table and its metadata together or not at all (:func:`advmri.atomic.write_together`: space
+    for both checked first; the metadata renamed into place first, the table last); returns the table."""
+    path = check_table_path(table)
+    if path.suffix == ".parquet":
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    else:
+        data = df.to_csv(index=False).encode()
+    write_together({meta_path(path): _meta_text(run, extras).encode(), path: data})
+    return path
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

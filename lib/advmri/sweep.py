@@ -24,7 +24,9 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +130,7 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
     combos = [dict(zip(g, values)) for g in grids
               for values in itertools.product(*(v if isinstance(v, list) else [v] for v in g.values()))]
     runs = []
+    checked: dict = {}  # data checks already made, by (data, annotations, labels, target, max_targets, shards)
     for p, shard in itertools.product(combos, range(shards)):
         p = dict(p)
         if any(all(p.get(k) == v for k, v in e.items()) for e in exclude):
@@ -151,6 +154,7 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
             try:
                 run = AttackRun.from_params(attack, **{k: v for k, v in params.items() if k != "smoke"})
                 run.check_inputs()
+                _check_targets(run, checked)
             except UserError as e:
                 raise SweepError(f"{path}: run {stem}: {e}") from e
             # the id covers every resolved parameter, defaults included: when a default changes, results
@@ -164,6 +168,19 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         params["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
         runs.append(Run(rid, nbs[attack], params, folder))
     return spec["name"], runs
+
+
+def _check_targets(run, checked: dict) -> None:
+    """Before any run starts: the run's data has the boxes and twins it needs, and no shard is empty."""
+    from advmri.run import shard_sizes
+
+    key = (run.data, run.annotations, run.labels, run.target, run.max_targets, run.shards, run.acceleration)
+    if key not in checked:
+        checked[key] = shard_sizes(run)
+    sizes = checked[key]
+    if 0 in sizes:
+        raise SweepError(f"shards: {run.shards} shards of {sum(sizes)} targets leave shard {sizes.index(0)} empty; "
+                         f"use at most {sum(sizes)} shards")
 
 
 def slurm_block(spec: dict, path: Path) -> "SlurmConfig":
@@ -216,18 +233,45 @@ def is_done(run: Run) -> bool:
 
 
 def stale_model(run: Run) -> str | None:
-    """Why a completed run's results belong to other weights than the checkpoint now at its ``model``
-    path (the sha256 recorded in ``results.meta.json`` against the checkpoint's ``.sha256``), or None."""
+    """Why a completed run's results belong to other weights than the checkpoint now at its ``model`` path, or
+    None. Compared: the sha256 of the checkpoint *file* recorded in ``results.meta.json`` against the file on disk
+    now (sidecar or not); without a recorded digest, against the checkpoint's ``.sha256`` sidecar."""
     meta, model = run.folder / "results.meta.json", str(run.params.get("model", ""))
     if not meta.is_file() or model.startswith(("official:", "classical:")):  # no weights file of ours
         return None
-    from advmri.models import recorded_sha256
+    from advmri.models import file_sha256, recorded_sha256
 
-    want = recorded_sha256(model)
-    got = json.loads(meta.read_text()).get("model_sha256")
-    if got and want and got != want:
-        return f"computed with other weights of {model} (sha256 {got[:12]}, now {want[:12]})"
+    try:
+        got = json.loads(meta.read_text()).get("model_sha256")
+    except (OSError, ValueError):
+        return "results.meta.json unreadable"
+    path = project_path(model)
+    now = file_sha256(path) if path.is_file() else recorded_sha256(model)
+    if got and now and got != now:
+        return f"computed with other weights of {model} (sha256 {got[:12]}, the file now {now[:12]})"
     return None
+
+
+def run_error(e: BaseException) -> tuple[str, bool]:
+    """``(one-line error, disk full?)`` of a failed run: a notebook's own exception as ``Name: message``
+    (papermill's cell excerpt left out), a full disk with the path."""
+    from advmri.atomic import disk_full, is_disk_full
+    from advmri.errors import one_line
+
+    ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
+    if ename:  # papermill.PapermillExecutionError: the notebook raised
+        full = ename == "DiskFullError" or "No space left on device" in str(evalue) or "errno = 28" in str(evalue)
+        return f"{ename}: {one_line(evalue or '')}"[:2000], full
+    if is_disk_full(e):
+        return f"DiskFullError: {one_line(disk_full(getattr(e, 'filename', None) or '.'))}", True
+    return f"{e.__class__.__name__}: {one_line(e)}"[:2000], False
+
+
+def _free_partial(folder: Path) -> None:
+    """After a full disk: remove what the failed run half-wrote (its executed notebook, temporary files), so its
+    status can be recorded and nothing half-written remains."""
+    for f in [folder / "notebook.ipynb", *folder.glob(".*.tmp")]:
+        f.unlink(missing_ok=True)
 
 
 def execute_run(run: Run, kernel: str = "python3") -> dict:
@@ -236,11 +280,11 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
 
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "status.json").unlink(missing_ok=True)  # a stale "ok" must not outlive a re-run
-    write_text(run.folder / "params.json",
-               json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
     t0 = time.perf_counter()
     status = dict(run_id=run.id, code_version=code_version(), machine=machine())
     try:
+        write_text(run.folder / "params.json",
+                   json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
         pm.execute_notebook(str(run.notebook), str(run.folder / "notebook.ipynb"), parameters=run.params,
                             kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False)
         table = run.folder / "results.csv"
@@ -249,10 +293,20 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
         sha, rows = table_digest(table)
         status.update(status="ok", results_sha256=sha, results_rows=rows)
     except Exception as e:  # a failed run is recorded, the sweep goes on
-        status.update(status="failed", error=f"{e.__class__.__name__}: {str(e)[-2000:]}",
-                      traceback=traceback.format_exc()[-4000:])
+        if INTERRUPTED.is_set():  # Ctrl-C: the kernel was interrupted, not the run's fault
+            status.update(status="interrupted", error="interrupted by the user (Ctrl-C); the next call redoes it")
+        else:
+            error, full = run_error(e)
+            status.update(status="failed", error=error, traceback=traceback.format_exc()[-4000:])
+            if full:
+                status["disk_full"] = True
+                _free_partial(run.folder)
+                (run.folder / "results.csv").unlink(missing_ok=True)  # no table without its metadata
     status["seconds"] = round(time.perf_counter() - t0, 2)
-    write_text(run.folder / "status.json", json.dumps(status, indent=1))
+    try:
+        write_text(run.folder / "status.json", json.dumps(status, indent=1))
+    except OSError as e:  # even the status does not fit: the run is not done, the next call redoes it
+        status["error"] = status.get("error") or f"{run.folder / 'status.json'}: {e}"
     return status
 
 
@@ -264,6 +318,71 @@ def lock_for(folder: Path) -> "FileLock":
 
 
 ENGINES = ("threads", "dask", "dask-local", "slurm")
+INTERRUPTED = threading.Event()  # set on Ctrl-C: runs stopped now are recorded "interrupted", not "failed"
+
+
+def _kernels(sig: int) -> int:
+    """Send ``sig`` to the papermill kernels this process started (they run in their own session, so a
+    terminal's Ctrl-C does not reach them); returns how many."""
+    import psutil
+
+    n = 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                child.send_signal(sig)
+                n += 1
+        except psutil.Error:
+            pass
+    return n
+
+
+def _run_threads(todo: list[Run], jobs: int, log) -> dict[str, dict]:
+    """``jobs`` runs at a time on this machine. Ctrl-C: queued runs are cancelled at once, the running ones
+    are interrupted at their next Python step (their kernels get SIGINT) and recorded ``interrupted``; a
+    second Ctrl-C kills the kernels and exits at once (every file is written atomically: nothing is
+    half-written, and the unfinished runs resume on the next call)."""
+    import signal
+    from concurrent.futures import as_completed, wait
+
+    out: dict[str, dict] = {}
+    ex = ThreadPoolExecutor(max_workers=jobs)
+    futs = {ex.submit(execute_run, r): r for r in todo}
+    try:
+        for fut in as_completed(futs):
+            r = futs[fut]
+            out[r.id] = fut.result()
+            _log_status(log, r, out[r.id])
+            if out[r.id].get("disk_full"):
+                queued = [futs[f].id for f in futs if f.cancel()]
+                for rid in queued:
+                    out[rid] = {"status": "not run", "error": "not started: the disk is full"}
+                if queued:
+                    log(f"  disk full: {len(queued)} queued run(s) not run {queued}; free space and run the sweep "
+                        "again (the completed ones are kept)")
+    except KeyboardInterrupt:
+        INTERRUPTED.set()
+        running = [r.id for f, r in futs.items() if f.running()]
+        queued = sum(f.cancel() for f in futs)
+        log(f"interrupted: stopping {len(running)} running run(s) {running} at their next step, {queued} queued "
+            "run(s) cancelled; all of them resume on the next call (Ctrl-C again: stop at once)")
+        _kernels(signal.SIGINT)
+        try:
+            left = wait([f for f in futs if not f.cancelled()], timeout=60).not_done
+            if left:  # a kernel that ignores SIGINT (stuck in native code): killed; its run resumes next time
+                _kernels(signal.SIGKILL)
+                wait(left, timeout=30)
+        except KeyboardInterrupt:
+            _kernels(signal.SIGKILL)
+            print("error: interrupted twice: stopped at once (unfinished runs resume on the next call)",
+                  file=sys.stderr, flush=True)
+            os._exit(130)
+        raise
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+        INTERRUPTED.clear()
+    return out
+
 POLL_S = 2.0  # how often a cluster engine looks at its workers while runs are pending
 
 
@@ -351,6 +470,10 @@ def _run_on_dask(todo: list[Run], client, log, resources: dict | None = None, to
             done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
         except TimeoutError:
             done = set()
+        except KeyboardInterrupt:
+            log(f"interrupted: cancelling {len(pending)} unfinished run(s) on the cluster; they resume on the next call")
+            client.cancel(list(pending))
+            raise
         for fut in done:
             r = futs[fut]
             try:
@@ -424,6 +547,70 @@ def _slurm_watch(cluster, client, cfg, name: str, log):
     return watch
 
 
+BACKUP = ".fresh-backup"  # inside a sweep folder: the runs --fresh replaces, until their new results are complete
+
+
+def committed_runs(runs: list[Run]) -> list[Run]:
+    """The runs that have complete results now (what ``--fresh`` would replace)."""
+    return [r for r in runs if verify_table(r.folder) is None]
+
+
+def confirm_fresh(n: int, folder: Path, yes: bool) -> None:
+    """``--fresh`` replacing ``n`` complete runs: ask on a terminal, else (or when declined) stop, unless ``yes``."""
+    if not n or yes:
+        return
+    question = f"--fresh recomputes and replaces the results of {n} complete run(s) in {folder}"
+    if not sys.stdin.isatty():
+        raise SweepError(f"{question}: add --yes to confirm (no terminal to ask)")
+    if input(f"{question}; the old ones are kept until the new ones are complete. Go on? [y/N] ").strip().lower() \
+            not in ("y", "yes"):
+        raise SweepError(f"{question}: not confirmed; nothing changed")
+
+
+def _set_aside(runs: list[Run], folder: Path, log) -> list[Run]:
+    """Move the complete runs' folders to ``folder/.fresh-backup/`` (same file system: renames) so they are
+    recomputed; :func:`_restore` puts back every one whose new results are not complete."""
+    moved = []
+    for r in committed_runs(runs):
+        dest = folder / BACKUP / r.id
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # an older set-aside copy that was never restored: it is the committed one
+            import shutil
+
+            shutil.rmtree(r.folder)
+        else:
+            os.replace(r.folder, dest)
+        moved.append(r)
+    if moved:
+        log(f"  --fresh: {len(moved)} complete run(s) set aside in {folder / BACKUP} until their new results are "
+            "complete")
+    return moved
+
+
+def _restore(folder: Path, log) -> None:
+    """Every set-aside run folder goes back unless a complete new one replaced it (after an interruption, a
+    failure, a killed process: the next call restores too)."""
+    import shutil
+
+    base = folder / BACKUP
+    if not base.is_dir():
+        return
+    restored = dropped = 0
+    for old in sorted(p for p in base.iterdir() if p.is_dir()):
+        new = folder / old.name
+        if new.is_dir() and verify_table(new) is None:
+            shutil.rmtree(old)
+            dropped += 1
+            continue
+        if new.exists():
+            shutil.rmtree(new)  # a half-done or failed recomputation: the committed results win
+        os.replace(old, new)
+        restored += 1
+    shutil.rmtree(base, ignore_errors=True)
+    if restored:
+        log(f"  --fresh: restored {restored} run(s) whose recomputation did not complete ({dropped} replaced)")
+
+
 def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, slurm: dict | None,
                    overrides: dict | None):
     """The SLURM resources (``--engine slurm``: YAML block, then command line), or None; contradictory
@@ -450,8 +637,8 @@ def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, s
 
 def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "results",
               overrides: dict | None = None, log=print, engine: str = "threads", scheduler: str | None = None,
-              verify: int = 0, verify_seed: int = 0, allow_dirty: bool = False,
-              slurm: dict | None = None) -> dict[str, dict]:
+              verify: int | str = 0, verify_seed: int = 0, allow_dirty: bool = False,
+              slurm: dict | None = None, fresh: bool = False) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
     ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
@@ -464,13 +651,18 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
     ``verify``: before a completed run is reused, recompute that many seeded passes of it
     (:func:`advmri.verify.verify_run`) and stop with :class:`advmri.verify.CacheMismatch` when they differ.
 
+    ``fresh``: recompute every run; the complete ones are set aside first and put back unless their new results
+    complete (interrupted, failed, killed: the committed results stay). Confirm with :func:`confirm_fresh`.
+
     Runs recorded into the project's own ``results/`` (the committed results) need a clean tree: with uncommitted
     changes to ``lib/`` the sweep stops before any run unless ``allow_dirty`` (``--allow-dirty``)."""
     from filelock import Timeout
 
     if jobs is not None:
         check_range("jobs", jobs, lo=1, integer=True)
-    check_range("verify", verify, lo=0, integer=True)
+    from advmri.verify import parse_passes
+
+    verify = parse_passes(verify)
     check_choice("engine", engine, ENGINES)
     name, runs = load_sweep(path, results, overrides)
     slurm_cfg = _engine_config(path, engine, scheduler, jobs, slurm, overrides)
@@ -480,9 +672,19 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise SweepError(f"{folder}: another sweep is running on this folder (lock {lock.lock_file} is held); "
-                         "wait for it to finish") from None
+        from advmri.locks import holder
+
+        raise SweepError(f"{folder}: another sweep is running on this folder ({holder(folder / '.sweep')}; lock "
+                         f"{lock.lock_file}); wait for it to finish") from None
+    owner = folder / ".sweep.lock.owner"
+    write_text(owner, json.dumps(dict(pid=os.getpid(), host=__import__("socket").gethostname(),
+                                      started=time.strftime("%Y-%m-%d %H:%M:%S"))))
     try:
+        _restore(folder, log)  # a --fresh of an earlier call that did not finish
+        if fresh:
+            if project_path(results).resolve() == (ROOT / "results").resolve():
+                require_clean(allow_dirty, f"{project_path(path)}: --fresh records {len(runs)} run(s) in {folder}")
+            _set_aside(runs, folder, log)
         todo = []
         for r in runs:
             why = verify_table(r.folder) or stale_model(r)
@@ -497,15 +699,17 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
         if verify and len(out):
             from advmri.verify import verify_run
 
-            log(f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs")
+            log(f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs "
+                "(at least one per row type)")
+            done = total = 0
             for r in runs:
                 if r not in todo:
-                    out[r.id]["verified"] = verify_run(r.folder, verify, verify_seed, log=log)
+                    rep = out[r.id]["verified"] = verify_run(r.folder, verify, verify_seed, log=log)
+                    done, total = done + len(rep["passes"]), total + rep["of"]
+            log(f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
+                f"{len(out)} reused runs")
         if engine == "threads":
-            with ThreadPoolExecutor(max_workers=jobs) as ex:
-                for r, st in zip(todo, ex.map(execute_run, todo)):
-                    out[r.id] = st
-                    _log_status(log, r, st)
+            out.update(_run_threads(todo, jobs, log))
         elif engine == "slurm" and todo:
             out.update(_run_on_slurm(todo, slurm_cfg, folder, log))
         elif todo:
@@ -518,8 +722,11 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
                 if cluster is not None:
                     cluster.close()
     finally:
+        if fresh:
+            _restore(folder, log)
+        owner.unlink(missing_ok=True)
         lock.release()
-    failed = [k for k, v in out.items() if v["status"] == "failed"]
+    failed = [k for k, v in out.items() if v["status"] in ("failed", "not run")]
     if failed:
         log(f"sweep {name}: {len(failed)} failed run(s): {failed}; run the sweep again to retry them")
     return out
@@ -541,17 +748,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--verify", type=int, default=0, metavar="N",
-                    help="recompute N seeded passes of every reused run and stop if they differ")
+    ap.add_argument("--verify", default="0", metavar="N|all",
+                    help="recompute N seeded passes (at least one per row type) of every reused run, or all of "
+                         "them, and stop if they differ (0: trust the recorded sha256)")
     ap.add_argument("--allow-dirty", action="store_true",
                     help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="recompute every run; complete results are kept aside until the new ones are complete")
+    ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces complete results")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     add_arguments(ap, SlurmConfig, "SLURM (--engine slurm; over the sweep YAML's slurm: block)")
     a = ap.parse_args(argv)
-    st = run_sweep(a.config, a.jobs, a.results, {"device": a.device} if a.device else None, engine=a.engine,
-                   scheduler=a.scheduler, verify=a.verify, allow_dirty=a.allow_dirty,
-                   slurm=given(a, SlurmConfig))
-    return 1 if any(v["status"] == "failed" for v in st.values()) else 0
+    overrides = {"device": a.device} if a.device else None
+    if a.fresh:
+        name, runs = load_sweep(a.config, a.results, overrides)
+        confirm_fresh(len(committed_runs(runs)), project_path(a.results) / name, a.yes)
+    st = run_sweep(a.config, a.jobs, a.results, overrides, engine=a.engine, scheduler=a.scheduler,
+                   verify=a.verify, allow_dirty=a.allow_dirty, slurm=given(a, SlurmConfig), fresh=a.fresh)
+    return 1 if any(v["status"] in ("failed", "not run") for v in st.values()) else 0
 
 
 if __name__ == "__main__":

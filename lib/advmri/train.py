@@ -31,6 +31,7 @@ from advmri.data.fastmri_h5 import read_info
 from advmri.data.masks import mask_func, sample_mask, slice_seed
 from advmri.models import build, load_checkpoint, save_checkpoint
 from advmri.atomic import atomic_path, check_writable
+from advmri.locks import exclusive
 from advmri.errors import ParameterError, UserError, check_choice, check_range, cli
 from advmri.paths import project_path
 
@@ -63,6 +64,14 @@ class SliceCache:
             k, _, tgt, attrs, fname, sl = ds[i]
             pad = (int(attrs["padding_left"]), int(attrs["padding_right"]))
             self.items.append((torch.from_numpy(k), torch.from_numpy(tgt), pad, float(attrs["max"]), fname, sl))
+        shapes: dict[tuple, str] = {}
+        for k, t, _, _, fname, _ in self.items:  # batches stack slices: one geometry per training folder
+            shapes.setdefault((tuple(k.shape), tuple(t.shape)), fname)
+        if len(shapes) > 1:
+            (a, fa), (b, fb) = list(shapes.items())[:2]
+            raise UserError(f"{data}: volumes of different geometry cannot be trained together: {fa} has k-space "
+                            f"{a[0]} and target {a[1]}, {fb} has {b[0]} and {b[1]} (coils, rows, cols); train on "
+                            "a folder of one geometry")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -125,6 +134,7 @@ def train(
     init: str | Path | None = None,
     plateau: float | None = None,
     precision: str = "fp32",
+    wait: float = 0.0,
 ) -> dict:
     """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
 
@@ -153,8 +163,18 @@ def train(
         check_range("stop_at", stop_at, lo=1, hi=steps, integer=True)
     if plateau is not None:
         check_range("plateau", plateau, lo=0.0, lo_open=True)
-    torch.manual_seed(seed)
     out = project_path(out)
+    # one trainer per checkpoint: a second one with the same out (and so the same resume file) stops at once
+    with exclusive(out, "training (python -m advmri.train)", wait=wait,
+                   hint="wait for it (--wait SECONDS), or train into another --out"):
+        return _train(model_kind, config, data, out, steps, batch, lr, seed, device, val_interval, save_every,
+                      resume, val_every_nth, progress, stop_at, force, init, plateau, precision)
+
+
+def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, val_interval, save_every, resume,
+           val_every_nth, progress, stop_at, force, init, plateau, precision) -> dict:
+    """:func:`train` under its lock."""
+    torch.manual_seed(seed)
     resume_file = Path(str(out) + ".resume.pt")
     if resume and not resume_file.is_file():
         raise UserError(f"{resume_file}: nothing to resume (no resume file); train without --resume"
@@ -295,10 +315,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="constant lr; stop when val SSIM gains less than this over the last doubling of steps")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--force", action="store_true", help="replace an existing OUT when training completes")
+    ap.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                    help="if another training writes OUT, wait up to this long for it (default: stop at once)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     h = train(a.model, a.config, a.data, a.out, a.steps, a.batch, a.lr, a.seed, a.device, a.val_interval,
-              resume=a.resume, force=a.force, init=a.init, plateau=a.plateau, precision=a.precision)
+              resume=a.resume, force=a.force, init=a.init, plateau=a.plateau, precision=a.precision,
+              wait=a.wait)
     print(f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
           f"val SSIM {h['val_ssim'][-1] if h['val_ssim'] else float('nan'):.4f} -> {a.out}")
     return 0

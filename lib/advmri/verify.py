@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advmri.errors import UserError
+from advmri.errors import UserError, cli
 from advmri.provenance import machine
 from advmri.run import METRICS, AttackRun, execute, read_table
 from advmri.sweep import read_status
@@ -55,10 +55,38 @@ def run_of(folder: Path) -> AttackRun:
     return AttackRun.from_params(attack, **{k: v for k, v in p.items() if k not in RUN_KEYS})
 
 
-def choose_passes(n_passes: int, k: int, seed: int, run_id: str) -> list[int]:
-    """``k`` distinct pass numbers in ``[0, n_passes)``, seeded by ``seed`` and the run id."""
+def choose_passes(n_passes: int, k: int | str, seed: int, run_id: str,
+                  cover: list[list[float]] | None = None) -> list[int]:
+    """``k`` distinct pass numbers in ``[0, n_passes)`` (``'all'``: every pass), seeded by ``seed`` and the run
+    id; with ``cover`` (the parameters each pass computes, e.g. its eps values), more passes in the same seeded
+    order until every parameter of the run is in at least one chosen pass (every row type gets checked)."""
+    if k == "all":
+        return list(range(n_passes))
     rng = np.random.default_rng([seed, zlib.crc32(run_id.encode())])
-    return sorted(int(i) for i in rng.choice(n_passes, size=min(k, n_passes), replace=False))
+    order = [int(i) for i in rng.permutation(n_passes)]
+    chosen = order[:min(int(k), n_passes)]
+    if cover:
+        need = set().union(*map(set, cover)) - set().union(*(set(cover[i]) for i in chosen))
+        for i in order[len(chosen):]:
+            if not need:
+                break
+            if need & set(cover[i]):
+                chosen.append(i)
+                need -= set(cover[i])
+    return sorted(chosen)
+
+
+def parse_passes(v: int | str) -> int | str:
+    """``--verify`` value: a count >= 0 or ``all``."""
+    if str(v).strip().lower() == "all":
+        return "all"
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise UserError(f"verify: {v!r} is not a number of passes or 'all'") from None
+    if n < 0:
+        raise UserError(f"verify: {n} passes; use 0 (off), a positive count or 'all'")
+    return n
 
 
 def pga_rows(df: pd.DataFrame) -> np.ndarray:
@@ -93,9 +121,24 @@ def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machi
     return m
 
 
-def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) -> dict:
-    """Recompute ``passes`` seeded passes of the run in ``folder`` and compare with its ``results.csv``.
-    Returns a report; raises :class:`CacheMismatch` (one line naming the file, box and metric) on a
+def check_weights(folder: Path, now: str | None) -> None:
+    """The checkpoint the run loads now is the file it was computed with (sha256 of the file itself, recorded in
+    ``results.meta.json``), else one line."""
+    meta = folder / "results.meta.json"
+    try:
+        recorded = json.loads(meta.read_text()).get("model_sha256") if meta.is_file() else None
+    except (OSError, ValueError):
+        raise CacheMismatch(f"{meta}: unreadable run metadata") from None
+    if recorded and now and recorded != now:
+        raise CacheMismatch(f"{folder / 'results.csv'}: computed with another checkpoint file (sha256 "
+                            f"{recorded[:12]}, the file now {now[:12]}): the weights were replaced; re-run the sweep "
+                            "to recompute with them, or restore the checkpoint")
+
+
+def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=print) -> dict:
+    """Recompute ``passes`` seeded passes of the run in ``folder`` (``'all'``: every pass; otherwise at least
+    enough to cover every row type, :func:`choose_passes`) and compare with its ``results.csv``.
+    Returns a report with the coverage; raises :class:`CacheMismatch` (one line naming the file, box and metric) on a
     difference beyond :data:`TOLERANCE`."""
     folder = Path(folder)
     run = run_of(folder)
@@ -103,13 +146,15 @@ def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) ->
     if table.empty:
         raise CacheMismatch(f"{folder / 'results.csv'}: empty table")
     _, dry = execute(run, progress=False, subset=[])  # loads model and data, counts the passes, computes nothing
+    check_weights(folder, dry.get("model_sha256"))
     n = dry["passes"]
-    chosen = choose_passes(n, passes, seed, folder.name)
+    chosen = choose_passes(n, passes, seed, folder.name, cover=dry.get("pass_params"))
     got, extras = execute(run, progress=False, subset=chosen)
     recorded = (read_status(folder) or {}).get("machine")
     cross = recorded != machine()  # unknown (recorded before machines were) counts as another machine
     m = compare(got, table, cross_machine=cross, bf16=run.precision == "bf16")
     report = dict(run=folder.name, passes=chosen, of=n, rows=len(m), seconds=round(extras["seconds"], 1),
+                  coverage=round(len(chosen) / max(n, 1), 4),
                   max_rel_box_mse=float(np.nanmax(np.abs(m["box_mse_new"] / m["box_mse"] - 1))) if len(m) else None)
     if m["bad"].any():
         r = m[m["bad"]].iloc[0]
@@ -121,6 +166,38 @@ def verify_run(folder: str | Path, passes: int = 1, seed: int = 0, log=print) ->
             f"{'; '.join(diffs) or 'row missing from the table'}); the code, data or model changed since it was "
             "computed: recompute with python -m advmri.pipeline --fresh")
     report["cross_machine"] = cross
-    log(f"  {folder.name}: verified {len(m)} rows of pass(es) {chosen} of {n} ({report['seconds']} s"
+    shown = chosen if len(chosen) <= 8 else f"{chosen[:8]}..."
+    log(f"  {folder.name}: verified {len(chosen)} of {n} passes ({100 * len(chosen) / max(n, 1):.0f}%; {len(m)} rows, "
+        f"pass(es) {shown}; {report['seconds']} s"
         f"{f'; computed on another machine: PGA rows by their median, within {PGA_MEDIAN:g}' if cross else ''})")
     return report
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    """``python -m advmri.verify FOLDER... [--passes N|all] [--seed S]``: recompute and compare, print what was
+    checked; exit 0 when every run reproduces, 2 (one line) at the first that does not."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m advmri.verify", description=main.__doc__.split(":", 1)[1].strip())
+    ap.add_argument("folders", nargs="+", help="run folders (with params.json, results.csv, status.json)")
+    ap.add_argument("--passes", default="1", help="passes per run: N (at least one per row type) or all")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the pass choice")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    a = ap.parse_args(argv)
+    passes = parse_passes(a.passes)
+    done = total = 0
+    for f in a.folders:
+        folder = Path(f)
+        if not (folder / "params.json").is_file() or not (folder / "results.csv").is_file():
+            raise UserError(f"{folder}: not a run folder (needs params.json and results.csv)")
+        rep = verify_run(folder, passes, a.seed)
+        done, total = done + len(rep["passes"]), total + rep["of"]
+    print(f"verified {len(a.folders)} run(s): {done} of {total} passes ({100 * done / max(total, 1):.0f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

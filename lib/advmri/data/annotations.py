@@ -130,6 +130,11 @@ def read_annotations(path: str | os.PathLike) -> pd.DataFrame:
             df[c] = pd.to_numeric(df[c], errors="raise").astype("Int64")
     except (ValueError, TypeError) as e:
         raise AnnotationError(f"{path}: non-integer slice or box value ({e})") from e
+    neg = df["slice"].notna() & (df["slice"] < 0)
+    if neg.any():
+        r = df.loc[neg].iloc[0]
+        raise AnnotationError(f"{path}: row {int(r['row']) + 2} has slice {int(r['slice'])}; slice indices start at 0 "
+                              f"(fix the row, or remove it)")
     nobox = ~df["study_level"] & df[["x", "y", "width", "height"]].isna().any(axis=1)
     if nobox.any():
         raise AnnotationError(f"{path}: row {int(df.loc[nobox, 'row'].iloc[0]) + 2} is not study-level but has no box")
