@@ -30,6 +30,7 @@ import numpy as np
 
 from advmri.atomic import atomic_path
 from advmri.data.annotations import Box
+from advmri.errors import UserError
 from advmri.paths import project_path
 
 FORMAT = 1
@@ -151,7 +152,7 @@ def load(path: str | os.PathLike) -> RunRecons:
                          "re-run its attack to rewrite it") from e
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """A reconstruction store that cannot be read; the message names it."""
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from advmri.attacks.noise import NoiseConfig
-from advmri.errors import UserError
 
 __all__ = ["smoke_dir", "tiny_setup", "noise_store"]
 
@@ -47,7 +46,8 @@ def tiny_setup(kind: str = "varnet", tmp: str | Path | None = None, seed: int = 
     """One tiny synthetic volume and an untrained, seeded tiny ``kind`` checkpoint: ``(model path, data dir)``.
 
     ``tmp``: build there. Without it: the shared set-up ``smoke_dir()/<kind>-seed<seed>``, built atomically
-    (rename of a finished folder) and, when it exists already, checked file by file against a fresh build."""
+    (rename of a finished folder) and, when it exists already, checked file by file against a fresh build (and
+    replaced by it when they differ)."""
     if tmp is not None:
         _build(kind, Path(tmp), seed)
         return str(Path(tmp) / "m.pt"), str(tmp)
@@ -59,9 +59,14 @@ def tiny_setup(kind: str = "varnet", tmp: str | Path | None = None, seed: int = 
         try:
             os.rename(fresh, final)  # first one here: the fresh build becomes the set-up
         except OSError:
-            if _digest(final) != _digest(fresh):
-                raise UserError(f"{final}: smoke set-up differs from a fresh build (changed by hand, or by another "
-                                "advmri version); delete the folder") from None
+            if _digest(final) != _digest(fresh):  # changed by hand, or made by another advmri version: replaced
+                stale = final.with_name(f".{final.name}-stale-{os.getpid()}")
+                os.rename(final, stale)
+                try:
+                    os.rename(fresh, final)
+                except OSError:  # another process put its (identical) fresh build there meanwhile
+                    pass
+                shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
     return str(final / "m.pt"), str(final)

@@ -769,4 +769,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # through the imported module, not __main__: cluster workers unpickle its functions by reference
+    from advmri.sweep import main as _main
+
+    sys.exit(_main())

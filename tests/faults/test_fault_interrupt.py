@@ -59,6 +59,7 @@ def test_fresh_asks_first_and_without_a_terminal_needs_yes(complete):
 def test_fresh_interrupted_or_killed_keeps_the_complete_results(complete, sig):
     results, before = complete
     p = Proc(SWEEP + ["--results", str(results), "--fresh", "--yes"])
+    wait_for(lambda: p.has("set aside"), 120, "the complete runs to be set aside")
     wait_for(lambda: _started(results), 120, "the first recomputation to start")
     time.sleep(2.0)
     p.p.send_signal(sig)
