@@ -25,11 +25,16 @@ def slurm():
     reason = slurm_cluster.why_not()
     if reason:
         pytest.skip(f"no SLURM here: {reason}")
+    ours = not slurm_cluster.running()
+    t0 = time.monotonic()
     slurm_cluster.start()
+    print(f"single-node SLURM up in {time.monotonic() - t0:.1f} s")
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(slurm_cluster.CONF)
     yield slurm_cluster.PARTITION
     subprocess.run(["scancel", "-u", "root"], capture_output=True)
+    if ours:
+        slurm_cluster.stop()
     if old is None:
         os.environ.pop("SLURM_CONF", None)
     else:
@@ -154,8 +159,22 @@ def test_scheduler_refuses_a_client_without_the_credentials(slurm, tmp_path):
             Client(addr.replace("tls://", "tcp://"), timeout=5)
         with pytest.raises(Exception, match="(?i)certificate|ssl|tls"):  # credentials of another cluster
             Client(addr, security=Security.temporary(), timeout=5)
-        with Client(cluster, timeout=10) as c:  # ours get in; no dashboard unless asked
-            assert "dashboard" not in c.scheduler_info()["services"]
+        with Client(cluster, timeout=10) as c:  # ours get in
+            port = c.scheduler_info()["services"].get("dashboard")
+        # no dashboard unless asked: the scheduler's HTTP routes (health) listen on the loopback only, without
+        # the dashboard's pages
+        import socket
+        import urllib.error
+        import urllib.request
+
+        host_ip = addr.split("://")[1].rsplit(":", 1)[0]
+        if port and host_ip not in ("127.0.0.1", "localhost"):
+            with pytest.raises(OSError):
+                socket.create_connection((host_ip, port), timeout=3)
+        if port:
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5)
+            assert e.value.code == 404
     finally:
         cluster.close()
 

@@ -252,7 +252,7 @@ def stale_model(run: Run) -> str | None:
     return None
 
 
-def run_error(e: BaseException) -> tuple[str, bool]:
+def run_error(e: BaseException, where: Path | None = None) -> tuple[str, bool]:
     """``(one-line error, disk full?)`` of a failed run: a notebook's own exception as ``Name: message``
     (papermill's cell excerpt left out), a full disk with the path."""
     from advmri.atomic import disk_full, is_disk_full
@@ -263,7 +263,7 @@ def run_error(e: BaseException) -> tuple[str, bool]:
         full = ename == "DiskFullError" or "No space left on device" in str(evalue) or "errno = 28" in str(evalue)
         return f"{ename}: {one_line(evalue or '')}"[:2000], full
     if is_disk_full(e):
-        return f"DiskFullError: {one_line(disk_full(getattr(e, 'filename', None) or '.'))}", True
+        return f"DiskFullError: {one_line(disk_full(getattr(e, 'filename', None) or where or '.'))}", True
     return f"{e.__class__.__name__}: {one_line(e)}"[:2000], False
 
 
@@ -296,10 +296,11 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
         if INTERRUPTED.is_set():  # Ctrl-C: the kernel was interrupted, not the run's fault
             status.update(status="interrupted", error="interrupted by the user (Ctrl-C); the next call redoes it")
         else:
-            error, full = run_error(e)
+            error, full = run_error(e, run.folder / "notebook.ipynb")
             status.update(status="failed", error=error, traceback=traceback.format_exc()[-4000:])
             if full:
                 status["disk_full"] = True
+                QUEUE_STOPPED.set()  # set here, in the worker: no queued run may start after this one
                 _free_partial(run.folder)
                 (run.folder / "results.csv").unlink(missing_ok=True)  # no table without its metadata
     status["seconds"] = round(time.perf_counter() - t0, 2)
@@ -319,6 +320,16 @@ def lock_for(folder: Path) -> "FileLock":
 
 ENGINES = ("threads", "dask", "dask-local", "slurm")
 INTERRUPTED = threading.Event()  # set on Ctrl-C: runs stopped now are recorded "interrupted", not "failed"
+QUEUE_STOPPED = threading.Event()  # set when the disk is full: the queued runs are not started
+
+
+def _queued_run(run: Run) -> dict:
+    """:func:`execute_run` unless the sweep was interrupted or the disk filled meanwhile (a worker thread takes
+    the next run as soon as it is free, before the main thread could cancel it)."""
+    if INTERRUPTED.is_set() or QUEUE_STOPPED.is_set():
+        why = "interrupted" if INTERRUPTED.is_set() else "the disk is full"
+        return {"run_id": run.id, "status": "not run", "error": f"not started: {why}", "seconds": None}
+    return execute_run(run)
 
 
 def _kernels(sig: int) -> int:
@@ -347,19 +358,18 @@ def _run_threads(todo: list[Run], jobs: int, log) -> dict[str, dict]:
 
     out: dict[str, dict] = {}
     ex = ThreadPoolExecutor(max_workers=jobs)
-    futs = {ex.submit(execute_run, r): r for r in todo}
+    QUEUE_STOPPED.clear()
+    futs = {ex.submit(_queued_run, r): r for r in todo}
     try:
         for fut in as_completed(futs):
             r = futs[fut]
             out[r.id] = fut.result()
-            _log_status(log, r, out[r.id])
-            if out[r.id].get("disk_full"):
-                queued = [futs[f].id for f in futs if f.cancel()]
-                for rid in queued:
-                    out[rid] = {"status": "not run", "error": "not started: the disk is full"}
-                if queued:
-                    log(f"  disk full: {len(queued)} queued run(s) not run {queued}; free space and run the sweep "
-                        "again (the completed ones are kept)")
+            if out[r.id]["status"] != "not run":
+                _log_status(log, r, out[r.id])
+        not_run = [rid for rid, st in out.items() if st["status"] == "not run"]
+        if not_run:
+            log(f"  disk full: {len(not_run)} queued run(s) not run {not_run}; free space and run the sweep again "
+                "(the completed ones are kept)")
     except KeyboardInterrupt:
         INTERRUPTED.set()
         running = [r.id for f, r in futs.items() if f.running()]
