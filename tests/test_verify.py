@@ -42,7 +42,8 @@ def test_verified_cache_reproduces_and_catches_a_changed_value(done_sweep):
     assert all(v["status"] == "skipped" for v in st.values())
     reps = [v["verified"] for v in st.values()]
     assert all(r["rows"] > 0 and len(r["passes"]) == min(2, r["of"]) for r in reps), reps
-    assert sum("verified" in line for line in logs) == 2
+    assert sum(line.startswith("  ") and "verified" in line for line in logs) == 2  # one line per run
+    assert any(line.startswith("sweep v: verified") and "passes (" in line for line in logs)  # and the coverage
     with pytest.raises(Exception, match="verify"):
         run_sweep(cfg, results=tmp, log=logs.append, verify=-1)
     # a committed value altered *and* its recorded sha256 updated: only recomputation can tell

@@ -113,6 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"device": a.device} if a.device != "cpu" else None
     t_all = time.perf_counter()
     times = {}
+    try:
+        _steps(a, overrides, times)
+    except KeyboardInterrupt:
+        done = ", ".join(times) or "none"
+        print(f"interrupted during step {next((s for s in STEPS if s not in times and STEPS.index(s) >= STEPS.index(a.start)), '?')}"
+              f" (completed: {done}); run again to go on: finished steps and completed runs are reused", flush=True)
+        raise
+    print(f"main job done in {time.perf_counter() - t_all:.0f} s: {times}")
+    return 0
+
+
+def _steps(a, overrides, times: dict) -> None:
     for step in STEPS[STEPS.index(a.start): STEPS.index(a.until) + 1]:
         t0 = time.perf_counter()
         print(f"== {step}", flush=True)
@@ -178,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
             print(build(setup_text=setup))
         times[step] = time.perf_counter() - t0
         print(f"   {step}: {times[step]:.0f} s", flush=True)
-    print(f"main job done in {time.perf_counter() - t_all:.0f} s: {times}")
-    return 0
 
 
 if __name__ == "__main__":

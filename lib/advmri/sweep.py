@@ -170,6 +170,23 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
     return spec["name"], runs
 
 
+def check_space(folder: Path, runs: list[Run], todo: list[Run]) -> None:
+    """Before the runs start, where their output size is predictable (completed runs of the same attack in this
+    sweep): enough free space for the pending ones, else one line with the bytes needed and free."""
+    from advmri.atomic import free_bytes
+
+    sizes: dict[str, list[int]] = {}
+    for r in runs:
+        if r not in todo and r.folder.is_dir():
+            sizes.setdefault(r.id.split("-")[0], []).append(sum(f.stat().st_size for f in r.folder.iterdir()
+                                                               if f.is_file()))
+    need = sum(max(sizes.get(r.id.split("-")[0], [0])) for r in todo)
+    free = free_bytes(folder)
+    if need and free < need:
+        raise SweepError(f"{folder}: {len(todo)} run(s) to do need about {need:,} bytes (as much as the completed runs "
+                         f"of this sweep take), {free:,} bytes free; free some space first")
+
+
 def _check_targets(run, checked: dict) -> None:
     """Before any run starts: the run's data has the boxes and twins it needs, and no shard is empty."""
     from advmri.run import shard_sizes
@@ -705,6 +722,7 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
         if todo and project_path(results).resolve() == (ROOT / "results").resolve():
             require_clean(allow_dirty, f"{project_path(path)}: {len(todo)} run(s) to record in {folder}")
         log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
+        check_space(folder, runs, todo)
         out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
         if verify and len(out):
             from advmri.verify import verify_run

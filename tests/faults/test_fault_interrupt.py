@@ -38,11 +38,22 @@ def test_ctrl_c_stops_the_running_run_and_cancels_the_queue(tmp_path):
     assert again.returncode == 0 and "0 already done, 2 to run" in again.stdout, again.stdout + again.stderr
 
 
-@pytest.fixture()
-def complete(tmp_path) -> tuple[Path, dict]:
-    p = subprocess.run(SWEEP + ["--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def _complete_once(tmp_path_factory) -> Path:
+    res = tmp_path_factory.mktemp("complete")
+    p = subprocess.run(SWEEP + ["--results", str(res)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    return tmp_path, digests(tmp_path)
+    return res
+
+
+@pytest.fixture()
+def complete(_complete_once, tmp_path) -> tuple[Path, dict]:
+    """A complete smoke sweep of its own (a copy of one computed once for this module)."""
+    import shutil
+
+    res = tmp_path / "results"
+    shutil.copytree(_complete_once, res)
+    return res, digests(res)
 
 
 def test_fresh_asks_first_and_without_a_terminal_needs_yes(complete):

@@ -110,3 +110,31 @@ def test_explorer_with_one_truncated_store_names_it_and_shows_the_others(tmp_pat
     assert str(bad) in logs[0] and "damaged or truncated" in logs[0] and "other 1 store" in logs[0]
     with pytest.raises(UserError, match=str(bad)):
         recons.load_all([bad], log=logs.append)
+
+
+def test_truncated_data_volume_is_named(tmp_path, tiny_data):
+    from advmri.data.dataset import AnnotatedSlices
+    from advmri.data.fastmri_h5 import DataFileError
+
+    data = tmp_path / "d"
+    shutil.copytree(tiny_data, data)
+    f = sorted((data / "multicoil").glob("*.h5"))[0]
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(DataFileError) as e:
+        AnnotatedSlices(data)
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_too_little_space_for_the_pending_runs_is_refused_before_they_start(tmp_path, monkeypatch):
+    import advmri.atomic as atomic
+    from advmri.sweep import Run, SweepError, check_space
+
+    done, todo = tmp_path / "noise-a-1", tmp_path / "noise-b-2"
+    done.mkdir()
+    (done / "results.csv").write_bytes(b"x" * 5000)
+    runs = [Run("noise-a-1", Path("nb"), {}, done), Run("noise-b-2", Path("nb"), {}, todo)]
+    monkeypatch.setattr(atomic, "free_bytes", lambda folder: 1000)
+    with pytest.raises(SweepError, match=r"1 run\(s\) to do need about 5,000 bytes .* 1,000 bytes free"):
+        check_space(tmp_path, runs, runs[1:])
+    monkeypatch.setattr(atomic, "free_bytes", lambda folder: 10**9)
+    check_space(tmp_path, runs, runs[1:])
