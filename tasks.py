@@ -3,6 +3,7 @@
 
     python3 tasks.py all    # the main job: set up, data, models, attacks, figures, paper
     python3 tasks.py test   # set up, then the test suite
+    python3 tasks.py paper  # set up, then build the article (HTML book + PDF) from the committed results
 
 Set-up creates ``.venv`` and installs: torch pinned to the CPU wheel (2.13.0), fastmri *without*
 its declared dependencies (torchvision and pytorch-lightning are never imported by its core),
@@ -55,9 +56,10 @@ def setup() -> None:
 SYSTEM = {"chromium": "chromium", "slurmctld": "slurm-wlm", "munged": "munge"}
 
 
-def system_packages() -> None:
-    """Install the Debian packages of :data:`SYSTEM` that are missing (as root with apt-get; else a warning)."""
-    missing = [pkg for exe, pkg in SYSTEM.items() if shutil.which(exe) is None
+def system_packages(only: tuple[str, ...] = ()) -> None:
+    """Install the Debian packages of :data:`SYSTEM` (or the ``only`` ones) that are missing (as root with
+    apt-get; else a warning)."""
+    missing = [pkg for exe, pkg in SYSTEM.items() if (not only or exe in only) and shutil.which(exe) is None
                and not (exe == "chromium" and os.environ.get("ADVMRI_CHROMIUM"))]
     if not missing:
         return
@@ -80,7 +82,9 @@ def main(argv: list[str]) -> int:
         system_packages()
         return subprocess.run([str(PY), "-m", "pytest", "-q", "tests"], cwd=ROOT, env=env).returncode
     if argv[0] in ("all", "paper"):
-        return subprocess.run([str(PY), "-m", "advmri.pipeline"], cwd=ROOT, env=env).returncode
+        system_packages(only=("chromium",))  # the PDF of the article is printed by a headless chromium
+        step = ["--from", "paper"] if argv[0] == "paper" else []
+        return subprocess.run([str(PY), "-m", "advmri.pipeline", *step], cwd=ROOT, env=env).returncode
     return 0
 
 

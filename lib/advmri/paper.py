@@ -1,25 +1,21 @@
-"""Build the paper: fill ``paper/paper.md`` from generated tables/figures -> ``paper/build/``.
-
-Output: ``paper/build/paper.md`` (self-contained Markdown) and ``paper/build/paper.html``;
-``paper/build/paper.pdf`` too when pandoc and a TeX engine are installed (a fresh machine has
-neither, so the HTML is the documented fallback and the build says so).
+"""The article as plain Markdown: ``paper/paper.md`` filled from the generated tables, figures and values ->
+``paper/build/paper.md`` (readable on a code host; citations as ``[key]``). The article itself, HTML book and PDF,
+is built by :mod:`advmri.book` from the same source.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import markdown
 
 from advmri.errors import UserError
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version, is_dirty
-from advmri.values import load_values
+from advmri.values import from_tables, load_values
+from advmri.book import plain_citations
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
@@ -46,7 +42,7 @@ def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[
                     for v in json.loads(p.read_text()).get("result_code_versions", []) if is_dirty(v)})
     if dirty:  # recorded with --allow-dirty: the reader is told
         stamp += f" · **results from uncommitted code (--allow-dirty): {', '.join(dirty)}**"
-    values = load_values(paper_dir / "tables")
+    values = {**load_values(paper_dir / "tables"), **from_tables(paper_dir / "tables", ROOT / "models")}
 
     def value(m):
         if m.group(1) not in values:
@@ -54,32 +50,13 @@ def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[
                             f"(values-*.json in {paper_dir / 'tables'}); rerun it or fix the name")
         return values[m.group(1)]
 
-    text = src.replace("{{stamp}}", stamp).replace("{{setup}}", setup_text or _setup_text(paper_dir))
+    text = plain_citations(src).replace("{{stamp}}", stamp).replace("{{pdf}}", "[PDF](../_build/pdf/paper.pdf)").replace("{{setup}}", setup_text or _setup_text(paper_dir))
     text = re.sub(r"\{\{value:([\w.-]+)\}\}", value, text)
     text = re.sub(r"\{\{table:([\w-]+)\}\}", table, text)
     text = re.sub(r"\{\{figure:([\w-]+)\}\}", figure, text)
     md = out / "paper.md"
     md.write_text(text)
-    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
-    html = out / "paper.html"
-    html.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>advmri paper</title>"
-        "<script>MathJax={tex:{inlineMath:[['$','$']]}}</script>"
-        "<script async src='https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js'></script>"
-        "<style>body{max-width:52em;margin:auto;font-family:sans-serif;line-height:1.45}"
-        "table{border-collapse:collapse;font-size:80%}td,th{border:1px solid #ccc;padding:2px 5px}"
-        "img{max-width:100%}</style></head><body>" + body + "</body></html>"
-    )
-    res = {"md": md, "html": html}
-    if shutil.which("pandoc") and (shutil.which("pdflatex") or shutil.which("xelatex")):
-        pdf = out / "paper.pdf"
-        subprocess.run(["pandoc", str(md), "-o", str(pdf), "--resource-path", str(out)], check=False)
-        if pdf.is_file():
-            res["pdf"] = pdf
-    else:
-        print("paper: no pandoc + TeX engine here; wrote HTML and Markdown instead of PDF "
-              f"({html.relative_to(ROOT) if html.is_relative_to(ROOT) else html})")
-    return res
+    return {"md": md}
 
 
 def _setup_text(paper_dir: Path) -> str:

@@ -8,7 +8,8 @@ Steps (each skipped when its output exists, except where forced):
 ``notebooks`` execute 01_data and 02_models (quality table -> ``paper/tables/quality.md``);
 ``sweep`` run ``sweeps/paper.yaml``, ``interpolation.yaml`` and ``beyond.yaml`` (runs whose committed
 results verify are reused; ``--fresh`` recomputes all); ``analysis`` execute 05_analysis and 07_beyond ->
-``paper/figures``, ``paper/tables``; ``paper`` build ``paper/build/paper.{md,html}`` (+ PDF with pandoc/TeX).
+``paper/figures``, ``paper/tables``; ``paper`` build the article: ``paper/_build/html/index.html`` (a Sphinx
+book) and ``paper/_build/pdf/paper.pdf`` (:mod:`advmri.book`), and ``paper/build/paper.md``.
 """
 
 from __future__ import annotations
@@ -188,6 +189,10 @@ def _steps(a, overrides, times: dict) -> None:
                      f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
                      "the same boxes for every model and setting (`sweeps/paper.yaml`).")
             print(build(setup_text=setup))
+            from advmri.book import build_book
+
+            out = build_book(setup_text=setup)  # the article: HTML book (+ PDF where chromium is installed)
+            print("   book: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items()), flush=True)
         times[step] = time.perf_counter() - t0
         print(f"   {step}: {times[step]:.0f} s", flush=True)
 
