@@ -15,7 +15,7 @@ from advmri.paper import build
 @pytest.fixture()
 def paper_copy(tmp_path):
     d = tmp_path / "paper"
-    shutil.copytree(ROOT / "paper", d, ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(ROOT / "paper", d, ignore=shutil.ignore_patterns("build", "_build"))
     return d
 
 
