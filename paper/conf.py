@@ -3,7 +3,10 @@
 project = "advmri: adversarial robustness of MR image reconstruction under realistic perturbations"
 author = "The advmri developers"
 copyright = "2026, the advmri developers"
-extensions = ["myst_nb", "sphinxcontrib.bibtex", "sphinx-mathjax-offline"]
+extensions = ["myst_nb", "sphinxcontrib.bibtex", "sphinx-mathjax-offline", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+autodoc_default_options = {"members": True}
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]
 myst_heading_anchors = 3
 nb_execution_mode = "off"  # the notebooks are shown as the main job executed them

@@ -75,6 +75,7 @@ def test_pdf_has_the_article(book):
 
 def test_missing_value_and_citation_stop_the_build_in_one_line(tmp_path):
     d = _copy(tmp_path)
+    shutil.rmtree(d / "guide")  # the article alone: the guide and references are not needed here
     src = d / "paper.md"
     good = src.read_text()
     src.write_text(good + "\nA number: {{value:no_such_value}}.\n")
@@ -137,3 +138,91 @@ def test_reader_sees_math_figures_citations_and_the_pdf(served):
         finally:
             b.close()
     assert outside == [], outside[:5]  # nothing fetched from outside 127.0.0.1 (no CDN)
+
+
+# -- the documentation in the same book: README front page, user guide, troubleshooting, CLI and API -------------
+
+DOCTESTED = ("advmri.metrics", "advmri.kspace", "advmri.data.annotations")
+
+
+def test_readme_is_a_front_page_without_typed_results():
+    text = (ROOT / "README.md").read_text()
+    prose = re.sub(r"```.*?```", " ", text, flags=re.S)
+    assert len(prose.split()) <= 700, len(prose.split())
+    assert hand_typed_numbers(text) == []
+    for link in re.findall(r"\]\(([^)#]+)\)", text):  # every repository link resolves (book outputs are built)
+        assert (ROOT / link).exists() or link.startswith(("paper/_build/", "http")), link
+
+
+def test_every_public_name_has_a_docstring():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import advmri
+
+    missing = []
+    for m in pkgutil.walk_packages(advmri.__path__, "advmri."):
+        if m.name.endswith("__main__"):
+            continue
+        mod = importlib.import_module(m.name)
+        assert (mod.__doc__ or "").strip(), f"{m.name}: no module docstring"
+        for n in getattr(mod, "__all__", None) or [n for n in dir(mod) if not n.startswith("_")]:
+            obj = getattr(mod, n, None)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == m.name \
+                    and not (obj.__doc__ or "").strip():
+                missing.append(f"{m.name}.{n}")
+    assert missing == [], missing
+
+
+def test_doctests_of_the_main_entry_points():
+    import doctest
+    import importlib
+
+    for name in DOCTESTED:
+        res = doctest.testmod(importlib.import_module(name), raise_on_error=False)
+        assert res.attempted > 0 and res.failed == 0, (name, res)
+
+
+def test_troubleshooting_covers_every_error_kind(book):
+    from advmri.book import error_kinds
+
+    page = (book["html"].parent / "guide" / "troubleshooting.html").read_text()
+    kinds = error_kinds()
+    assert len(kinds) >= 10
+    for c in kinds:
+        assert (c.__doc__ or "").strip() and getattr(c, "fix", "").strip(), c
+        assert c.__name__ in page, c.__name__
+
+
+def test_cli_and_api_references_are_generated(book):
+    from advmri.book import CLIS
+
+    html = book["html"].parent
+    cli = (html / "cli.html").read_text()
+    for mod in CLIS:
+        assert f"python -m {mod}" in cli, mod
+    assert "--partition" in cli and "--verify" in cli  # from the parsers themselves
+    noise = (html / "api" / "advmri.attacks.noise.html").read_text()
+    assert "control_noise" in noise and "random_in_ball" in noise
+
+
+def test_reader_finds_the_guide_the_api_and_search_offline(served):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = b.new_page()
+            page.goto(f"{served}/guide/index.html")
+            assert "User guide" in page.title() or page.locator("h1", has_text="User guide").count()
+            page.locator("a", has_text="Troubleshooting").first.click()
+            page.wait_for_load_state()
+            assert page.locator("h2", has_text="CheckpointError").count() == 1
+            page.goto(f"{served}/api/advmri.attacks.noise.html")
+            assert page.locator("dt[id='advmri.attacks.noise.control_noise']").count() == 1
+            page.goto(f"{served}/search.html?q=eps")
+            page.locator("#search-results li").first.wait_for(timeout=30000)
+            assert page.locator("#search-results li").count() > 0
+        finally:
+            b.close()

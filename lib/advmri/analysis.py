@@ -116,6 +116,7 @@ def _label_update(df: pd.DataFrame, update: str = "ours") -> pd.DataFrame:
 
 
 def stamp(df: pd.DataFrame, sweep: str) -> dict:
+    """Provenance of a results frame: sweep name, run ids and the code versions that computed them."""
     return dict(sweep=sweep, runs=sorted(df.sweep_run.unique().tolist()),
                 result_code_versions=sorted(df.code_version.astype(str).unique().tolist()),
                 analysis_code_version=code_version())
@@ -389,6 +390,7 @@ def interpolation_effect(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def run_interpolation(folder: Path) -> str:
+    """Markdown table of one interpolation run folder's worst-case rotation effect per bound."""
     return (run_params(folder).get("rotation") or {}).get("interpolation", "?")
 
 

@@ -39,6 +39,7 @@ def disk_full(path: str | os.PathLike, need: int | None = None) -> "UserError":
 
 
 def is_disk_full(e: BaseException) -> bool:
+    """True for an ``OSError`` that means no space (``ENOSPC``) or no quota (``EDQUOT``)."""
     import errno
 
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -88,6 +89,7 @@ def write_together(files: dict[Path, bytes]) -> None:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a writer-unique temporary file renamed into place); returns the path."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return project_path(path)

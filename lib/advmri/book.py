@@ -23,11 +23,16 @@ import sys
 from pathlib import Path
 
 from advmri.errors import UserError
+from advmri.errors import cli as _cli_wrapper
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version
 from advmri.values import load_values
 
-__all__ = ["MAX_COLUMNS", "stage", "build_book", "print_pdf", "hand_typed_numbers"]
+__all__ = ["CLIS", "MAX_COLUMNS", "build_book", "error_kinds", "hand_typed_numbers", "print_pdf", "stage"]
+
+# the command-line entry points whose --help the CLI reference shows (generated at build time: it cannot drift)
+CLIS = ("advmri.pipeline", "advmri.sweep", "advmri.attack", "advmri.train", "advmri.verify", "advmri.recontrol",
+        "advmri.explore", "advmri.lab", "advmri.book", "advmri.data.synth")
 
 MAX_COLUMNS = 9  # wider tables are set in the appendix
 NOTEBOOKS = ("01_data", "02_models", "03_noise_attack", "04_rotation_attack", "05_analysis", "06_explorer",
@@ -171,8 +176,9 @@ def _myst(text: str, paper_dir: Path, static: Path, setup_text: str) -> tuple[st
                   lambda m: _figure(m.group(1), m.group(2), paper_dir / "figures", static), text)
     text = re.sub(r"\(table `([\w-]+)`\)", r"(table {numref}`tab-\1`)", text)
     text = re.sub(r"table `([\w-]+)`", r"table {numref}`tab-\1`", text)
+    more = "guide/index\ncli\napi/index\n" if (paper_dir / "guide").is_dir() else ""
     text += ("\n## References\n\n```{bibliography}\n```\n\n```{toctree}\n:hidden:\n:caption: More\n\n"
-             "notebooks\nappendix\n```\n")
+             f"{more}notebooks\nappendix\n```\n")
     return text, wide
 
 
@@ -192,6 +198,100 @@ def _notebooks(src: Path, executed: Path) -> str:
             shutil.copy(nb, src / "notebooks" / f"{name}.ipynb")
             names.append(f"notebooks/{name}")
     return "\n".join(names)
+
+
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _local_links(text: str) -> str:
+    """Links into the repository (not pages of the book) as ``text (path)``; images dropped (the guide
+    pages come from the README, whose links are relative to the repository root)."""
+    def sub(m: re.Match) -> str:
+        bang, label, target = m.groups()
+        if target.startswith(("http://", "https://", "#")) or target.endswith(".md") and "/" not in target:
+            return m.group(0)
+        return "" if bang else f"{label} (`{target.lstrip('./')}`)"
+
+    return _LINK.sub(sub, text)
+
+
+def error_kinds() -> list[type]:
+    """Every :class:`advmri.errors.UserError` kind the package defines (its modules imported), sorted by name."""
+    import importlib
+    import pkgutil
+
+    import advmri
+    from advmri.errors import UserError
+
+    for m in pkgutil.walk_packages(advmri.__path__, "advmri."):
+        if not m.name.endswith("__main__"):
+            importlib.import_module(m.name)
+
+    def walk(c: type) -> list[type]:
+        return [c] + [k for s in c.__subclasses__() for k in walk(s)]
+
+    return sorted({c for c in walk(UserError) if c.__module__.startswith("advmri")}, key=lambda c: c.__name__)
+
+
+def _troubleshooting() -> str:
+    rows = ["# Troubleshooting", "", "Every error a command prints is one line, `error: <file or parameter>: <what is "
+            "wrong>`, exit status 2 (`--debug` shows the traceback). The kinds, with their cause and fix, generated from "
+            "the classes that raise them:", ""]
+    for c in error_kinds():
+        rows += [f"## `{c.__name__}`", "", f"Defined in `{c.__module__}`. **Cause:** {' '.join((c.__doc__ or '').split())}",
+                 "", f"**Fix:** {c.fix}", ""]
+    rows += ["## Anything else", "", "`error: internal error <Type>: <message> (at <file>:<line>; --debug shows the "
+             "traceback)` is a bug of advmri, not of the input: please report it with the `--debug` output.", ""]
+    return "\n".join(rows)
+
+
+def _cli_reference() -> str:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def helptext(mod: str) -> str:
+        env = dict(os.environ, COLUMNS="100", PYTHONWARNINGS="ignore")
+        p = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True, env=env,
+                           cwd=ROOT, timeout=300)
+        if p.returncode != 0:
+            raise UserError(f"python -m {mod} --help failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+        return p.stdout.strip()
+
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        helps = list(ex.map(helptext, CLIS))
+    out = ["# Command-line reference", "", "Generated at build time from each command's own `--help`, so it "
+           "cannot drift from it. Every command prints errors as one line and exits 2 (`--debug`: traceback).", ""]
+    for mod, text in zip(CLIS, helps):
+        out += [f"## `python -m {mod}`", "", "```text", text, "```", ""]
+    return "\n".join(out)
+
+
+def _api_reference(src: Path) -> str:
+    import importlib
+    import pkgutil
+
+    import advmri
+
+    (src / "api").mkdir(exist_ok=True)
+    names = sorted(m.name for m in pkgutil.walk_packages(advmri.__path__, "advmri.") if not m.name.endswith("__main__"))
+    rows, toc = [], []
+    for name in names:
+        mod = importlib.import_module(name)
+        first = ((mod.__doc__ or "").strip().splitlines() or [""])[0].replace("``", "`")
+        (src / "api" / f"{name}.md").write_text(f"# `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n"
+                                               "   :members:\n   :show-inheritance:\n```\n")
+        rows.append(f"| [`{name}`]({name}.md) | {first.replace('|', '/')} |")
+        toc.append(name)
+    return ("# API reference\n\nEvery module of the library, with its public functions and classes (autodoc). "
+            "Shapes, conventions (FFT normalisation, orientation) and units are stated in the docstrings.\n\n"
+            "| module | what it does |\n|---|---|\n" + "\n".join(rows) +
+            "\n\n```{toctree}\n:hidden:\n\n" + "\n".join(toc) + "\n```\n")
+
+
+def _guide(paper_dir: Path, src: Path) -> None:
+    (src / "guide").mkdir(exist_ok=True)
+    for f in sorted((paper_dir / "guide").glob("*.md")):
+        (src / "guide" / f.name).write_text(_local_links(f.read_text()))
+    (src / "guide" / "troubleshooting.md").write_text(_troubleshooting())
 
 
 def stage(paper_dir: str | Path = ROOT / "paper", setup_text: str = "",
@@ -214,6 +314,11 @@ def stage(paper_dir: str | Path = ROOT / "paper", setup_text: str = "",
     (src / "appendix.md").write_text(appendix)
     toc = _notebooks(src, project_path(executed))
     (src / "notebooks.md").write_text((paper_dir / "notebooks.md").read_text().replace("{{notebooks}}", toc))
+    if (paper_dir / "guide").is_dir():
+        _guide(paper_dir, src)
+        (src / "cli.md").write_text(_cli_reference())
+        (src / "api" ).mkdir(exist_ok=True)
+        (src / "api" / "index.md").write_text(_api_reference(src))
     return src
 
 
@@ -290,12 +395,20 @@ def plain_citations(text: str) -> str:
     return ROLE_PLAIN.sub(lambda m: f"({m.group(1)})", text)
 
 
+@_cli_wrapper
+def main(argv: list[str] | None = None) -> int:
+    """``python -m advmri.book``: build the book (HTML and, with chromium, the PDF) from the committed results."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m advmri.book", description=main.__doc__.split(": ", 1)[1])
+    ap.add_argument("--paper-dir", default=str(ROOT / "paper"), help="the article's sources (default: paper/)")
+    ap.add_argument("--no-pdf", action="store_true", help="skip printing the PDF")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    a = ap.parse_args(argv)
+    for k, v in build_book(a.paper_dir, pdf=not a.no_pdf).items():
+        print(f"{k}: {v}")
+    return 0
+
+
 if __name__ == "__main__":
-    from advmri.errors import cli
-
-    @cli
-    def _main(argv: list[str] | None = None) -> int:
-        print(build_book())
-        return 0
-
-    sys.exit(_main())
+    sys.exit(main())

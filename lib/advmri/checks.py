@@ -81,6 +81,7 @@ def fit_law(law: pd.DataFrame) -> float:
 
 
 def law_figure(law: pd.DataFrame, c: float) -> go.Figure:
+    """The budget-law figure: attained budget fraction against the coil count, with the fitted ``c / sqrt(C)``."""
     fig = go.Figure()
     for eps, d in law.groupby("eps"):
         fig.add_trace(go.Scatter(x=d["coils"], y=d["mean"], mode="markers", name=f"measured, eps {eps:g}",

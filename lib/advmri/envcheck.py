@@ -13,11 +13,13 @@ FORBIDDEN_PREFIXES = ("nvidia-", "torchvision", "pytorch-lightning", "lightning"
 
 
 def forbidden_packages() -> list[str]:
+    """Installed distributions that must not be there (``torchvision``, ``nvidia-*``: the CPU wheel pulls none)."""
     names = sorted({(d.metadata["Name"] or "").lower() for d in metadata.distributions()})
     return [n for n in names if n.startswith(FORBIDDEN_PREFIXES)]
 
 
 def main() -> int:
+    """``python -m advmri.envcheck``: exit 1 naming the forbidden packages, else 0."""
     bad = forbidden_packages()
     import fastmri  # noqa: F401  (fastmri's core must import without its declared extras)
     import torch

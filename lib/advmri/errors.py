@@ -16,14 +16,17 @@ from typing import Callable, Iterable, Sequence
 
 class UserError(ValueError):
     """A bad input (parameter, file, configuration). The message names it."""
+    fix = ("Read the named file or parameter in the message; every subclass below says more.")
 
 
 class DiskFullError(UserError):
     """No space left where a result is written; the message names the path and the bytes needed."""
+    fix = ("Free space on the named file system (or write elsewhere) and run the same command again; completed runs are kept.")
 
 
 class ParameterError(UserError):
     """A parameter value outside its valid range, or an unknown parameter."""
+    fix = ("Change the named parameter (on the command line, in the sweep YAML or the notebook's parameters cell) to one of the values the message lists.")
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
@@ -63,12 +66,14 @@ def check_range(name: str, v, lo: float | None = None, hi: float | None = None, 
 
 
 def check_choice(name: str, v, choices: Sequence) -> None:
+    """Raise :class:`ParameterError` naming ``name`` when ``v`` is not one of ``choices`` (with the closest one)."""
     if v not in choices:
         raise ParameterError(f"{name}: {v!r} is not one of {', '.join(map(repr, choices))}"
                              + (did_you_mean(v, map(str, choices)) if isinstance(v, str) else ""))
 
 
 def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line (whitespace collapsed), as the CLIs print it."""
     return " ".join(str(e).split())
 
 

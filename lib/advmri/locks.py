@@ -22,6 +22,7 @@ __all__ = ["Busy", "exclusive", "holder"]
 
 class Busy(UserError):
     """Another process is writing the same output."""
+    fix = ("Wait for the holder named in the message to finish (`advmri.train --wait SECONDS` waits), or write to another path.")
 
 
 def _owner(path: Path) -> Path:

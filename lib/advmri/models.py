@@ -63,6 +63,7 @@ OFFICIAL = {
 
 class CheckpointError(UserError):
     """A checkpoint is missing, corrupt or does not match the model. The message names the file."""
+    fix = ("Restore the named checkpoint (its .sha256 or the digest inside it tells the intact file), retrain it, or give the right model spec (path, official:<kind>:PATH, classical:<method>).")
 
 
 def _mask5(mask: torch.Tensor, batch: int) -> torch.Tensor:
@@ -111,6 +112,7 @@ class Reconstructor(nn.Module):
 
 
 class VarNetRecon(Reconstructor):
+    """fastMRI's E2E-VarNet (k-space in, magnitude image out), as a :class:`Reconstructor`."""
     kind = "varnet"
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop):
@@ -125,6 +127,7 @@ class VarNetRecon(Reconstructor):
 
 
 class UnetRecon(Reconstructor):
+    """fastMRI's U-Net on the zero-filled RSS image (fastMRI's normalisation), as a :class:`Reconstructor`."""
     kind = "unet"
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop):
@@ -178,6 +181,7 @@ def build(kind: str, config: str = "small") -> Reconstructor:
 # ------------------------------------------------------------------------------------------
 # checkpoints
 def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

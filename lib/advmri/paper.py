@@ -19,6 +19,7 @@ from advmri.book import plain_citations
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
+    """Fill ``paper/paper.md`` -> ``paper/build/paper.md``; returns ``{'md': path}`` (see the module docstring)."""
     paper_dir = project_path(paper_dir)
     src = (paper_dir / "paper.md").read_text()
     out = paper_dir / "build"

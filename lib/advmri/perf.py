@@ -57,6 +57,7 @@ SAFE_FRACTION = 0.7  # of the free GPU memory a pass may plan to use
 
 
 def is_out_of_memory(e: BaseException) -> bool:
+    """True for a CUDA out-of-memory error (``torch.OutOfMemoryError`` or its message)."""
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 

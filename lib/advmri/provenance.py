@@ -46,6 +46,7 @@ def machine() -> str:
 
 
 def is_dirty(version: str) -> bool:
+    """True for a code version recorded from a tree with uncommitted changes (``...+dirty``)."""
     return version.endswith("+dirty")
 
 

@@ -154,6 +154,7 @@ def load(path: str | os.PathLike) -> RunRecons:
 
 class StoreError(UserError):
     """A reconstruction store that cannot be read; the message names it."""
+    fix = ("Re-run the attack of the named store to rewrite it; the explorer shows the other stores meanwhile.")
 
 
 def load_all(paths: list, log=print) -> list[RunRecons]:

@@ -462,6 +462,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def meta_path(table: str | os.PathLike) -> Path:
+    """``<table stem>.meta.json`` beside a result table."""
     p = project_path(table)
     return p.with_name(p.stem + ".meta.json")
 
@@ -494,6 +495,7 @@ def write_results(df: pd.DataFrame, table: str | os.PathLike, run: AttackRun, ex
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
+    """A result table (``.csv`` / ``.parquet``) as written by :func:`write_results`; control columns of old rotation tables filled with NaN."""
     path = project_path(path)
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     if len(df) and (df["attack"] == "rotation").all():

@@ -1,5 +1,5 @@
 """Parameters declared once: a dataclass field carries type, default, range/choices and help text, and the
-command-line options, the YAML validation and the error messages are derived from it.
+command-line options, the YAML validation and the error messages are derived from it::
 
     @dataclass(frozen=True)
     class Cfg:

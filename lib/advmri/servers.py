@@ -18,6 +18,7 @@ EXPLORER = ROOT / "notebooks" / "06_explorer.ipynb"
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bound and released; the caller binds it next)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

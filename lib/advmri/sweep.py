@@ -43,6 +43,7 @@ from advmri.provenance import ROOT, code_version, machine, require_clean, run_id
 
 class SweepError(UserError):
     """A sweep file is missing or malformed. The message names the file."""
+    fix = ("Fix the named sweep file or key (the message gives the closest valid name), or the engine options it names.")
 
 
 @dataclass
@@ -246,6 +247,7 @@ def verify_table(folder: Path) -> str | None:
 
 
 def is_done(run: Run) -> bool:
+    """True when the run's table is the one it recorded and its checkpoint is the file it was computed with."""
     return verify_table(run.folder) is None and stale_model(run) is None
 
 
@@ -329,6 +331,7 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
 
 
 def lock_for(folder: Path) -> "FileLock":
+    """The sweep folder's :class:`filelock.FileLock` (``.sweep.lock``; one sweep per folder)."""
     from filelock import FileLock
 
     folder.mkdir(parents=True, exist_ok=True)

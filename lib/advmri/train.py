@@ -37,6 +37,7 @@ from advmri.paths import project_path
 
 
 def h5_folder(data: str | Path) -> Path:
+    """The folder holding a data set's ``.h5`` files (``DIR/multicoil`` when present, else ``DIR``)."""
     data = project_path(data)
     return data / "multicoil" if (data / "multicoil").is_dir() else data
 
@@ -97,6 +98,7 @@ class SliceCache:
 
 @torch.no_grad()
 def validate(model, cache: SliceCache, device, acceleration: int = 8) -> float:
+    """Mean whole-image SSIM of ``model`` on the cached validation slices at ``acceleration`` (seeded masks)."""
     model.eval()
     precision = getattr(model, "precision", "fp32")
     if precision != "fp32":

@@ -46,6 +46,7 @@ RUN_KEYS = {"out", "smoke", "notebook"}
 
 class CacheMismatch(UserError):
     """A committed result could not be reproduced within :data:`TOLERANCE`."""
+    fix = ("The code, data or model changed since the run was computed: recompute it (`python -m advmri.pipeline --fresh`, or the sweep with `--fresh`), or restore what changed.")
 
 
 def run_of(folder: Path) -> AttackRun:

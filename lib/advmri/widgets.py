@@ -42,7 +42,7 @@ def eps_explorer(runs: Sequence[RunRecons], live: Callable[[RunRecons], object] 
 
     Top: fully sampled target, adversarial and paired random reconstruction (the control: the same
     per-coil noise energy on the sampled columns) at the chosen eps; bottom: the clean reconstruction (eps = 0; the lesion-free
-    twin when eps = 0 was not run), |adversarial - target| and |random - target|. Each target has
+    twin when eps = 0 was not run), ``|adversarial - target|`` and ``|random - target|``. Each target has
     one fixed intensity range for the images and one for the differences, the same for every eps
     and kind, so contrast never jumps. ``live(run)`` returns an object with
     ``compute(target, eps, on_step) -> (adv, rand, seconds)`` (default

@@ -41,6 +41,7 @@ KNOWN_SHA256 = {
 
 class AnnotationError(UserError):
     """A fastMRI+ CSV is missing, malformed or cannot be fetched. The message names the file."""
+    fix = ("Fix the named row or column of the fastMRI+ CSV (or take the published file); boxes are in flipped 320x320 coordinates.")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,15 @@ class Box:
 
 
 def flip_y(y: int, height: int, image_height: int) -> int:
-    """fastMRI+ (flipped) <-> array row of a box's top edge. The map is its own inverse."""
+    """fastMRI+ (flipped) <-> array row of a box's top edge. The map is its own inverse.
+
+    fastMRI+ draws its boxes on the up/down flipped 320x320 image: ``y_array = H - y - height``.
+
+    >>> flip_y(10, 30, 320)
+    280
+    >>> flip_y(flip_y(10, 30, 320), 30, 320)
+    10
+    """
     return image_height - y - height
 
 

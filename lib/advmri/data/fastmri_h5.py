@@ -33,6 +33,7 @@ ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 
 class DataFileError(UserError):
     """A data file is missing, unreadable or not in the fastMRI layout. The message names the file."""
+    fix = ("Replace the named .h5 file (truncated or not a fastMRI multi-coil file), or regenerate the embedded set (`python -m advmri.data.synth ... --force`).")
 
 
 def ismrmrd_header(
