@@ -289,8 +289,12 @@ def _api_reference(src: Path) -> str:
 
 def _guide(paper_dir: Path, src: Path) -> None:
     (src / "guide").mkdir(exist_ok=True)
+    bench = ROOT / "bench" / "RESULTS.md"
     for f in sorted((paper_dir / "guide").glob("*.md")):
-        (src / "guide" / f.name).write_text(_local_links(f.read_text()))
+        text = f.read_text()
+        if f.name == "performance.md" and bench.is_file():  # the measured figures, with date and machine
+            text += "\n## From `bench/RESULTS.md`\n\n" + re.sub(r"(?m)^#+ ", "### ", bench.read_text())
+        (src / "guide" / f.name).write_text(_local_links(text))
     (src / "guide" / "troubleshooting.md").write_text(_troubleshooting())
 
 
