@@ -41,9 +41,11 @@ def setup() -> None:
         sh(sys.executable, "-m", "venv", str(VENV))
     pip = [str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     sh(*pip, TORCH)
+    # fastmri without its declared torchvision / pytorch-lightning: pip's resolver would then report them as
+    # "broken" on every later install (an ERROR line although nothing is wrong); --no-warn-conflicts keeps it quiet
     sh(*pip, "--no-deps", FASTMRI)
-    sh(*pip, "-r", "requirements.txt")
-    sh(*pip, "--no-deps", "--no-build-isolation", "-e", ".")
+    sh(*pip, "--no-warn-conflicts", "-r", "requirements.txt")
+    sh(*pip, "--no-warn-conflicts", "--no-deps", "--no-build-isolation", "-e", ".")
     sh(str(PY), "-m", "advmri.envcheck")
     # JupyterLab of this venv opens notebooks/*.py as notebooks on double-click (jupytext's documented
     # default-viewer setting, written to the venv's own labconfig, not to the user's home)
