@@ -26,7 +26,7 @@ from advmri.errors import UserError
 from advmri.errors import cli as _cli_wrapper
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version
-from advmri.values import load_values
+from advmri.values import fill_values
 
 __all__ = ["CLIS", "MAX_COLUMNS", "build_book", "error_kinds", "hand_typed_numbers", "print_pdf", "stage"]
 
@@ -124,20 +124,6 @@ def _figure(alt: str, name: str, figures: Path, static: Path) -> str:
     return out
 
 
-def _values(paper_dir: Path, source: Path):
-    from advmri.values import from_tables
-
-    values = {**load_values(paper_dir / "tables"), **from_tables(paper_dir / "tables", ROOT / "models")}
-
-    def value(m: re.Match) -> str:
-        if m.group(1) not in values:
-            raise UserError(f"{source}: {{{{value:{m.group(1)}}}}} is not computed by the analysis "
-                            f"(values-*.json in {paper_dir / 'tables'}); rerun it or fix the name")
-        return values[m.group(1)]
-
-    return value
-
-
 def _provenance(paper_dir: Path) -> str:
     rows = []
     for p in sorted((paper_dir / "tables").glob("*provenance.json")):
@@ -146,10 +132,9 @@ def _provenance(paper_dir: Path) -> str:
                     ", ".join(f"`{r}`" for r in st.get("runs", [])) +
                     (f"; result code versions {', '.join(f'`{v}`' for v in st.get('result_code_versions', []))}"
                      if st.get("result_code_versions") else ""))
-    from advmri.provenance import is_dirty
+    from advmri.provenance import dirty_results
 
-    dirty = sorted({v for p in (paper_dir / "tables").glob("*provenance.json")
-                    for v in json.loads(p.read_text()).get("result_code_versions", []) if is_dirty(v)})
+    dirty = dirty_results(paper_dir / "tables")
     warn = (f"**Results from uncommitted code (--allow-dirty): {', '.join(dirty)}.**\n\n" if dirty else "")
     return warn + (f"Built by `python3 tasks.py paper` from code version `{code_version()}`. Every result table is a "
             "verified run record (`results/<sweep>/<run id>/`: `params.json`, `results.csv` with the sha256 in "
@@ -158,9 +143,9 @@ def _provenance(paper_dir: Path) -> str:
 
 def _myst(text: str, paper_dir: Path, static: Path, setup_text: str) -> tuple[str, list[str]]:
     """The article in MyST: values, figures and tables expanded; wide tables returned for the appendix."""
-    text = re.sub(r"\{\{value:([\w.-]+)\}\}", _values(paper_dir, paper_dir / "paper.md"), text)
+    text = fill_values(text, paper_dir / "tables", paper_dir / "paper.md", ROOT / "models")
     text = text.replace("{{pdf}}", '<a class="reference download" href="_static/paper.pdf">PDF</a>')
-    text = text.replace("{{setup}}", setup_text or _setup_text(paper_dir))
+    text = text.replace("{{setup}}", setup_text or read_setup_text(paper_dir))
     text = text.replace("{{stamp}}", "Provenance of every number: {ref}`appendix-provenance`.")
     wide: list[str] = []
 
@@ -182,7 +167,8 @@ def _myst(text: str, paper_dir: Path, static: Path, setup_text: str) -> tuple[st
     return text, wide
 
 
-def _setup_text(paper_dir: Path) -> str:
+def read_setup_text(paper_dir: Path) -> str:
+    """The experimental set-up paragraph the analysis wrote (``tables/setup.md``), or nothing."""
     p = paper_dir / "tables" / "setup.md"
     return p.read_text() if p.is_file() else ""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from advmri.errors import UserError
 
-__all__ = ["Busy", "exclusive", "holder"]
+__all__ = ["Busy", "exclusive", "holder", "claim", "release"]
 
 
 class Busy(UserError):
@@ -38,6 +38,17 @@ def holder(path: str | os.PathLike) -> str:
         return "holder unknown"
 
 
+def claim(path: str | os.PathLike) -> None:
+    """Record this process as the holder of ``path``'s lock (pid, host, start time), once it holds it."""
+    _owner(Path(path)).write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
+                                                  started=time.strftime("%Y-%m-%d %H:%M:%S"))))
+
+
+def release(path: str | os.PathLike) -> None:
+    """Forget the holder of ``path``'s lock (before the lock itself is released)."""
+    _owner(Path(path)).unlink(missing_ok=True)
+
+
 @contextmanager
 def exclusive(path: str | os.PathLike, what: str, wait: float = 0.0, hint: str = "") -> Iterator[None]:
     """Hold ``path``'s lock while the block runs (``what``: the kind of writer, for the message)."""
@@ -52,9 +63,8 @@ def exclusive(path: str | os.PathLike, what: str, wait: float = 0.0, hint: str =
         raise Busy(f"{path}: another {what} is writing it ({holder(path)}); "
                    f"{hint or 'wait for it to finish, or write elsewhere'}") from None
     try:
-        _owner(path).write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
-                                                started=time.strftime("%Y-%m-%d %H:%M:%S"))))
+        claim(path)
         yield
     finally:
-        _owner(path).unlink(missing_ok=True)
+        release(path)
         lock.release()

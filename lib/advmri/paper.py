@@ -10,12 +10,10 @@ import re
 import sys
 from pathlib import Path
 
-
-from advmri.errors import UserError
+from advmri.book import plain_citations, read_setup_text
 from advmri.paths import project_path
-from advmri.provenance import ROOT, code_version, is_dirty
-from advmri.values import from_tables, load_values
-from advmri.book import plain_citations
+from advmri.provenance import ROOT, code_version, dirty_results
+from advmri.values import fill_values
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
@@ -39,30 +37,16 @@ def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[
                 return f"../figures/{p.name}"
         return f"../figures/{m.group(1)}.html"
 
-    dirty = sorted({v for p in (paper_dir / "tables").glob("*provenance.json")
-                    for v in json.loads(p.read_text()).get("result_code_versions", []) if is_dirty(v)})
+    dirty = dirty_results(paper_dir / "tables")
     if dirty:  # recorded with --allow-dirty: the reader is told
         stamp += f" · **results from uncommitted code (--allow-dirty): {', '.join(dirty)}**"
-    values = {**load_values(paper_dir / "tables"), **from_tables(paper_dir / "tables", ROOT / "models")}
-
-    def value(m):
-        if m.group(1) not in values:
-            raise UserError(f"{paper_dir / 'paper.md'}: {{{{value:{m.group(1)}}}}} is not computed by the analysis "
-                            f"(values-*.json in {paper_dir / 'tables'}); rerun it or fix the name")
-        return values[m.group(1)]
-
-    text = plain_citations(src).replace("{{stamp}}", stamp).replace("{{pdf}}", "[PDF](../_build/pdf/paper.pdf)").replace("{{setup}}", setup_text or _setup_text(paper_dir))
-    text = re.sub(r"\{\{value:([\w.-]+)\}\}", value, text)
+    text = plain_citations(src).replace("{{stamp}}", stamp).replace("{{pdf}}", "[PDF](../_build/pdf/paper.pdf)").replace("{{setup}}", setup_text or read_setup_text(paper_dir))
+    text = fill_values(text, paper_dir / "tables", paper_dir / "paper.md", ROOT / "models")
     text = re.sub(r"\{\{table:([\w-]+)\}\}", table, text)
     text = re.sub(r"\{\{figure:([\w-]+)\}\}", figure, text)
     md = out / "paper.md"
     md.write_text(text)
     return {"md": md}
-
-
-def _setup_text(paper_dir: Path) -> str:
-    p = paper_dir / "tables" / "setup.md"
-    return p.read_text() if p.is_file() else ""
 
 
 if __name__ == "__main__":

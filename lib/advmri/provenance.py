@@ -50,6 +50,14 @@ def is_dirty(version: str) -> bool:
     return version.endswith("+dirty")
 
 
+def dirty_results(tables: Path) -> list[str]:
+    """The ``+dirty`` code versions that computed the results behind ``tables`` (its ``*provenance.json``)."""
+    import json
+
+    return sorted({v for p in Path(tables).glob("*provenance.json")
+                   for v in json.loads(p.read_text()).get("result_code_versions", []) if is_dirty(v)})
+
+
 def require_clean(allow_dirty: bool, what: str) -> str:
     """The code version, after refusing (one line naming ``what``) to record results from a tree with
     uncommitted changes to ``lib/`` unless ``allow_dirty`` (``--allow-dirty``; the version then says ``+dirty``)."""

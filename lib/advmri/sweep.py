@@ -32,13 +32,27 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+from advmri import locks
 from advmri.atomic import write_text
-from advmri.errors import UserError, check_choice, check_range, cli, did_you_mean, unknown_keys
+from advmri.errors import (
+    UserError,
+    check_choice,
+    check_range,
+    cli,
+    did_you_mean,
+    unknown_keys,
+)
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version, machine, require_clean, run_id
+
+if TYPE_CHECKING:
+    from filelock import FileLock
+
+    from advmri.slurm import SlurmConfig
 
 
 class SweepError(UserError):
@@ -702,13 +716,9 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        from advmri.locks import holder
-
-        raise SweepError(f"{folder}: another sweep is running on this folder ({holder(folder / '.sweep')}; lock "
-                         f"{lock.lock_file}); wait for it to finish") from None
-    owner = folder / ".sweep.lock.owner"
-    write_text(owner, json.dumps(dict(pid=os.getpid(), host=__import__("socket").gethostname(),
-                                      started=time.strftime("%Y-%m-%d %H:%M:%S"))))
+        raise SweepError(f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
+                         f"lock {lock.lock_file}); wait for it to finish") from None
+    locks.claim(folder / ".sweep")  # the lock file is folder/.sweep.lock: its holder is named as advmri.locks does
     try:
         _restore(folder, log)  # a --fresh of an earlier call that did not finish
         if fresh:
@@ -755,7 +765,7 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
     finally:
         if fresh:
             _restore(folder, log)
-        owner.unlink(missing_ok=True)
+        locks.release(folder / ".sweep")
         lock.release()
     failed = [k for k, v in out.items() if v["status"] in ("failed", "not run")]
     if failed:

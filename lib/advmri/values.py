@@ -14,7 +14,7 @@ from pathlib import Path
 from advmri.atomic import write_text
 from advmri.paths import project_path
 
-__all__ = ["write_values", "load_values", "num", "interval", "pct", "read_md_table", "from_tables"]
+__all__ = ["write_values", "load_values", "num", "interval", "pct", "read_md_table", "from_tables", "fill_values"]
 
 
 def write_values(folder: str | Path, part: str, values: dict[str, str]) -> Path:
@@ -101,3 +101,21 @@ def from_tables(tables: str | Path, models: str | Path | None = None) -> dict[st
                     out[f"train_gain_{kind}"] = num(gains[-1][1], 3, sign=True)
                 out[f"train_steps_{kind}"] = str(extra.get("step", ""))
     return out
+
+
+def fill_values(text: str, tables: str | Path, source: str | Path, models: str | Path | None = None) -> str:
+    """Every ``{{value:name}}`` of ``text`` from :func:`load_values` and :func:`from_tables`; a name neither
+    defines stops with one line naming ``source``."""
+    import re
+
+    from advmri.errors import UserError
+
+    values = {**load_values(tables), **from_tables(tables, models)}
+
+    def value(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise UserError(f"{source}: {{{{value:{m.group(1)}}}}} is not computed by the analysis "
+                            f"(values-*.json in {project_path(tables)}); rerun it or fix the name")
+        return values[m.group(1)]
+
+    return re.sub(r"\{\{value:([\w.-]+)\}\}", value, text)
