@@ -156,6 +156,7 @@ def train(
     """
     check_choice("model", model_kind, ("varnet", "unet"))
     check_range("steps", steps, lo=1, integer=True)
+    check_range("wait", wait, lo=0.0)  # seconds for another trainer of the same out (0: stop at once)
     check_range("lr", lr, lo=0.0, lo_open=True)
     check_range("val_interval", val_interval, lo=1, integer=True)
     check_range("save_every", save_every, lo=1, integer=True)

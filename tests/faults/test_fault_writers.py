@@ -47,3 +47,11 @@ def test_second_sweep_on_the_same_folder_names_the_holder(tmp_path):
     assert second.returncode == 2 and len(err) == 1 and "another sweep is running" in err[0], second.stderr
     assert f"pid {first.p.pid}" in err[0]
     assert first.wait(300) == 0
+
+
+def test_negative_wait_is_refused(tmp_path, tiny_data):
+    p = subprocess.run(_train(tiny_data, tmp_path / "c.pt", "--wait", "-1"), cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    err = [x for x in p.stderr.splitlines() if x.strip()]
+    assert p.returncode == 2 and len(err) == 1 and "wait" in err[0], p.stderr
+    assert not (tmp_path / "c.pt").exists()
