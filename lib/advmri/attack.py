@@ -12,14 +12,14 @@ import sys
 from advmri.attacks.noise import EPS_GRID, LOSSES
 from advmri.data.dataset import describe_report
 from advmri.locks import exclusive
-from advmri.errors import ParameterError, cli
+from advmri.errors import ParameterError, cli, prog
 from advmri.paths import project_path
 from advmri.run import AttackRun, check_table_path, execute, meta_path, write_results
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m advmri.attack", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.attack"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="checkpoint .pt, or official:varnet[:PATH] / official:unet[:PATH]")
     ap.add_argument("--data", required=True)
     ap.add_argument("--annotations", default=None)

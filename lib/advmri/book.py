@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from advmri.errors import UserError
+from advmri.errors import UserError, prog
 from advmri.errors import cli as _cli_wrapper
 from advmri.paths import project_path
 from advmri.provenance import ROOT, code_version
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m advmri.book``: build the book (HTML and, with chromium, the PDF) from the committed results."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m advmri.book", description=main.__doc__.split(": ", 1)[1])
+    ap = argparse.ArgumentParser(prog=prog("advmri.book"), description=main.__doc__.split(": ", 1)[1])
     ap.add_argument("--paper-dir", default=str(ROOT / "paper"), help="the article's sources (default: paper/)")
     ap.add_argument("--no-pdf", action="store_true", help="skip printing the PDF")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")

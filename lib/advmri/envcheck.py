@@ -18,8 +18,11 @@ def forbidden_packages() -> list[str]:
     return [n for n in names if n.startswith(FORBIDDEN_PREFIXES)]
 
 
-def main() -> int:
-    """``python -m advmri.envcheck``: exit 1 naming the forbidden packages, else 0."""
+def main(argv: list[str] | None = None) -> int:
+    """``python -m advmri.envcheck``: exit 1 naming the forbidden packages, else 0 (no options)."""
+    if argv:
+        print(f"error: envcheck takes no options, got {argv[0]!r}", file=sys.stderr)
+        return 2
     bad = forbidden_packages()
     import fastmri  # noqa: F401  (fastmri's core must import without its declared extras)
     import torch

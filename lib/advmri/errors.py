@@ -72,6 +72,15 @@ def check_choice(name: str, v, choices: Sequence) -> None:
                              + (did_you_mean(v, map(str, choices)) if isinstance(v, str) else ""))
 
 
+PROG: dict[str, str] = {}  # module -> program name, set by the ``advmri`` console script (advmri.cli)
+
+
+def prog(module: str) -> str:
+    """The program name a CLI's ``--help`` shows: ``advmri <command>`` when called through the ``advmri`` console
+    script, else ``python -m <module>``."""
+    return PROG.get(module) or f"python -m {module}"
+
+
 def one_line(e: BaseException) -> str:
     """The message of ``e`` on one line (whitespace collapsed), as the CLIs print it."""
     return " ".join(str(e).split())

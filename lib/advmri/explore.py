@@ -10,12 +10,13 @@ import argparse
 import subprocess
 import sys
 
+from advmri.errors import prog
 from advmri.servers import EXPLORER, free_port, voila_command
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m advmri.explore``: serve the explorer notebook as a Voila app on 127.0.0.1."""
-    ap = argparse.ArgumentParser(prog="python -m advmri.explore", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.explore"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     ap.add_argument("--browser", action="store_true", help="open a browser tab")
     a = ap.parse_args(argv)

@@ -12,12 +12,13 @@ import argparse
 import subprocess
 import sys
 
+from advmri.errors import prog
 from advmri.servers import free_port, lab_command
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m advmri.lab``: JupyterLab on 127.0.0.1 with its kernels in ``notebooks/``."""
-    ap = argparse.ArgumentParser(prog="python -m advmri.lab", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.lab"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=8888)
     ap.add_argument("--browser", action="store_true", help="open a browser tab")
     a = ap.parse_args(argv)

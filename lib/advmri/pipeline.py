@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from advmri.errors import cli
+from advmri.errors import cli, prog
 from advmri.provenance import ROOT
 
 STEPS = ["data", "train", "notebooks", "sweep", "analysis", "paper"]
@@ -91,7 +91,7 @@ def _boxes(max_targets: int) -> str:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m advmri.pipeline", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.pipeline"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--until", choices=STEPS, default="paper")
     ap.add_argument("--from", dest="start", choices=STEPS, default="data",
                     help="first step to run (the earlier steps' outputs must exist)")

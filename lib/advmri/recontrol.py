@@ -26,7 +26,7 @@ import pandas as pd
 
 from advmri import recons
 from advmri.atomic import write_text
-from advmri.errors import UserError, cli
+from advmri.errors import UserError, cli, prog
 from advmri.provenance import machine, require_clean
 from advmri.run import CONTROL_COLUMNS, METRICS, Reuse, execute, write_meta, write_table
 from advmri.sweep import read_status, table_digest
@@ -121,7 +121,7 @@ def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) ->
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m advmri.recontrol", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.recontrol"), description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", help="noise run folders (results/<sweep>/noise-*)")
     ap.add_argument("--allow-dirty", action="store_true", help="record results from a tree with uncommitted changes")
     ap.add_argument("--accept-rejected", action="store_true",

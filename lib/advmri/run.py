@@ -38,6 +38,7 @@ from advmri.models import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, 
 from advmri.paths import project_path
 from advmri.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.provenance import code_version, run_id
+from advmri.usermodel import is_user_spec, load_user_model, parse_user_spec
 
 NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update", "mask_draws"}
 ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
@@ -55,7 +56,7 @@ RESULT_COLUMNS = [
 
 @dataclass
 class AttackRun:
-    model: str = "models/varnet-small.pt"  # advmri checkpoint, official:varnet[:PATH] / official:unet[:PATH], classical:<method>
+    model: str = "models/varnet-small.pt"  # checkpoint, official:varnet|unet[:PATH], classical:<method>, file.py:factory[:kind]
     data: str = "data/synthetic/small/test"
     annotations: str | None = None  # fastMRI+ CSV; default: knee.csv beside the .h5 folder
     attack: str = "noise"  # noise | rotation
@@ -90,6 +91,8 @@ class AttackRun:
                                  f"got {self.model!r}")
         if self.model.startswith("official:"):
             check_choice("model (official:<kind>)", self.model.split(":", 2)[1], sorted(OFFICIAL))
+        if is_user_spec(self.model):
+            parse_user_spec(self.model)  # file and factory name checked; imported when the run starts
         if self.model.startswith("classical:"):
             parse_spec(self.model)
             if self.precision != "fp32":
@@ -123,7 +126,9 @@ class AttackRun:
 
     def check_inputs(self) -> None:
         """The model file and data folder exist (cheap; before any work starts)."""
-        if not self.model.startswith(("official:", "classical:")) and not project_path(self.model).is_file():
+        if is_user_spec(self.model):
+            parse_user_spec(self.model)
+        elif not self.model.startswith(("official:", "classical:")) and not project_path(self.model).is_file():
             raise CheckpointError(f"{project_path(self.model)}: checkpoint not found (model)")
         if not project_path(self.data).is_dir():
             raise DataFileError(f"{project_path(self.data)}: data directory not found (data)")
@@ -153,9 +158,12 @@ class AttackRun:
 
 
 def load_model(spec: str, device: str = "cpu") -> Reconstructor:
-    """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights) or
-    ``classical:<cg-sense|l1-wavelet>`` (:mod:`advmri.classical`, no weights)."""
-    if spec.startswith("classical:"):
+    """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights),
+    ``classical:<cg-sense|l1-wavelet>`` (:mod:`advmri.classical`, no weights) or ``path.py:factory[:kind]``
+    (any model, :mod:`advmri.usermodel`)."""
+    if is_user_spec(spec):
+        model = load_user_model(spec)
+    elif spec.startswith("classical:"):
         model = parse_spec(spec)
     elif spec.startswith("official:"):
         parts = spec.split(":", 2)

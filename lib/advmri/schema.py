@@ -24,10 +24,11 @@ __all__ = ["option", "add_arguments", "from_mapping", "given", "describe"]
 
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-           choices: tuple | None = None, flag: str | None = None, cli: bool = True) -> Any:
+           choices: tuple | None = None, flag: str | None = None, cli: bool = True, many: bool = False) -> Any:
     """A dataclass field with its help text and constraints (``flag``: the CLI name if not ``--field-name``;
-    ``cli=False``: set only from YAML or code)."""
-    meta = dict(help=help, lo=lo, hi=hi, choices=choices, flag=flag, cli=cli)
+    ``cli=False``: set only from YAML or code; ``many``: a sequence given as ``--flag A B C`` rather than by
+    repeating the flag)."""
+    meta = dict(help=help, lo=lo, hi=hi, choices=choices, flag=flag, cli=cli, many=many)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for a sequence default")
     return dataclasses.field(default=default, metadata=meta)
@@ -60,11 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, title: str |
         if not f.metadata.get("cli", True):
             continue
         tp, seq = _base(hints[f.name])
-        default = "" if f.default in (None, ()) else f" (default: {f.default!r})"
+        default = "" if f.default in (None, (), "") else f" (default: {f.default!r})"
         helptext = f"{f.metadata.get('help', '')}{default}".replace("%", "%%")
         if tp is bool:
             group.add_argument(_flag(f), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=helptext)
+        elif seq and f.metadata.get("many"):
+            group.add_argument(_flag(f), dest=f.name, nargs="+", type=tp, default=None, choices=f.metadata.get("choices"),
+                               metavar=None if f.metadata.get("choices") else "VALUE", help=helptext)
         elif seq:
             group.add_argument(_flag(f), dest=f.name, action="append", type=tp, default=None, metavar="VALUE",
                                help=helptext + "; repeat for several")

@@ -44,6 +44,7 @@ from advmri.errors import (
     check_range,
     cli,
     did_you_mean,
+    prog,
     unknown_keys,
 )
 from advmri.paths import project_path
@@ -778,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     from advmri.schema import add_arguments, given
     from advmri.slurm import SlurmConfig
 
-    ap = argparse.ArgumentParser(prog="python -m advmri.sweep", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.sweep"), description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
     ap.add_argument("--jobs", type=int, default=None,
                     help="parallel runs (threads), workers (dask-local) or SLURM jobs (slurm; default: the "

@@ -32,7 +32,7 @@ from advmri.data.masks import mask_func, sample_mask, slice_seed
 from advmri.models import build, load_checkpoint, save_checkpoint
 from advmri.atomic import atomic_path, check_writable
 from advmri.locks import exclusive
-from advmri.errors import ParameterError, UserError, check_choice, check_range, cli
+from advmri.errors import ParameterError, UserError, check_choice, check_range, cli, prog
 from advmri.paths import project_path
 
 
@@ -301,7 +301,7 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m advmri.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.train"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=["varnet", "unet"], required=True)
     ap.add_argument("--config", default="small")
     ap.add_argument("--data", required=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advmri.errors import UserError, cli
+from advmri.errors import UserError, cli, prog
 from advmri.provenance import machine
 from advmri.run import METRICS, AttackRun, execute, read_table
 from advmri.sweep import read_status
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     checked; exit 0 when every run reproduces, 2 (one line) at the first that does not."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m advmri.verify", description=main.__doc__.split(":", 1)[1].strip())
+    ap = argparse.ArgumentParser(prog=prog("advmri.verify"), description=main.__doc__.split(":", 1)[1].strip())
     ap.add_argument("folders", nargs="+", help="run folders (with params.json, results.csv, status.json)")
     ap.add_argument("--passes", default="1", help="passes per run: N (at least one per row type) or all")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pass choice")

@@ -39,7 +39,7 @@ from advmri.paths import project_path
 from advmri.atomic import check_writable
 from advmri.atomic import write_text as atomic_write_text
 from advmri.data.fastmri_h5 import write_volume
-from advmri.errors import check_choice, check_range, cli
+from advmri.errors import check_choice, check_range, cli, prog
 from advmri.data.phantom import LESION_TYPES, Anatomy, Lesion, grid, render_slice, smooth_noise
 
 CSV_COLUMNS = ["file", "slice", "study_level", "x", "y", "width", "height", "label"]
@@ -231,7 +231,7 @@ def generate_dataset(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m advmri.data.synth", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=prog("advmri.data.synth"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
     ap.add_argument("--volumes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
