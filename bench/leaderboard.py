@@ -3,7 +3,7 @@
     .venv/bin/python bench/leaderboard.py            # resumes: models whose card exists are skipped
     .venv/bin/python bench/leaderboard.py --force    # recompute every card
 
-Cards go to ``results/leaderboard/cards/<model>/``, the table to ``results/leaderboard/`` (standard profile,
+Cards go to ``results/leaderboard/cards/<model>/``, the table to ``results/leaderboard/`` (standard profile at 8x,
 the embedded test set, seed 0; ``advmri benchmark`` with its defaults).
 """
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: card exists, kept ({card / 'card.json'})", flush=True)
             continue
         t = time.perf_counter()
-        code = benchmark(["--model", MODELS[name], "--out", str(card), "--threads", "1"] + (["--force"] if a.force else []))
+        code = benchmark(["--model", MODELS[name], "--out", str(card), "--threads", "1", "--acceleration", "8"] + (["--force"] if a.force else []))
         print(f"{name}: {time.perf_counter() - t:.0f} s (exit {code})", flush=True)
         if code:
             return code
