@@ -221,6 +221,20 @@ def _hallucination(rows: list[dict], df: pd.DataFrame, acceleration: int) -> Non
             r["n_twins"] = int(len(d[(d.param == r["param"]) & (d.kind == r["kind"])]))
 
 
+def probe(run) -> None:
+    """One reconstruction of the first box before any attack: a model returning the wrong shape, dtype or NaN
+    stops here with its one-line error (:class:`advmri.usermodel.ModelError`)."""
+    import torch
+
+    from advmri.attacks.common import make_batch
+    from advmri.attacks.noise import recon_with_noise
+    from advmri.run import load_model, run_dataset
+
+    tb = make_batch([run_dataset(run)[0]]).to(run.device)
+    with torch.no_grad():
+        recon_with_noise(load_model(run.model, run.device), tb, torch.zeros_like(tb.kspace))
+
+
 def has_twins(run) -> bool:
     """Whether the run's data has the lesion-free twins a ``target: lesion`` run needs."""
     from advmri.run import run_dataset
@@ -252,6 +266,7 @@ def benchmark(cfg: BenchmarkConfig, log=print, keep_images: bool = False) -> tup
         run = threat.run(spec, cfg.data, acc, **common)
         if n == 1:
             run.check_inputs()
+            probe(run)
         if name == "hallucination" and not has_twins(run):
             log(f"benchmark [{n}/{len(plan)}] hallucination {acc}x: skipped (the data has no lesion-free twins)")
             continue

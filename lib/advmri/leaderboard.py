@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,7 @@ def write_leaderboard(df: pd.DataFrame, out: Path, budget: float, acceleration: 
                       relative_to: Path | None = None) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     if relative_to is not None:
-        df = df.assign(card=[str(Path(c).resolve().relative_to(relative_to.resolve())) if Path(c).is_absolute() or
-                             Path(c).exists() else c for c in df.card])
+        df = df.assign(card=[os.path.relpath(Path(c).resolve(), relative_to.resolve()) for c in df.card])
     files = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
     md = markdown(df, budget, acceleration)
     write_text(files["md"], md)
