@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 
 def test_every_notebook_is_paired():
-    assert len(NOTEBOOKS) == 7
+    assert len(NOTEBOOKS) == 8
     for py in NOTEBOOKS:
         assert py.with_suffix(".ipynb").is_file(), py
 
@@ -58,6 +58,7 @@ def _reader_params(name: str, tmp: Path) -> dict:
         "05_analysis": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
         "06_explorer": {},
         "07_beyond": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
+        "08_your_model": {"out_dir": str(tmp / "card")},
     }[name]
 
 

@@ -36,7 +36,7 @@ CLIS = ("advmri.pipeline", "advmri.sweep", "advmri.attack", "advmri.train", "adv
 
 MAX_COLUMNS = 9  # wider tables are set in the appendix
 NOTEBOOKS = ("01_data", "02_models", "03_noise_attack", "04_rotation_attack", "05_analysis", "06_explorer",
-             "07_beyond")
+             "07_beyond", "08_your_model")
 CAPTIONS = {
     "quality": "Reconstruction quality on the held-out test volumes (whole image and clean box metrics).",
     "primary": "The primary claims: paired differences in box PSNR (dB), Holm-adjusted p-values, simultaneous "

@@ -24,7 +24,7 @@ from advmri.benchmark import headline
 from advmri.paths import ROOT
 
 __all__ = ["REFERENCE_DIR", "write_card", "read_card", "card_markdown", "card_html", "reference_cards",
-           "worst_examples"]
+           "reference_table", "headline_table", "rows_table", "figure", "worst_examples"]
 
 REFERENCE_DIR = ROOT / "results" / "leaderboard" / "cards"
 KIND_COLOURS = {"clean": "#444444", "adversarial": "#d62728", "random": "#1f77b4"}
@@ -104,7 +104,8 @@ def _md(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body]) + "\n"
 
 
-def _references(card: dict) -> pd.DataFrame:
+def reference_table(card: dict) -> pd.DataFrame:
+    """The headline rows of advmri's committed cards at this card's budget."""
     refs = reference_cards()
     parts = [headline_table(c, name) for name, c in refs.items() if c["budget"] == card["budget"]]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -125,7 +126,7 @@ def card_markdown(card: dict, examples: list[str] = ()) -> str:
         "These intervals are descriptive: no comparison below is a tested claim.", "",
         f"## Headline (noise budget eps = {card['budget']:g})", "", _md(headline_table(card)),
         "## Reference: advmri's own models (committed leaderboard cards)", "",
-        _md(_references(card)),
+        _md(reference_table(card)),
         "## Every row", "", _md(rows_table(card)),
     ]
     if examples:
@@ -141,7 +142,8 @@ def _threat_line(t: dict) -> str:
             f"target {t['target']}, mask {'known' if t['mask_known'] else 'unknown'}")
 
 
-def _figure(card: dict):
+def figure(card: dict):
+    """The card's curves: box PSNR and SSIM against eps / bound, adversarial vs random, per acceleration."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
@@ -172,7 +174,7 @@ def _figure(card: dict):
 
 def card_html(card: dict, examples: list[Path] = ()) -> str:
     """A standalone page: the curves (plotly, from ``plotly.min.js`` beside the page), tables, example images."""
-    fig = _figure(card).to_html(include_plotlyjs="directory", full_html=False, config={"displaylogo": False})
+    fig = figure(card).to_html(include_plotlyjs="directory", full_html=False, config={"displaylogo": False})
     imgs = "".join(f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
                    f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
                    for p in examples)
@@ -186,7 +188,7 @@ def card_html(card: dict, examples: list[Path] = ()) -> str:
             f"{card['data']['volumes']} volumes; profile {card['profile']}; advmri {html.escape(card['advmri_version'])}.</p>"
             f"<div id='curves'>{fig}</div>"
             f"<h2>Headline (eps = {card['budget']:g})</h2>{headline_table(card).to_html(index=False)}"
-            f"<h2>Reference: advmri's own models</h2>{_references(card).to_html(index=False)}"
+            f"<h2>Reference: advmri's own models</h2>{reference_table(card).to_html(index=False)}"
             f"<h2>Every row</h2><p>Means over boxes with 95% intervals from resampling volumes.</p>"
             f"{rows_table(card).to_html(index=False)}"
             + (f"<h2>Worst boxes</h2>{imgs}" if imgs else "") + "</body></html>")

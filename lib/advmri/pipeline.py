@@ -175,6 +175,8 @@ def _steps(a, overrides, times: dict) -> None:
                 paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
                 paper_run_ids=[r.id for r in runs],
                 figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
+            _nb("08_your_model", ROOT / "results" / "notebooks", data_dir=str(DATA / "test"),
+                out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
         elif step == "paper":
             from advmri.paper import build
 
