@@ -15,6 +15,7 @@ under a minute on the embedded data). Every run is seeded: the same parameters g
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -246,7 +247,7 @@ def has_twins(run) -> bool:
     return True
 
 
-def benchmark(cfg: BenchmarkConfig, log=print, keep_images: bool = False) -> tuple[dict, dict]:
+def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), keep_images: bool = False) -> tuple[dict, dict]:
     """Run every (acceleration, threat) of ``cfg``; returns ``(card, extras)`` with ``extras['tables']`` the run
     tables by name and (``keep_images``) ``extras['examples']`` the images of the worst boxes."""
     from advmri.run import execute
@@ -308,6 +309,7 @@ def _settings(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
+    """The options of every :class:`BenchmarkConfig` field (generated from the schema)."""
     add_arguments(parser, BenchmarkConfig)
 
 

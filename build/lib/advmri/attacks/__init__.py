@@ -1,0 +1,1 @@
+"""Attacks: targeted adversarial k-space noise and adversarial rotation (batched)."""

@@ -1,0 +1,335 @@
+"""Targeted adversarial k-space noise (projected gradient ascent) and its random baseline.
+
+Threat model (Morshuis et al. 2022): additive complex noise ``z`` on the *acquired* k-space,
+restricted to the acquired columns ``padding_left..padding_right`` and bounded per coil::
+
+    ||z_i||_2 <= eps * ||k_i||_2     (k_i: fully sampled k-space of coil i)
+
+The undersampling mask is applied *after* adding the noise, ``y = M (k + z)``, and the
+attacker maximises the MSE between ``recon(y)`` and the clean fully sampled RSS target inside
+the pathology box. PGA step (reference: 10 steps, step 0.5): per coil,
+``z_i <- P(z_i + alpha * r_i * g_i / ||g_i||)`` with ``r_i = eps ||k_i||`` and ``P`` the
+projection onto the ball of radius ``r_i``; i.e. the step is ``alpha`` times the budget, along
+the per-coil normalised gradient. Options: restarts from random points in the ball, momentum
+(MI-FGSM style, on normalised gradients), SSIM or MSE+SSIM losses, whole-image loss.
+
+The random control (:func:`control_noise`) is complex Gaussian noise matched to the adversarial ``z`` coil
+by coil *after the mask*: on the sampled columns it has ``||M z_i||``, on the acquired columns the mask
+discards ``||(1 - M) z_i||`` (zero for the PGA of ``update: ours``, whose gradient vanishes there). Both thus
+deliver the same energy to the network and have the same total norm; each results row records both
+perturbations' energy fraction on the sampled columns (``adv_sampled_fraction``, ``random_sampled_fraction``).
+(Until issue 21 the control was drawn over every acquired column with ``z``'s total norms, so only about
+1/acceleration of its energy reached the network.)
+
+All functions are batched: item ``n`` of a batch has its own slice, box and eps.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from fastmri.data.subsample import MaskFunc
+from torch.profiler import record_function
+
+from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
+from advmri.data.masks import sample_mask
+from advmri.errors import ParameterError, check_choice, check_range
+from advmri.models import Reconstructor
+
+EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
+LOSSES = ("mse", "ssim", "mse+ssim")
+UPDATES = ("ours", "reference")
+
+
+@dataclass
+class NoiseConfig:
+    """Noise attack parameters. Defaults = the paper's reference settings."""
+
+    eps: tuple[float, ...] = EPS_GRID
+    steps: int = 10
+    step_size: float = 0.5  # fraction of the per-coil budget per step
+    loss: str = "mse"  # mse | ssim | mse+ssim
+    region: str = "box"  # box | image
+    restarts: int = 0  # extra random starts; the strongest (largest loss) is kept
+    momentum: float = 0.0
+    random_draws: int = 5  # random-noise baseline draws per (target, eps)
+    seed: int = 0
+    update: str = "ours"  # ours | reference (the authors' update, reproduced; see reference_step)
+    target: str = "clean"  # clean (away from the clean target) | healthy (erasure) | lesion (hallucination)
+    mask_draws: int = 0  # 0: the attacker knows the mask (paper); N: expectation over N random masks per step
+
+    def __post_init__(self):
+        self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
+        if not isinstance(self.eps, tuple) or not self.eps:
+            raise ParameterError(f"eps: must be a non-empty list of budgets, got {self.eps!r}")
+        for e in self.eps:
+            check_range("eps", e, lo=0.0)
+        if len(set(self.eps)) != len(self.eps):
+            raise ParameterError(f"eps: repeated values in {list(self.eps)}")
+        check_range("steps", self.steps, lo=1, integer=True)
+        check_range("step_size", self.step_size, lo=0.0, lo_open=True)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("region", self.region, ("box", "image"))
+        check_range("restarts", self.restarts, lo=0, integer=True)
+        check_range("momentum", self.momentum, lo=0.0, hi=1.0)
+        check_range("random_draws", self.random_draws, lo=0, integer=True)
+        check_range("seed", self.seed, lo=0, integer=True)
+        check_choice("update", self.update, UPDATES)
+        check_choice("target", self.target, TARGETS)
+        check_range("mask_draws", self.mask_draws, lo=0, integer=True)
+        if self.update == "reference" and (self.restarts or self.momentum or self.mask_draws):
+            raise ParameterError("update: the reference update has no restarts, momentum or mask_draws "
+                                 f"(got restarts={self.restarts}, momentum={self.momentum}, mask_draws={self.mask_draws})")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def coil_norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-coil L2 norm of complex ``(B, coils, rows, cols)`` -> ``(B, coils)``."""
+    return torch.linalg.vector_norm(x.flatten(2), dim=2)
+
+
+def project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Project each coil of ``z`` ``(B, C, R, Cols)`` onto the L2 ball of ``radius`` ``(B, C)``."""
+    n = coil_norms(z)
+    scale = torch.where(n > radius, radius / n.clamp_min(1e-30), torch.ones_like(n))
+    return z * scale[..., None, None]
+
+
+def budget(kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Per-coil radius ``eps * ||k_i||`` ``(B, C)`` for fully sampled ``kspace`` and ``eps`` ``(B,)``."""
+    return eps[:, None] * coil_norms(kspace)
+
+
+def random_in_ball(shape, acquired: torch.Tensor, radius: torch.Tensor, generator: torch.Generator,
+                   on_sphere: bool = True) -> torch.Tensor:
+    """Complex Gaussian noise on the acquired columns scaled to per-coil norm ``radius`` (or inside it)."""
+    dev = acquired.device
+    g = torch.randn(*shape, 2, generator=generator).to(dev)
+    z = torch.view_as_complex(g) * acquired[:, None, None, :]
+    n = coil_norms(z).clamp_min(1e-30)
+    r = radius if on_sphere else radius * torch.rand(radius.shape, generator=generator).to(dev)
+    return z * (r / n)[..., None, None]
+
+
+def recon_with_noise(model: Reconstructor, tb: TargetBatch, z: torch.Tensor) -> torch.Tensor:
+    """``recon(M (k + z))`` for a batch; ``z`` ``(B, C, R, Cols)`` complex -> ``(B, H, W)``."""
+    y = (tb.kspace + z) * tb.mask[:, None, None, :].to(tb.kspace.real.dtype)
+    return model(y, tb.mask, tb.num_low, tb.crop)
+
+
+def mask_draw_batch(tb: TargetBatch, func: MaskFunc, draws: int, key: str) -> TargetBatch:
+    """``tb`` with each item repeated ``draws`` times (item-major), each copy with its own random mask of
+    ``func`` (same type, acceleration and centre fraction as the true one) on the item's acquired columns,
+    seeded per (file, slice, ``key``, draw): the same masks however the items are batched."""
+    rep = tb.repeat(draws)
+    masks, lows = [], []
+    for i, s in enumerate(rep.samples):
+        cols = rep.acquired[i].nonzero().flatten()
+        seed = zlib.crc32(f"{s.fname}:{s.slice_idx}:{key}:{i % draws}".encode()) & 0x7FFFFFFF
+        m, nl = sample_mask(func, tuple(rep.kspace.shape[-2:]), (int(cols[0]), int(cols[-1]) + 1), seed)
+        masks.append(m)
+        lows.append(nl)
+    rep.mask = torch.stack(masks).to(tb.mask.device)  # (B * draws, cols) bool
+    rep.num_low = torch.tensor(lows, dtype=tb.num_low.dtype, device=tb.num_low.device)
+    return rep
+
+
+def expected_objective(model: Reconstructor, tb: TargetBatch, z: torch.Tensor, wb, ws, cfg: NoiseConfig,
+                       mask_func: MaskFunc | None, key: str) -> torch.Tensor:
+    """The objective ``(B,)`` of noise ``z``: on the true mask, or with ``cfg.mask_draws`` its mean over that
+    many random masks (expectation over transformations: the attacker does not know the mask)."""
+    if not cfg.mask_draws:
+        return objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
+    if mask_func is None:
+        raise ValueError("mask_draws needs the run's mask function (mask_func)")
+    n = cfg.mask_draws
+    rep = mask_draw_batch(tb, mask_func, n, key)
+    rw = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731
+    obj = objective(recon_with_noise(model, rep, rw(z)), rep, rw(wb), rw(ws), cfg.loss, cfg.target)
+    return obj.view(len(tb), n).mean(1)
+
+
+def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig,
+                      on_step: Callable[[int, int], None] | None = None,
+                      mask_func: MaskFunc | None = None) -> torch.Tensor:
+    """PGA noise for every item of ``tb`` (item ``n`` with budget ``eps[n]``). Returns ``z`` complex.
+
+    ``on_step(done, total)`` is called after every PGA step (progress bars of interactive use).
+    ``mask_func`` (needed with ``cfg.mask_draws``): the run's mask function, from which the attacker draws
+    the masks it averages over; the returned noise is then scored by the caller on the true mask.
+
+    The model must be frozen (:meth:`Reconstructor.freeze`): gradients flow to ``z`` only.
+    Items with ``eps == 0`` get ``z = 0`` without entering the PGA (their budget is zero).
+    """
+    zero = eps == 0
+    if bool(zero.any()):
+        z = torch.zeros_like(tb.kspace)
+        if not bool(zero.all()):
+            live = (~zero).nonzero().flatten()
+            z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg, on_step, mask_func)
+        return z
+    radius = budget(tb.kspace, eps)  # (B, C)
+    acq = tb.acquired[:, None, None, :].to(tb.kspace.real.dtype)
+    wb = box_weights(tb.boxes, tb.crop, tb.target.device)
+    if cfg.region == "image":
+        wb = torch.ones_like(wb)
+    ws = ssim_weights(tb.boxes, tb.crop, tb.target.device) if cfg.loss != "mse" else None
+    if cfg.region == "image" and ws is not None:
+        ws = torch.ones_like(ws)
+    if cfg.update == "reference":
+        return _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best_z, best_loss = torch.zeros_like(tb.kspace), torch.full((len(tb),), -float("inf"), device=eps.device)
+    for start in range(cfg.restarts + 1):
+        z = torch.zeros_like(tb.kspace) if start == 0 else random_in_ball(
+            tb.kspace.shape, tb.acquired, radius, gen, on_sphere=False)
+        vel = torch.zeros_like(z)
+        for it in range(cfg.steps):
+            z = z.detach().requires_grad_(True)
+            with record_function("noise.forward"):
+                loss = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:{it}")
+            with record_function("noise.backward"):
+                (g,) = torch.autograd.grad(loss.sum(), z)
+            with record_function("noise.step+project"):
+                g = g * acq  # torch's complex grad of a real loss = dL/dRe + i dL/dIm (ascent direction)
+                g = g / coil_norms(g).clamp_min(1e-30)[..., None, None]
+                vel = cfg.momentum * vel + g if cfg.momentum else g
+                step = vel / coil_norms(vel).clamp_min(1e-30)[..., None, None]
+                z = project(z.detach() + cfg.step_size * radius[..., None, None] * step, radius)
+            if on_step is not None:
+                on_step(start * cfg.steps + it + 1, (cfg.restarts + 1) * cfg.steps)
+        if cfg.restarts == 0:
+            return z.detach()  # one start: nothing to compare, skip the extra forward pass
+        with torch.inference_mode():  # restarts compared as the attacker sees them (expected over masks)
+            final = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:final")
+            better = final > best_loss
+            best_z = torch.where(better[:, None, None, None], z, best_z)
+            best_loss = torch.where(better, final, best_loss)
+    return best_z.detach()
+
+
+def _item_norms(x: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each item over all coils ``(B,)``."""
+    return torch.linalg.vector_norm(x.flatten(1), dim=1)
+
+
+def reference_step(z: torch.Tensor, g: torch.Tensor, radius: torch.Tensor, acq: torch.Tensor,
+                   step_size: float) -> torch.Tensor:
+    """The authors' update (AdvRec ``KSpaceNoise.optimize_parameters``), per item: normalise the noise and
+    the gradient each by its *global* norm over all coils, add them (``step_size`` on the gradient), zero
+    the unacquired columns, then per coil divide by the coil's norm *only where it exceeds 1* and scale by
+    the coil's budget ``radius``. As the global normalisation leaves each coil a norm well below 1, the
+    result sits inside the budget: about ``1/sqrt(coils)``-ish of it, not on its boundary."""
+    p = z / _item_norms(z).clamp_min(1e-30)[:, None, None, None] + \
+        step_size * g / _item_norms(g).clamp_min(1e-30)[:, None, None, None]
+    p = p * acq
+    n = coil_norms(p)
+    return p / torch.where(n > 1, n, torch.ones_like(n))[..., None, None] * radius[..., None, None]
+
+
+def _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step):
+    """Random start on the budget sphere (per-item seed), then ``steps`` reference updates."""
+    z = random_items(tb, radius, eps, cfg.seed, draw=-1)
+    for it in range(cfg.steps):
+        z = z.detach().requires_grad_(True)
+        loss = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
+        (g,) = torch.autograd.grad(loss.sum(), z)
+        z = reference_step(z.detach(), g, radius, acq, cfg.step_size)
+        if on_step is not None:
+            on_step(it + 1, cfg.steps)
+    return z.detach()
+
+
+def budget_fraction(z: torch.Tensor, kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Attained fraction of the per-coil budget, mean over coils ``(B,)`` (0 where eps = 0)."""
+    r = budget(kspace, eps)
+    return torch.where(r > 0, coil_norms(z) / r.clamp_min(1e-30), torch.zeros_like(r)).mean(1)
+
+
+def adversarial_noise_looped(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor,
+                             cfg: NoiseConfig) -> torch.Tensor:
+    """Straightforward reference: one (box, eps) item per PGA (for benchmarks/tests)."""
+    return torch.cat([adversarial_noise(model, tb.select([i]), eps[i:i + 1], cfg) for i in range(len(tb))])
+
+
+def sampled_columns(tb: TargetBatch) -> torch.Tensor:
+    """``(B, cols)`` bool: the acquired columns the undersampling mask keeps (the only ones the network sees)."""
+    return tb.mask & tb.acquired
+
+
+def split_norms(z: torch.Tensor, tb: TargetBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coil norms ``(B, C)`` of ``z`` ``(B, C, R, Cols)`` complex on the sampled columns (what reaches the
+    network, ``||M z_i||``) and on the acquired columns the mask discards."""
+    s = sampled_columns(tb)[:, None, None, :]
+    u = (tb.acquired & ~tb.mask)[:, None, None, :]
+    return coil_norms(z * s), coil_norms(z * u)
+
+
+def sampled_fraction(z: torch.Tensor, tb: TargetBatch) -> torch.Tensor:
+    """Fraction of ``z``'s energy on the sampled columns, ``||M z_i||^2 / ||z_i||^2`` averaged over coils ``(B,)``
+    (NaN for an item without energy, e.g. eps = 0)."""
+    ns, nu = split_norms(z, tb)
+    tot = ns.pow(2) + nu.pow(2)
+    frac = torch.where(tot > 0, ns.pow(2) / tot.clamp_min(1e-30), torch.full_like(tot, float("nan")))
+    return frac.mean(1)
+
+
+def _scaled(g: torch.Tensor, cols: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """``g`` ``(B, C, R, Cols)`` restricted to ``cols`` ``(B, Cols)``, each coil scaled to ``norms`` ``(B, C)``."""
+    x = g * cols[:, None, None, :]
+    return x * (norms / coil_norms(x).clamp_min(1e-30))[..., None, None]
+
+
+def control_noise(g: torch.Tensor, tb: TargetBatch, sampled: torch.Tensor, unsampled: torch.Tensor) -> torch.Tensor:
+    """The random control from complex Gaussian ``g`` ``(B, C, R, Cols)``: on the sampled columns with per-coil norms
+    ``sampled`` ``(B, C)``, on the acquired columns the mask discards with norms ``unsampled``. Matched to an
+    adversarial ``z`` by :func:`split_norms`, it delivers exactly ``z``'s energy to the network, coil by coil, and
+    has ``z``'s total norm and sampled fraction (the PGA of ``update: ours`` puts none on discarded columns)."""
+    return _scaled(g, sampled_columns(tb), sampled) + _scaled(g, tb.acquired & ~tb.mask, unsampled)
+
+
+def random_noise_like(z: torch.Tensor, tb: TargetBatch, generator: torch.Generator) -> torch.Tensor:
+    """Random control of ``z`` (:func:`control_noise`, one generator for the batch)."""
+    g = torch.view_as_complex(torch.randn(*z.shape, 2, generator=generator)).to(z.device)
+    return control_noise(g, tb, *split_norms(z, tb))
+
+
+def item_seed(seed: int, fname: str, slice_idx: int, box: tuple, eps: float, draw: int) -> int:
+    """A random draw's own seed, from what identifies it (not from its place in a batch or a shard)."""
+    return zlib.crc32(f"{seed}:{fname}:{slice_idx}:{tuple(box)}:{float(eps):.8g}:{draw}".encode()) & 0x7FFFFFFF
+
+
+def item_gaussians(tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """Complex Gaussian ``(B, C, R, Cols)``, one generator per item (:func:`item_seed`): the same draw for a
+    (box, eps, draw) however the items are batched, chunked or sharded."""
+    shape = tb.kspace.shape[1:]
+    return torch.cat([torch.view_as_complex(torch.randn(1, *shape, 2, generator=torch.Generator().manual_seed(
+        item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))) for i, s in enumerate(tb.samples)
+    ]).to(tb.kspace.device)
+
+
+def random_items(tb: TargetBatch, norms: torch.Tensor, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """Complex Gaussian noise on each item's acquired columns with per-coil norms ``norms`` ``(B, C)``, one generator
+    per item (:func:`item_seed`; the reference update's random start)."""
+    return torch.cat([
+        random_in_ball(tb.kspace[i:i + 1].shape, tb.acquired[i:i + 1], norms[i:i + 1], torch.Generator().manual_seed(
+            item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))
+        for i, s in enumerate(tb.samples)])
+
+
+def control_items(tb: TargetBatch, sampled: torch.Tensor, unsampled: torch.Tensor, eps: torch.Tensor, seed: int,
+                  draw: int) -> torch.Tensor:
+    """The random control (:func:`control_noise`) of per-coil norms ``sampled`` / ``unsampled`` ``(B, C)``, seeded
+    per item."""
+    return control_noise(item_gaussians(tb, eps, seed, draw), tb, sampled, unsampled)
+
+
+def random_noise_items(z: torch.Tensor, tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """The random control of ``z`` (:func:`control_noise`: ``z``'s per-coil energy on the sampled columns, and on the
+    discarded ones), seeded per item."""
+    return control_items(tb, *split_norms(z, tb), eps, seed, draw)

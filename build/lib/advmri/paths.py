@@ -1,0 +1,34 @@
+"""Where relative paths point: the project root, not the process's working directory.
+
+JupyterLab starts a notebook's kernel in the notebook's folder (``notebooks/``), papermill and the
+CLIs wherever they were called from; a parameter such as ``data/synthetic/small/test`` must mean
+the same folder in all of them. Every function of advmri that reads or writes a user-given path
+passes it through :func:`project_path` (the one place that decides), so notebooks, CLIs and
+sweep configs behave identically whatever the current directory. Absolute paths and ``~`` are
+kept as given.
+
+The root is the checkout holding ``lib/advmri`` (``ADVMRI_ROOT`` overrides it, e.g. for an
+installed, non-editable copy).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(os.environ.get("ADVMRI_ROOT") or Path(__file__).resolve().parents[2]).resolve()
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` as an absolute path: relative ones are taken relative to :data:`ROOT`."""
+    p = Path(os.fspath(path)).expanduser()
+    return p if p.is_absolute() else ROOT / p
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root when inside it (for messages and recorded params)."""
+    p = project_path(path)
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
