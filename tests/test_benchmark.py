@@ -315,7 +315,7 @@ def test_committed_leaderboard_matches_its_cards(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
+def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, tiny_data):
     """``python -m pip wheel .`` -> a fresh venv (its dependencies from this one, by a .pth line) -> ``advmri``."""
     import site
     import sysconfig
@@ -343,3 +343,11 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
         r = subprocess.run([str(venv / "bin" / "advmri"), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
                            timeout=120)
         assert r.returncode == 0 and expect in r.stdout, r.stderr
+    # the installed tool on a model file and data given relative to the working directory
+    rel_data = os.path.relpath(tiny_data, ROOT)
+    r = subprocess.run([str(venv / "bin" / "advmri"), "benchmark", "--model", "examples/zero_filled.py:make", "--data",
+                        rel_data, "--smoke", "--acceleration", "8", "--threats", "noise", "--out", str(tmp_path / "card")],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "card" / "card.json").read_text())
+    assert card["model"]["name"] == "zero_filled:make" and card["model"]["parameters"] == 0

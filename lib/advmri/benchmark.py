@@ -222,6 +222,17 @@ def _hallucination(rows: list[dict], df: pd.DataFrame, acceleration: int) -> Non
             r["n_twins"] = int(len(d[(d.param == r["param"]) & (d.kind == r["kind"])]))
 
 
+def ensure_embedded(cfg: BenchmarkConfig, log) -> None:
+    """Generate the embedded test set (synthetic, seeded) when ``--data`` is its default folder and it does not
+    exist yet; any other missing folder is the run's one-line error."""
+    from advmri.paths import project_path
+    from advmri.pipeline import DATA, make_data
+
+    if project_path(cfg.data) == DATA / "test" and not (DATA / "test").exists():
+        log(f"benchmark: generating the embedded test set in {DATA / 'test'} (synthetic, seeded; once)")
+        make_data(("test",))
+
+
 def probe(run) -> None:
     """One reconstruction of the first box before any attack: a model returning the wrong shape, dtype or NaN
     stops here with its one-line error (:class:`advmri.usermodel.ModelError`)."""
@@ -254,6 +265,7 @@ def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), ke
 
     check_config(cfg)
     t0 = time.perf_counter()
+    ensure_embedded(cfg, log)
     spec = model_spec(cfg)
     model = describe_model(spec)
     rows: list[dict] = []

@@ -15,6 +15,7 @@ under a minute on the embedded data). Every run is seeded: the same parameters g
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -221,6 +222,17 @@ def _hallucination(rows: list[dict], df: pd.DataFrame, acceleration: int) -> Non
             r["n_twins"] = int(len(d[(d.param == r["param"]) & (d.kind == r["kind"])]))
 
 
+def ensure_embedded(cfg: BenchmarkConfig, log) -> None:
+    """Generate the embedded test set (synthetic, seeded) when ``--data`` is its default folder and it does not
+    exist yet; any other missing folder is the run's one-line error."""
+    from advmri.paths import project_path
+    from advmri.pipeline import DATA, make_data
+
+    if project_path(cfg.data) == DATA / "test" and not (DATA / "test").exists():
+        log(f"benchmark: generating the embedded test set in {DATA / 'test'} (synthetic, seeded; once)")
+        make_data(("test",))
+
+
 def probe(run) -> None:
     """One reconstruction of the first box before any attack: a model returning the wrong shape, dtype or NaN
     stops here with its one-line error (:class:`advmri.usermodel.ModelError`)."""
@@ -246,13 +258,14 @@ def has_twins(run) -> bool:
     return True
 
 
-def benchmark(cfg: BenchmarkConfig, log=print, keep_images: bool = False) -> tuple[dict, dict]:
+def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), keep_images: bool = False) -> tuple[dict, dict]:
     """Run every (acceleration, threat) of ``cfg``; returns ``(card, extras)`` with ``extras['tables']`` the run
     tables by name and (``keep_images``) ``extras['examples']`` the images of the worst boxes."""
     from advmri.run import execute
 
     check_config(cfg)
     t0 = time.perf_counter()
+    ensure_embedded(cfg, log)
     spec = model_spec(cfg)
     model = describe_model(spec)
     rows: list[dict] = []
@@ -308,6 +321,7 @@ def _settings(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
+    """The options of every :class:`BenchmarkConfig` field (generated from the schema)."""
     add_arguments(parser, BenchmarkConfig)
 
 

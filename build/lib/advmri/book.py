@@ -31,8 +31,9 @@ from advmri.values import fill_values
 __all__ = ["CLIS", "MAX_COLUMNS", "build_book", "error_kinds", "hand_typed_numbers", "print_pdf", "stage"]
 
 # the command-line entry points whose --help the CLI reference shows (generated at build time: it cannot drift)
-CLIS = ("advmri.pipeline", "advmri.sweep", "advmri.attack", "advmri.train", "advmri.verify", "advmri.recontrol",
-        "advmri.explore", "advmri.lab", "advmri.book", "advmri.data.synth")
+CLIS = ("advmri.cli", "advmri.benchmark", "advmri.leaderboard", "advmri.pipeline", "advmri.sweep", "advmri.attack",
+        "advmri.train", "advmri.verify", "advmri.recontrol", "advmri.explore", "advmri.lab", "advmri.book",
+        "advmri.data.synth", "advmri.modelcard")
 
 MAX_COLUMNS = 9  # wider tables are set in the appendix
 NOTEBOOKS = ("01_data", "02_models", "03_noise_attack", "04_rotation_attack", "05_analysis", "06_explorer",

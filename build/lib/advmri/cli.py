@@ -44,6 +44,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``advmri <command> [options]``: run that command's ``main``; ``--help`` lists the commands."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

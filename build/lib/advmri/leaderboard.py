@@ -86,6 +86,7 @@ def markdown(df: pd.DataFrame, budget: float, acceleration: int) -> str:
 
 def write_leaderboard(df: pd.DataFrame, out: Path, budget: float, acceleration: int,
                       relative_to: Path | None = None) -> dict[str, Path]:
+    """Write ``leaderboard.md``, ``.csv`` and ``.html`` into ``out`` (card paths relative to ``relative_to``)."""
     out.mkdir(parents=True, exist_ok=True)
     if relative_to is not None:
         df = df.assign(card=[os.path.relpath(Path(c).resolve(), relative_to.resolve()) for c in df.card])

@@ -7,8 +7,10 @@ passes it through :func:`project_path` (the one place that decides), so notebook
 sweep configs behave identically whatever the current directory. Absolute paths and ``~`` are
 kept as given.
 
-The root is the checkout holding ``lib/advmri`` (``ADVMRI_ROOT`` overrides it, e.g. for an
-installed, non-editable copy).
+The root is the checkout holding ``lib/advmri`` (an editable install, or ``PYTHONPATH=lib``); for an
+installed, non-editable copy (``pip install .``, a wheel) it is the current working directory, so that
+``advmri benchmark --model examples/my_model.py:make`` means the file the user sees. ``ADVMRI_ROOT``
+overrides both.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(os.environ.get("ADVMRI_ROOT") or Path(__file__).resolve().parents[2]).resolve()
+_CHECKOUT = Path(__file__).resolve().parents[2]
+ROOT = Path(os.environ.get("ADVMRI_ROOT") or (_CHECKOUT if (_CHECKOUT / "lib" / "advmri").is_dir() else Path.cwd())).resolve()
 
 
 def project_path(path: str | os.PathLike) -> Path:
