@@ -50,7 +50,7 @@ def _reader_params(name: str, tmp: Path) -> dict:
     """Parameters that keep each notebook short; everything else (data, models, sweep) is the real default."""
     return {
         "01_data": {},
-        "02_models": {"max_slices": 2, "out_table": str(tmp / "q.csv")},
+        "02_models": {"max_slices": 2, "out_table": str(tmp / "q.csv"), "quality_dir": str(tmp / "quality")},
         "03_noise_attack": {"max_targets": 1, "eps": [0.0, 0.01], "steps": 2, "random_draws": 1,
                             "out": str(tmp / "noise.csv")},
         "04_rotation_attack": {"max_targets": 1, "max_angle": 1.0, "angle_step": 0.5, "bounds": [0.0, 1.0],

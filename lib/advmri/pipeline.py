@@ -80,8 +80,11 @@ def _nb(name: str, out_dir: Path, **params) -> None:
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    from advmri.kernels import EncryptedKernelManager
+
     pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"),
-                        parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+                        parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=dict(desc=name),
+                        kernel_manager_class=EncryptedKernelManager)
 
 
 def _boxes(max_targets: int) -> str:

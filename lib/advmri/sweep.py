@@ -312,6 +312,8 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     """Execute one run's notebook with papermill; never raises (the status says what happened)."""
     import papermill as pm
 
+    from advmri.kernels import EncryptedKernelManager
+
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "status.json").unlink(missing_ok=True)  # a stale "ok" must not outlive a re-run
     t0 = time.perf_counter()
@@ -320,7 +322,8 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
         write_text(run.folder / "params.json",
                    json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
         pm.execute_notebook(str(run.notebook), str(run.folder / "notebook.ipynb"), parameters=run.params,
-                            kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False)
+                            kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False,
+                            kernel_manager_class=EncryptedKernelManager)
         table = run.folder / "results.csv"
         if not table.is_file():
             raise RuntimeError("notebook finished without writing results.csv")
@@ -739,17 +742,20 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
         check_space(folder, runs, todo)
         out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
         if verify and len(out):
-            from advmri.verify import verify_run
+            from advmri.verify import verify_many
 
             log(f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs "
                 "(at least one per row type)")
+            t_verify = time.perf_counter()
+            reps = verify_many([r.folder for r in runs if r not in todo], verify, verify_seed, jobs, log=log)
             done = total = 0
             for r in runs:
                 if r not in todo:
-                    rep = out[r.id]["verified"] = verify_run(r.folder, verify, verify_seed, log=log)
+                    rep = out[r.id]["verified"] = reps[r.folder.name]
                     done, total = done + len(rep["passes"]), total + rep["of"]
+            out_verify_seconds = time.perf_counter() - t_verify
             log(f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
-                f"{len(out)} reused runs")
+                f"{len(out)} reused runs in {out_verify_seconds:.0f} s")
         if engine == "threads":
             out.update(_run_threads(todo, jobs, log))
         elif engine == "slurm" and todo:

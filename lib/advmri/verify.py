@@ -174,6 +174,45 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
     return report
 
 
+def _verify_one(args: tuple) -> dict:
+    folder, passes, seed = args
+    import torch
+
+    torch.set_num_threads(1)  # each worker one core; the run's own thread count is set by execute
+    return verify_run(folder, passes, seed, log=lambda *a, **k: None)
+
+
+def verify_many(folders: list[Path], passes: int | str = 1, seed: int = 0, jobs: int | None = None,
+                log=print) -> dict[str, dict]:
+    """:func:`verify_run` of every folder, ``jobs`` at a time in separate processes (default: the cores this
+    process may use), largest tables first; a line per verified run and the first mismatch raised as it is."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    folders = sorted(folders, key=lambda f: -(Path(f) / "results.csv").stat().st_size)
+    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(folders)))
+    reports: dict[str, dict] = {}
+    if jobs == 1 or len(folders) <= 1:
+        for f in folders:
+            reports[Path(f).name] = verify_run(f, passes, seed, log=log)
+        return reports
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_verify_one, (str(f), passes, seed)): Path(f) for f in folders}
+        for n, fut in enumerate(as_completed(futures), 1):
+            f = futures[fut]
+            try:
+                rep = fut.result()
+            except BaseException:
+                for other in futures:
+                    other.cancel()
+                raise
+            reports[f.name] = rep
+            log(f"  [{n}/{len(folders)}] {f.name}: verified {len(rep['passes'])} of {rep['of']} passes "
+                f"({rep['rows']} rows, {rep['seconds']} s{', other machine' if rep.get('cross_machine') else ''})")
+    return reports
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     """``python -m advmri.verify FOLDER... [--passes N|all] [--seed S]``: recompute and compare, print what was
