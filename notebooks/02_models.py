@@ -27,6 +27,7 @@ verify = 4  # slices and boxes per acceleration recomputed before the record is 
 smoke = False
 
 # %%
+import json
 import tempfile
 from pathlib import Path
 
@@ -118,5 +119,7 @@ else:
     print(f"quality table: {report['status']}")
 out_table = project_path(out_table)  # relative paths mean the project root, wherever the kernel runs
 out_table.parent.mkdir(parents=True, exist_ok=True)
+if not smoke:  # what the main job's summary reports
+    out_table.with_name(out_table.stem + ".report.json").write_text(json.dumps(report))
 summary(q, qb).to_csv(out_table, index=False)
 summary(q, qb)

@@ -187,7 +187,8 @@ def verify_many(folders: list[Path], passes: int | str = 1, seed: int = 0, jobs:
     """:func:`verify_run` of every folder, ``jobs`` at a time in separate processes (default: the cores this
     process may use), largest tables first; a line per verified run and the first mismatch raised as it is."""
     import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import time
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
     folders = sorted(folders, key=lambda f: -(Path(f) / "results.csv").stat().st_size)
@@ -197,19 +198,28 @@ def verify_many(folders: list[Path], passes: int | str = 1, seed: int = 0, jobs:
         for f in folders:
             reports[Path(f).name] = verify_run(f, passes, seed, log=log)
         return reports
+    t0 = time.perf_counter()
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(_verify_one, (str(f), passes, seed)): Path(f) for f in folders}
-        for n, fut in enumerate(as_completed(futures), 1):
-            f = futures[fut]
-            try:
-                rep = fut.result()
-            except BaseException:
-                for other in futures:
-                    other.cancel()
-                raise
-            reports[f.name] = rep
-            log(f"  [{n}/{len(folders)}] {f.name}: verified {len(rep['passes'])} of {rep['of']} passes "
-                f"({rep['rows']} rows, {rep['seconds']} s{', other machine' if rep.get('cross_machine') else ''})")
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=10, return_when=FIRST_COMPLETED)
+            for fut in done:
+                f = futures[fut]
+                try:
+                    rep = fut.result()
+                except BaseException:
+                    for other in pending:
+                        other.cancel()
+                    raise
+                reports[f.name] = rep
+                log(f"  [{len(reports)}/{len(folders)}] {f.name}: verified {len(rep['passes'])} of {rep['of']} passes "
+                    f"({rep['rows']} rows, {rep['seconds']} s{', other machine' if rep.get('cross_machine') else ''})")
+            if not done and pending:  # a line at least every 10 s
+                el = time.perf_counter() - t0
+                eta = f", about {el / len(reports) * len(pending) / jobs:.0f} s left" if reports else ""
+                log(f"  verifying: {len(reports)}/{len(folders)} runs done, {min(jobs, len(pending))} running "
+                    f"({el:.0f} s{eta})")
     return reports
 
 
