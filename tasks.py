@@ -2,7 +2,8 @@
 """Set-up-free entry points (needs only Python 3.11 and pip).
 
     python3 tasks.py all    # the main job: set up, data, models, attacks, figures, paper
-    python3 tasks.py test   # set up, then the test suite
+    python3 tasks.py test   # set up, then the test suite (the fast tier: every test not marked slow)
+    python3 tasks.py test-slow  # the slow tier (CI runs both: .ci/run)
     python3 tasks.py paper  # set up, then build the article (HTML book + PDF) from the committed results
 
 Set-up creates ``.venv`` and installs: torch pinned to the CPU wheel (2.13.0), fastmri *without*
@@ -75,14 +76,16 @@ def system_packages(only: tuple[str, ...] = ()) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("setup", "all", "test", "paper"):
+    if len(argv) != 1 or argv[0] not in ("setup", "all", "test", "test-slow", "paper"):
         print(__doc__)
         return 2
     setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if argv[0] == "test":
+    if argv[0] in ("test", "test-slow"):
         system_packages()
-        return subprocess.run([str(PY), "-m", "pytest", "-q", "tests"], cwd=ROOT, env=env).returncode
+        tier = "not slow" if argv[0] == "test" else "slow"
+        return subprocess.run([str(PY), "-m", "pytest", "-q", "-m", tier, "--durations=10", "tests"], cwd=ROOT,
+                              env=env).returncode
     if argv[0] in ("all", "paper"):
         system_packages(only=("chromium",))  # the PDF of the article is printed by a headless chromium
         step = ["--from", "paper"] if argv[0] == "paper" else []
