@@ -4,7 +4,10 @@ A run's rows come in *passes* (noise: ``chunk`` consecutive (box, eps) items att
 rotation: one box, every angle). :func:`verify_run` draws ``passes`` of them with a generator
 seeded by ``(seed, run id)``, recomputes exactly those batches (:func:`advmri.run.execute` with
 ``subset``, the run's own parameters and thread count, so the float32 arithmetic is the same) and
-compares every metric of every recomputed row (adversarial, random, clean) with the table.
+compares every metric of every recomputed row (adversarial, random, clean) with the table. A rotation box is
+recomputed in the passes (batches of angles, as the run made them) that hold its recorded worst angle of each
+bound and its random angles, about a third of its grid; ``passes='all'`` repeats the whole search, so that the
+choice of the worst angle is checked too.
 
 Tolerance (:data:`TOLERANCE`): recomputing a pass with the same batch and thread count reproduces
 it to float32 rounding. Measured on this project's 2-core CPU (``tests/test_verify.py`` and the
@@ -150,7 +153,8 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
     check_weights(folder, dry.get("model_sha256"))
     n = dry["passes"]
     chosen = choose_passes(n, passes, seed, folder.name, cover=dry.get("pass_params"))
-    got, extras = execute(run, progress=False, subset=chosen)
+    # rotation: sampled boxes at their recorded angles (the passes holding them); 'all': the whole search again
+    got, extras = execute(run, progress=False, subset=chosen, recorded=None if passes == "all" else table)
     recorded = (read_status(folder) or {}).get("machine")
     cross = recorded != machine()  # unknown (recorded before machines were) counts as another machine
     m = compare(got, table, cross_machine=cross, bf16=run.precision == "bf16")
