@@ -139,3 +139,61 @@ def test_results_of_other_weights_are_recomputed(tmp_path, tiny_data):
     st = run_sweep(cfg, results=tmp_path, log=logs.append)
     assert [v["status"] for v in st.values()] == ["ok"]
     assert any("computed with other weights" in line for line in logs)
+
+
+def test_rotation_rows_are_verified_at_their_recorded_angles(done_sweep):
+    """Verification recomputes the passes holding each bound's recorded worst angle (in the run's batches, so
+    bit for bit) and catches a changed value there; ``passes='all'`` repeats the whole search."""
+    from advmri.run import execute, read_table
+    from advmri.verify import run_of
+
+    _, tmp = done_sweep
+    folder = next(p.parent for p in (tmp / "v").glob("rotation-*/results.csv"))
+    run, table = run_of(folder), read_table(folder / "results.csv")
+    fast, _ = execute(run, progress=False, subset=[0], recorded=table)
+    full, _ = execute(run, progress=False, subset=[0])
+    key = ["kind", "param", "draw"]
+    cols = ["angle", "box_mse", "box_ssim", "img_ssim"]
+    assert np.array_equal(fast.sort_values(key)[cols].to_numpy(float), full.sort_values(key)[cols].to_numpy(float),
+                          equal_nan=True)  # bit for bit
+    original = (folder / "results.csv").read_bytes()
+    s = read_status(folder)
+    try:
+        df = table.copy()
+        worst = (df.kind == "adversarial") & (df.param == 1.0)
+        df.loc[worst, "box_ssim"] = df.loc[worst, "box_ssim"] - 0.01
+        df.to_csv(folder / "results.csv", index=False)
+        s["results_sha256"], s["results_rows"] = table_digest(folder / "results.csv")
+        (folder / "status.json").write_text(json.dumps(s))
+        with pytest.raises(CacheMismatch, match="box_ssim"):
+            verify_run(folder, passes="all", log=lambda *a: None)
+        with pytest.raises(CacheMismatch, match="box_ssim"):
+            verify_run(folder, passes=1, log=lambda *a: None)
+    finally:
+        (folder / "results.csv").write_bytes(original)
+        s["results_sha256"], s["results_rows"] = table_digest(folder / "results.csv")
+        (folder / "status.json").write_text(json.dumps(s))
+
+
+def test_one_run_per_code_path_is_verified(tmp_path, tiny_data):
+    """Runs that differ only in numbers share a code path; one of them (seeded) is recomputed."""
+    from advmri.verify import choose_runs, code_path
+    from advmri.run import AttackRun
+    from advmri.attacks.noise import NoiseConfig
+
+    a = AttackRun(model="m.pt", data=str(tiny_data), noise=NoiseConfig(eps=(0.0, 0.01), steps=3))
+    b = AttackRun(model="m.pt", data=str(tiny_data), acceleration=4, noise=NoiseConfig(eps=(0.0, 0.02), steps=5))
+    c = AttackRun(model="m.pt", data=str(tiny_data), noise=NoiseConfig(update="reference"))
+    assert code_path(a) == code_path(b) != code_path(c)
+    folders = []
+    for i, r in enumerate((a, b, c)):
+        f = tmp_path / f"run{i}"
+        f.mkdir()
+        p = dict(r.as_dict()["noise"], model=r.model, data_dir=r.data, acceleration=r.acceleration,
+                 notebook="notebooks/03_noise_attack.ipynb")
+        (f / "params.json").write_text(json.dumps(p))
+        folders.append(f)
+    chosen = choose_runs(folders, seed=0)
+    assert len(chosen) == 2 and folders[2] in chosen
+    assert chosen == choose_runs(folders, seed=0)  # seeded
+    assert {tuple(choose_runs(folders, seed=s)) for s in range(8)} >= {(folders[0], folders[2]), (folders[1], folders[2])}

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="before reusing a committed attack run, recompute N seeded passes of it (at least one "
                          "per row type; all: every pass) and stop if they differ (advmri.verify; 0: trust the "
                          "recorded sha256 only)")
+    ap.add_argument("--verify-runs", default="paths", choices=("paths", "all"),
+                    help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
+                         "target, update rule and options; default; every table's sha256 is checked) or all")
     ap.add_argument("--allow-dirty", action="store_true",
                     help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -201,7 +204,8 @@ def _steps(a, overrides, times: dict) -> None:
             for sweep in SWEEPS:
                 cfg = ROOT / "sweeps" / f"{sweep}.yaml"
                 st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
-                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh)
+                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh,
+                               verify_runs=a.verify_runs)
                 statuses.update(st)
                 if any(v["status"] == "failed" for v in st.values()):
                     print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)

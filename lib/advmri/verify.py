@@ -178,6 +178,29 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
     return report
 
 
+def code_path(run: AttackRun) -> tuple:
+    """What decides which code a run executes (and with which model and data): attack, model, data, precision,
+    target, loss, region, update rule, restarts / momentum / mask draws used or not, a random control or not,
+    interpolation. Runs that differ only in numbers (budgets, steps, step size, boxes, acceleration, seed) share it."""
+    d = run.as_dict()
+    c = d["noise"] or d["rotation"]
+    return (run.attack, run.model, run.data, run.precision, c.get("update"), c.get("target", "clean"), c.get("loss"),
+            c.get("region"), bool(c.get("restarts")), bool(c.get("momentum")), bool(c.get("mask_draws")),
+            c.get("random_draws", 0) > 0, c.get("interpolation"))
+
+
+def choose_runs(folders: list[Path], seed: int = 0) -> list[Path]:
+    """One run folder per :func:`code_path` (seeded choice among the runs that share it), in the given order."""
+    groups: dict[tuple, list[Path]] = {}
+    for f in folders:
+        groups.setdefault(code_path(run_of(Path(f))), []).append(Path(f))
+    chosen = set()
+    for key, members in groups.items():
+        rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+        chosen.add(members[int(rng.integers(len(members)))])
+    return [Path(f) for f in folders if Path(f) in chosen]
+
+
 def _verify_one(args: tuple) -> dict:
     folder, passes, seed = args
     import torch

@@ -1,0 +1,106 @@
+"""advmri.quality: the model-quality table as a verified cache; batched evaluation equals one slice per pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from advmri.evaluate import box_quality, quality_table
+from advmri.models import build, save_checkpoint
+from advmri.quality import QualityMismatch, quality_tables
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("qmodels")
+    torch.manual_seed(1)
+    save_checkpoint(tmp / "u.pt", build("unet", "tiny"))
+    return {"unet": str(tmp / "u.pt"), "cg-sense": "classical:cg-sense"}
+
+
+def test_batched_evaluation_equals_one_slice_per_pass(specs, tiny_data):
+    from advmri.run import load_model
+
+    models = {k: load_model(v) for k, v in specs.items()}
+    one = quality_table(models, tiny_data, (8,), max_slices=6, batch=1, progress=False)
+    many = quality_table(models, tiny_data, (8,), max_slices=6, batch=4, progress=False)
+    m = one.merge(many, on=["method", "acceleration", "file", "slice"])
+    assert len(m) == len(one) == len(many) == 6 * 3
+    for c in ("ssim", "psnr", "nmse"):
+        assert np.allclose(m[f"{c}_x"], m[f"{c}_y"], rtol=1e-5, atol=1e-6), c
+    only = quality_table(models, tiny_data, (8,), max_slices=6, batch=4, only=[5], progress=False)
+    assert sorted(only.slice.unique()) == sorted(many.slice.iloc[4 * 3:].unique())  # the whole batch of slice 5
+    b1 = box_quality(models, tiny_data, (8,), batch=1, progress=False)
+    b4 = box_quality(models, tiny_data, (8,), batch=4, progress=False)
+    assert np.allclose(b1.sort_values(["method", "file", "slice", "bx"]).box_mse,
+                       b4.sort_values(["method", "file", "slice", "bx"]).box_mse, rtol=1e-5)
+
+
+def test_quality_table_is_recorded_reused_after_verification_and_recomputed_when_inputs_change(specs, tiny_data,
+                                                                                             tmp_path):
+    logs: list[str] = []
+    folder = tmp_path / "quality"
+    q, qb, rep = quality_tables(specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
+    assert rep["status"] == "computed" and (folder / "record.json").is_file()
+    rec = json.loads((folder / "record.json").read_text())
+    assert rec["inputs"][next(k for k in rec["inputs"] if k.endswith("u.pt"))] == \
+        hashlib.sha256(open(specs["unet"], "rb").read()).hexdigest()
+    q2, qb2, rep2 = quality_tables(specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
+    assert rep2["status"] == "reused" and rep2["verified_rows"] > 0
+    assert q2.equals(q) and qb2.equals(qb)
+    assert any(line.startswith("quality: verified") for line in logs)
+    # other parameters: recomputed, not reused
+    _, _, rep3 = quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=logs.append)
+    assert rep3["status"] == "computed" and rep3["why"] == "parameters changed"
+
+
+def test_a_changed_recorded_value_is_caught_by_the_sample(specs, tiny_data, tmp_path):
+    folder = tmp_path / "quality"
+    quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    t = folder / "slices.csv"
+    lines = t.read_text().splitlines()
+    head = lines[0].split(",")
+    for i in range(1, len(lines)):  # every ssim 1% lower, digest updated: only recomputation can tell
+        cells = lines[i].split(",")
+        cells[head.index("ssim")] = repr(float(cells[head.index("ssim")]) * 0.99)
+        lines[i] = ",".join(cells)
+    t.write_text("\n".join(lines) + "\n")
+    rec = json.loads((folder / "record.json").read_text())
+    rec["tables"]["slices.csv"] = hashlib.sha256(t.read_bytes()).hexdigest()
+    (folder / "record.json").write_text(json.dumps(rec))
+    with pytest.raises(QualityMismatch) as e:
+        quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    assert "slices.csv: recorded quality not reproduced" in str(e.value) and "ssim" in str(e.value)
+    assert "\n" not in str(e.value)
+    # a table edited without its digest is not reused at all: recomputed
+    t.write_text(t.read_text().replace("unet", "unet", 1) + "\n")
+    _, _, rep = quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    assert rep["status"] == "computed" and "slices.csv missing or altered" in rep["why"]
+
+
+def test_notebook_kernels_start_without_the_tcp_warning(tmp_path):
+    import nbformat
+    import papermill as pm
+
+    from advmri.kernels import EncryptedKernelManager
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    import subprocess
+    import sys
+
+    code = ("import papermill as pm, sys; from advmri.kernels import EncryptedKernelManager as M; "
+            f"pm.execute_notebook({str(tmp_path / 't.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, kernel_name='python3', "
+            "progress_bar=False, kernel_manager_class=M)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "without encryption" not in r.stderr + r.stdout
+    out = nbformat.read(tmp_path / "o.ipynb", as_version=4)
+    assert out.cells[0].outputs[0]["text"].strip() == "42"
+    assert EncryptedKernelManager().transport_encryption in ("auto", "disabled")
+    del pm
