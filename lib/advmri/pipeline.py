@@ -164,14 +164,17 @@ def _steps(a, overrides, times: dict) -> None:
     for step in STEPS[STEPS.index(a.start): STEPS.index(a.until) + 1]:
         t0 = time.perf_counter()
         print(f"== {step}", flush=True)
-        if step == "data":
-            made = make_data()
+        if step == "data":  # the training split only when a model is trained (the committed checkpoints are reused)
+            train = a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values())
+            made = make_data(("train", "test") if train else ("test",))
             made += make_coil_data()
             NOTES[step] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
         elif step == "train":
             from advmri.train import train
 
             NOTES[step] = "committed checkpoints reused (sha256 checked when loaded)"
+            if a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values()):
+                make_data(("train",))
             for kind, (ckpt, steps) in MODELS.items():
                 if a.retrain or not ckpt.is_file():
                     NOTES[step] = "trained " + ", ".join(k for k, (c, _) in MODELS.items() if a.retrain or not c.is_file())  # the committed models' two phases (models/README.md)
