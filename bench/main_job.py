@@ -56,6 +56,7 @@ def main() -> int:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     if a.reuse_venv and (ROOT / ".venv").is_dir():
         shutil.copytree(ROOT / ".venv", clone / ".venv", symlinks=True)
+        (clone / ".venv" / ".advmri-installed").unlink(missing_ok=True)  # set-up re-runs: advmri from the clone
     rows = []
     for cmd in (["python3", "tasks.py", "setup"], ["python3", "tasks.py", "all"]) + (
             () if a.skip_tests else (["python3", "tasks.py", "test"],)):
