@@ -31,13 +31,24 @@ def quality_table(models: dict[str, Reconstructor], data: str | Path, accelerati
     Masks are fastMRI random masks seeded per (file, slice) (4x/0.08, 8x/0.04); the data range
     is the volume's ``max`` attribute, as in ``fastmri.evaluate``.
     """
-    files = sorted(p.stem for p in h5_folder(data).glob("*.h5"))
-    cache = SliceCache(data, files)
-    n = len(cache) if max_slices <= 0 else min(max_slices, len(cache))
+    import h5py
+
+    folder = h5_folder(data)
+    files = sorted(p.stem for p in folder.glob("*.h5"))
+    order = []  # (file, slice) of every position, in SliceDataset's order, read from the headers only
+    for f in files:
+        with h5py.File(folder / f"{f}.h5", "r") as h:
+            order += [(f, sl) for sl in range(h["kspace"].shape[0])]
+    n = len(order) if max_slices <= 0 else min(max_slices, len(order))
+    chunks = _batches(n, batch, only)
+    needed = sorted({order[i][0] for c in chunks for i in c})  # a verification sample loads its volumes only
+    cache = SliceCache(data, needed)
+    at = {(Path(c[4]).stem, c[5]): j for j, c in enumerate(cache.items)}
     rows = []
     for acc in accelerations:
         func = mask_func("random", (acc,))
-        for ids in tqdm(_batches(n, batch, only), desc=f"quality {acc}x", disable=not progress, unit="batch"):
+        for pos in tqdm(chunks, desc=f"quality {acc}x", disable=not progress, unit="batch"):
+            ids = [at[order[i]] for i in pos]
             names = [(cache.items[i][4], cache.items[i][5]) for i in ids]
             k, m, nl, t, mx = cache.batch(ids, func, [slice_seed(f, sl) for f, sl in names], device)
             crop = tuple(t.shape[-2:])

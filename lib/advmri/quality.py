@@ -151,7 +151,7 @@ def _reusable(folder: Path, params: dict, inputs: dict) -> tuple[dict | None, st
 
 
 def quality_tables(specs: dict[str, str], data: str | Path, folder: str | Path = "results/quality",
-                   accelerations=(4, 8), max_slices: int = 0, batch: int = 8, verify: int = 4, fresh: bool = False,
+                   accelerations=(4, 8), max_slices: int = 0, batch: int = 8, verify: int = 1, fresh: bool = False,
                    log: Callable = print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The quality tables of ``specs`` (name -> model spec) on ``data``: reused from ``folder`` when verified,
     else computed and recorded. Returns ``(slices, boxes, report)``; report ``status`` is reused | computed."""

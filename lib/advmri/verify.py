@@ -43,6 +43,10 @@ TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 # bfloat16 autocast (precision: bf16) runs differ across CPUs even at eps 0 (measured: the VarNet's clean box MSE up
 # to 2.8% apart, median 0.5%, the CPUs' bf16 kernels differ): on another machine all their rows go by the median.
 PGA_MEDIAN = 1e-2
+# bf16 runs on another machine: measured 2026-12-02 on an AMD EPYC against tables computed on Intel Xeon (AMX bf16):
+# the VarNet's clean reconstruction (eps 0, no PGA) 1.2% apart in median box MSE, PGA rows 0.8-1.0%, single boxes up
+# to 4%; other CPU vendors' bf16 kernels accumulate differently. Their group check uses this bound instead.
+BF16_MEDIAN = 3e-2
 KEY = ["file", "slice", "bx", "by", "bw", "bh", "param", "kind", "draw"]
 RUN_KEYS = {"out", "smoke", "notebook"}
 
@@ -104,7 +108,7 @@ def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machi
     """Rows of ``got`` joined to ``table`` on :data:`KEY`; columns ``<m>`` (table), ``<m>_new`` and
     ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table; with ``cross_machine``, the
     PGA rows (:func:`pga_rows`; every row of a ``bf16`` run) are bad together when their median relative box-MSE
-    difference exceeds :data:`PGA_MEDIAN`)."""
+    difference exceeds :data:`PGA_MEDIAN`, :data:`BF16_MEDIAN` for a bf16 run)."""
     t = table.copy()
     g = got.copy()
     for d in (t, g):
@@ -119,7 +123,7 @@ def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machi
         bad |= ~np.isclose(b, a, equal_nan=True, **TOLERANCE) & ~loose
     if loose.any():  # on another machine: the PGA rows as a group (PGA_MEDIAN)
         rel = np.abs(m.loc[loose, "box_mse_new"].to_numpy(float) / m.loc[loose, "box_mse"].to_numpy(float) - 1)
-        if np.nanmedian(rel) > PGA_MEDIAN:
+        if np.nanmedian(rel) > (BF16_MEDIAN if bf16 else PGA_MEDIAN):
             bad |= loose
     m["bad"] = bad
     return m
