@@ -84,13 +84,14 @@ def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed:
     return made
 
 
-def _nb(name: str, out_dir: Path, **params) -> None:
+def _nb(name: str, executed: Path, **params) -> None:
+    """Execute ``notebooks/<name>.ipynb`` with ``params`` into the folder ``executed``."""
     import papermill as pm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    executed.mkdir(parents=True, exist_ok=True)
     from advmri.kernels import EncryptedKernelManager
 
-    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out_dir / f"{name}.ipynb"),
+    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"),
                         parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=dict(desc=name),
                         kernel_manager_class=EncryptedKernelManager)
 
