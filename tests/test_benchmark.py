@@ -332,7 +332,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, tiny_data):
     here = sysconfig.get_paths()["purelib"]
     assert here in site.getsitepackages() or here
     Path(purelib, "deps-from-advmri-venv.pth").write_text(here + "\n")  # appended: the wheel's own files win
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
+                   check=True,
                    capture_output=True, timeout=300)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     where = subprocess.run([str(py), "-c", "import advmri; print(advmri.__file__)"], check=True, capture_output=True,

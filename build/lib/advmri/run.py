@@ -310,7 +310,8 @@ def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass)
 
 
 def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
-            subset: Sequence[int] | None = None, reuse: "Reuse | None" = None) -> tuple[pd.DataFrame, dict]:
+            subset: Sequence[int] | None = None, reuse: "Reuse | None" = None,
+            recorded: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
     maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets.
 
@@ -320,13 +321,16 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
     rows reproduce the full run's rows.
 
     ``reuse`` (noise; :mod:`advmri.recontrol`): an earlier table of this run whose adversarial rows are taken
-    over where they cannot have changed (see :class:`Reuse`); only the random control is then computed."""
+    over where they cannot have changed (see :class:`Reuse`); only the random control is then computed.
+
+    ``recorded`` (rotation, with ``subset``; :mod:`advmri.verify`): the run's table; each target's bounds are
+    recomputed at their recorded worst angles only (:func:`_rotation_target`)."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(run.threads)  # pinned per run: per-box results depend on it (float32 rounding)
     try:
-        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset), reuse)
+        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset), reuse, recorded)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -355,8 +359,59 @@ def shard_sizes(run: AttackRun) -> list[int]:
     return [len(select_targets(ds, run.max_targets, k, run.shards)) for k in range(run.shards)]
 
 
+def _recorded_angles(recorded: pd.DataFrame | None, s, angles: Sequence[float], bounds) -> dict[float, int] | None:
+    """Grid index of the recorded worst angle of each bound for sample ``s`` (None: not all recorded on the grid)."""
+    if recorded is None:
+        return None
+    b = s.box
+    r = recorded[(recorded.kind == "adversarial") & (recorded.file == s.fname) & (recorded.slice == s.slice_idx)
+                 & (recorded.bx == b.x) & (recorded.by == b.y) & (recorded.bw == b.w) & (recorded.bh == b.h)]
+    grid = np.asarray(angles, dtype=float)
+    out = {}
+    for bound in bounds:
+        a = r[np.isclose(r.param, bound)].angle
+        hit = np.nonzero(np.isclose(grid, float(a.iloc[0]), atol=1e-6))[0] if len(a) == 1 else []
+        if len(hit) != 1:
+            return None
+        out[float(bound)] = int(hit[0])
+    return out
+
+
+def _rotation_target(run: AttackRun, model: Reconstructor, sub: TargetBatch, rnd: list, per_pass: int, version: str,
+                     recorded: pd.DataFrame | None = None) -> tuple[list[dict], dict, list[dict]]:
+    """The rows of one rotation target: clean, the worst angle of each bound, the random angles.
+
+    With ``recorded`` (verification: the run's table) only the passes holding the recorded worst angles and the
+    random angles are recomputed, in exactly the run's batches of ``per_pass`` angles (so they reproduce bit for
+    bit), and each bound's row is taken at its recorded angle; the search over the grid is not repeated."""
+    cfg = run.rotation
+    angles = cfg.angles
+    all_angles = list(angles) + [a for _, a in rnd]
+    known = _recorded_angles(recorded, sub.samples[0], angles, cfg.bounds)
+    need = None if known is None else set(known.values()) | set(range(len(angles), len(all_angles)))
+    sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation, only=need)
+    with torch.inference_mode():  # the reference row: the clean, un-rotated reconstruction
+        rows = _rows(run, model, sub, box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)), sub),
+                     "rotation", 0.0, "clean", 0, version=version)
+    grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
+    if known is None:
+        worst = worst_case(grid_sc, angles, cfg.bounds, cfg.target)
+    else:
+        worst = [dict(item=0, bound=b, angle=float(angles[j]), **{k: float(v[0, j]) for k, v in grid_sc.items()})
+                 for b, j in known.items()]
+    for w in worst:
+        rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
+                      angle=w["angle"], version=version)
+    for d, (b, a) in enumerate(rnd):
+        j = len(angles) + d
+        rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
+                      d % cfg.random_draws, angle=a, version=version)
+    return rows, sc, worst
+
+
 def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
-             subset: set[int] | None, reuse: "Reuse | None" = None) -> tuple[pd.DataFrame, dict]:
+             subset: set[int] | None, reuse: "Reuse | None" = None,
+             recorded: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     if torch.device(run.device).type == "cpu":
         keep_freed_memory()
     model = load_model(run.model, run.device).set_precision(run.precision)
@@ -403,7 +458,6 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
         cfg = run.rotation
         angles = cfg.angles
         rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
-        all_angles = list(angles) + [a for _, a in rnd]
         per_pass = None
         passes = len(samples)
         for t in tqdm(range(len(samples)), desc=f"rotation {model.kind}", disable=not progress):
@@ -413,19 +467,8 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
             if t == 0 or per_pass is None:
                 per_pass = run.chunk or _auto_chunk(run, model, sub, lambda one: rotated_recon(
                     model, one, torch.zeros(1, device=run.device), cfg.interpolation))
-            sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation)
-            with torch.inference_mode():  # the reference row: the clean, un-rotated reconstruction
-                rows += _rows(run, model, sub, box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)),
-                                                          sub), "rotation", 0.0, "clean", 0, version=version)
-            grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
-            worst = worst_case(grid_sc, angles, cfg.bounds, cfg.target)
-            for w in worst:
-                rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
-                              angle=w["angle"], version=version)
-            for d, (b, a) in enumerate(rnd):
-                j = len(angles) + d
-                rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
-                              d % cfg.random_draws, angle=a, version=version)
+            new_rows, sc, worst = _rotation_target(run, model, sub, rnd, per_pass, version, recorded)
+            rows += new_rows
             if keep_images:
                 for w in worst:
                     with torch.no_grad():

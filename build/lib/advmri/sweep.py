@@ -312,6 +312,8 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     """Execute one run's notebook with papermill; never raises (the status says what happened)."""
     import papermill as pm
 
+    from advmri.kernels import EncryptedKernelManager
+
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "status.json").unlink(missing_ok=True)  # a stale "ok" must not outlive a re-run
     t0 = time.perf_counter()
@@ -320,7 +322,8 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
         write_text(run.folder / "params.json",
                    json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
         pm.execute_notebook(str(run.notebook), str(run.folder / "notebook.ipynb"), parameters=run.params,
-                            kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False)
+                            kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False,
+                            kernel_manager_class=EncryptedKernelManager)
         table = run.folder / "results.csv"
         if not table.is_file():
             raise RuntimeError("notebook finished without writing results.csv")
@@ -683,7 +686,7 @@ def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, s
 def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "results",
               overrides: dict | None = None, log=print, engine: str = "threads", scheduler: str | None = None,
               verify: int | str = 0, verify_seed: int = 0, allow_dirty: bool = False,
-              slurm: dict | None = None, fresh: bool = False) -> dict[str, dict]:
+              slurm: dict | None = None, fresh: bool = False, verify_runs: str = "paths") -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
     ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
@@ -694,7 +697,9 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
     with a message instead of doing the same work twice.
 
     ``verify``: before a completed run is reused, recompute that many seeded passes of it
-    (:func:`advmri.verify.verify_run`) and stop with :class:`advmri.verify.CacheMismatch` when they differ.
+    (:func:`advmri.verify.verify_run`) and stop with :class:`advmri.verify.CacheMismatch` when they differ;
+    ``verify_runs``: ``paths`` recomputes one run per code path (:func:`advmri.verify.choose_runs`), ``all`` every
+    reused run. Verification runs in parallel processes (``jobs``).
 
     ``fresh``: recompute every run; the complete ones are set aside first and put back unless their new results
     complete (interrupted, failed, killed: the committed results stay). Confirm with :func:`confirm_fresh`.
@@ -739,17 +744,25 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
         check_space(folder, runs, todo)
         out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
         if verify and len(out):
-            from advmri.verify import verify_run
+            from advmri.verify import choose_runs, verify_many
 
             log(f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs "
                 "(at least one per row type)")
+            t_verify = time.perf_counter()
+            reused = [r.folder for r in runs if r not in todo]
+            sample = reused if verify_runs == "all" else choose_runs(reused, verify_seed)
+            if len(sample) < len(reused):
+                log(f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
+                    "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)")
+            reps = verify_many(sample, verify, verify_seed, jobs, log=log)
             done = total = 0
             for r in runs:
-                if r not in todo:
-                    rep = out[r.id]["verified"] = verify_run(r.folder, verify, verify_seed, log=log)
+                if r.folder.name in reps:
+                    rep = out[r.id]["verified"] = reps[r.folder.name]
                     done, total = done + len(rep["passes"]), total + rep["of"]
+            out_verify_seconds = time.perf_counter() - t_verify
             log(f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
-                f"{len(out)} reused runs")
+                f"{len(reps)} of {len(out)} reused runs in {out_verify_seconds:.0f} s")
         if engine == "threads":
             out.update(_run_threads(todo, jobs, log))
         elif engine == "slurm" and todo:
@@ -791,8 +804,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
     ap.add_argument("--verify", default="0", metavar="N|all",
-                    help="recompute N seeded passes (at least one per row type) of every reused run, or all of "
+                    help="recompute N seeded passes (at least one per row type) of reused runs, or all of "
                          "them, and stop if they differ (0: trust the recorded sha256)")
+    ap.add_argument("--verify-runs", default="paths", choices=("paths", "all"),
+                    help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
+                         "target, update rule and options; default) or all")
     ap.add_argument("--allow-dirty", action="store_true",
                     help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
     ap.add_argument("--fresh", action="store_true",
@@ -806,7 +822,8 @@ def main(argv: list[str] | None = None) -> int:
         name, runs = load_sweep(a.config, a.results, overrides)
         confirm_fresh(len(committed_runs(runs)), project_path(a.results) / name, a.yes)
     st = run_sweep(a.config, a.jobs, a.results, overrides, engine=a.engine, scheduler=a.scheduler,
-                   verify=a.verify, allow_dirty=a.allow_dirty, slurm=given(a, SlurmConfig), fresh=a.fresh)
+                   verify=a.verify, allow_dirty=a.allow_dirty, slurm=given(a, SlurmConfig), fresh=a.fresh,
+                   verify_runs=a.verify_runs)
     return 1 if any(v["status"] in ("failed", "not run") for v in st.values()) else 0
 
 

@@ -161,24 +161,30 @@ def rotated_recon(model: Reconstructor, tb: TargetBatch, angles_deg: torch.Tenso
 
 @torch.inference_mode()
 def sweep_angles(model: Reconstructor, tb: TargetBatch, angles, chunk: int = 16,
-                 interpolation: str = "reference") -> dict[str, torch.Tensor]:
+                 interpolation: str = "reference", only: set[int] | None = None) -> dict[str, torch.Tensor]:
     """Scores for every (item, angle): each metric ``(B, A)``. Items x angles are flattened and
-    sent through the model ``chunk`` at a time."""
+    sent through the model ``chunk`` at a time. ``only``: compute just the passes holding these flat indices
+    (``item * A + angle``); the other entries are NaN (the computed ones are those of the full sweep)."""
     angles = torch.as_tensor(angles, dtype=torch.float32)
     B, A = len(tb), len(angles)
     flat = torch.arange(B * A)
-    out: dict[str, list[torch.Tensor]] = {}
+    parts: list[tuple[int, int, dict[str, torch.Tensor]]] = []  # (lo, hi, scores of the pass)
 
     def step(lo: int, hi: int) -> None:
+        if only is not None and not set(range(lo, hi)) & only:
+            return  # a pass the caller does not need: left NaN
         idx = flat[lo:hi]
         sub = tb.select((idx // A).tolist())
         ang = angles[idx % A].to(sub.kspace.device)
         sc = box_scores(rotated_recon(model, sub, ang, interpolation), sub)
-        for k, v in sc.items():  # committed only once the pass succeeded
-            out.setdefault(k, []).append(v.cpu())
+        parts.append((lo, hi, {k: v.cpu() for k, v in sc.items()}))  # committed only once the pass succeeded
 
     run_chunked(B * A, chunk, step, device=tb.kspace.device)  # halves the pass on out-of-memory
-    return {k: torch.cat(v).view(B, A) for k, v in out.items()}
+    out: dict[str, torch.Tensor] = {}
+    for lo, hi, sc in parts:
+        for k, v in sc.items():
+            out.setdefault(k, torch.full((B * A,), float("nan"), dtype=v.dtype))[lo:hi] = v
+    return {k: v.view(B, A) for k, v in out.items()}
 
 
 @torch.inference_mode()
