@@ -320,9 +320,13 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, tiny_data):
     import site
     import sysconfig
 
-    dist = tmp_path / "dist"
+    import shutil
+
+    src, dist = tmp_path / "src", tmp_path / "dist"  # built from a copy: setuptools writes build/ beside the sources
+    for name in ("lib", "pyproject.toml", "README.md"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(src)], check=True, capture_output=True, timeout=300)
     wheel = next(dist.glob("advmri-0.1.0-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

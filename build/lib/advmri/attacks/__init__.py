@@ -1,1 +1,0 @@
-"""Attacks: targeted adversarial k-space noise and adversarial rotation (batched)."""

@@ -1,1 +1,0 @@
-"""Data: the synthetic fastMRI-format knee set, fastMRI+ annotations, and slice data sets."""
