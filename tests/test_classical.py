@@ -99,12 +99,12 @@ def test_classical_reconstructs_and_is_attackable(tiny_data, method):
     assert (adv > 2 * rnd).all()  # gradients flow through the unrolled solver
 
 
-def test_classical_specs_are_checked():
+def test_classical_specs_are_checked(tiny_data):
     with pytest.raises(ParameterError, match=r"cg-sense:3.*classical:<cg-sense\|l1-wavelet>"):
         parse_spec("classical:cg-sense:3")
     with pytest.raises(ParameterError, match=r"model \(classical:<method>\).*'cgsense'.*did you mean"):
         AttackRun(model="classical:cgsense")
-    AttackRun(model="classical:l1-wavelet").check_inputs()  # no file to look for
+    AttackRun(model="classical:l1-wavelet", data=str(tiny_data)).check_inputs()  # no file to look for
     assert isinstance(parse_spec("classical:cg-sense"), ClassicalRecon)
 
 

@@ -181,9 +181,11 @@ def test_debug_flag_shows_the_traceback(tiny, tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # sweep configs
-def _sweep(tmp_path, mutate) -> Path:
+def _sweep(tmp_path, mutate, data=None) -> Path:
     spec = yaml.safe_load((ROOT / "sweeps/paper.yaml").read_text())
     spec["name"] = "probe"
+    if data is not None:  # the embedded test set need not exist (the fast tier never generates it)
+        spec["common"]["data_dir"] = str(data)
     mutate(spec)
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(spec))
@@ -198,11 +200,11 @@ def _sweep(tmp_path, mutate) -> Path:
     (lambda s: s["per_attack"]["rotation"].update(max_angle=1.0), "bounds"),
     (lambda s: s["notebooks"].update(noise="/tmp/elsewhere.ipynb"), "outside the project"),
 ])
-def test_sweep_config_mistakes_are_named(tmp_path, mutate, needle):
+def test_sweep_config_mistakes_are_named(tmp_path, tiny_data, mutate, needle):
     from advmri.sweep import SweepError, load_sweep
 
     with pytest.raises(SweepError, match="s.yaml") as e:
-        load_sweep(_sweep(tmp_path, mutate), tmp_path)
+        load_sweep(_sweep(tmp_path, mutate, tiny_data), tmp_path)
     assert needle in str(e.value)
 
 
