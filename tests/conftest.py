@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import signal
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+
+# Started in the background (`cmd &`, nohup), this process ignores SIGINT, and the CLIs it starts would inherit the
+# ignore (an ignored signal stays ignored across exec), so the Ctrl-C tests would see no interrupt. A Python handler
+# is reset to the default on exec: the children get SIGINT as a user's terminal sends it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
