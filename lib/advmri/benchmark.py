@@ -299,7 +299,7 @@ def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), ke
                 advmri_version=f"{__version__} ({code_version()})", profile=cfg.profile,
                 settings=_settings(cfg), budget=cfg.budget, seconds=round(time.perf_counter() - t0, 1), runs=runs,
                 rows=rows)
-    return card, dict(tables=tables, images=kept)
+    return _finite(card), dict(tables=tables, images=kept)  # strict JSON for every caller (CLI, notebook 08)
 
 
 def _data_info(cfg: BenchmarkConfig, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -398,7 +398,6 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out / "card.json", "benchmark (advmri benchmark)"):
         card, extras = benchmark(cfg, keep_images=cfg.save_examples > 0)
-        card = _finite(card)
         files = write_card(out, card, extras, cfg.save_examples)
     for h in headline(card):
         print(f"{h['acceleration']}x: clean box PSNR {h.get('noise_clean_box_psnr', float('nan')):.2f} dB, "

@@ -131,10 +131,7 @@ class UnetRecon(Reconstructor):
     kind = "unet"
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop):
-        image = zero_filled(masked_kspace, crop)  # (batch, H, W)
-        mean = image.mean(dim=(-2, -1), keepdim=True)
-        std = image.std(dim=(-2, -1), keepdim=True)
-        x = ((image - mean) / (std + 1e-11)).clamp(-6, 6)
+        x, mean, std = unet_input(zero_filled(masked_kspace, crop))  # (batch, H, W), (batch, 1, 1) twice
         out = self.net(x.unsqueeze(1)).squeeze(1)
         return out * std + mean
 
@@ -155,6 +152,14 @@ class MixedPrecisionUnet(Unet):
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
             out = super().forward(x)
         return out.to(x.dtype)
+
+
+def unet_input(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fastMRI's U-Net normalisation of ``(batch, H, W)`` images: ``(clamp((image - mean) / std, -6, 6), mean, std)``
+    with the mean and standard deviation of each image (``(batch, 1, 1)``); the output is ``out * std + mean``."""
+    mean = image.mean(dim=(-2, -1), keepdim=True)
+    std = image.std(dim=(-2, -1), keepdim=True)
+    return ((image - mean) / (std + 1e-11)).clamp(-6, 6), mean, std
 
 
 def zero_filled(masked_kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:

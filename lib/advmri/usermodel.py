@@ -31,7 +31,7 @@ from torch import nn
 
 from advmri import kspace as K
 from advmri.errors import UserError
-from advmri.models import Reconstructor, _mask5, file_sha256, zero_filled
+from advmri.models import Reconstructor, _mask5, file_sha256, unet_input, zero_filled
 from advmri.paths import project_path
 
 __all__ = ["KINDS", "ModelError", "UserModelSpec", "is_user_spec", "parse_user_spec", "load_user_model",
@@ -168,11 +168,8 @@ class UserRecon(Reconstructor):
         if self.model_kind == "kspace":
             out = self._call(K.to_real(masked_kspace).float(), _mask5(mask, b))  # (b, coils, rows, cols, 2), (b,1,1,cols,1)
             return self._checked(out, b, crop, image_kind=False)
-        image = zero_filled(masked_kspace, crop)  # (batch, H, W) RSS of the zero-filled coil images
-        mean = image.mean(dim=(-2, -1), keepdim=True)
-        std = image.std(dim=(-2, -1), keepdim=True)
-        x = ((image - mean) / (std + 1e-11)).clamp(-6, 6)
-        out = self._checked(self._call(x.unsqueeze(1)), b, image.shape[-2:], image_kind=True)
+        x, mean, std = unet_input(zero_filled(masked_kspace, crop))  # the RSS of the zero-filled coil images
+        out = self._checked(self._call(x.unsqueeze(1)), b, x.shape[-2:], image_kind=True)
         return out * std + mean
 
 
