@@ -356,3 +356,19 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, tiny_data):
     assert r.returncode == 0, r.stderr
     card = json.loads((tmp_path / "card" / "card.json").read_text())
     assert card["model"]["name"] == "zero_filled:make" and card["model"]["parameters"] == 0
+
+
+def test_a_card_without_intervals_renders(cards):
+    """A single-volume (smoke) card stores no interval as JSON null; the headline and markdown still render
+    (regression: notebook 08's smoke run raised ``float(None)``)."""
+    from advmri.benchmark import headline
+    from advmri.card import card_markdown
+
+    card = json.loads((cards["kspace"] / "card.json").read_text())
+    for row in card["rows"]:
+        for key in list(row):
+            if key.endswith(("_lo", "_hi")):
+                row[key] = None
+    h = headline(card)
+    assert h and all(h_["noise_clean_box_psnr_lo"] != h_["noise_clean_box_psnr_lo"] for h_ in h)  # NaN
+    assert "## Headline" in card_markdown(card, [])

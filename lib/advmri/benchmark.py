@@ -346,12 +346,12 @@ def headline(card: dict) -> list[dict[str, Any]]:
         for kind, p in (("clean", 0.0), ("adversarial", card["budget"]), ("random", card["budget"])):
             r = pick(n, p, kind)
             if len(r):
-                h[f"noise_{kind}_box_psnr"] = float(r.box_psnr.iloc[0])
-                h[f"noise_{kind}_box_psnr_lo"], h[f"noise_{kind}_box_psnr_hi"] = float(r.box_psnr_lo.iloc[0]), float(r.box_psnr_hi.iloc[0])
+                for col in ("box_psnr", "box_psnr_lo", "box_psnr_hi"):  # None (strict JSON) where no interval: NaN
+                    h[f"noise_{kind}_{col}"] = _num(r[col].iloc[0])
         rot = g[(g.threat == "rotation") & (g.kind == "adversarial")]
         if len(rot):
             worst = rot[rot.param == rot.param.max()]
-            h.update(rotation_bound=float(worst.param.iloc[0]), rotation_adversarial_box_psnr=float(worst.box_psnr.iloc[0]))
+            h.update(rotation_bound=float(worst.param.iloc[0]), rotation_adversarial_box_psnr=_num(worst.box_psnr.iloc[0]))
         out.append(h)
     return out
 
@@ -366,6 +366,11 @@ def require_out(cfg: BenchmarkConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder (out)")
     return out
+
+
+def _num(v: Any) -> float:
+    """A card value as a float; ``None`` (how strict JSON stores NaN) is NaN."""
+    return float("nan") if v is None else float(v)
 
 
 def _finite(x: Any) -> Any:
