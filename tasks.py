@@ -47,7 +47,7 @@ def setup() -> None:
     sh(*pip, "--no-deps", FASTMRI)
     sh(*pip, "--no-warn-conflicts", "-r", "requirements.txt")
     sh(*pip, "--no-warn-conflicts", "--no-deps", "--no-build-isolation", "-e", ".")
-    sh(str(PY), "-m", "advmri.envcheck")
+    sh(str(PY), "-m", "advmri.app.envcheck")
     # JupyterLab of this venv opens notebooks/*.py as notebooks on double-click (jupytext's documented
     # default-viewer setting, written to the venv's own labconfig, not to the user's home)
     sh(str(VENV / "bin" / "jupytext-config"), "--settings-file", str(LABCONFIG), "set-default-viewer", "python")
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     if argv[0] in ("all", "paper"):
         system_packages(only=("chromium",))  # the PDF of the article is printed by a headless chromium
         step = ["--from", "paper"] if argv[0] == "paper" else []
-        return subprocess.run([str(PY), "-m", "advmri.pipeline", *step], cwd=ROOT, env=env).returncode
+        return subprocess.run([str(PY), "-m", "advmri.app.pipeline", *step], cwd=ROOT, env=env).returncode
     return 0
 
 

@@ -4,9 +4,9 @@
     python bench/bench_attacks.py --device cuda --model-config paper --preset fastmri --out bench/RESULTS.md
 
 Cases: rotation grid (99 angles) on one slice -- batched (``sweep_angles``, ``--chunk`` angles per
-pass; default ``advmri.perf.default_chunk``: 16 on CUDA, on CPU 4 or fewer for large k-space) vs one angle per forward pass;
+pass; default ``advmri.util.perf.default_chunk``: 16 on CUDA, on CPU 4 or fewer for large k-space) vs one angle per forward pass;
 noise attack on B boxes x E eps values -- batched (PGA over ``--chunk`` items at a time, as
-``advmri.run`` does) vs one (box, eps) per forward/backward pass. Medians over ``--repeats``.
+``advmri.experiments.run`` does) vs one (box, eps) per forward/backward pass. Medians over ``--repeats``.
 
 Agreement, checked here on every run: rotation metrics (float32) within 1e-4 relative; noise
 perturbations after all steps within 1e-6 relative **in float64** (model and data cast to double on
@@ -36,8 +36,8 @@ from advmri.attacks.noise import NoiseConfig, adversarial_noise, adversarial_noi
 from advmri.attacks.rotation import angle_grid, sweep_angles, sweep_angles_looped
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.synth import generate_dataset
-from advmri.models import build
-from advmri.perf import default_chunk, keep_freed_memory
+from advmri.models.networks import build
+from advmri.util.perf import default_chunk, keep_freed_memory
 
 
 def timeit(fn, repeats, sync):
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eps", type=float, nargs="+", default=[0.005, 0.01, 0.025])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--angles", type=int, default=99)
-    ap.add_argument("--chunk", type=int, default=None, help="items per pass (default: advmri.perf.default_chunk)")
+    ap.add_argument("--chunk", type=int, default=None, help="items per pass (default: advmri.util.perf.default_chunk)")
     ap.add_argument("--check-items", type=int, default=2, help="items for the float64 check (0: skip, memory)")
     ap.add_argument("--scan-chunks", type=int, nargs="*", default=[])
     ap.add_argument("--repeats", type=int, default=3)
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
     if dev.type == "cpu":
-        keep_freed_memory()  # for both sides alike, as advmri.run does
+        keep_freed_memory()  # for both sides alike, as advmri.experiments.run does
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     tmp = tempfile.mkdtemp()
     generate_dataset(a.preset, 2, seed=3, out=tmp, progress=False)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     cfg = NoiseConfig(steps=a.steps)
 
     def batched(m=model, t=rep, e=eps, c=cfg, k=chunk):
-        """PGA over ``k`` items per pass, as advmri.run does."""
+        """PGA over ``k`` items per pass, as advmri.experiments.run does."""
         return torch.cat([adversarial_noise(m, t.select(list(range(lo, min(lo + k, len(t))))), e[lo:lo + k], c)
                           for lo in range(0, len(t), k)])
 

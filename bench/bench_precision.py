@@ -24,7 +24,7 @@ import torch
 from advmri.attacks.common import attack_loss, box_weights, make_batch
 from advmri.attacks.noise import recon_with_noise
 from advmri.data.dataset import AnnotatedSlices
-from advmri.run import AttackRun, execute, load_model, select_targets
+from advmri.experiments.run import AttackRun, execute, load_model, select_targets
 
 
 def grad_cosine(model_path: str, data: str, n: int = 4) -> float:

@@ -20,8 +20,8 @@ MODELS = {"varnet-small": "models/varnet-small.pt", "unet-small": "models/unet-s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from advmri.benchmark import main as benchmark
-    from advmri.leaderboard import main as leaderboard
+    from advmri.app.benchmark import main as benchmark
+    from advmri.report.leaderboard import main as leaderboard
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--force", action="store_true")

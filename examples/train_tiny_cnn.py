@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 def slices(folder: str) -> list[tuple[str, int]]:
     files = sorted(glob.glob(str(Path(folder) / "multicoil" / "*.h5")) or glob.glob(str(Path(folder) / "*.h5")))
     if not files:
-        raise SystemExit(f"error: {folder}: no .h5 files (run python -m advmri.pipeline --until data first)")
+        raise SystemExit(f"error: {folder}: no .h5 files (run python -m advmri.app.pipeline --until data first)")
     out = []
     for f in files:
         with h5py.File(f) as h:
@@ -37,8 +37,8 @@ def slices(folder: str) -> list[tuple[str, int]]:
 
 
 def batch(items, rng: np.random.Generator):
-    from advmri.data.masks import mask_func, sample_mask
-    from advmri.models import zero_filled
+    from advmri.core.masks import mask_func, sample_mask
+    from advmri.models.networks import zero_filled
 
     xs, ys = [], []
     for f, i in items:

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advmri import kspace as K
+from advmri.core import kspace as K
 from advmri.data.annotations import read_annotations
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.synth import generate_dataset
-from advmri.figures import image_grid
+from advmri.report.figures import image_grid
 from advmri.models import zero_filled
 
 if smoke:

@@ -17,11 +17,11 @@
 # %% tags=["parameters"]
 varnet = "models/varnet-small.pt"  # advmri checkpoint, or official:varnet[:PATH]
 unet = "models/unet-small.pt"
-classical = ["classical:cg-sense", "classical:l1-wavelet"]  # classical baselines in the quality table (advmri.classical)
+classical = ["classical:cg-sense", "classical:l1-wavelet"]  # classical baselines in the quality table (advmri.models.classical)
 data_dir = "data/synthetic/small/test"
 max_slices = 0  # 0: all slices (and all boxes) of the held-out volumes
 out_table = "results/model_quality.csv"
-quality_dir = "results/quality"  # the recorded quality table (advmri.quality): reused when a seeded sample verifies
+quality_dir = "results/quality"  # the recorded quality table (advmri.experiments.quality): reused when a seeded sample verifies
 fresh = False  # recompute the quality table even when the record verifies
 verify = 1  # sampled slices and boxes (each with its batch of 8) per acceleration recomputed before reuse (0: digests only)
 smoke = False
@@ -37,12 +37,12 @@ import torch
 
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.synth import generate_dataset
-from advmri.evaluate import box_quality, quality_table, summary
-from advmri.quality import quality_tables
-from advmri.figures import image_grid
+from advmri.experiments.evaluate import box_quality, quality_table, summary
+from advmri.experiments.quality import quality_tables
+from advmri.report.figures import image_grid
 from advmri.models import build, load_checkpoint, zero_filled
-from advmri.paths import project_path
-from advmri.run import load_model
+from advmri.util.paths import project_path
+from advmri.experiments.run import load_model
 
 if smoke:
     data_dir = tempfile.mkdtemp()
@@ -60,7 +60,7 @@ else:
 # Both models were first trained with a cosine schedule (VarNet 700, U-Net 900 steps), then continued
 # at a constant learning rate (5e-4, bfloat16 autocast of the convolutions) until the validation SSIM
 # (8x, held-out training volumes) gained less than 0.005 over the last doubling of steps
-# (`python -m advmri.train --init ... --plateau 0.005`; `models/README.md`). The dotted line marks where
+# (`python -m advmri.models.train --init ... --plateau 0.005`; `models/README.md`). The dotted line marks where
 # the continuation starts; the table lists the gain over each doubling that was checked.
 
 # %%
@@ -100,12 +100,12 @@ for acc in (4, 8):
 # reconstruction shows the lesion (`lesion_retained`: 1 = as in the target, 0 = as in the lesion-free twin).
 
 #
-# The classical baselines of the attack comparison (`advmri.classical`) are scored the same way: CG-SENSE
+# The classical baselines of the attack comparison (`advmri.models.classical`) are scored the same way: CG-SENSE
 # (8 CG iterations, no Tikhonov term) and l1-wavelet compressed sensing (30 FISTA iterations, db4, 3
 # levels, lambda 0.003 of the zero-filled maximum), both with fastMRI's calibration-line sensitivities.
 
 #
-# The table is a verified cache (`advmri.quality`, `results/quality/`): it is reused only when the models, the
+# The table is a verified cache (`advmri.experiments.quality`, `results/quality/`): it is reused only when the models, the
 # data files and the parameters have the recorded sha256 digests and a seeded sample of slices and boxes
 # recomputes identically; otherwise (or with `fresh = True`) every slice is evaluated, 8 per forward pass.
 

@@ -34,7 +34,7 @@ target = "clean"  # clean: away from the clean target | healthy: toward the lesi
 update = "ours"  # ours | reference (the authors' update: global normalisation, ends inside the budget)
 random_draws = 5
 max_targets = 8
-chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.perf)
+chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.util.perf)
 precision = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks)
 shard = 0  # attack the shard-th of the shards contiguous parts of the selected boxes (sweeps set both)
 shards = 1
@@ -47,15 +47,15 @@ smoke = False
 # %%
 import numpy as np
 
-from advmri import recons
+from advmri.experiments import recons
 from advmri.data.dataset import describe_report
-from advmri.figures import image_grid, metric_curves, zoom
-from advmri.live import LiveAttack
-from advmri.run import AttackRun, check_table_path, execute, write_results
-from advmri.smoke import tiny_setup
-from advmri.widgets import eps_explorer
+from advmri.report.figures import image_grid, metric_curves, zoom
+from advmri.app.live import LiveAttack
+from advmri.experiments.run import AttackRun, check_table_path, execute, write_results
+from advmri.experiments.smoke import tiny_setup
+from advmri.app.widgets import eps_explorer
 
-if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.smoke)
+if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.experiments.smoke)
     (tiny, data_dir), eps, steps, random_draws, max_targets = tiny_setup("varnet"), [0.0, 0.01], 2, 1, 2
     model = model if str(model).startswith("classical:") else tiny  # classical methods need no weights
 run = AttackRun.from_params(  # validates every parameter (one-line errors naming it)
@@ -98,7 +98,7 @@ image_grid([zoom(x, s.box) for x in panels.values()], [f"{k} (box)" for k in pan
 # %% [markdown]
 # ## Explorer: move the eps slider (this run's reconstructions are stored, so it responds at once)
 # "compute this one" attacks the selected box live at any eps. Every run of a sweep:
-# `notebooks/06_explorer` (or `python -m advmri.explore` for a standalone app).
+# `notebooks/06_explorer` (or `python -m advmri.app.explore` for a standalone app).
 
 # %%
 eps_explorer([recons.load(store)], live=lambda r: LiveAttack(r, device))

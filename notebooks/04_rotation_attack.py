@@ -28,7 +28,7 @@ interpolation = "reference"  # reference (as the authors ran it) | antialias | f
 target = "clean"  # clean: worst angle by box MSE | healthy: the angle closest to the lesion-free twin (erasure) | lesion: the twin rotated toward the lesion (hallucination)
 random_draws = 5
 max_targets = 8
-chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.perf)
+chunk = None  # items per forward pass; None: 4 on CPU, measured from memory on CUDA (advmri.util.perf)
 precision = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks)
 shard = 0  # attack the shard-th of the shards contiguous parts of the selected boxes (sweeps set both)
 shards = 1
@@ -40,11 +40,11 @@ smoke = False
 
 # %%
 from advmri.data.dataset import describe_report
-from advmri.figures import angle_profile, image_grid, metric_curves, zoom
-from advmri.run import AttackRun, check_table_path, execute, write_results
-from advmri.smoke import tiny_setup
+from advmri.report.figures import angle_profile, image_grid, metric_curves, zoom
+from advmri.experiments.run import AttackRun, check_table_path, execute, write_results
+from advmri.experiments.smoke import tiny_setup
 
-if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.smoke)
+if smoke:  # seeded tiny data and model, shared by every smoke run of this host (advmri.experiments.smoke)
     (tiny, data_dir), max_angle, angle_step, bounds, random_draws, max_targets = (
         tiny_setup("unet"), 1.0, 0.5, [0.0, 1.0], 1, 1)
     model = model if str(model).startswith("classical:") else tiny  # classical methods need no weights

@@ -14,7 +14,7 @@
 # # 5 · Analysis: the paper's figures and tables from a sweep
 # Reads every result table of a sweep, summarises with 95% intervals from resampling *volumes* (boxes of
 # one volume are not independent; random draws averaged per box first), tests the paper's primary claims
-# as one Holm-corrected family (`advmri.claims`; everything else is exploratory), breaks results down by
+# as one Holm-corrected family (`advmri.report.claims`; everything else is exploratory), breaks results down by
 # label and box size, and writes stamped figures and tables.
 
 # %% tags=["parameters"]
@@ -30,11 +30,11 @@ smoke = False
 import tempfile
 from pathlib import Path
 
-from advmri.analysis import collect, headline, write_interpolation, write_outputs
-from advmri.figures import metric_curves
+from advmri.report.analysis import collect, headline, write_interpolation, write_outputs
+from advmri.report.figures import metric_curves
 
 if smoke:
-    from advmri.sweep import run_sweep
+    from advmri.experiments.sweep import run_sweep
 
     tmp = Path(tempfile.mkdtemp())
     run_sweep("sweeps/smoke.yaml", results=tmp, log=lambda *a: None)
@@ -70,15 +70,15 @@ print(p.read_text() if p else f"{interpolation_dir}: no completed interpolation 
 
 # %% [markdown]
 # ## The primary claims, and the checks a reviewer asks for
-# One family of claims, declared in `advmri.claims` (adversarial vs random noise at eps 0.01, worst vs random
+# One family of claims, declared in `advmri.report.claims` (adversarial vs random noise at eps 0.01, worst vs random
 # rotation at 5 deg, VarNet vs U-Net under noise), Holm-corrected. Then, from `sweeps/checks.yaml`: the
 # attained budget of the authors' update against the coil count, the VarNet in float32 against bf16, and
 # steps x step size.
 
 # %%
-from advmri.checks import write_checks
-from advmri.claims import primary_claims
-from advmri.paths import project_path
+from advmri.report.checks import write_checks
+from advmri.report.claims import primary_claims
+from advmri.util.paths import project_path
 
 primary_claims(df)
 

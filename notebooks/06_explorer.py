@@ -17,7 +17,7 @@
 # opens at once: pick a model and a box, move the **stored eps** slider. Each box keeps one
 # intensity range for the images and one for the differences, whatever eps you choose.
 # **compute this one** runs the attack live on the selected box at any eps on the **live eps**
-# slider (seconds on the small models). Standalone app: `.venv/bin/python -m advmri.explore`.
+# slider (seconds on the small models). Standalone app: `.venv/bin/python -m advmri.app.explore`.
 
 # %% tags=["parameters"]
 sweep_dir = "results/paper"  # a sweep folder; its completed noise runs' *.recons.h5 are shown
@@ -28,10 +28,10 @@ smoke = False  # True: a tiny, seconds-long noise run of its own
 # %%
 import time
 
-from advmri import recons
-from advmri.live import LiveAttack
-from advmri.smoke import noise_store
-from advmri.widgets import eps_explorer
+from advmri.experiments import recons
+from advmri.app.live import LiveAttack
+from advmri.experiments.smoke import noise_store
+from advmri.app.widgets import eps_explorer
 
 t0 = time.perf_counter()
 paths = [noise_store()] if smoke else (stores or recons.find(sweep_dir))

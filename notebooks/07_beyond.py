@@ -21,7 +21,7 @@
 #    counts as erased (hallucinated) when its reconstruction is closer, in box MSE, to the twin than to the
 #    truth (`healthy_closer`). The same rate under random noise of equal per-coil norms is the baseline.
 # 2. **Are networks more fragile than a classical reconstruction at equal budget?** CG-SENSE and
-#    l1-wavelet compressed sensing (`advmri.classical`, fixed iterations, differentiable) under the
+#    l1-wavelet compressed sensing (`advmri.models.classical`, fixed iterations, differentiable) under the
 #    paper's own attacks.
 # 3. **Do the conclusions survive stronger attacks?** Restarts, momentum, and an attacker that does not
 #    know the mask (expectation over random masks), each against the default 10-step PGA on the same boxes.
@@ -41,11 +41,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from advmri.analysis import collect, stamp, twin_rates
-from advmri.beyond import attack_drops, classical_comparison, drops_figure, erasure_figure, stronger_deltas, write_beyond
+from advmri.report.analysis import collect, stamp, twin_rates
+from advmri.report.beyond import attack_drops, classical_comparison, drops_figure, erasure_figure, stronger_deltas, write_beyond
 
 if smoke:
-    from advmri.sweep import run_sweep
+    from advmri.experiments.sweep import run_sweep
 
     tmp = Path(tempfile.mkdtemp())
     run_sweep("sweeps/smoke_beyond.yaml", jobs=2, results=tmp, log=lambda *a: None)

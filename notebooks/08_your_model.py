@@ -31,7 +31,7 @@
 
 # %% tags=["parameters"]
 model = "examples/tiny_cnn.py:make"  # any model spec: file.py:factory, a checkpoint, classical:<method>
-data_dir = "data/synthetic/small/test"  # the embedded test set (python -m advmri.pipeline --until data)
+data_dir = "data/synthetic/small/test"  # the embedded test set (python -m advmri.app.pipeline --until data)
 out_dir = "results/cards/tiny_cnn"  # card.json, card.md, card.html, examples/
 quick = True  # the benchmark's smoke profile (2 boxes, seconds); False: the standard profile (8 boxes, minutes)
 save_examples = 2  # the worst boxes saved as images
@@ -43,11 +43,11 @@ from pathlib import Path
 
 from IPython.display import Image, Markdown, display
 
-from advmri.benchmark import BenchmarkConfig, benchmark, effective
-from advmri.card import figure, headline_table, reference_table, write_card
+from advmri.app.benchmark import BenchmarkConfig, benchmark, effective
+from advmri.report.card import figure, headline_table, reference_table, write_card
 
 if smoke:
-    from advmri.smoke import tiny_setup
+    from advmri.experiments.smoke import tiny_setup
 
     _, data_dir = tiny_setup("varnet")
     out_dir = tempfile.mkdtemp()
@@ -92,7 +92,7 @@ for p in sorted((Path(out_dir) / "examples").glob("*.png")):
 
 # %% [markdown]
 # ## Composing threat models in Python
-# The card's threat models are objects (`advmri.threats`): perturb a batch yourself, for any model advmri
+# The card's threat models are objects (`advmri.experiments.threats`): perturb a batch yourself, for any model advmri
 # can load.
 
 # %%
@@ -101,8 +101,8 @@ import torch
 from advmri.attacks.common import box_scores, make_batch
 from advmri.attacks.noise import coil_norms
 from advmri.data.dataset import AnnotatedSlices
-from advmri.run import load_model
-from advmri.threats import KspaceNoise, Rotation
+from advmri.experiments.run import load_model
+from advmri.experiments.threats import KspaceNoise, Rotation
 
 net = load_model(model)
 batch = make_batch([AnnotatedSlices(data_dir, acceleration=8)[0]])

@@ -1,4 +1,4 @@
-"""Sphinx configuration of the article (staged by ``advmri.book`` into ``paper/_build/src``)."""
+"""Sphinx configuration of the article (staged by ``advmri.report.book`` into ``paper/_build/src``)."""
 
 project = "advmri: adversarial robustness of MR image reconstruction under realistic perturbations"
 author = "The advmri developers"

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from advmri.analysis import paired_effect
-from advmri.figures import summarise
+from advmri.report.analysis import paired_effect
+from advmri.report.figures import summarise
 
 
 def _rows(n_boxes=5, draws=3, seed=0):
@@ -62,7 +62,7 @@ def test_paired_effect_needs_both_kinds():
 def _fake_run(folder, rid, status="ok", n=2):
     import json
 
-    from advmri.run import RESULT_COLUMNS, write_table
+    from advmri.experiments.run import RESULT_COLUMNS, write_table
 
     d = folder / rid
     d.mkdir(parents=True)
@@ -74,7 +74,7 @@ def _fake_run(folder, rid, status="ok", n=2):
 
 
 def test_collect_uses_only_the_given_runs_and_warns_on_pooled_configurations(tmp_path):
-    from advmri.analysis import collect
+    from advmri.report.analysis import collect
 
     _fake_run(tmp_path, "noise-old-aaaa", n=3)
     _fake_run(tmp_path, "noise-new-bbbb", n=2)

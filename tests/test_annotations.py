@@ -2,9 +2,8 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED
-from advmri.data.annotations import (
-    AnnotationError, Box, box_rows, fetch_fastmri_plus, flip_y, read_annotations, ssim_box, to_array_box, to_csv_box,
-)
+from advmri.core.boxes import Box, flip_y, ssim_box, to_array_box, to_csv_box
+from advmri.data.annotations import AnnotationError, box_rows, fetch_fastmri_plus, read_annotations
 
 
 def test_flip_roundtrip():

@@ -15,8 +15,8 @@ from advmri.attacks.rotation import (
     RotationConfig, angle_grid, rotate, sweep_angles, sweep_angles_looped, worst_case,
 )
 from advmri.data.dataset import AnnotatedSlices
-from advmri.models import build
-from advmri.run import RESULT_COLUMNS, AttackRun, execute, read_table, write_table
+from advmri.models.networks import build
+from advmri.experiments.run import RESULT_COLUMNS, AttackRun, execute, read_table, write_table
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_rotation_batched_equals_looped(tiny_batch, tiny_model):
 
 
 def test_result_table_schema(tiny_data, tmp_path):
-    from advmri.models import save_checkpoint
+    from advmri.models.networks import save_checkpoint
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))

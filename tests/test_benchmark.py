@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from advmri.benchmark import main as benchmark_main
+from advmri.app.benchmark import main as benchmark_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,7 @@ def test_model_spec_errors_before_any_work(model_file, tiny_data, tmp_path, caps
 
 
 def test_kind_is_detected_or_given(model_file):
-    from advmri.usermodel import load_user_model
+    from advmri.models.usermodel import load_user_model
 
     assert load_user_model(f"{model_file}:kspace").model_kind == "kspace"
     assert load_user_model(f"{model_file}:image").model_kind == "image"
@@ -200,8 +200,8 @@ def test_threat_objects_perturb_a_batch_within_their_budgets(model_file, tiny_da
     from advmri.attacks.common import make_batch
     from advmri.attacks.noise import coil_norms
     from advmri.data.dataset import AnnotatedSlices
-    from advmri.run import AttackRun, load_model
-    from advmri.threats import KspaceNoise, RandomNoise, Rotation
+    from advmri.experiments.run import AttackRun, load_model
+    from advmri.experiments.threats import KspaceNoise, RandomNoise, Rotation
 
     model = load_model(f"{model_file}:image")
     ds = AnnotatedSlices(str(tiny_data), acceleration=8)
@@ -227,7 +227,7 @@ def test_threat_objects_perturb_a_batch_within_their_budgets(model_file, tiny_da
 
 
 def test_leaderboard_ranks_cards_by_robust_box_psnr(cards, tmp_path, capsys):
-    from advmri.leaderboard import main as leaderboard_main
+    from advmri.report.leaderboard import main as leaderboard_main
 
     assert leaderboard_main([str(cards["kspace"]), str(cards["image"] / "card.json"), "--out", str(tmp_path)]) == 0
     import pandas as pd
@@ -275,7 +275,7 @@ def test_card_html_opens_offline_in_the_browser(cards):
 
 
 def test_console_script_dispatches_to_every_command(capsys):
-    from advmri.cli import COMMANDS, main
+    from advmri.app.cli import COMMANDS, main
 
     assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("advmri 0.1.0")
     assert main(["--help"]) == 0
@@ -291,8 +291,8 @@ def test_console_script_dispatches_to_every_command(capsys):
 
 
 def test_model_cards_are_generated_from_the_checkpoints():
-    from advmri.modelcard import model_card
-    from advmri.models import file_sha256
+    from advmri.report.modelcard import model_card
+    from advmri.models.networks import file_sha256
 
     for name in ("varnet-small", "unet-small"):
         committed = (ROOT / "models" / f"{name}.md").read_text()
@@ -301,7 +301,7 @@ def test_model_cards_are_generated_from_the_checkpoints():
 
 
 def test_committed_leaderboard_matches_its_cards(tmp_path):
-    from advmri.leaderboard import main as leaderboard_main
+    from advmri.report.leaderboard import main as leaderboard_main
 
     lb = ROOT / "results" / "leaderboard"
     cards = sorted(str(p.parent) for p in (lb / "cards").glob("*/card.json"))
@@ -361,8 +361,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, tiny_data):
 def test_a_card_without_intervals_renders(cards):
     """A single-volume (smoke) card stores no interval as JSON null; the headline and markdown still render
     (regression: notebook 08's smoke run raised ``float(None)``)."""
-    from advmri.benchmark import headline
-    from advmri.card import card_markdown
+    from advmri.report.card import headline
+    from advmri.report.card import card_markdown
 
     card = json.loads((cards["kspace"] / "card.json").read_text())
     for row in card["rows"]:

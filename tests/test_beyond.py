@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advmri.beyond import attack_drops, classical_comparison, stronger_deltas, write_beyond
+from advmri.report.beyond import attack_drops, classical_comparison, stronger_deltas, write_beyond
 
 
 def _rows(model, box_ids, clean, adv, rnd, attack="noise", variant="PGA", target="clean", param=0.01):

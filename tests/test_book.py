@@ -1,4 +1,4 @@
-"""The article as a book (``advmri.book``): built from a copy of ``paper/`` with warnings as errors, every
+"""The article as a book (``advmri.report.book``): built from a copy of ``paper/`` with warnings as errors, every
 number glued, citations resolved, the PDF printed; then read in a real browser (Playwright + Debian chromium)
 served from 127.0.0.1: math typeset, a plotly figure interactive and offline, a citation linked to the
 bibliography, the PDF link resolving."""
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from advmri.book import build_book, hand_typed_numbers
-from advmri.errors import UserError
+from advmri.report.book import build_book, hand_typed_numbers
+from advmri.util.errors import UserError
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -142,7 +142,7 @@ def test_reader_sees_math_figures_citations_and_the_pdf(served):
 
 # -- the documentation in the same book: README front page, user guide, troubleshooting, CLI and API -------------
 
-DOCTESTED = ("advmri.metrics", "advmri.kspace", "advmri.data.annotations")
+DOCTESTED = ("advmri.core.metrics", "advmri.core.kspace", "advmri.data.annotations")
 
 
 def test_readme_is_a_front_page_without_typed_results():
@@ -185,7 +185,7 @@ def test_doctests_of_the_main_entry_points():
 
 
 def test_troubleshooting_covers_every_error_kind(book):
-    from advmri.book import error_kinds
+    from advmri.report.book import error_kinds
 
     page = (book["html"].parent / "guide" / "troubleshooting.html").read_text()
     kinds = error_kinds()
@@ -196,12 +196,12 @@ def test_troubleshooting_covers_every_error_kind(book):
 
 
 def test_cli_and_api_references_are_generated(book):
-    from advmri.book import CLIS
+    from advmri.report.book import CLIS
 
     html = book["html"].parent
     cli = (html / "cli.html").read_text()
     for mod in CLIS:  # each command's own usage line (the console script's lists the commands)
-        assert (f"python -m {mod}" in cli) if mod != "advmri.cli" else ("usage: advmri &lt;command&gt;" in cli
+        assert (f"python -m {mod}" in cli) if mod != "advmri.app.cli" else ("usage: advmri &lt;command&gt;" in cli
                                                                         and "leaderboard" in cli), mod
     assert "--partition" in cli and "--verify" in cli  # from the parsers themselves
     noise = (html / "api" / "advmri.attacks.noise.html").read_text()

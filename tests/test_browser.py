@@ -86,8 +86,8 @@ def browser():
 @pytest.fixture(scope="module")
 def embedded_default():
     """The real embedded test split (the main job's data step; ~3 s when missing) and stored sweep results."""
-    from advmri.pipeline import make_data
-    from advmri import recons
+    from advmri.app.pipeline import make_data
+    from advmri.experiments import recons
 
     make_data(("test",))
     stores = recons.find(ROOT / "results" / "paper")
@@ -172,7 +172,7 @@ def _open_by_double_click(page, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, embedded_default):
-    from advmri.servers import free_port, lab_command
+    from advmri.app.servers import free_port, lab_command
 
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
@@ -218,7 +218,7 @@ def test_jupyterlab_runs_notebooks_opened_by_double_click(lab, browser):
 
 
 def test_voila_app_serves_the_explorer(embedded_default, browser, tmp_path):
-    from advmri.servers import free_port, voila_command
+    from advmri.app.servers import free_port, voila_command
 
     port = free_port()
     srv = Server(voila_command(port), f"http://127.0.0.1:{port}/voila/static/probe", tmp_path / "voila.log",

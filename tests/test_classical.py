@@ -6,16 +6,16 @@ import pytest
 import torch
 import yaml
 
-from advmri import kspace as K
-from advmri import metrics as M
+from advmri.core import kspace as K
+from advmri.core import metrics as M
 from advmri.attacks.common import box_scores, make_batch
 from advmri.attacks.noise import (NoiseConfig, adversarial_noise, expected_objective, mask_draw_batch,
                                   random_noise_like, recon_with_noise)
-from advmri.classical import ClassicalRecon, cg_sense, l1_wavelet, low_res_sensitivities, parse_spec, wavelet_prox
+from advmri.models.classical import ClassicalRecon, cg_sense, l1_wavelet, low_res_sensitivities, parse_spec, wavelet_prox
 from advmri.data.dataset import AnnotatedSlices
-from advmri.errors import ParameterError
-from advmri.run import AttackRun, load_model
-from advmri.sweep import SweepError, load_sweep
+from advmri.util.errors import ParameterError
+from advmri.experiments.run import AttackRun, load_model
+from advmri.experiments.sweep import SweepError, load_sweep
 
 
 def _problem(seed=0, coils=3, shape=(12, 10)):

@@ -9,9 +9,9 @@ from advmri.attacks.common import make_batch
 from advmri.attacks.noise import (NoiseConfig, adversarial_noise, random_noise_items, sampled_fraction,
                                   split_norms)
 from advmri.data.dataset import AnnotatedSlices
-from advmri.models import build, save_checkpoint
-from advmri.run import AttackRun, Reuse, execute
-from advmri.verify import TOLERANCE, compare
+from advmri.models.networks import build, save_checkpoint
+from advmri.experiments.run import AttackRun, Reuse, execute
+from advmri.experiments.verify import TOLERANCE, compare
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +101,11 @@ def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
 
     import yaml
 
-    from advmri import provenance
-    from advmri.errors import UserError
-    from advmri.recontrol import recontrol
-    from advmri.run import CONTROL_COLUMNS, read_table
-    from advmri.sweep import read_status, run_sweep, table_digest
+    from advmri.util import provenance
+    from advmri.util.errors import UserError
+    from advmri.experiments.recontrol import recontrol
+    from advmri.experiments.run import CONTROL_COLUMNS, read_table
+    from advmri.experiments.sweep import read_status, run_sweep, table_digest
 
     ck = tmp_path / "u.pt"
     torch.manual_seed(1)
@@ -138,7 +138,7 @@ def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
 
 
 def test_a_run_without_control_stores_its_reconstructions(tmp_path, tiny_data):
-    from advmri import recons
+    from advmri.experiments import recons
 
     run = _run(tmp_path, tiny_data)
     run.noise.random_draws = 0

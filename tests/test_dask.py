@@ -36,7 +36,7 @@ def _kill(p: subprocess.Popen) -> None:
 def cluster(tmp_path):
     from distributed import Client
 
-    from advmri.servers import free_port
+    from advmri.app.servers import free_port
 
     port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
@@ -63,8 +63,8 @@ def _sweep(tmp_path) -> Path:
 def test_sweep_on_dask_survives_a_killed_worker(cluster, tmp_path):
     from distributed import Client
 
-    from advmri.analysis import collect
-    from advmri.sweep import is_done, load_sweep, run_sweep
+    from advmri.report.analysis import collect
+    from advmri.experiments.sweep import is_done, load_sweep, run_sweep
 
     addr, procs = cluster
     cfg = _sweep(tmp_path)
@@ -104,7 +104,7 @@ def test_sweep_on_dask_survives_a_killed_worker(cluster, tmp_path):
 
 
 def test_dask_engine_needs_a_scheduler(tmp_path):
-    from advmri.sweep import SweepError, run_sweep
+    from advmri.experiments.sweep import SweepError, run_sweep
 
     with pytest.raises(SweepError, match="--scheduler"):
         run_sweep(ROOT / "sweeps/smoke.yaml", results=tmp_path, engine="dask", log=lambda *a: None)

@@ -1,4 +1,4 @@
-from advmri.envcheck import forbidden_packages
+from advmri.app.envcheck import forbidden_packages
 
 
 def test_no_torchvision_or_nvidia_packages():

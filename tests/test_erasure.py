@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from advmri import kspace as K
+from advmri.core import kspace as K
 from advmri.attacks.common import box_scores, make_batch, objective
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, budget, random_noise_like, recon_with_noise
 from advmri.attacks.rotation import RotationConfig, worst_case
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError
-from advmri.errors import ParameterError
-from advmri.models import build, save_checkpoint
-from advmri.run import AttackRun, execute
+from advmri.util.errors import ParameterError
+from advmri.models.networks import build, save_checkpoint
+from advmri.experiments.run import AttackRun, execute
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_twin_targets_need_twins(tiny_data, tmp_path):
 def test_twin_rates_pair_per_box():
     import pandas as pd
 
-    from advmri.analysis import twin_rates
+    from advmri.report.analysis import twin_rates
 
     rows = []
     for b, (adv, rnd) in enumerate([(1, (0, 0)), (1, (1, 0)), (0, (0, 0))]):

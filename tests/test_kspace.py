@@ -1,7 +1,7 @@
 import fastmri
 import torch
 
-from advmri import kspace as K
+from advmri.core import kspace as K
 
 
 def test_fft_roundtrip_and_parseval():

@@ -3,10 +3,10 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from advmri import metrics as M
-from advmri.data.annotations import Box
-from advmri.models import CheckpointError, build, load_checkpoint, load_official, save_checkpoint
-from advmri.train import train
+from advmri.core import metrics as M
+from advmri.core.boxes import Box
+from advmri.models.networks import CheckpointError, build, load_checkpoint, load_official, save_checkpoint
+from advmri.models.train import train
 
 
 def _inputs(b=2):
@@ -120,7 +120,7 @@ def test_plateau_training_warm_starts_and_stops(tiny_data, tmp_path):
 
 def test_box_quality_covers_every_located_box(tiny_data):
     from advmri.data.dataset import AnnotatedSlices
-    from advmri.evaluate import box_quality, quality_table, summary
+    from advmri.experiments.evaluate import box_quality, quality_table, summary
 
     models = {"unet": build("unet", "tiny").freeze()}
     qb = box_quality(models, tiny_data, accelerations=(8,), progress=False)

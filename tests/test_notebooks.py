@@ -68,7 +68,7 @@ def test_notebook_runs_from_notebooks_folder_on_the_embedded_default(py, tmp_pat
     """As JupyterLab runs it: kernel started in notebooks/, real data and models (not smoke)."""
     import papermill as pm
 
-    from advmri.pipeline import make_data
+    from advmri.app.pipeline import make_data
 
     make_data(("test",))
     before = sorted(p.name for p in (ROOT / "notebooks").iterdir())

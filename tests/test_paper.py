@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from conftest import ROOT
-from advmri import provenance
-from advmri.errors import UserError
-from advmri.paper import build
+from advmri.util import provenance
+from advmri.util.errors import UserError
+from advmri.report.paper import build
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def test_require_clean(monkeypatch):
 def test_a_sweep_into_the_committed_results_refuses_a_dirty_tree(monkeypatch, tmp_path, tiny_data):
     import yaml
 
-    from advmri import sweep
+    from advmri.experiments import sweep
 
     monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab+dirty")
     cfg = tmp_path / "dirty-guard.yaml"

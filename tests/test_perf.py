@@ -5,8 +5,8 @@ import torch
 
 import pytest
 
-from advmri.perf import default_chunk, keep_freed_memory
-from advmri.run import AttackRun
+from advmri.util.perf import default_chunk, keep_freed_memory
+from advmri.experiments.run import AttackRun
 
 
 def test_default_chunk_by_device_and_run_override():
@@ -27,7 +27,7 @@ def test_keep_freed_memory_tunes_glibc_once():
 
 
 def test_out_of_memory_halves_the_pass_and_loses_nothing():
-    from advmri.perf import run_chunked
+    from advmri.util.perf import run_chunked
 
     done, logs = [], []
 
@@ -49,8 +49,8 @@ def test_out_of_memory_halves_the_pass_and_loses_nothing():
 
 def test_attack_run_survives_simulated_oom_with_identical_results(tiny_data, tmp_path, monkeypatch):
     """A GPU that holds only one item per pass: the run backs off to 1 and gives the chunk=1 results."""
-    import advmri.run as R
-    from advmri.models import build, save_checkpoint
+    import advmri.experiments.run as R
+    from advmri.models.networks import build, save_checkpoint
 
     ck = tmp_path / "m.pt"
     save_checkpoint(ck, build("unet", "tiny"))

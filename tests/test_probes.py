@@ -25,7 +25,7 @@ from conftest import ROOT, SHARED
 from advmri.data.annotations import read_annotations, box_rows
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError, read_info
-from advmri.models import CheckpointError, build, load_checkpoint, load_official, save_checkpoint, sha256_file
+from advmri.models.networks import CheckpointError, build, load_checkpoint, load_official, save_checkpoint, sha256_file
 
 
 def digest(p: Path) -> str:
@@ -58,7 +58,7 @@ def tiny(tiny_data, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # data loss
 def test_train_never_overwrites_a_checkpoint(tiny, capsys):
-    from advmri.train import main
+    from advmri.models.train import main
 
     d, ck = tiny
     before, side = digest(ck), Path(str(ck) + ".sha256").read_text()
@@ -75,7 +75,7 @@ def test_train_never_overwrites_a_checkpoint(tiny, capsys):
 
 
 def test_interrupted_training_leaves_no_model_at_the_final_path(tiny_data, tmp_path):
-    from advmri.train import train
+    from advmri.models.train import train
 
     out = tmp_path / "u.pt"
     kw = dict(val_interval=100, save_every=2, progress=False, val_every_nth=3)
@@ -87,7 +87,7 @@ def test_interrupted_training_leaves_no_model_at_the_final_path(tiny_data, tmp_p
 
 
 def test_attack_out_onto_an_input_or_existing_file_is_refused(tiny, capsys):
-    from advmri.attack import main
+    from advmri.app.attack import main
 
     d, ck = tiny
     csv = d / "knee.csv"
@@ -104,7 +104,7 @@ def test_attack_out_onto_an_input_or_existing_file_is_refused(tiny, capsys):
 
 
 def test_concurrent_writers_of_one_table_never_mix(tmp_path):
-    from advmri.run import RESULT_COLUMNS, read_table, write_table
+    from advmri.experiments.run import RESULT_COLUMNS, read_table, write_table
 
     out = tmp_path / "t.csv"
     frames = [pd.DataFrame([{c: (i if c != "file" else "x" * 2000) for c in RESULT_COLUMNS}] * 400)
@@ -138,7 +138,7 @@ def test_concurrent_writers_of_one_table_never_mix(tmp_path):
     (["--max-targets", "-1"], "max_targets"), (["--chunk", "0"], "chunk"),
 ])
 def test_attack_parameters_are_checked(tiny, capsys, tmp_path, extra, needle):
-    from advmri.attack import main
+    from advmri.app.attack import main
 
     d, ck = tiny
     out = tmp_path / "o.csv"
@@ -151,7 +151,7 @@ def test_attack_parameters_are_checked(tiny, capsys, tmp_path, extra, needle):
     ("official:vit", "o.csv", "vit"), (None, "o.xlsx", ".xlsx"), ("missing.pt", "o.csv", "missing.pt"),
 ])
 def test_attack_model_and_output_specs(tiny, capsys, tmp_path, model, out, needle):
-    from advmri.attack import main
+    from advmri.app.attack import main
 
     d, ck = tiny
     rc, err = cli(capsys, main, ["--model", model or str(ck), "--data", str(d), "--out", str(tmp_path / out)])
@@ -160,7 +160,7 @@ def test_attack_model_and_output_specs(tiny, capsys, tmp_path, model, out, needl
 
 
 def test_unwritable_out_fails_before_the_attack(tiny, capsys, tmp_path):
-    from advmri.attack import main
+    from advmri.app.attack import main
 
     d, ck = tiny
     blocker = tmp_path / "file"
@@ -171,8 +171,8 @@ def test_unwritable_out_fails_before_the_attack(tiny, capsys, tmp_path):
 
 
 def test_debug_flag_shows_the_traceback(tiny, tmp_path):
-    from advmri.attack import main
-    from advmri.errors import ParameterError
+    from advmri.app.attack import main
+    from advmri.util.errors import ParameterError
 
     d, ck = tiny
     with pytest.raises(ParameterError, match="steps"):
@@ -201,7 +201,7 @@ def _sweep(tmp_path, mutate, data=None) -> Path:
     (lambda s: s["notebooks"].update(noise="/tmp/elsewhere.ipynb"), "outside the project"),
 ])
 def test_sweep_config_mistakes_are_named(tmp_path, tiny_data, mutate, needle):
-    from advmri.sweep import SweepError, load_sweep
+    from advmri.experiments.sweep import SweepError, load_sweep
 
     with pytest.raises(SweepError, match="s.yaml") as e:
         load_sweep(_sweep(tmp_path, mutate, tiny_data), tmp_path)
@@ -209,8 +209,8 @@ def test_sweep_config_mistakes_are_named(tmp_path, tiny_data, mutate, needle):
 
 
 def test_changed_or_truncated_results_are_not_reused(tmp_path):
-    from advmri.analysis import collect
-    from advmri.sweep import SweepError, is_done, load_sweep, run_sweep
+    from advmri.report.analysis import collect
+    from advmri.experiments.sweep import SweepError, is_done, load_sweep, run_sweep
 
     cfg = ROOT / "sweeps/smoke.yaml"
     st = run_sweep(cfg, results=tmp_path, log=lambda *a: None)
@@ -231,7 +231,7 @@ def test_changed_or_truncated_results_are_not_reused(tmp_path):
 
 
 def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
-    from advmri.sweep import SweepError, lock_for, run_sweep
+    from advmri.experiments.sweep import SweepError, lock_for, run_sweep
 
     lock = lock_for(tmp_path / "smoke")
     with lock:
@@ -271,7 +271,7 @@ def test_annotation_rows_are_accounted_for(tiny):
     ("label", "no box has the selected label"),
 ])
 def test_no_boxes_error_says_why(tiny, capsys, tmp_path, case, needle):
-    from advmri.attack import main
+    from advmri.app.attack import main
 
     d, ck = tiny
     args = ["--model", str(ck), "--data", str(d), "--out", str(tmp_path / "o.csv")]
@@ -332,7 +332,7 @@ def test_mixed_geometries_are_attacked_per_group(tiny_data, tmp_path):
     """Real fastMRI volumes differ in coils / columns: the run batches per geometry instead of failing."""
     from advmri.data.synth import PRESETS, generate_dataset
     from dataclasses import replace
-    from advmri.run import AttackRun, execute
+    from advmri.experiments.run import AttackRun, execute
 
     d = tmp_path / "mixed"
     generate_dataset("tiny", 1, seed=3, out=d / "a", progress=False)
@@ -367,7 +367,7 @@ def test_checkpoint_of_the_other_kind_is_named(tmp_path):
 
 
 def test_checkpoint_without_sidecar_warns_and_is_recorded(tiny, tmp_path):
-    from advmri.run import AttackRun, execute, write_meta, write_table
+    from advmri.experiments.run import AttackRun, execute, write_meta, write_table
 
     d, ck = tiny
     Path(str(ck) + ".sha256").unlink()

@@ -1,4 +1,4 @@
-"""advmri.quality: the model-quality table as a verified cache; batched evaluation equals one slice per pass."""
+"""advmri.experiments.quality: the model-quality table as a verified cache; batched evaluation equals one slice per pass."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from advmri.evaluate import box_quality, quality_table
-from advmri.models import build, save_checkpoint
-from advmri.quality import QualityMismatch, quality_tables
+from advmri.experiments.evaluate import box_quality, quality_table
+from advmri.models.networks import build, save_checkpoint
+from advmri.experiments.quality import QualityMismatch, quality_tables
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def specs(tmp_path_factory):
 
 
 def test_batched_evaluation_equals_one_slice_per_pass(specs, tiny_data):
-    from advmri.run import load_model
+    from advmri.experiments.run import load_model
 
     models = {k: load_model(v) for k, v in specs.items()}
     one = quality_table(models, tiny_data, (8,), max_slices=6, batch=1, progress=False)
@@ -86,7 +86,7 @@ def test_notebook_kernels_start_without_the_tcp_warning(tmp_path):
     import nbformat
     import papermill as pm
 
-    from advmri.kernels import EncryptedKernelManager
+    from advmri.util.kernels import EncryptedKernelManager
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
@@ -94,7 +94,7 @@ def test_notebook_kernels_start_without_the_tcp_warning(tmp_path):
     import subprocess
     import sys
 
-    code = ("import papermill as pm, sys; from advmri.kernels import EncryptedKernelManager as M; "
+    code = ("import papermill as pm, sys; from advmri.util.kernels import EncryptedKernelManager as M; "
             f"pm.execute_notebook({str(tmp_path / 't.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, kernel_name='python3', "
             "progress_bar=False, kernel_manager_class=M)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

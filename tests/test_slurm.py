@@ -17,7 +17,7 @@ import slurm_cluster
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
-SWEEP = [sys.executable, "-m", "advmri.sweep", "sweeps/smoke.yaml"]
+SWEEP = [sys.executable, "-m", "advmri.experiments.sweep", "sweeps/smoke.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_scheduler_refuses_a_client_without_the_credentials(slurm, tmp_path):
     from distributed import Client
     from distributed.security import Security
 
-    from advmri.slurm import SlurmConfig, make_cluster
+    from advmri.experiments.slurm import SlurmConfig, make_cluster
 
     cluster = make_cluster(SlurmConfig(partition=slurm), tmp_path, "advmri-tls-test")
     try:
@@ -199,7 +199,7 @@ def _yaml_with(tmp_path, block: dict) -> Path:
 ])
 def test_bad_slurm_block_is_one_line_naming_file_and_key(tmp_path, block, words):
     cfg = _yaml_with(tmp_path, block)
-    p = subprocess.run([sys.executable, "-m", "advmri.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1, p.stderr
@@ -221,7 +221,7 @@ def test_contradictory_engine_options_are_refused(tmp_path, args, words):
 def test_cli_over_yaml_over_defaults_and_device_cuda_adds_a_gpu(tmp_path):
     import yaml
 
-    from advmri.sweep import _engine_config
+    from advmri.experiments.sweep import _engine_config
 
     cfg = _yaml_with(tmp_path, {"cores": 4, "memory": "3GB", "partition": "batch"})
     c = _engine_config(cfg, "slurm", None, None, {"cores": 1}, None)
@@ -234,8 +234,8 @@ def test_cli_over_yaml_over_defaults_and_device_cuda_adds_a_gpu(tmp_path):
 def test_every_slurm_field_has_an_option_and_help():
     import argparse
 
-    from advmri.schema import add_arguments, describe
-    from advmri.slurm import SlurmConfig
+    from advmri.util.schema import add_arguments, describe
+    from advmri.experiments.slurm import SlurmConfig
 
     ap = argparse.ArgumentParser()
     add_arguments(ap, SlurmConfig)
@@ -246,7 +246,7 @@ def test_every_slurm_field_has_an_option_and_help():
 
 
 def test_worker_that_cannot_see_the_results_folder_says_which_host_and_path(tmp_path):
-    from advmri.sweep import shared_folder_problem
+    from advmri.experiments.sweep import shared_folder_problem
 
     (tmp_path / ".sweep-token").write_text("abc")
     assert shared_folder_problem(tmp_path, "abc") is None

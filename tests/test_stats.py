@@ -1,13 +1,13 @@
-"""advmri.stats (volume-clustered bootstrap, volume-level test, Holm, McNemar), advmri.claims, advmri.checks."""
+"""advmri.report.stats (volume-clustered bootstrap, volume-level test, Holm, McNemar), advmri.report.claims, advmri.report.checks."""
 import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from advmri.checks import fit_law
-from advmri.claims import FAMILY, primary_claims
-from advmri.stats import cluster_bootstrap, holm, mcnemar_exact, paired_summary, volume_test
+from advmri.report.checks import fit_law
+from advmri.report.claims import FAMILY, primary_claims
+from advmri.report.stats import cluster_bootstrap, holm, mcnemar_exact, paired_summary, volume_test
 
 
 def test_cluster_bootstrap_counts_volumes_not_boxes():
@@ -102,7 +102,7 @@ def test_fit_law_recovers_the_constant():
 
 
 def test_budget_law_and_step_sweep_on_constructed_rows():
-    from advmri.checks import budget_law, step_sweep
+    from advmri.report.checks import budget_law, step_sweep
 
     rows = []
     for c in (4, 16):

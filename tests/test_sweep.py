@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from advmri.sweep import SweepError, load_sweep, run_sweep
+from advmri.experiments.sweep import SweepError, load_sweep, run_sweep
 
 
 def test_sweep_failure_is_recorded_and_only_it_is_redone(tmp_path):
@@ -43,8 +43,8 @@ def test_bad_sweep_file(tmp_path):
 def test_sharded_sweep_equals_unsharded(tmp_path, tiny_data):
     """Shards split the boxes into contiguous parts, one run each; concatenated they give the unsharded
     result (one item per pass, so no float32 batch-composition effect; random draws are seeded per item)."""
-    from advmri.analysis import collect
-    from advmri.models import build, save_checkpoint
+    from advmri.report.analysis import collect
+    from advmri.models.networks import build, save_checkpoint
 
     save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
     spec = dict(name="full", notebooks={"noise": "notebooks/03_noise_attack.ipynb",
@@ -78,7 +78,7 @@ def test_two_smoke_sweeps_give_byte_identical_tables(tmp_path):
 
     tables = []
     for name in ("a", "b"):
-        p = subprocess.run([sys.executable, "-m", "advmri.sweep", "sweeps/smoke.yaml", "--results",
+        p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", "sweeps/smoke.yaml", "--results",
                             str(tmp_path / name)], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]
         tables.append({f.parent.name: f.read_bytes() for f in sorted((tmp_path / name).glob("smoke/*/results.csv"))})

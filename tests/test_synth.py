@@ -5,8 +5,9 @@ import pytest
 import torch
 from fastmri.data import SliceDataset
 
-from advmri import kspace as K
-from advmri.data.annotations import Box, read_annotations, to_array_box
+from advmri.core import kspace as K
+from advmri.core.boxes import Box, to_array_box
+from advmri.data.annotations import read_annotations
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.synth import PRESETS, generate_dataset, generate_volume
 

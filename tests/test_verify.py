@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from advmri.models import build, save_checkpoint
-from advmri.sweep import SweepError, load_sweep, read_status, run_sweep, table_digest
-from advmri.verify import CacheMismatch, choose_passes, verify_run
+from advmri.models.networks import build, save_checkpoint
+from advmri.experiments.sweep import SweepError, load_sweep, read_status, run_sweep, table_digest
+from advmri.experiments.verify import CacheMismatch, choose_passes, verify_run
 
 
 def _spec(tmp_path, tiny_data, **extra):
@@ -86,12 +86,12 @@ def test_rotation_table_has_the_clean_reference_row(done_sweep):
 
 
 def test_threads_are_pinned_per_run_and_restored(tiny_data, tmp_path):
-    from advmri.run import AttackRun, execute
+    from advmri.experiments.run import AttackRun, execute
 
     torch.manual_seed(3)
     save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
     seen = []
-    import advmri.run as R
+    import advmri.experiments.run as R
 
     real = R.adversarial_noise
 
@@ -144,8 +144,8 @@ def test_results_of_other_weights_are_recomputed(tmp_path, tiny_data):
 def test_rotation_rows_are_verified_at_their_recorded_angles(done_sweep):
     """Verification recomputes the passes holding each bound's recorded worst angle (in the run's batches, so
     bit for bit) and catches a changed value there; ``passes='all'`` repeats the whole search."""
-    from advmri.run import execute, read_table
-    from advmri.verify import run_of
+    from advmri.experiments.run import execute, read_table
+    from advmri.experiments.verify import run_of
 
     _, tmp = done_sweep
     folder = next(p.parent for p in (tmp / "v").glob("rotation-*/results.csv"))
@@ -177,8 +177,8 @@ def test_rotation_rows_are_verified_at_their_recorded_angles(done_sweep):
 
 def test_one_run_per_code_path_is_verified(tmp_path, tiny_data):
     """Runs that differ only in numbers share a code path; one of them (seeded) is recomputed."""
-    from advmri.verify import choose_runs, code_path
-    from advmri.run import AttackRun
+    from advmri.experiments.verify import choose_runs, code_path
+    from advmri.experiments.run import AttackRun
     from advmri.attacks.noise import NoiseConfig
 
     a = AttackRun(model="m.pt", data=str(tiny_data), noise=NoiseConfig(eps=(0.0, 0.01), steps=3))

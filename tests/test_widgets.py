@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from advmri import recons
-from advmri.data.annotations import Box
-from advmri.recons import RunRecons, TargetRecons
-from advmri.widgets import eps_explorer, timed_change
+from advmri.experiments import recons
+from advmri.core.boxes import Box
+from advmri.experiments.recons import RunRecons, TargetRecons
+from advmri.app.widgets import eps_explorer, timed_change
 
 
 def _run(model="varnet", n=2, params=(0.0, 0.01, 0.02)):
@@ -85,13 +85,13 @@ def test_slider_change_is_fast():
 
 
 def test_store_round_trip_and_live_attack_on_a_tiny_run(tmp_path):
-    path = __import__("advmri.smoke", fromlist=["noise_store"]).noise_store(tmp_path)
+    path = __import__("advmri.experiments.smoke", fromlist=["noise_store"]).noise_store(tmp_path)
     rr = recons.load(path)
     assert rr.params == [0.0, 0.01] and rr.attack == "noise" and len(rr.targets) == 2
     t = rr.targets[0]
     assert t.adversarial.shape == (2, *t.target.shape) and t.target.dtype == np.float32
     # eps = 0 is the clean reconstruction: the live attack reproduces the stored one (float16 rounding)
-    from advmri.live import LiveAttack
+    from advmri.app.live import LiveAttack
 
     live = LiveAttack(rr)
     adv, rnd, _ = live.compute(t, 0.0)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SWEEP = [sys.executable, "-m", "advmri.sweep", "sweeps/smoke.yaml"]
+SWEEP = [sys.executable, "-m", "advmri.experiments.sweep", "sweeps/smoke.yaml"]
 
 
 def digests(results: Path, pattern: str = "smoke/*/*") -> dict[str, str]:

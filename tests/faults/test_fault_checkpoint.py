@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from advmri.models import CheckpointError
-from advmri.models import build, load_checkpoint, save_checkpoint
-from advmri.sweep import run_sweep
-from advmri.verify import CacheMismatch, choose_passes, verify_run
+from advmri.models.networks import CheckpointError
+from advmri.models.networks import build, load_checkpoint, save_checkpoint
+from advmri.experiments.sweep import run_sweep
+from advmri.experiments.verify import CacheMismatch, choose_passes, verify_run
 from helpers import ROOT
 
 
@@ -57,7 +57,7 @@ def test_swapped_checkpoint_without_sidecar_is_not_reused(done):
         with pytest.raises(CacheMismatch, match=r"computed with another checkpoint file .*re-run the sweep"):
             verify_run(folder, passes=1, log=lambda *a: None)
         logs: list[str] = []
-        from advmri.sweep import load_sweep, stale_model
+        from advmri.experiments.sweep import load_sweep, stale_model
 
         _, runs = load_sweep(cfg, tmp)
         assert "computed with other weights" in stale_model(runs[0])
@@ -92,7 +92,7 @@ def test_flipped_byte_without_sidecar_is_refused_in_one_line(tmp_path):
         load_checkpoint(ck)
     msg = str(e.value)
     assert "\n" not in msg and str(ck) in msg and ("damaged" in msg or "not a loadable checkpoint" in msg), msg
-    p = subprocess.run([sys.executable, "-c", f"from advmri.models import load_checkpoint; "
+    p = subprocess.run([sys.executable, "-c", f"from advmri.models.networks import load_checkpoint; "
                         f"load_checkpoint({str(ck)!r})"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode != 0
 
@@ -106,10 +106,10 @@ def test_verify_all_and_coverage_of_every_row_type(done, capsys):
     out = capsys.readouterr().out
     assert f"verified {len(rep['passes'])} of 6 passes" in out
     assert len(verify_run(folder, passes="all", log=print)["passes"]) == 6
-    p = subprocess.run([sys.executable, "-m", "advmri.verify", str(folder), "--passes", "all"], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "advmri.experiments.verify", str(folder), "--passes", "all"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "verified 1 run(s): 6 of 6 passes (100%)" in p.stdout, p.stdout + p.stderr
-    p = subprocess.run([sys.executable, "-m", "advmri.verify", str(tmp)], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "advmri.experiments.verify", str(tmp)], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 2 and "not a run folder" in p.stderr
 
 
@@ -118,7 +118,7 @@ def test_a_tampered_value_in_any_row_type_is_caught_by_the_default(done):
     eps-0.02 rows is caught whichever pass the seed picks first."""
     import pandas as pd
 
-    from advmri.sweep import read_status, table_digest
+    from advmri.experiments.sweep import read_status, table_digest
 
     cfg, tmp, ck = done
     folder = next(tmp.glob("ck/noise-*"))

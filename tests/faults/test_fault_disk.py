@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from advmri.atomic import write_together
-from advmri.errors import DiskFullError
+from advmri.util.atomic import write_together
+from advmri.util.errors import DiskFullError
 from helpers import ROOT, SWEEP
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_injected_enospc_between_table_and_metadata_leaves_neither(tmp_path, mon
 
 
 def test_too_little_space_is_refused_before_writing(tmp_path, monkeypatch):
-    import advmri.atomic as atomic
+    import advmri.util.atomic as atomic
 
     monkeypatch.setattr(atomic, "free_bytes", lambda folder: 100)
     with pytest.raises(DiskFullError, match=r"needs about 8 bytes, 100 bytes free"):

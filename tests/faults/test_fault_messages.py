@@ -12,7 +12,7 @@ import h5py
 import pytest
 import yaml
 
-from advmri.errors import ParameterError, UserError
+from advmri.util.errors import ParameterError, UserError
 from helpers import ROOT
 
 
@@ -38,7 +38,7 @@ def test_training_on_mixed_geometries(tmp_path, tiny_data, small_data):
     for src in (tiny_data, small_data):
         f = sorted((src / "multicoil").glob("*.h5"))[0]
         shutil.copy(f, mixed / f"{src.name}-{f.name}")
-    p = subprocess.run([sys.executable, "-m", "advmri.train", "--model", "unet", "--config", "tiny", "--data",
+    p = subprocess.run([sys.executable, "-m", "advmri.models.train", "--model", "unet", "--config", "tiny", "--data",
                         str(mixed.parent), "--out", str(tmp_path / "c.pt"), "--steps", "1"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     line = _one_line(p)
@@ -49,7 +49,7 @@ def test_training_on_mixed_geometries(tmp_path, tiny_data, small_data):
 def _sweep_file(tmp_path: Path, data: Path, **common) -> Path:
     import torch
 
-    from advmri.models import build, save_checkpoint
+    from advmri.models.networks import build, save_checkpoint
 
     ck = tmp_path / "m.pt"
     torch.manual_seed(0)
@@ -67,7 +67,7 @@ def test_empty_shards_are_refused_before_any_run(tmp_path, tiny_data):
     spec = yaml.safe_load(cfg.read_text())
     spec["shards"] = 3  # 2 targets in 3 shards
     cfg.write_text(yaml.safe_dump(spec))
-    p = subprocess.run([sys.executable, "-m", "advmri.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     line = _one_line(p)
     assert str(cfg) in line and "3 shards of 2 targets leave shard 2 empty; use at most 2 shards" in line, line
@@ -83,7 +83,7 @@ def test_twins_the_data_lacks_are_refused_before_any_run(tmp_path, tiny_data):
                 if k in hf:
                     del hf[k]
     cfg = _sweep_file(tmp_path, data, target="healthy")
-    p = subprocess.run([sys.executable, "-m", "advmri.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     line = _one_line(p)
     assert str(cfg) in line and "target: 'healthy'" in line and "use target: clean" in line, line
@@ -91,15 +91,15 @@ def test_twins_the_data_lacks_are_refused_before_any_run(tmp_path, tiny_data):
 
 
 def test_bf16_on_a_classical_method_is_refused():
-    from advmri.run import AttackRun
+    from advmri.experiments.run import AttackRun
 
     with pytest.raises(ParameterError, match=r"precision: 'bf16' has no effect on classical:cg-sense"):
         AttackRun.from_params("noise", model="classical:cg-sense", data_dir="data", precision="bf16")
 
 
 def test_explorer_with_one_truncated_store_names_it_and_shows_the_others(tmp_path):
-    from advmri import recons
-    from advmri.smoke import noise_store
+    from advmri.experiments import recons
+    from advmri.experiments.smoke import noise_store
 
     good = noise_store(tmp_path / "a")
     bad = tmp_path / "b.recons.h5"
@@ -126,8 +126,8 @@ def test_truncated_data_volume_is_named(tmp_path, tiny_data):
 
 
 def test_too_little_space_for_the_pending_runs_is_refused_before_they_start(tmp_path, monkeypatch):
-    import advmri.atomic as atomic
-    from advmri.sweep import Run, SweepError, check_space
+    import advmri.util.atomic as atomic
+    from advmri.experiments.sweep import Run, SweepError, check_space
 
     done, todo = tmp_path / "noise-a-1", tmp_path / "noise-b-2"
     done.mkdir()

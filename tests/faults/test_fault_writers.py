@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def _train(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "advmri.train", "--model", "unet", "--config", "tiny", "--data", str(data),
+    return [sys.executable, "-m", "advmri.models.train", "--model", "unet", "--config", "tiny", "--data", str(data),
             "--out", str(out), "--steps", "5000", "--val-interval", "5000", *extra]
 
 

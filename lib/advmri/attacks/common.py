@@ -12,8 +12,8 @@ from typing import Sequence
 
 import torch
 
-from advmri import metrics as M
-from advmri.data.annotations import Box, ssim_box
+from advmri.core import metrics as M
+from advmri.core.boxes import Box, ssim_box
 from advmri.data.dataset import SliceSample
 
 

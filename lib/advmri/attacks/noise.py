@@ -35,9 +35,9 @@ from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
-from advmri.data.masks import sample_mask
-from advmri.errors import ParameterError, check_choice, check_range
-from advmri.models import Reconstructor
+from advmri.core.masks import sample_mask
+from advmri.util.errors import ParameterError, check_choice, check_range
+from advmri.models.networks import Reconstructor
 
 EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
 LOSSES = ("mse", "ssim", "mse+ssim")

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from advmri import kspace as K
+from advmri.core import kspace as K
 from advmri.attacks.common import TARGETS, TargetBatch, box_scores
-from advmri.errors import ParameterError, check_choice, check_range
-from advmri.models import Reconstructor
-from advmri.perf import run_chunked
+from advmri.util.errors import ParameterError, check_choice, check_range
+from advmri.models.networks import Reconstructor
+from advmri.util.perf import run_chunked
 
 
 def angle_grid(max_deg: float = 4.9, step: float = 0.1) -> tuple[float, ...]:

@@ -1,1 +1,4 @@
-"""Data: the synthetic fastMRI-format knee set, fastMRI+ annotations, and slice data sets."""
+"""Data: the synthetic fastMRI-format knee set (synth, phantom), fastMRI HDF5 files (fastmri_h5), fastMRI+
+annotations (annotations) and annotated slice data sets (dataset)."""
+
+__all__ = ["annotations", "dataset", "fastmri_h5", "phantom", "synth"]

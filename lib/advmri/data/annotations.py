@@ -13,7 +13,7 @@ Policies (documented and tested):
   a box that clips to nothing is dropped.
 * **boxes smaller than the 7-px SSIM window** are scored as they are for MSE/PSNR; for SSIM
   the window box is grown symmetrically around the box centre to at least 7x7 (and clipped),
-  see :func:`ssim_box`.
+  see :func:`advmri.core.boxes.ssim_box`.
 * **several boxes per slice**: each box is a separate target (one data-set item per box).
 * **labels** are stripped of surrounding white space (the release has ``"Joint Effusion "``).
 """
@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from advmri.errors import UserError
-from advmri.paths import project_path
+from advmri.util.errors import UserError
+from advmri.core.boxes import to_array_box
+from advmri.util.paths import project_path
 
 REQUIRED_COLUMNS = ("file", "slice", "study_level", "x", "y", "width", "height", "label")
-SSIM_WINDOW = 7
 
 FASTMRI_PLUS_URL = "https://raw.githubusercontent.com/microsoft/fastmri-plus/{version}/Annotations/knee.csv"
 # sha256 of the knee.csv files we know; a fetched file must match.
@@ -42,70 +41,6 @@ KNOWN_SHA256 = {
 class AnnotationError(UserError):
     """A fastMRI+ CSV is missing, malformed or cannot be fetched. The message names the file."""
     fix = ("Fix the named row or column of the fastMRI+ CSV (or take the published file); boxes are in flipped 320x320 coordinates.")
-
-
-@dataclass(frozen=True)
-class Box:
-    """A box in *array* coordinates: columns ``x..x+w``, rows ``y..y+h`` (half-open)."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        """``(rows, cols)`` slices to index an image ``img[box.slices]``."""
-        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.x, self.y, self.w, self.h)
-
-
-def flip_y(y: int, height: int, image_height: int) -> int:
-    """fastMRI+ (flipped) <-> array row of a box's top edge. The map is its own inverse.
-
-    fastMRI+ draws its boxes on the up/down flipped 320x320 image: ``y_array = H - y - height``.
-
-    >>> flip_y(10, 30, 320)
-    280
-    >>> flip_y(flip_y(10, 30, 320), 30, 320)
-    10
-    """
-    return image_height - y - height
-
-
-def to_array_box(x: int, y: int, w: int, h: int, shape: tuple[int, int]) -> Box | None:
-    """Convert a fastMRI+ box to array coordinates (flip, then clip to ``shape``); None if empty."""
-    H, W = shape
-    ya = flip_y(y, h, H)
-    x0, y0 = max(0, x), max(0, ya)
-    x1, y1 = min(W, x + w), min(H, ya + h)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-
-
-def to_csv_box(box: Box, image_height: int) -> tuple[int, int, int, int]:
-    """Array box -> fastMRI+ ``(x, y, width, height)`` on the flipped image."""
-    return box.x, flip_y(box.y, box.h, image_height), box.w, box.h
-
-
-def ssim_box(box: Box, shape: tuple[int, int], window: int = SSIM_WINDOW) -> Box:
-    """Grow ``box`` symmetrically to at least ``window`` pixels per side, kept inside ``shape``."""
-    H, W = shape
-
-    def grow(lo: int, n: int, size: int) -> tuple[int, int]:
-        if n >= window:
-            return lo, n
-        n2 = min(window, size)
-        lo2 = lo - (n2 - n) // 2
-        lo2 = min(max(0, lo2), size - n2)
-        return lo2, n2
-
-    x, w = grow(box.x, box.w, W)
-    y, h = grow(box.y, box.h, H)
-    return Box(x, y, w, h)
 
 
 def read_annotations(path: str | os.PathLike) -> pd.DataFrame:

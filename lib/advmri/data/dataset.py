@@ -18,11 +18,12 @@ import pandas as pd
 import torch
 from fastmri.data import SliceDataset
 
-from advmri.data.annotations import Box, box_rows, read_annotations
+from advmri.core.boxes import Box
+from advmri.data.annotations import box_rows, read_annotations
 from advmri.data.fastmri_h5 import DataFileError, read_info
-from advmri.data.masks import mask_func as make_mask_func
-from advmri.data.masks import sample_mask, slice_seed
-from advmri.paths import project_path
+from advmri.core.masks import mask_func as make_mask_func
+from advmri.core.masks import sample_mask, slice_seed
+from advmri.util.paths import project_path
 
 
 @dataclass

@@ -25,8 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from advmri.atomic import atomic_path
-from advmri.errors import UserError
+from advmri.util.atomic import atomic_path
+from advmri.util.errors import UserError
 
 ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 

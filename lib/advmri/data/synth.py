@@ -34,12 +34,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from advmri import kspace as K
-from advmri.paths import project_path
-from advmri.atomic import check_writable
-from advmri.atomic import write_text as atomic_write_text
+from advmri.core import kspace as K
+from advmri.util.paths import project_path
+from advmri.util.atomic import check_writable
+from advmri.util.atomic import write_text as atomic_write_text
 from advmri.data.fastmri_h5 import write_volume
-from advmri.errors import check_choice, check_range, cli, prog
+from advmri.util.errors import check_choice, check_range, cli, prog
 from advmri.data.phantom import LESION_TYPES, Anatomy, Lesion, grid, render_slice, smooth_noise
 
 CSV_COLUMNS = ["file", "slice", "study_level", "x", "y", "width", "height", "label"]

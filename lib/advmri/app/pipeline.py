@@ -1,0 +1,257 @@
+"""The main job: data -> models -> attacks (papermill sweep) -> analysis -> paper.
+
+``python -m advmri.app.pipeline [--until STEP] [--retrain] [--jobs N] [--device cuda]``
+
+Steps (each skipped when its output exists, except where forced):
+``data`` generate the embedded synthetic set (train: 20 volumes seed 0, test: 28 volumes seed 1);
+``train`` train both small models (only when a checkpoint is missing, or with ``--retrain``);
+``notebooks`` execute 01_data and 02_models (quality table -> ``paper/tables/quality.md``);
+``sweep`` run ``sweeps/paper.yaml``, ``interpolation.yaml`` and ``beyond.yaml`` (runs whose committed
+results verify are reused; ``--fresh`` recomputes all); ``analysis`` execute 05_analysis and 07_beyond ->
+``paper/figures``, ``paper/tables``; ``paper`` build the article: ``paper/_build/html/index.html`` (a Sphinx
+book) and ``paper/_build/pdf/paper.pdf`` (:mod:`advmri.report.book`), and ``paper/build/paper.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from advmri.util.errors import cli, prog
+from advmri.util.provenance import ROOT
+
+STEPS = ["data", "train", "notebooks", "sweep", "analysis", "paper"]
+DATA = ROOT / "data" / "synthetic" / "small"
+TEST_VOLUMES = 28
+# phase 2 of training: constant lr from the phase-1 checkpoint until val SSIM gains < tol per doubling
+PLATEAU = dict(max_steps=6000, lr=5e-4, tol=0.005, precision="bf16")
+SWEEPS = ("paper", "interpolation", "beyond", "checks")  # sweeps/<name>.yaml, results in results/<name>/
+MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
+
+
+def make_data(splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+    """The embedded default data set (train: 20 volumes seed 0, test: 28 volumes seed 1, 93 located boxes),
+    when missing or of another size (the derived data folder is regenerated; volumes are bit-identical
+    per (seed, index), so the first 6 test volumes are those of the earlier 6-volume split)."""
+    from advmri.data.fastmri_h5 import read_info
+    from advmri.data.synth import generate_dataset
+
+    made = []
+    for split, n, seed in (("train", 20, 0), ("test", TEST_VOLUMES, 1)):
+        if split not in splits:
+            continue
+        listed = DATA / split / "knee_file_list.csv"
+        names = listed.read_text().split() if listed.is_file() else []
+        first = DATA / split / "multicoil" / f"{names[0]}.h5" if names else None
+        if not (DATA / split / "knee.csv").is_file() or len(names) != n:  # missing, incomplete or an older size
+            if names:
+                print(f"   {DATA / split}: {len(names)} volumes, the embedded default has {n}; regenerating it", flush=True)
+            generate_dataset("small", n, seed, DATA / split, force=True)
+            made.append(f"{split} ({n} volumes)")
+        elif first is None or not first.is_file() or not read_info(first).has_healthy_kspace:
+            print(f"   {DATA / split}: made before the twins' k-space was stored ('kspace_healthy', for "
+                  "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)", flush=True)
+            generate_dataset("small", n, seed, DATA / split, force=True)
+            made.append(f"{split} ({n} volumes)")
+    return made
+
+
+COIL_COUNTS = (4, 8, 15, 24)  # the budget law of the authors' update (sweeps/checks.yaml); 15: fastMRI knee
+COIL_DATA = ROOT / "data" / "synthetic" / "coils"
+
+
+def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed: int = 1) -> list[str]:
+    """Test sets of the ``small`` geometry with other coil counts (``data/synthetic/coils/c<C>/test``), for the
+    attained budget fraction of the authors' update as a function of the coil count (``sweeps/checks.yaml``)."""
+    from dataclasses import replace
+
+    from advmri.data.synth import PRESETS, generate_dataset
+
+    made = []
+    for c in coils:
+        out = COIL_DATA / f"c{c}" / "test"
+        listed = out / "knee_file_list.csv"
+        if not (out / "knee.csv").is_file() or len(listed.read_text().split()) != volumes:
+            generate_dataset(replace(PRESETS["small"], name=f"small-c{c}", coils=c), volumes, seed, out, force=True,
+                             progress=False)
+            made.append(f"{c}-coil test ({volumes} volumes)")
+    return made
+
+
+def _nb(name: str, executed: Path, **params) -> None:
+    """Execute ``notebooks/<name>.ipynb`` with ``params`` into the folder ``executed``."""
+    import papermill as pm
+
+    executed.mkdir(parents=True, exist_ok=True)
+    from advmri.util.kernels import EncryptedKernelManager
+
+    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"),
+                        parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=dict(desc=name),
+                        kernel_manager_class=EncryptedKernelManager)
+
+
+def _boxes(max_targets: int) -> str:
+    """``max_targets`` of a sweep in words (0 selects every located box)."""
+    return "all located boxes (93)" if not max_targets else f"{max_targets} evenly spaced boxes"
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog("advmri.app.pipeline"), description=__doc__.split("\n\n")[0])
+    ap.add_argument("--until", choices=STEPS, default="paper")
+    ap.add_argument("--from", dest="start", choices=STEPS, default="data",
+                    help="first step to run (the earlier steps' outputs must exist)")
+    ap.add_argument("--retrain", action="store_true", help="train the models from scratch")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="attack runs at a time (each pinned to its own thread count; default: CPU cores)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fresh", action="store_true",
+                    help="recompute every attack run of the sweeps (the committed results are kept aside and put "
+                         "back unless the new ones complete; asks first)")
+    ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces committed results")
+    ap.add_argument("--verify", default="1", metavar="N|all",
+                    help="before reusing a committed attack run, recompute N seeded passes of it (at least one "
+                         "per row type; all: every pass) and stop if they differ (advmri.experiments.verify; 0: trust the "
+                         "recorded sha256 only)")
+    ap.add_argument("--verify-runs", default="paths", choices=("paths", "all"),
+                    help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
+                         "target, update rule and options; default; every table's sha256 is checked) or all")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    a = ap.parse_args(argv)
+    overrides = {"device": a.device} if a.device != "cpu" else None
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they are printed, also in a log file
+    t_all = time.perf_counter()
+    times: dict[str, float] = {}
+    try:
+        _steps(a, overrides, times)
+    except KeyboardInterrupt:
+        done = ", ".join(times) or "none"
+        print(f"interrupted during step {next((s for s in STEPS if s not in times and STEPS.index(s) >= STEPS.index(a.start)), '?')}"
+              f" (completed: {done}); run again to go on: finished steps and completed runs are reused", flush=True)
+        raise
+    print(summary(times, time.perf_counter() - t_all))
+    return 0
+
+
+NOTES: dict[str, str] = {}  # step -> what it reused, verified and recomputed (the final summary)
+
+
+def summary(times: dict[str, float], total: float) -> str:
+    """The main job's last lines: each step's time and what it reused, verified and recomputed."""
+    lines = [f"== summary: main job done in {total:.0f} s"]
+    lines += [f"   {step:<10} {sec:6.0f} s   {NOTES.get(step, '')}" for step, sec in times.items()]
+    return "\n".join(lines)
+
+
+def _sweep_note(statuses: dict[str, dict]) -> str:
+    reused = [v for v in statuses.values() if v["status"] == "skipped"]
+    verified = [v["verified"] for v in reused if v.get("verified")]
+    ran = sum(v["status"] == "ok" for v in statuses.values())
+    failed = sum(v["status"] in ("failed", "not run") for v in statuses.values())
+    passes = sum(len(v["passes"]) for v in verified), sum(v["of"] for v in verified)
+    return (f"{len(statuses)} runs: {len(reused)} reused ({len(verified)} verified, {passes[0]} of {passes[1]} passes "
+            f"recomputed and equal), {ran} computed" + (f", {failed} failed" if failed else ""))
+
+
+def _steps(a, overrides, times: dict) -> None:
+    for step in STEPS[STEPS.index(a.start): STEPS.index(a.until) + 1]:
+        t0 = time.perf_counter()
+        print(f"== {step}", flush=True)
+        if step == "data":  # the training split only when a model is trained (the committed checkpoints are reused)
+            train = a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values())
+            made = make_data(("train", "test") if train else ("test",))
+            made += make_coil_data()
+            NOTES[step] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
+        elif step == "train":
+            from advmri.models.train import train
+
+            NOTES[step] = "committed checkpoints reused (sha256 checked when loaded)"
+            if a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values()):
+                make_data(("train",))
+            for kind, (ckpt, steps) in MODELS.items():
+                if a.retrain or not ckpt.is_file():
+                    NOTES[step] = "trained " + ", ".join(k for k, (c, _) in MODELS.items() if a.retrain or not c.is_file())  # the committed models' two phases (models/README.md)
+                    train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device, force=a.retrain)
+                    train(kind, "small", DATA / "train", ckpt, steps=PLATEAU["max_steps"], lr=PLATEAU["lr"],
+                          init=ckpt, plateau=PLATEAU["tol"], precision=PLATEAU["precision"], device=a.device,
+                          force=True)
+        elif step == "notebooks":
+            out = ROOT / "results" / "notebooks"
+            _nb("01_data", out, data_dir=str(DATA / "test"))
+            _nb("02_models", out, data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"),
+                fresh=a.fresh)
+            rep = ROOT / "results" / "model_quality.report.json"
+            q = json.loads(rep.read_text()) if rep.is_file() else {}
+            NOTES[step] = f"01, 02 executed; quality table {q.get('status', '?')}" + (
+                f" ({q['verified_rows']} rows recomputed and equal)" if q.get("verified_rows") else
+                f" in {q['seconds']:.0f} s" if q.get("seconds") else "")
+            q = pd.read_csv(ROOT / "results" / "model_quality.csv")
+            tables = ROOT / "paper" / "tables"
+            tables.mkdir(parents=True, exist_ok=True)
+            (tables / "quality.md").write_text(q.to_markdown(index=False, floatfmt=".4f") + "\n")
+        elif step == "sweep":
+            from advmri.experiments.sweep import committed_runs, confirm_fresh, load_sweep, run_sweep
+
+            if a.fresh:  # asked once, before anything is recomputed
+                n = sum(len(committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1]))
+                        for s in SWEEPS)
+                confirm_fresh(n, ROOT / "results", a.yes)
+            statuses: dict[str, dict] = {}
+            for sweep in SWEEPS:
+                cfg = ROOT / "sweeps" / f"{sweep}.yaml"
+                st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
+                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh,
+                               verify_runs=a.verify_runs)
+                statuses.update(st)
+                if any(v["status"] == "failed" for v in st.values()):
+                    print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
+            NOTES[step] = _sweep_note(statuses)
+        elif step == "analysis":
+            from advmri.experiments.sweep import load_sweep
+
+            _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
+            _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
+                run_ids=[r.id for r in runs],
+                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
+                interpolation_dir=str(ROOT / "results" / "interpolation"), checks_dir=str(ROOT / "results" / "checks"))
+            _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
+            _nb("07_beyond", ROOT / "results" / "notebooks", beyond_dir=str(ROOT / "results" / "beyond"),
+                paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
+                paper_run_ids=[r.id for r in runs],
+                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
+            _nb("08_your_model", ROOT / "results" / "notebooks", data_dir=str(DATA / "test"),
+                out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
+            NOTES[step] = "05, 07, 08 executed (tables and figures from the verified runs)"
+        elif step == "paper":
+            from advmri.report.paper import build
+
+            import yaml
+
+            spec = yaml.safe_load((ROOT / "sweeps" / "paper.yaml").read_text())
+            accs = ", ".join(f"{x}x" for x in spec["grid"]["acceleration"])
+            setup = ("Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
+                     "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
+                     "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
+                     f"trained by `python -m advmri.models.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
+                     f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
+                     "the same boxes for every model and setting (`sweeps/paper.yaml`).")
+            print(build(setup_text=setup))
+            from advmri.report.book import build_book
+
+            out = build_book(setup_text=setup)  # the article: HTML book (+ PDF where chromium is installed)
+            print("   book: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items()), flush=True)
+            NOTES[step] = "article built: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items())
+        times[step] = time.perf_counter() - t0
+        print(f"   {step}: {times[step]:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

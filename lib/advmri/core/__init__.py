@@ -1,0 +1,5 @@
+"""Pure tensor functions, no I/O: centred orthonormal FFTs and SENSE operators (kspace), undersampling masks (masks),
+boxes and the fastMRI+ flip (boxes), box and image metrics (metrics).
+"""
+
+__all__ = ["boxes", "kspace", "masks", "metrics"]

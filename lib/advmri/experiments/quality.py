@@ -1,0 +1,177 @@
+"""The model-quality table as a verified cache, like the attack runs.
+
+The table of notebook 02 (whole-image SSIM / PSNR / NMSE per slice, and clean box metrics per fastMRI+ box, for
+zero-filled and every method at 4x and 8x) is a recorded run in ``results/quality/``:
+
+* ``record.json``: the parameters (methods and their model specs, data folder, accelerations, slice and box
+  limits, batch), the sha256 of every input (each checkpoint file, each ``.h5`` file and the annotation CSV),
+  the sha256 of both tables, the code version and the machine;
+* ``slices.csv`` and ``boxes.csv``: the tables.
+
+:func:`quality_tables` reuses the record only when its parameters and input digests are the ones now and the
+tables still have their recorded digests, **and** a seeded sample (``verify`` slices and boxes per acceleration,
+every method) recomputes within :data:`advmri.experiments.verify.TOLERANCE` on this machine (median within
+:data:`advmri.experiments.verify.PGA_MEDIAN` on another, for the bfloat16 kernels); otherwise, or with ``fresh``, it computes
+everything and writes a new record. Evaluation is batched: ``batch`` slices per forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from advmri.util.atomic import write_together
+from advmri.util.errors import UserError
+from advmri.util.paths import display_path, project_path
+
+__all__ = ["RECORD", "QualityMismatch", "quality_params", "compute", "quality_tables"]
+
+RECORD = "record.json"
+KEY_SLICES = ["method", "acceleration", "file", "slice"]
+KEY_BOXES = ["method", "acceleration", "file", "slice", "bx", "by", "bw", "bh"]
+
+
+class QualityMismatch(UserError):
+    """The recorded quality table was not reproduced by its seeded sample."""
+    fix = ("The code, data or a model changed since the table was computed: recompute it (`python -m advmri.app.pipeline "
+           "--fresh`, or notebook 02 with fresh=True), or restore what changed.")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def input_digests(specs: dict[str, str], data: str | Path) -> dict[str, str]:
+    """sha256 of every checkpoint file and every data file the table depends on (path -> digest)."""
+    from advmri.models.networks import file_sha256
+    from advmri.models.train import h5_folder
+
+    out = {}
+    for spec in specs.values():
+        if not spec.startswith(("classical:", "official:")) and ".py:" not in spec:
+            out[display_path(spec)] = file_sha256(project_path(spec))
+    folder = h5_folder(data)
+    for f in sorted(folder.glob("*.h5")) + sorted(project_path(data).glob("*.csv")):
+        out[display_path(f)] = file_sha256(f)
+    return out
+
+
+def quality_params(specs: dict[str, str], data: str | Path, accelerations=(4, 8), max_slices: int = 0,
+                   batch: int = 8) -> dict:
+    """The parameters a quality record is keyed by."""
+    return dict(methods=dict(specs), data=display_path(data), accelerations=list(accelerations),
+                max_slices=max_slices, batch=batch)
+
+
+def compute(specs: dict[str, str], data: str | Path, accelerations=(4, 8), max_slices: int = 0, batch: int = 8,
+            slices: list[int] | None = None, boxes: list[int] | None = None,
+            progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(slices table, boxes table)``; ``slices`` / ``boxes``: only these positions (a verification sample)."""
+    from advmri.experiments.evaluate import box_quality, quality_table
+    from advmri.experiments.run import load_model
+
+    models = {name: load_model(spec) for name, spec in specs.items()}
+    q = quality_table(models, data, accelerations, max_slices, batch=batch, only=slices, progress=progress)
+    qb = box_quality(models, data, accelerations, batch=batch, max_boxes=max_slices, only=boxes, progress=progress)
+    return q, qb
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False, float_format="%.9g").encode()
+
+
+def _compare(new: pd.DataFrame, old: pd.DataFrame, key: list[str], cols: list[str], cross: bool, where: Path) -> None:
+    from advmri.experiments.verify import PGA_MEDIAN, TOLERANCE
+
+    m = new.merge(old, on=key, how="left", suffixes=("_new", ""))
+    for c in cols:
+        a, b = m[f"{c}_new"].to_numpy(float), m[c].to_numpy(float)
+        if cross:
+            rel = np.abs(a / np.where(b == 0, 1, b) - 1)
+            bad = np.nanmedian(rel) > PGA_MEDIAN or np.isnan(b).any()
+        else:
+            bad = not np.allclose(a, b, equal_nan=True, **TOLERANCE)
+        if bad:
+            i = int(np.nanargmax(np.abs(a - b)) if not np.isnan(b).all() else 0)
+            r = m.iloc[i]
+            raise QualityMismatch(f"{where}: recorded quality not reproduced: {r['method']} {r['acceleration']}x "
+                                  f"{r['file']} slice {r['slice']}: {c} {r[c]:.6g} -> {r[f'{c}_new']:.6g}; the code, data or "
+                                  "a model changed since it was computed: recompute with fresh=True (pipeline --fresh)")
+
+
+def _sample(n: int, k: int, seed: int) -> list[int]:
+    rng = np.random.default_rng([seed, 2])
+    return sorted(int(i) for i in rng.permutation(n)[:min(k, n)])
+
+
+def _verify(folder: Path, rec: dict, q: pd.DataFrame, qb: pd.DataFrame, verify: int, log) -> int:
+    """Recompute a seeded sample of the record; raises :class:`QualityMismatch`; returns the rows checked."""
+    from advmri.util.provenance import machine
+
+    p = rec["params"]
+    n_slices = q[["file", "slice"]].drop_duplicates().shape[0]
+    n_boxes = int(qb.groupby(["method", "acceleration"]).size().max()) if len(qb) else 0
+    sl, bx = _sample(n_slices, verify, 0), _sample(n_boxes, verify, 1)
+    t = time.perf_counter()
+    nq, nqb = compute(p["methods"], p["data"], p["accelerations"], p["max_slices"], p["batch"], slices=sl, boxes=bx,
+                      progress=False)
+    cross = rec.get("machine") != machine()
+    _compare(nq, q, KEY_SLICES, ["ssim", "psnr", "nmse"], cross, folder / "slices.csv")
+    _compare(nqb, qb, KEY_BOXES, ["box_ssim", "box_psnr", "box_mse"], cross, folder / "boxes.csv")
+    log(f"quality: verified {len(sl)} of {n_slices} slices and {len(bx)} of {n_boxes} boxes per acceleration "
+        f"({len(nq) + len(nqb)} rows, {time.perf_counter() - t:.0f} s"
+        f"{', computed on another machine: by the median' if cross else ''})")
+    return len(nq) + len(nqb)
+
+
+def _reusable(folder: Path, params: dict, inputs: dict) -> tuple[dict | None, str]:
+    f = folder / RECORD
+    if not f.is_file():
+        return None, "no record"
+    try:
+        rec = json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None, f"{f}: unreadable"
+    if rec.get("params") != params:
+        return None, "parameters changed"
+    changed = [k for k in set(inputs) | set(rec.get("inputs", {})) if inputs.get(k) != rec.get("inputs", {}).get(k)]
+    if changed:
+        return None, f"input changed: {sorted(changed)[0]}"
+    for name in ("slices.csv", "boxes.csv"):
+        if not (folder / name).is_file() or _digest((folder / name).read_bytes()) != rec["tables"].get(name):
+            return None, f"{name} missing or altered"
+    return rec, "ok"
+
+
+def quality_tables(specs: dict[str, str], data: str | Path, folder: str | Path = "results/quality",
+                   accelerations=(4, 8), max_slices: int = 0, batch: int = 8, verify: int = 1, fresh: bool = False,
+                   log: Callable = print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The quality tables of ``specs`` (name -> model spec) on ``data``: reused from ``folder`` when verified,
+    else computed and recorded. Returns ``(slices, boxes, report)``; report ``status`` is reused | computed."""
+    from advmri.util.provenance import code_version, machine
+
+    folder = project_path(folder)
+    params = quality_params(specs, data, accelerations, max_slices, batch)
+    inputs = input_digests(specs, data)
+    rec, why = (None, "fresh") if fresh else _reusable(folder, params, inputs)
+    if rec is not None:
+        q, qb = pd.read_csv(folder / "slices.csv"), pd.read_csv(folder / "boxes.csv")
+        rows = _verify(folder, rec, q, qb, verify, log) if verify else 0
+        return q, qb, dict(status="reused", verified_rows=rows, why=why)
+    log(f"quality: computing the table ({why}) -> {display_path(folder)}")
+    t = time.perf_counter()
+    q, qb = compute(specs, data, accelerations, max_slices, batch)
+    tables = {"slices.csv": _csv(q), "boxes.csv": _csv(qb)}
+    rec = dict(params=params, inputs=inputs, tables={k: _digest(v) for k, v in tables.items()},
+               code_version=code_version(), machine=machine(), seconds=round(time.perf_counter() - t, 1))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_together({folder / k: v for k, v in tables.items()} | {folder / RECORD: json.dumps(rec, indent=1).encode()})
+    q, qb = pd.read_csv(io.BytesIO(tables["slices.csv"])), pd.read_csv(io.BytesIO(tables["boxes.csv"]))
+    return q, qb, dict(status="computed", seconds=rec["seconds"], why=why)

@@ -1,0 +1,561 @@
+"""One attack run: parameters -> result table. The single source of truth for run parameters.
+
+:class:`AttackRun` holds every parameter of a run (model checkpoint, data, acceleration,
+attack settings, targets, device, seed); notebooks build it from their papermill parameters
+cell, the CLI from its arguments, the sweep from its YAML grid. :func:`execute` returns the
+tidy result table (schema :data:`RESULT_COLUMNS`), one row per target x setting x kind (x draw).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from advmri.util.atomic import write_together
+from advmri.util.atomic import atomic_path, check_writable
+from advmri.util.atomic import write_text as atomic_write_text
+from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
+from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget, budget_fraction, control_items,
+                                  recon_with_noise, sampled_fraction, split_norms)
+from advmri.models.classical import parse_spec
+from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
+from advmri.data.annotations import AnnotationError
+from advmri.data.dataset import AnnotatedSlices
+from advmri.data.fastmri_h5 import DataFileError
+from advmri.core.masks import CENTER_FRACTIONS
+from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
+from advmri.models.networks import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, load_checkpoint, load_official
+from advmri.util.paths import project_path
+from advmri.util.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
+from advmri.util.provenance import code_version, run_id
+from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec
+
+NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update", "mask_draws"}
+ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
+METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
+           "budget_fraction", "adv_sampled_fraction", "random_sampled_fraction"]
+# energy fractions on the sampled columns (advmri.attacks.noise.sampled_fraction): noise tables only; a rotation
+# table written before they existed reads with NaN, a noise table without them predates the fair control
+CONTROL_COLUMNS = ("adv_sampled_fraction", "random_sampled_fraction")
+ADDED_DEFAULTS = {"target": "clean", "mask_draws": 0}  # attack parameters added after results were committed: (name, default)
+RESULT_COLUMNS = [
+    "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
+    "param", "angle", "kind", "draw", "seed", *METRICS, "code_version",
+]  # the run's parameters are stored once per run (results.meta.json / the sweep's params.json), not per row
+
+
+@dataclass
+class AttackRun:
+    model: str = "models/varnet-small.pt"  # checkpoint, official:varnet|unet[:PATH], classical:<method>, file.py:factory[:kind]
+    data: str = "data/synthetic/small/test"
+    annotations: str | None = None  # fastMRI+ CSV; default: knee.csv beside the .h5 folder
+    attack: str = "noise"  # noise | rotation
+    acceleration: int = 8
+    mask_type: str = "random"
+    max_targets: int = 8  # evenly spaced over the sorted boxes; 0 = all
+    shard: int = 0  # this run attacks shard ``shard`` of ``shards`` contiguous parts of the selected targets
+    shards: int = 1
+    labels: tuple[str, ...] | None = None
+    device: str = "cpu"
+    chunk: int | None = None  # items per forward/backward pass; None: advmri.util.perf.default_chunk(device)
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks; advmri.models.networks)
+    threads: int = 1  # CPU threads of this run (torch.set_num_threads): float32 rounding depends on it
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
+
+    def __post_init__(self):
+        check_choice("attack", self.attack, ("noise", "rotation"))
+        if self.chunk is not None:
+            check_range("chunk (items per forward pass)", self.chunk, lo=1, integer=True)
+        check_choice("acceleration", self.acceleration, sorted(CENTER_FRACTIONS))
+        check_choice("mask_type", self.mask_type, ("random", "equispaced", "equispaced_fraction"))
+        check_range("max_targets", self.max_targets, lo=0, integer=True)
+        check_range("shards", self.shards, lo=1, integer=True)
+        check_range("shard", self.shard, lo=0, hi=self.shards - 1, integer=True)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_range("threads", self.threads, lo=1, integer=True)
+        if self.labels is not None:
+            self.labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
+        if not isinstance(self.model, str) or not self.model:
+            raise ParameterError(f"model: must be a checkpoint path, official:<kind>[:path] or classical:<method>, "
+                                 f"got {self.model!r}")
+        if self.model.startswith("official:"):
+            check_choice("model (official:<kind>)", self.model.split(":", 2)[1], sorted(OFFICIAL))
+        if is_user_spec(self.model):
+            parse_user_spec(self.model)  # file and factory name checked; imported when the run starts
+        if self.model.startswith("classical:"):
+            parse_spec(self.model)
+            if self.precision != "fp32":
+                raise ParameterError(f"precision: {self.precision!r} has no effect on {self.model} (a classical method, "
+                                     "no network to autocast); use precision: fp32")
+        try:
+            dev = torch.device(self.device)
+        except (RuntimeError, TypeError) as e:
+            raise ParameterError(f"device: {self.device!r} is not a torch device ({e})") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ParameterError(f"device: {self.device!r} requested but CUDA is not available here")
+
+    @classmethod
+    def from_params(cls, attack: str, **p) -> "AttackRun":
+        """The run of notebook 03 (noise) / 04 (rotation) from its papermill parameters (the sweep
+        validates its configs through this too). Unknown names are rejected with the closest valid one."""
+        check_choice("attack", attack, ("noise", "rotation"))
+        common = {"model", "data_dir", "annotations", "acceleration", "max_targets", "chunk", "device", "seed",
+                  "random_draws", "labels", "precision", "shard", "shards", "threads", "target"}
+        own = NOISE_PARAMS if attack == "noise" else ROTATION_PARAMS
+        unknown_keys(p, common | own, f"{attack} parameters")
+        seed, draws = p.pop("seed", 0), p.pop("random_draws", 5)
+        sub = {k: p.pop(k) for k in own | {"target"} if k in p}
+        if attack == "noise":
+            noise, rotation = NoiseConfig(seed=seed, random_draws=draws, **sub), RotationConfig()
+        else:
+            noise, rotation = NoiseConfig(), RotationConfig(seed=seed, random_draws=draws, **sub)
+        if "data_dir" in p:
+            p["data"] = p.pop("data_dir")
+        return cls(attack=attack, noise=noise, rotation=rotation, **p)
+
+    def check_inputs(self) -> None:
+        """The model file and data folder exist (cheap; before any work starts)."""
+        if is_user_spec(self.model):
+            parse_user_spec(self.model)
+        elif not self.model.startswith(("official:", "classical:")) and not project_path(self.model).is_file():
+            raise CheckpointError(f"{project_path(self.model)}: checkpoint not found (model)")
+        if not project_path(self.data).is_dir():
+            raise DataFileError(f"{project_path(self.data)}: data directory not found (data)")
+        if self.annotations is not None and not project_path(self.annotations).is_file():
+            raise AnnotationError(f"{project_path(self.annotations)}: annotation file not found (annotations)")
+
+    def items_per_pass(self, item_numel: int | None = None) -> int:
+        """``chunk``, or :func:`advmri.util.perf.default_chunk` for this device and k-space size per item."""
+        return self.chunk or default_chunk(self.device, item_numel)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["noise" if self.attack == "rotation" else "rotation"] = None
+        for cfg in (d["noise"], d["rotation"]):  # parameters added later are left out at their default, so
+            for k, default in ADDED_DEFAULTS.items():  # the ids (and run folders) of earlier runs stay valid
+                if cfg is not None and cfg.get(k) == default:
+                    del cfg[k]
+        return d
+
+    @property
+    def target(self) -> str:
+        return (self.noise if self.attack == "noise" else self.rotation).target
+
+    @property
+    def id(self) -> str:
+        return run_id(self.as_dict())
+
+
+def load_model(spec: str, device: str = "cpu") -> Reconstructor:
+    """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights),
+    ``classical:<cg-sense|l1-wavelet>`` (:mod:`advmri.models.classical`, no weights) or ``path.py:factory[:kind]``
+    (any model, :mod:`advmri.models.usermodel`)."""
+    if is_user_spec(spec):
+        model = load_user_model(spec)
+    elif spec.startswith("classical:"):
+        model = parse_spec(spec)
+    elif spec.startswith("official:"):
+        parts = spec.split(":", 2)
+        model = load_official(parts[1], parts[2] if len(parts) > 2 else None)
+    else:
+        model, _ = load_checkpoint(spec)
+    return model.to(device).freeze()
+
+
+def select_targets(ds: AnnotatedSlices, n: int, shard: int = 0, shards: int = 1) -> list[int]:
+    """``n`` evenly spaced item indices (all when ``n <= 0`` or ``n >= len``); with ``shards > 1`` the
+    ``shard``-th of that many contiguous, near-equal parts (their union is the unsharded list)."""
+    idx = list(range(len(ds))) if n <= 0 or n >= len(ds) else \
+        sorted({int(round(x)) for x in np.linspace(0, len(ds) - 1, n)})
+    return [int(i) for i in np.array_split(np.asarray(idx, dtype=int), shards)[shard]]
+
+
+def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, attack: str, param, kind: str,
+          draw: int, angle=None, version: str = "") -> list[dict]:
+    rows = []
+    for i, s in enumerate(tb.samples):
+        b = s.box
+        rows.append(dict(
+            run_id=run.id, file=s.fname, slice=s.slice_idx, label=s.label, bx=b.x, by=b.y, bw=b.w, bh=b.h,
+            model=model.kind, config=model.config, acceleration=run.acceleration, attack=attack,
+            param=round(float(param[i]) if hasattr(param, "__len__") else float(param), 6),
+            angle=None if angle is None else float(angle[i] if hasattr(angle, "__len__") else angle),
+            kind=kind, draw=draw, seed=run.noise.seed if attack == "noise" else run.rotation.seed,
+            **{m: float(scores[m][i]) if m in scores else float("nan") for m in METRICS},
+            code_version=version,
+        ))
+    return rows
+
+
+BOUNDARY = 1 - 5e-6  # an item whose adversarial noise attains this mean budget fraction is on the budget sphere
+
+
+@dataclass
+class Reuse:
+    """Adversarial rows of an earlier table of the *same* run (same parameters, seed, batches and threads), reused
+    when only the random control changed (:mod:`advmri.experiments.recontrol`).
+
+    A pass is reused when its noise is known without the PGA: ``update: ours`` without restarts or mask draws
+    (the noise starts at 0 and its gradient is exactly 0 on the columns the mask discards, so all of it lies on
+    the sampled columns), every item on its budget sphere (recorded ``budget_fraction >= BOUNDARY``, so coil
+    ``i`` has norm ``eps ||k_i||`` within float32 rounding), and rows computed from a clean tree. Every other
+    pass is recomputed in full; its adversarial rows are kept in ``recomputed_rows`` for comparison."""
+
+    table: pd.DataFrame
+    reused: int = 0
+    recomputed: int = 0
+    recomputed_rows: list = field(default_factory=list)
+
+    def __post_init__(self):
+        t = self.table[self.table["kind"] == "adversarial"]
+        self.rows = {_row_key(r): r for r in t.to_dict("records")}
+
+    def rows_for(self, sub: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig) -> list[dict] | None:
+        """The table's adversarial rows of this pass when it can be reused, else None."""
+        if cfg.update != "ours" or cfg.restarts or cfg.mask_draws:
+            return None
+        keys = [_sample_key(s, float(e)) for s, e in zip(sub.samples, eps.tolist())]
+        got = [self.rows.get(k) for k in keys]
+        if any(r is None or "dirty" in str(r["code_version"]) for r in got):
+            return None
+        if any(float(e) > 0 and not r["budget_fraction"] >= BOUNDARY for r, e in zip(got, eps.tolist())):
+            return None
+        return [dict(r) for r in got]
+
+    def compare(self, new_rows: list[dict]) -> None:
+        """Keep recomputed adversarial rows, to be compared with the table's (:func:`advmri.experiments.verify.compare`)."""
+        self.recomputed_rows += [r for r in new_rows if r["kind"] == "adversarial"]
+
+    def report(self) -> dict:
+        return dict(passes_reused=self.reused, passes_recomputed=self.recomputed)
+
+
+def _row_key(r: dict) -> tuple:
+    return (str(r["file"]), int(r["slice"]), int(r["bx"]), int(r["by"]), int(r["bw"]), int(r["bh"]),
+            round(float(r["param"]), 6))
+
+
+def _sample_key(s, eps: float) -> tuple:
+    b = s.box
+    return (str(s.fname), int(s.slice_idx), int(b.x), int(b.y), int(b.w), int(b.h), round(eps, 6))
+
+
+def _noise_pass(run: AttackRun, model: Reconstructor, sub: TargetBatch, eps: torch.Tensor, keys: list[tuple],
+                mask_func, version: str, reuse: Reuse | None) -> tuple[list[dict], dict]:
+    """One pass of the noise attack on the items of ``sub`` (item ``j``: budget ``eps[j]``, image key ``keys[j]``):
+    the adversarial rows, then ``random_draws`` rows of the random control, and their reconstructions.
+
+    The control (:func:`advmri.attacks.noise.control_items`) has, coil by coil, the adversarial noise's energy on
+    the sampled columns and on the discarded ones: both deliver the same energy to the network."""
+    cfg = run.noise
+    old = reuse.rows_for(sub, eps, cfg) if reuse is not None else None
+    images: dict = {}
+    if old is None:
+        live = [j for j in range(len(sub)) if float(eps[j]) > 0]  # eps = 0: z = 0, no PGA needed
+        z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
+        if live:
+            z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg, mask_func=mask_func)
+    with torch.inference_mode():
+        if old is None:
+            norms, adv_frac, frac = split_norms(z, sub), sampled_fraction(z, sub), budget_fraction(z, sub.kspace, eps)
+        else:  # all of the noise on the sampled columns, each coil on its sphere: its norms are the budget
+            zero = torch.zeros(len(sub), sub.kspace.shape[1], device=eps.device)
+            norms, adv_frac = (budget(sub.kspace, eps), zero), torch.where(eps > 0, 1.0, float("nan"))
+            frac = torch.tensor([float(r["budget_fraction"]) for r in old])
+        randoms, rnd_frac = [], []
+        for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
+            zr = control_items(sub, *norms, eps.cpu(), cfg.seed, d)
+            randoms.append(recon_with_noise(model, sub, zr))
+            rnd_frac.append(sampled_fraction(zr, sub))
+        mean_rnd = torch.stack(rnd_frac).mean(0) if rnd_frac else torch.full_like(adv_frac, float("nan"))
+        if old is not None:
+            reuse.reused += 1
+            rows = [dict(r, run_id=run.id, adv_sampled_fraction=float(adv_frac[j]),
+                         random_sampled_fraction=float(mean_rnd[j])) for j, r in enumerate(old)]
+        else:
+            rec = recon_with_noise(model, sub, z)
+            rows = _rows(run, model, sub, dict(box_scores(rec, sub), budget_fraction=frac, adv_sampled_fraction=adv_frac,
+                                               random_sampled_fraction=mean_rnd), "noise", eps.cpu(), "adversarial", 0,
+                         version=version)
+            if reuse is not None:
+                reuse.recomputed += 1
+                reuse.compare(rows)
+            images.update({(*k, "adversarial"): rec[j].cpu() for j, k in enumerate(keys)})
+        for d, rr in enumerate(randoms):
+            rows += _rows(run, model, sub, dict(box_scores(rr, sub), budget_fraction=frac, adv_sampled_fraction=adv_frac,
+                                                random_sampled_fraction=rnd_frac[d]), "noise", eps.cpu(), "random", d,
+                          version=version)
+        if randoms:
+            images.update({(*k, "random"): randoms[0][j].cpu() for j, k in enumerate(keys)})
+    return rows, images
+
+
+def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass) -> int:
+    """Items per pass when ``run.chunk`` is None: on CUDA measured from one item's peak memory
+    (:func:`advmri.util.perf.cuda_chunk`), on CPU :func:`advmri.util.perf.default_chunk`."""
+    if torch.device(run.device).type == "cuda":
+        return cuda_chunk(lambda: one_pass(tb.select([0])), run.device, log=tqdm.write)
+    return run.items_per_pass(tb.kspace[0].numel())
+
+
+def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
+            subset: Sequence[int] | None = None, reuse: "Reuse | None" = None,
+            recorded: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
+    maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets.
+
+    ``subset`` (for :mod:`advmri.experiments.verify`): compute only these passes of the noise attack (numbered
+    over the run, ``extras['passes']`` says how many there are) or these targets of the rotation
+    attack (positions in the run's target list), with exactly the batches of the full run, so their
+    rows reproduce the full run's rows.
+
+    ``reuse`` (noise; :mod:`advmri.experiments.recontrol`): an earlier table of this run whose adversarial rows are taken
+    over where they cannot have changed (see :class:`Reuse`); only the random control is then computed.
+
+    ``recorded`` (rotation, with ``subset``; :mod:`advmri.experiments.verify`): the run's table; each target's bounds are
+    recomputed at their recorded worst angles only (:func:`_rotation_target`)."""
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(run.threads)  # pinned per run: per-box results depend on it (float32 rounding)
+    try:
+        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset), reuse, recorded)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def run_dataset(run: AttackRun) -> AnnotatedSlices:
+    """The run's annotated slices, checked: some boxes, and the lesion-free twins its ``target`` needs."""
+    ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
+                         labels=run.labels, lesion_free=run.target == "lesion")  # lesion: the twins are attacked
+    if not len(ds):
+        raise ds.no_boxes_error()
+    if run.target in ("healthy", "lesion"):
+        need = "has_healthy" if run.target == "healthy" else "has_healthy_kspace"
+        lacking = [i.path for i in ds.infos.values() if not getattr(i, need)]
+        if lacking:
+            what = ("pulls the box toward the lesion-free twin" if run.target == "healthy"
+                    else "attacks the lesion-free twin toward the lesion")
+            field_ = "reconstruction_rss_healthy" if run.target == "healthy" else "kspace_healthy"
+            raise ParameterError(f"target: {run.target!r} {what}, which {lacking[0]} lacks ({field_!r}; real fastMRI "
+                                 "data has none): use target: clean")
+    return ds
+
+
+def shard_sizes(run: AttackRun) -> list[int]:
+    """Targets in each of the run's ``shards`` (cheap: reads annotations and file headers only)."""
+    ds = run_dataset(run)
+    return [len(select_targets(ds, run.max_targets, k, run.shards)) for k in range(run.shards)]
+
+
+def _recorded_angles(recorded: pd.DataFrame | None, s, angles: Sequence[float], bounds) -> dict[float, int] | None:
+    """Grid index of the recorded worst angle of each bound for sample ``s`` (None: not all recorded on the grid)."""
+    if recorded is None:
+        return None
+    b = s.box
+    r = recorded[(recorded.kind == "adversarial") & (recorded.file == s.fname) & (recorded.slice == s.slice_idx)
+                 & (recorded.bx == b.x) & (recorded.by == b.y) & (recorded.bw == b.w) & (recorded.bh == b.h)]
+    grid = np.asarray(angles, dtype=float)
+    out = {}
+    for bound in bounds:
+        a = r[np.isclose(r.param, bound)].angle
+        hit = np.nonzero(np.isclose(grid, float(a.iloc[0]), atol=1e-6))[0] if len(a) == 1 else []
+        if len(hit) != 1:
+            return None
+        out[float(bound)] = int(hit[0])
+    return out
+
+
+def _rotation_target(run: AttackRun, model: Reconstructor, sub: TargetBatch, rnd: list, per_pass: int, version: str,
+                     recorded: pd.DataFrame | None = None) -> tuple[list[dict], dict, list[dict]]:
+    """The rows of one rotation target: clean, the worst angle of each bound, the random angles.
+
+    With ``recorded`` (verification: the run's table) only the passes holding the recorded worst angles and the
+    random angles are recomputed, in exactly the run's batches of ``per_pass`` angles (so they reproduce bit for
+    bit), and each bound's row is taken at its recorded angle; the search over the grid is not repeated."""
+    cfg = run.rotation
+    angles = cfg.angles
+    all_angles = list(angles) + [a for _, a in rnd]
+    known = _recorded_angles(recorded, sub.samples[0], angles, cfg.bounds)
+    need = None if known is None else set(known.values()) | set(range(len(angles), len(all_angles)))
+    sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation, only=need)
+    with torch.inference_mode():  # the reference row: the clean, un-rotated reconstruction
+        rows = _rows(run, model, sub, box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)), sub),
+                     "rotation", 0.0, "clean", 0, version=version)
+    grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
+    if known is None:
+        worst = worst_case(grid_sc, angles, cfg.bounds, cfg.target)
+    else:
+        worst = [dict(item=0, bound=b, angle=float(angles[j]), **{k: float(v[0, j]) for k, v in grid_sc.items()})
+                 for b, j in known.items()]
+    for w in worst:
+        rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
+                      angle=w["angle"], version=version)
+    for d, (b, a) in enumerate(rnd):
+        j = len(angles) + d
+        rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
+                      d % cfg.random_draws, angle=a, version=version)
+    return rows, sc, worst
+
+
+def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
+             subset: set[int] | None, reuse: "Reuse | None" = None,
+             recorded: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    if torch.device(run.device).type == "cpu":
+        keep_freed_memory()
+    model = load_model(run.model, run.device).set_precision(run.precision)
+    ds = run_dataset(run)
+    idx = select_targets(ds, run.max_targets, run.shard, run.shards)
+    if not idx:
+        raise ParameterError(f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
+                             "targets); use fewer shards")
+    samples = [ds[i] for i in idx]
+    groups = geometry_groups(samples)  # one group unless the volumes differ in coils / columns
+    version = code_version()
+    rows: list[dict] = []
+    images: dict = {}
+    passes = 0
+    pass_params: list[list[float]] = []  # the eps values each noise pass covers (verification picks by them)
+    if run.attack == "noise":
+        cfg = run.noise
+        E = len(cfg.eps)
+        for pos in groups:
+            tb_all = make_batch([samples[i] for i in pos]).to(run.device)
+            eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
+            rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
+            bar = tqdm(total=len(rep), desc=f"noise {model.kind}", disable=not progress)
+
+            def step(lo: int, hi: int) -> None:
+                nonlocal passes
+                passes += 1
+                pass_params.append(sorted({float(cfg.eps[n % E]) for n in range(lo, hi)}))
+                if subset is None or passes - 1 in subset:
+                    ids = list(range(lo, hi))
+                    keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
+                    new_rows, new_images = _noise_pass(run, model, rep.select(ids), eps_all[ids].to(run.device),
+                                                       keys, ds.mask_func, version, reuse)
+                    rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
+                    if keep_images:
+                        images.update(new_images)
+                bar.update(hi - lo)
+
+            per_pass = run.chunk or _auto_chunk(run, model, tb_all, lambda one: adversarial_noise(
+                model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1), mask_func=ds.mask_func))
+            run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
+            bar.close()
+    elif run.attack == "rotation":
+        cfg = run.rotation
+        angles = cfg.angles
+        rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
+        per_pass = None
+        passes = len(samples)
+        for t in tqdm(range(len(samples)), desc=f"rotation {model.kind}", disable=not progress):
+            if subset is not None and t not in subset:
+                continue
+            sub = make_batch([samples[t]]).to(run.device)
+            if t == 0 or per_pass is None:
+                per_pass = run.chunk or _auto_chunk(run, model, sub, lambda one: rotated_recon(
+                    model, one, torch.zeros(1, device=run.device), cfg.interpolation))
+            new_rows, sc, worst = _rotation_target(run, model, sub, rnd, per_pass, version, recorded)
+            rows += new_rows
+            if keep_images:
+                for w in worst:
+                    with torch.no_grad():
+                        images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
+                            model, sub, torch.tensor([w["angle"]], device=run.device), cfg.interpolation)[0].cpu()
+            images.setdefault("_scores", {})[idx[t]] = {k: v[0, :len(angles)].numpy() for k, v in sc.items()}
+    else:
+        raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0, passes=passes,
+                  pass_params=pass_params or None,
+                  angles=list(run.rotation.angles), annotations=ds.report, model_sha256=model.sha256)
+    return df, extras
+
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def check_table_path(path: str | os.PathLike, overwrite: bool = True, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Validate a result-table path before any work: suffix, not one of the run's ``inputs``, not an
+    existing file unless ``overwrite``, writable."""
+    path = project_path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ParameterError(f"out: {path}: a result table must end in .csv or .parquet, not {path.suffix or '(none)'!r}")
+    for i in inputs:
+        if i is not None and project_path(i).resolve() == path.resolve():
+            raise ParameterError(f"out: {path} is an input of the run; refusing to overwrite it")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass --force to overwrite it")
+    return check_writable(path, "out")
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a result table atomically (``.csv`` or ``.parquet`` by suffix; a writer-unique temp file)."""
+    path = check_table_path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+    return path
+
+
+def meta_path(table: str | os.PathLike) -> Path:
+    """``<table stem>.meta.json`` beside a result table."""
+    p = project_path(table)
+    return p.with_name(p.stem + ".meta.json")
+
+
+def _meta_text(run: AttackRun, extras: dict) -> str:
+    meta = dict(run=run.as_dict(), run_id=run.id, code_version=code_version(), model_sha256=extras["model_sha256"],
+                annotations=extras["annotations"], targets=len(extras["targets"]),
+                seconds=round(extras["seconds"], 2))
+    return json.dumps(meta, indent=1, default=str)
+
+
+def write_meta(table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
+    """``<table stem>.meta.json`` beside a result table: the run's parameters, the sha256 of the weights
+    actually loaded, the annotation accounting (rows kept / dropped by reason) and the run time."""
+    return atomic_write_text(meta_path(table), _meta_text(run, extras))
+
+
+def write_results(df: pd.DataFrame, table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
+    """The result table and its metadata together or not at all (:func:`advmri.util.atomic.write_together`: space
+    for both checked first; the metadata renamed into place first, the table last); returns the table."""
+    path = check_table_path(table)
+    if path.suffix == ".parquet":
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    else:
+        data = df.to_csv(index=False).encode()
+    write_together({meta_path(path): _meta_text(run, extras).encode(), path: data})
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A result table (``.csv`` / ``.parquet``) as written by :func:`write_results`; control columns of old rotation tables filled with NaN."""
+    path = project_path(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if len(df) and (df["attack"] == "rotation").all():
+        for c in CONTROL_COLUMNS:
+            df[c] = df[c] if c in df.columns else float("nan")
+    elif "attack" in df.columns and not all(c in df.columns for c in CONTROL_COLUMNS):
+        raise ValueError(f"{path}: a noise table without {' / '.join(CONTROL_COLUMNS)}: computed before the random "
+                         "control was drawn on the sampled columns; recompute it (python -m advmri.experiments.recontrol)")
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not an advmri result table, missing columns {missing}")
+    return df

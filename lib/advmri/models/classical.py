@@ -1,0 +1,158 @@
+"""Classical reconstructions under the same attacks: CG-SENSE and l1-wavelet compressed sensing.
+
+Both are differentiable with a fixed number of iterations (autograd through the unrolled solver), so
+every attack, sweep and notebook treats them like the networks (:class:`ClassicalRecon` is a
+:class:`advmri.models.networks.Reconstructor`; model spec ``classical:cg-sense`` / ``classical:l1-wavelet``).
+
+Conventions (as :mod:`advmri.core.kspace`): centred orthonormal 2-D FFTs over ``(rows, cols)``; k-space
+``(B, coils, rows, cols)`` complex, masked by column; the output is the magnitude of the coil-combined
+image, centre-cropped to the target's ``(H, W)`` (rows carry the 2x readout oversampling, as fastMRI).
+
+* **Sensitivities** from the calibration lines exactly as fastMRI's VarNet starts (its
+  ``SensitivityModel`` before the learned refinement): keep the ``num_low`` centre columns, inverse FFT
+  per coil, divide by the root-sum-of-squares over coils. So ``sum_c |S_c|^2 = 1`` and ``|S^H x|`` is on
+  the scale of the RSS target.
+* **CG-SENSE**: ``argmin_x ||M F S x - y||^2 + lam ||x||^2`` by ``iterations`` conjugate-gradient steps
+  on the normal equations from ``x = 0`` (early stopping is part of the regularisation).
+* **l1-wavelet**: ``argmin_x 1/2 ||M F S x - y||^2 + lam ||W x||_1`` by FISTA with step 1 (the operator
+  norm is <= 1), ``W`` a Daubechies-4 wavelet transform from ``ptwt`` (PyTorch wavelets, differentiable),
+  the proximal step applied as sigpy's ``L1Wavelet`` prox does (soft-threshold of the complex coefficients
+  of the redundant zero-padded transform, then the inverse). ``lam`` is relative to the largest
+  magnitude of the zero-filled SENSE image, so it does not depend on the data's scale.
+
+Why not deepinv: its MRI physics and solvers fit, but ``import deepinv`` imports torchvision, which cannot
+be installed beside the pinned CPU torch wheel here (``advmri.app.envcheck`` forbids it); ``ptwt`` needs only
+torch and PyWavelets. The CG and FISTA loops are a dozen lines each.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from advmri.core import kspace as K
+from advmri.util.errors import ParameterError, check_choice
+from advmri.models.networks import Reconstructor
+
+METHODS = {
+    # chosen on 30 slices of the *train* split by whole-image SSIM at 4x and 8x (2026-11-30): CG iterations
+    # 4/8/12/20 with lam 0/0.02 (8 best: CG-SENSE semi-converges, more iterations amplify noise); l1 lam
+    # 0.001/0.003/0.01/0.03 with 15/30/60 iterations (0.003, 30 best; 4 wavelet levels +0.001 SSIM only)
+    "cg-sense": dict(iterations=8, lam=0.0),
+    "l1-wavelet": dict(iterations=30, lam=0.003, wavelet="db4", levels=3),
+}
+
+
+def low_res_sensitivities(masked_kspace: torch.Tensor, num_low: torch.Tensor | int) -> torch.Tensor:
+    """fastMRI's initial sensitivity estimate: centre ``num_low`` columns -> inverse FFT -> / RSS.
+
+    ``masked_kspace`` ``(B, C, R, Cols)`` complex, ``num_low`` int or ``(B,)`` -> ``(B, C, R, Cols)`` complex
+    with ``sum_c |S_c|^2 = 1`` wherever the low-resolution RSS is non-zero.
+    """
+    b, _, _, cols = masked_kspace.shape
+    nl = torch.as_tensor(num_low, device=masked_kspace.device).reshape(-1).expand(b)
+    col = torch.arange(cols, device=masked_kspace.device)
+    pad = (cols - nl + 1) // 2  # fastMRI's get_pad_and_num_low_freqs
+    centre = (col[None] >= pad[:, None]) & (col[None] < (pad + nl)[:, None])  # (B, cols)
+    low = K.ifft2c(masked_kspace * centre[:, None, None, :])  # (B, C, R, Cols) complex
+    return low / K.rss(low, dim=1).clamp_min(1e-12)[:, None]
+
+
+def _forward(x: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``M F S x``: image ``(B, R, Cols)`` -> k-space ``(B, C, R, Cols)``."""
+    return K.fft2c(sens * x[:, None]) * mask[:, None, None, :]
+
+
+def _adjoint(y: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``S^H F^H M y``: k-space ``(B, C, R, Cols)`` -> image ``(B, R, Cols)``."""
+    return (sens.conj() * K.ifft2c(y * mask[:, None, None, :])).sum(1)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Real part of the per-item inner product ``<a, b>`` ``(B,)``."""
+    return (a.conj() * b).real.flatten(1).sum(1)
+
+
+def cg_sense(y: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor, iterations: int, lam: float = 0.0) -> torch.Tensor:
+    """``iterations`` CG steps on ``(S^H F^H M F S + lam) x = S^H F^H M y`` from ``x = 0`` -> ``(B, R, Cols)``."""
+    rhs = _adjoint(y, sens, mask)
+    x = torch.zeros_like(rhs)
+    r = rhs
+    p = r
+    rr = _dot(r, r)
+    for _ in range(iterations):
+        ap = _adjoint(_forward(p, sens, mask), sens, mask) + lam * p
+        alpha = rr / _dot(p, ap).clamp_min(1e-30)
+        x = x + alpha[:, None, None] * p
+        r = r - alpha[:, None, None] * ap
+        rr_new = _dot(r, r)
+        p = r + (rr_new / rr.clamp_min(1e-30))[:, None, None] * p
+        rr = rr_new
+    return x
+
+
+def _soft(c: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Complex soft-threshold of ``c`` ``(2, B, ...)`` (real, imaginary stacked) by ``tau`` ``(B,)``."""
+    mag = torch.sqrt(c[0] ** 2 + c[1] ** 2 + 1e-30)
+    t = tau.reshape(-1, *([1] * (mag.dim() - 1)))
+    return c * (torch.relu(mag - t) / mag)
+
+
+def wavelet_prox(x: torch.Tensor, tau: torch.Tensor, wavelet: str = "db4", levels: int = 3) -> torch.Tensor:
+    """``W^H soft(W x, tau)`` for complex ``x`` ``(B, R, Cols)`` (sigpy's L1Wavelet prox); the approximation
+    band is not thresholded."""
+    import ptwt
+
+    ri = torch.stack([x.real, x.imag])  # (2, B, R, Cols)
+    coeffs = ptwt.wavedec2(ri, wavelet, level=levels, mode="zero")
+    out = [coeffs[0]] + [type(d)(*(_soft(c, tau) for c in d)) for d in coeffs[1:]]
+    rec = ptwt.waverec2(tuple(out), wavelet)[..., : x.shape[-2], : x.shape[-1]]
+    return torch.complex(rec[0], rec[1])
+
+
+def l1_wavelet(y: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor, iterations: int, lam: float,
+               wavelet: str = "db4", levels: int = 3) -> torch.Tensor:
+    """FISTA on ``1/2 ||M F S x - y||^2 + lam * max|S^H F^H M y| * ||W x||_1`` -> ``(B, R, Cols)``."""
+    x0 = _adjoint(y, sens, mask)
+    tau = lam * x0.abs().flatten(1).amax(1)  # (B,) relative threshold
+    x, v, t = x0, x0, 1.0
+    for _ in range(iterations):
+        grad = _adjoint(_forward(v, sens, mask) - y * mask[:, None, None, :], sens, mask)
+        x_new = wavelet_prox(v - grad, tau, wavelet, levels)
+        t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        v = x_new + ((t - 1) / t_new) * (x_new - x)
+        x, t = x_new, t_new
+    return x
+
+
+class ClassicalRecon(Reconstructor):
+    """A classical method as a :class:`Reconstructor` (no learned parameters; ``kind`` is the method,
+    ``config`` is ``classical``; ``precision`` has no effect: it all runs in the input's precision)."""
+
+    def __init__(self, method: str, **overrides):
+        check_choice("model (classical:<method>)", method, sorted(METHODS))
+        params = dict(METHODS[method], **overrides)
+        super().__init__(nn.Identity(), "classical", params)
+        self.kind = method
+
+    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+        """Masked k-space ``(B, C, R, Cols)`` complex, mask ``(cols,)``/``(B, cols)`` -> magnitude ``(B, H, W)``."""
+        b = masked_kspace.shape[0]
+        m = (mask if mask.dim() == 2 else mask[None].expand(b, -1)).to(masked_kspace.real.dtype)
+        sens = low_res_sensitivities(masked_kspace, num_low_frequencies)
+        p = self.params
+        if self.kind == "cg-sense":
+            x = cg_sense(masked_kspace, sens, m, p["iterations"], p["lam"])
+        else:
+            x = l1_wavelet(masked_kspace, sens, m, p["iterations"], p["lam"], p["wavelet"], p["levels"])
+        return K.center_crop(x, crop).abs()
+
+
+def parse_spec(spec: str) -> ClassicalRecon:
+    """``classical:<method>`` -> the method with its default (tuned) parameters."""
+    parts = spec.split(":")
+    if len(parts) != 2 or parts[0] != "classical":
+        raise ParameterError(f"model: {spec!r}: a classical method is classical:<{'|'.join(METHODS)}>")
+    return ClassicalRecon(parts[1])

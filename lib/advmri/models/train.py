@@ -1,0 +1,334 @@
+"""Train fastMRI VarNet / UNet on fastMRI-format data (real or synthetic).
+
+``python -m advmri.models.train --model varnet|unet --config small --data DIR --out CKPT [--device cuda]``
+
+* masks: fastMRI random masks mixing 4x/0.08 and 8x/0.04 (fastMRI's ``MaskFunc`` choice);
+* loss: fastMRI's ``SSIMLoss`` for VarNet (as the E2E-VarNet paper), L1 for UNet (as fastMRI's
+  U-Net baseline);
+* validation split by volume (every ``val_every_nth`` volume, sorted by name), validation SSIM
+  at 8x with fixed per-slice masks;
+* deterministic: all randomness of step ``i`` is drawn from ``SeedSequence([seed, i])``, so a
+  resumed run continues exactly as an uninterrupted one;
+* checkpoints: ``CKPT`` (model + config, sha256 beside it) and ``CKPT.resume.pt`` (optimizer,
+  step, history) every ``--save-every`` steps; ``--resume`` continues from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastmri.data import SliceDataset
+from fastmri.losses import SSIMLoss
+from tqdm.auto import tqdm
+
+from advmri.core import metrics as M
+from advmri.data.fastmri_h5 import read_info
+from advmri.core.masks import mask_func, sample_mask, slice_seed
+from advmri.models.networks import build, load_checkpoint, save_checkpoint
+from advmri.util.atomic import atomic_path, check_writable
+from advmri.util.locks import exclusive
+from advmri.util.errors import ParameterError, UserError, check_choice, check_range, cli, prog
+from advmri.util.paths import project_path
+
+
+def h5_folder(data: str | Path) -> Path:
+    """The folder holding a data set's ``.h5`` files (``DIR/multicoil`` when present, else ``DIR``)."""
+    data = project_path(data)
+    return data / "multicoil" if (data / "multicoil").is_dir() else data
+
+
+def split_files(data: str | Path, val_every_nth: int = 5) -> tuple[list[str], list[str]]:
+    """Split volumes (sorted by name) into train / validation: every n-th volume validates."""
+    names = sorted(p.stem for p in h5_folder(data).glob("*.h5"))
+    val = [n for i, n in enumerate(names) if i % val_every_nth == val_every_nth - 1]
+    return [n for n in names if n not in val], val
+
+
+class SliceCache:
+    """All slices of some volumes in memory: k-space ``(coils, rows, cols)`` complex, target, padding, max."""
+
+    def __init__(self, data: str | Path, files: list[str]):
+        folder = h5_folder(data)
+        for f in files:
+            read_info(folder / f"{f}.h5")
+        ds = SliceDataset(folder, challenge="multicoil")
+        keep = set(files)
+        self.items = []
+        for i, s in enumerate(ds.raw_samples):
+            if s.fname.stem not in keep:
+                continue
+            k, _, tgt, attrs, fname, sl = ds[i]
+            pad = (int(attrs["padding_left"]), int(attrs["padding_right"]))
+            self.items.append((torch.from_numpy(k), torch.from_numpy(tgt), pad, float(attrs["max"]), fname, sl))
+        shapes: dict[tuple, str] = {}
+        for k, t, _, _, fname, _ in self.items:  # batches stack slices: one geometry per training folder
+            shapes.setdefault((tuple(k.shape), tuple(t.shape)), fname)
+        if len(shapes) > 1:
+            (a, fa), (b, fb) = list(shapes.items())[:2]
+            raise UserError(f"{data}: volumes of different geometry cannot be trained together: {fa} has k-space "
+                            f"{a[0]} and target {a[1]}, {fb} has {b[0]} and {b[1]} (coils, rows, cols); train on "
+                            "a folder of one geometry")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def batch(self, idx, func, seeds, device):
+        ks, ms, nl, tg, mx = [], [], [], [], []
+        for i, sd in zip(idx, seeds):
+            k, t, pad, mxv, _, _ = self.items[i]
+            m, n = sample_mask(func, tuple(k.shape[-2:]), pad, sd)
+            ks.append(k * m.to(k.real.dtype))
+            ms.append(m)
+            nl.append(n)
+            tg.append(t)
+            mx.append(mxv)
+        return (
+            torch.stack(ks).to(device),
+            torch.stack(ms).to(device),
+            torch.tensor(nl, device=device),
+            torch.stack(tg).to(device),
+            torch.tensor(mx, device=device),
+        )
+
+
+@torch.no_grad()
+def validate(model, cache: SliceCache, device, acceleration: int = 8) -> float:
+    """Mean whole-image SSIM of ``model`` on the cached validation slices at ``acceleration`` (seeded masks)."""
+    model.eval()
+    precision = getattr(model, "precision", "fp32")
+    if precision != "fp32":
+        model.set_precision("fp32")  # the learning curve is measured as the model will be used
+    func = mask_func("random", (acceleration,))
+    vals = []
+    for i in range(len(cache)):
+        fname, sl = cache.items[i][4], cache.items[i][5]
+        k, m, n, t, mx = cache.batch([i], func, [slice_seed(fname, sl)], device)
+        out = model(k, m, n, tuple(t.shape[-2:]))
+        vals.append(float(M.ssim(out, t, mx)[0]))
+    model.train()
+    if precision != "fp32":
+        model.set_precision(precision)
+    return float(np.mean(vals))
+
+
+def train(
+    model_kind: str,
+    config: str,
+    data: str | Path,
+    out: str | Path,
+    steps: int = 600,
+    batch: int | None = None,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    val_interval: int = 100,
+    save_every: int = 100,
+    resume: bool = False,
+    val_every_nth: int = 5,
+    progress: bool = True,
+    stop_at: int | None = None,
+    force: bool = False,
+    init: str | Path | None = None,
+    plateau: float | None = None,
+    precision: str = "fp32",
+    wait: float = 0.0,
+) -> dict:
+    """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
+
+    Intermediate state (weights, optimiser, schedule, history) goes only to ``out.resume.pt``;
+    ``out`` and its ``.sha256`` are written once, when all ``steps`` are done, so an interrupted run
+    never leaves a partly trained model at the final path. ``stop_at`` ends this call early at that
+    step of a ``steps``-long schedule; ``resume=True`` later continues exactly where it stopped.
+    An existing ``out`` is never replaced unless ``force``.
+
+    ``init``: warm start from the weights of an advmri checkpoint (sha256-verified); its learning curve
+    is kept and step numbers continue from its final step, so ``steps`` counts the *total* (for
+    example init at 700 and ``steps=4000`` trains up to 3300 more). ``plateau``: train at a constant
+    learning rate and stop at the first validation step ``s`` (with ``s/2`` validated in this run or
+    after ``init``) where ``val(s) - val(s/2) < plateau``: the gain over the last doubling of steps;
+    ``steps`` is then the maximum. ``precision="bf16"``: the convolution blocks run under bfloat16
+    autocast (:meth:`Reconstructor.set_precision`); weights, optimiser and validation stay float32.
+    """
+    check_choice("model", model_kind, ("varnet", "unet"))
+    check_range("steps", steps, lo=1, integer=True)
+    check_range("wait", wait, lo=0.0)  # seconds for another trainer of the same out (0: stop at once)
+    check_range("lr", lr, lo=0.0, lo_open=True)
+    check_range("val_interval", val_interval, lo=1, integer=True)
+    check_range("save_every", save_every, lo=1, integer=True)
+    if batch is not None:
+        check_range("batch", batch, lo=1, integer=True)
+    if stop_at is not None:
+        check_range("stop_at", stop_at, lo=1, hi=steps, integer=True)
+    if plateau is not None:
+        check_range("plateau", plateau, lo=0.0, lo_open=True)
+    out = project_path(out)
+    # one trainer per checkpoint: a second one with the same out (and so the same resume file) stops at once
+    with exclusive(out, "training (python -m advmri.models.train)", wait=wait,
+                   hint="wait for it (--wait SECONDS), or train into another --out"):
+        return _train(model_kind, config, data, out, steps, batch, lr, seed, device, val_interval, save_every,
+                      resume, val_every_nth, progress, stop_at, force, init, plateau, precision)
+
+
+def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, val_interval, save_every, resume,
+           val_every_nth, progress, stop_at, force, init, plateau, precision) -> dict:
+    """:func:`train` under its lock."""
+    torch.manual_seed(seed)
+    resume_file = Path(str(out) + ".resume.pt")
+    if resume and not resume_file.is_file():
+        raise UserError(f"{resume_file}: nothing to resume (no resume file); train without --resume"
+                        + (f", and --force to replace {out}" if out.exists() else ""))
+    if out.exists() and not resume and not force:
+        raise FileExistsError(f"{out}: checkpoint exists; pass --force to train a new one over it "
+                              "(or --resume to continue an interrupted run)")
+    check_writable(resume_file, "resume file")
+    batch = batch or (1 if model_kind == "varnet" else 4)
+    train_files, val_files = split_files(data, val_every_nth)
+    if not train_files:
+        raise ValueError(f"{data}: no training volumes")
+    tr = SliceCache(data, train_files)
+    va = SliceCache(data, val_files) if val_files else None
+    model = build(model_kind, config)
+    hist = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
+    start = 0
+    init_info = None
+    if init is not None and not resume:
+        src, extra = load_checkpoint(init)
+        if (src.kind, src.config) != (model_kind, config):
+            raise UserError(f"{init}: a {src.kind}/{src.config} checkpoint, not {model_kind}/{config}")
+        model.net.load_state_dict(src.net.state_dict())
+        h0 = extra.get("history") or {}
+        start = int(extra.get("step", len(h0.get("step", []))))
+        if start >= steps:
+            raise ParameterError(f"steps: {steps} is not beyond the {start} steps of {init}")
+        hist = dict(step=list(h0.get("step", [])), loss=list(h0.get("loss", [])),
+                    val_step=list(h0.get("val_step", [])), val_ssim=list(h0.get("val_ssim", [])),
+                    seconds=float(h0.get("seconds", 0.0)))
+        init_info = dict(path=str(init), sha256=src.sha256, step=start)
+    elif init is not None:
+        init_info = dict(path=str(init))
+    init_step = start
+    model = model.to(device).set_precision(precision)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if plateau is None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    if resume:
+        try:
+            st = torch.load(resume_file, map_location="cpu", weights_only=True)
+            if st.get("steps", steps) != steps or st.get("model") not in (None, f"{model_kind}/{config}"):
+                raise UserError(f"{resume_file}: a resume file of {st.get('model')} with {st.get('steps')} steps, "
+                                f"not {model_kind}/{config} with {steps}")
+            model.net.load_state_dict(st["model_state"])
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"{resume_file}: not a usable resume file ({e.__class__.__name__}: {e})") from e
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        hist = st["history"]
+        start = int(st["step"])
+        init_step = int(st.get("init_step", 0))
+    func = mask_func("random", (4, 8), (0.08, 0.04))
+    loss_ssim = SSIMLoss().to(device)
+    model.train()
+    t0 = time.perf_counter() - hist["seconds"]
+    meta = dict(model=model_kind, config=config, data=str(data), steps=steps, batch=batch, lr=lr, seed=seed,
+                train_files=train_files, val_files=val_files, precision=precision,
+                schedule="cosine" if plateau is None else f"constant, stop when val gain over the last doubling < {plateau}",
+                init=init_info)
+
+    def save(step, done=False):
+        hist["seconds"] = time.perf_counter() - t0
+        state = dict(model_state=model.net.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                     history=hist, step=step, steps=steps, model=f"{model_kind}/{config}", init_step=init_step)
+        with atomic_path(resume_file) as tmp:
+            torch.save(state, tmp)
+        if done or step == steps:  # complete: only now does the final path change
+            model.set_precision("fp32")
+            save_checkpoint(out, model, extra=dict(meta, history=hist, step=step, plateau_reached=done))
+            model.set_precision(precision)
+
+    def plateaued() -> bool:
+        if plateau is None or not hist["val_step"]:
+            return False
+        s = hist["val_step"][-1]
+        if s % 2 or s // 2 < max(init_step, 1) or s // 2 not in hist["val_step"]:
+            return False
+        gain = hist["val_ssim"][-1] - hist["val_ssim"][hist["val_step"].index(s // 2)]
+        hist.setdefault("doubling_gain", []).append([s, gain])
+        return gain < plateau
+
+    bar = tqdm(range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps)
+    for step in bar:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, step]))
+        idx = rng.integers(0, len(tr), batch).tolist()
+        seeds = rng.integers(0, 2**31 - 1, batch).tolist()
+        k, m, n, t, mx = tr.batch(idx, func, seeds, device)
+        pred = model(k, m, n, tuple(t.shape[-2:]))
+        if model_kind == "varnet":
+            loss = loss_ssim(pred.unsqueeze(1), t.unsqueeze(1), data_range=mx)
+        else:
+            loss = torch.nn.functional.l1_loss(pred, t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        hist["step"].append(step)
+        hist["loss"].append(float(loss.detach()))
+        bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
+        last = step + 1 == steps
+        if va is not None and ((step + 1) % val_interval == 0 or last):
+            hist["val_step"].append(step + 1)
+            hist["val_ssim"].append(validate(model, va, device))
+            bar.write(f"step {step + 1}: val SSIM {hist['val_ssim'][-1]:.4f}")
+            if plateaued():
+                save(step + 1, done=True)
+                break
+        if (step + 1) % save_every == 0 or last or step + 1 == stop_at:
+            save(step + 1)
+        if step + 1 == stop_at:
+            break
+    if start >= steps and init is None:
+        save(steps)
+    return hist
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog("advmri.models.train"), description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=["varnet", "unet"], required=True)
+    ap.add_argument("--config", default="small")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--val-interval", type=int, default=100)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt")
+    ap.add_argument("--init", default=None, help="warm start from this checkpoint (its steps and learning curve continue)")
+    ap.add_argument("--plateau", type=float, default=None,
+                    help="constant lr; stop when val SSIM gains less than this over the last doubling of steps")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--force", action="store_true", help="replace an existing OUT when training completes")
+    ap.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                    help="if another training writes OUT, wait up to this long for it (default: stop at once)")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    a = ap.parse_args(argv)
+    h = train(a.model, a.config, a.data, a.out, a.steps, a.batch, a.lr, a.seed, a.device, a.val_interval,
+              resume=a.resume, force=a.force, init=a.init, plateau=a.plateau, precision=a.precision,
+              wait=a.wait)
+    print(f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
+          f"val SSIM {h['val_ssim'][-1] if h['val_ssim'] else float('nan'):.4f} -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
