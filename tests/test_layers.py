@@ -91,3 +91,15 @@ def test_old_module_names_still_resolve_to_the_same_module():
         old = importlib.import_module("advmri.run")
     assert old is new
     assert any("advmri.run moved to advmri.experiments.run" in str(w.message) for w in caught)
+
+
+def test_the_project_root_is_the_checkout_from_any_folder(tmp_path):
+    """Relative paths mean the checkout's folders wherever a process starts (notebooks run in notebooks/)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ADVMRI_ROOT"}
+    out = subprocess.run([sys.executable, "-c", "from advmri.util.paths import ROOT; print(ROOT)"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(out) == LIB.parents[1]

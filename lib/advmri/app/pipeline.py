@@ -161,94 +161,126 @@ def _sweep_note(statuses: dict[str, dict]) -> str:
             f"recomputed and equal), {ran} computed" + (f", {failed} failed" if failed else ""))
 
 
-def _steps(a, overrides, times: dict) -> None:
+def _needs_training(a: argparse.Namespace) -> bool:
+    """Whether a model is trained in this job: ``--retrain``, or a committed checkpoint is missing."""
+    return a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values())
+
+
+def _data_step(a: argparse.Namespace, overrides: dict | None) -> None:
+    """Step ``data``: the embedded test set (and the training split only when a model is trained: the committed
+    checkpoints are reused) and the coil-count test sets."""
+    made = make_data(("train", "test") if _needs_training(a) else ("test",))
+    made += make_coil_data()
+    NOTES["data"] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
+
+
+def _train_step(a: argparse.Namespace, overrides: dict | None) -> None:
+    """Step ``train``: each model whose checkpoint is missing (all with ``--retrain``), in the committed models'
+    two phases (models/README.md): the cosine schedule, then :data:`PLATEAU` from its checkpoint."""
+    from advmri.models.train import train
+
+    NOTES["train"] = "committed checkpoints reused (sha256 checked when loaded)"
+    if _needs_training(a):
+        make_data(("train",))
+    for kind, (ckpt, steps) in MODELS.items():
+        if a.retrain or not ckpt.is_file():
+            NOTES["train"] = "trained " + ", ".join(k for k, (c, _) in MODELS.items() if a.retrain or not c.is_file())
+            train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device, force=a.retrain)
+            train(kind, "small", DATA / "train", ckpt, steps=PLATEAU["max_steps"], lr=PLATEAU["lr"],
+                  init=ckpt, plateau=PLATEAU["tol"], precision=PLATEAU["precision"], device=a.device,
+                  force=True)
+
+
+def _notebooks_step(a: argparse.Namespace, overrides: dict | None) -> None:
+    """Step ``notebooks``: execute 01_data and 02_models; the quality table -> ``paper/tables/quality.md``."""
+    out = ROOT / "results" / "notebooks"
+    _nb("01_data", out, data_dir=str(DATA / "test"))
+    _nb("02_models", out, data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"),
+        fresh=a.fresh)
+    rep = ROOT / "results" / "model_quality.report.json"
+    q = json.loads(rep.read_text()) if rep.is_file() else {}
+    NOTES["notebooks"] = f"01, 02 executed; quality table {q.get('status', '?')}" + (
+        f" ({q['verified_rows']} rows recomputed and equal)" if q.get("verified_rows") else
+        f" in {q['seconds']:.0f} s" if q.get("seconds") else "")
+    q = pd.read_csv(ROOT / "results" / "model_quality.csv")
+    tables = ROOT / "paper" / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    (tables / "quality.md").write_text(q.to_markdown(index=False, floatfmt=".4f") + "\n")
+
+
+def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
+    """Step ``sweep``: run every sweep of :data:`SWEEPS` (with ``--fresh``: asked once, before anything is
+    recomputed)."""
+    from advmri.experiments.sweep import committed_runs, confirm_fresh, load_sweep, run_sweep
+
+    if a.fresh:  # asked once, before anything is recomputed
+        n = sum(len(committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1]))
+                for s in SWEEPS)
+        confirm_fresh(n, ROOT / "results", a.yes)
+    statuses: dict[str, dict] = {}
+    for sweep in SWEEPS:
+        cfg = ROOT / "sweeps" / f"{sweep}.yaml"
+        st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
+                       verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh,
+                       verify_runs=a.verify_runs)
+        statuses.update(st)
+        if any(v["status"] == "failed" for v in st.values()):
+            print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
+    NOTES["sweep"] = _sweep_note(statuses)
+
+
+def _analysis_step(a: argparse.Namespace, overrides: dict | None) -> None:
+    """Step ``analysis``: execute 05_analysis, 07_beyond and 08_your_model -> ``paper/figures``, ``paper/tables``."""
+    from advmri.experiments.sweep import load_sweep
+
+    _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
+    _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
+        run_ids=[r.id for r in runs],
+        figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
+        interpolation_dir=str(ROOT / "results" / "interpolation"), checks_dir=str(ROOT / "results" / "checks"))
+    _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
+    _nb("07_beyond", ROOT / "results" / "notebooks", beyond_dir=str(ROOT / "results" / "beyond"),
+        paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
+        paper_run_ids=[r.id for r in runs],
+        figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
+    _nb("08_your_model", ROOT / "results" / "notebooks", data_dir=str(DATA / "test"),
+        out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
+    NOTES["analysis"] = "05, 07, 08 executed (tables and figures from the verified runs)"
+
+
+def _paper_step(a: argparse.Namespace, overrides: dict | None) -> None:
+    """Step ``paper``: ``paper/build/paper.md`` and the article (HTML book, + PDF where chromium is installed)."""
+    from advmri.report.paper import build
+
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "sweeps" / "paper.yaml").read_text())
+    accs = ", ".join(f"{x}x" for x in spec["grid"]["acceleration"])
+    setup = ("Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
+             "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
+             "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
+             f"trained by `python -m advmri.models.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
+             f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
+             "the same boxes for every model and setting (`sweeps/paper.yaml`).")
+    print(build(setup_text=setup))
+    from advmri.report.book import build_book
+
+    out = build_book(setup_text=setup)  # the article: HTML book (+ PDF where chromium is installed)
+    print("   book: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items()), flush=True)
+    NOTES["paper"] = "article built: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items())
+
+
+# step -> its function ``(args, overrides) -> None``; each records what it did in NOTES[step]
+_STEP_FUNCS = {"data": _data_step, "train": _train_step, "notebooks": _notebooks_step, "sweep": _sweep_step,
+               "analysis": _analysis_step, "paper": _paper_step}
+
+
+def _steps(a: argparse.Namespace, overrides: dict | None, times: dict[str, float]) -> None:
+    """Run the steps ``a.start`` .. ``a.until`` in order; each one's seconds go to ``times`` (in step order)."""
     for step in STEPS[STEPS.index(a.start): STEPS.index(a.until) + 1]:
         t0 = time.perf_counter()
         print(f"== {step}", flush=True)
-        if step == "data":  # the training split only when a model is trained (the committed checkpoints are reused)
-            train = a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values())
-            made = make_data(("train", "test") if train else ("test",))
-            made += make_coil_data()
-            NOTES[step] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
-        elif step == "train":
-            from advmri.models.train import train
-
-            NOTES[step] = "committed checkpoints reused (sha256 checked when loaded)"
-            if a.retrain or not all(ckpt.is_file() for ckpt, _ in MODELS.values()):
-                make_data(("train",))
-            for kind, (ckpt, steps) in MODELS.items():
-                if a.retrain or not ckpt.is_file():
-                    NOTES[step] = "trained " + ", ".join(k for k, (c, _) in MODELS.items() if a.retrain or not c.is_file())  # the committed models' two phases (models/README.md)
-                    train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device, force=a.retrain)
-                    train(kind, "small", DATA / "train", ckpt, steps=PLATEAU["max_steps"], lr=PLATEAU["lr"],
-                          init=ckpt, plateau=PLATEAU["tol"], precision=PLATEAU["precision"], device=a.device,
-                          force=True)
-        elif step == "notebooks":
-            out = ROOT / "results" / "notebooks"
-            _nb("01_data", out, data_dir=str(DATA / "test"))
-            _nb("02_models", out, data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"),
-                fresh=a.fresh)
-            rep = ROOT / "results" / "model_quality.report.json"
-            q = json.loads(rep.read_text()) if rep.is_file() else {}
-            NOTES[step] = f"01, 02 executed; quality table {q.get('status', '?')}" + (
-                f" ({q['verified_rows']} rows recomputed and equal)" if q.get("verified_rows") else
-                f" in {q['seconds']:.0f} s" if q.get("seconds") else "")
-            q = pd.read_csv(ROOT / "results" / "model_quality.csv")
-            tables = ROOT / "paper" / "tables"
-            tables.mkdir(parents=True, exist_ok=True)
-            (tables / "quality.md").write_text(q.to_markdown(index=False, floatfmt=".4f") + "\n")
-        elif step == "sweep":
-            from advmri.experiments.sweep import committed_runs, confirm_fresh, load_sweep, run_sweep
-
-            if a.fresh:  # asked once, before anything is recomputed
-                n = sum(len(committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1]))
-                        for s in SWEEPS)
-                confirm_fresh(n, ROOT / "results", a.yes)
-            statuses: dict[str, dict] = {}
-            for sweep in SWEEPS:
-                cfg = ROOT / "sweeps" / f"{sweep}.yaml"
-                st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
-                               verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh,
-                               verify_runs=a.verify_runs)
-                statuses.update(st)
-                if any(v["status"] == "failed" for v in st.values()):
-                    print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
-            NOTES[step] = _sweep_note(statuses)
-        elif step == "analysis":
-            from advmri.experiments.sweep import load_sweep
-
-            _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
-            _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
-                run_ids=[r.id for r in runs],
-                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
-                interpolation_dir=str(ROOT / "results" / "interpolation"), checks_dir=str(ROOT / "results" / "checks"))
-            _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
-            _nb("07_beyond", ROOT / "results" / "notebooks", beyond_dir=str(ROOT / "results" / "beyond"),
-                paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
-                paper_run_ids=[r.id for r in runs],
-                figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
-            _nb("08_your_model", ROOT / "results" / "notebooks", data_dir=str(DATA / "test"),
-                out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
-            NOTES[step] = "05, 07, 08 executed (tables and figures from the verified runs)"
-        elif step == "paper":
-            from advmri.report.paper import build
-
-            import yaml
-
-            spec = yaml.safe_load((ROOT / "sweeps" / "paper.yaml").read_text())
-            accs = ", ".join(f"{x}x" for x in spec["grid"]["acceleration"])
-            setup = ("Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
-                     "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
-                     "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
-                     f"trained by `python -m advmri.models.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
-                     f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
-                     "the same boxes for every model and setting (`sweeps/paper.yaml`).")
-            print(build(setup_text=setup))
-            from advmri.report.book import build_book
-
-            out = build_book(setup_text=setup)  # the article: HTML book (+ PDF where chromium is installed)
-            print("   book: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items()), flush=True)
-            NOTES[step] = "article built: " + ", ".join(f"{k} {v.relative_to(ROOT)}" for k, v in out.items())
+        _STEP_FUNCS[step](a, overrides)
         times[step] = time.perf_counter() - t0
         print(f"   {step}: {times[step]:.0f} s", flush=True)
 

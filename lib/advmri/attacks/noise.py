@@ -37,6 +37,7 @@ from torch.profiler import record_function
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.core.masks import sample_mask
 from advmri.util.errors import ParameterError, check_choice, check_range
+from advmri.util.schema import option
 from advmri.models.networks import Reconstructor
 
 EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
@@ -48,18 +49,23 @@ UPDATES = ("ours", "reference")
 class NoiseConfig:
     """Noise attack parameters. Defaults = the paper's reference settings."""
 
-    eps: tuple[float, ...] = EPS_GRID
-    steps: int = 10
-    step_size: float = 0.5  # fraction of the per-coil budget per step
-    loss: str = "mse"  # mse | ssim | mse+ssim
-    region: str = "box"  # box | image
-    restarts: int = 0  # extra random starts; the strongest (largest loss) is kept
-    momentum: float = 0.0
-    random_draws: int = 5  # random-noise baseline draws per (target, eps)
-    seed: int = 0
-    update: str = "ours"  # ours | reference (the authors' update, reproduced; see reference_step)
-    target: str = "clean"  # clean (away from the clean target) | healthy (erasure) | lesion (hallucination)
-    mask_draws: int = 0  # 0: the attacker knows the mask (paper); N: expectation over N random masks per step
+    eps: tuple[float, ...] = option(EPS_GRID, "per-coil budgets eps: ||z_i|| <= eps ||k_i|| (0 = clean)", lo=0.0,
+                                    many=True)
+    steps: int = option(10, "PGA steps", lo=1)
+    step_size: float = option(0.5, "step per PGA iteration, as a fraction of the per-coil budget", lo=0.0)
+    loss: str = option("mse", "attack objective on the box (or image) against the target", choices=LOSSES)
+    region: str = option("box", "where the objective is measured", choices=("box", "image"))
+    restarts: int = option(0, "extra random starts; the strongest (largest loss) is kept", lo=0)
+    momentum: float = option(0.0, "MI-FGSM momentum on the normalised gradients (0: plain PGA)", lo=0.0, hi=1.0)
+    random_draws: int = option(5, "draws of the random control (noise) / random angles (rotation) per target and "
+                               "setting", lo=0)
+    seed: int = option(0, "seed of the random starts, mask draws and random controls", lo=0)
+    update: str = option("ours", "PGA update: ours | reference (the authors' update, reproduced; see reference_step)",
+                         choices=UPDATES)
+    target: str = option("clean", "clean: away from the clean target | healthy: toward the lesion-free twin "
+                         "(erasure) | lesion: the twin toward the lesion (hallucination)", choices=TARGETS)
+    mask_draws: int = option(0, "0: the attacker knows the mask (paper); N: expectation over N random masks per "
+                             "step", lo=0)
 
     def __post_init__(self):
         self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps

@@ -29,6 +29,7 @@ from advmri.attacks.common import TARGETS, TargetBatch, box_scores
 from advmri.util.errors import ParameterError, check_choice, check_range
 from advmri.models.networks import Reconstructor
 from advmri.util.perf import run_chunked
+from advmri.util.schema import option
 
 
 def angle_grid(max_deg: float = 4.9, step: float = 0.1) -> tuple[float, ...]:
@@ -37,17 +38,23 @@ def angle_grid(max_deg: float = 4.9, step: float = 0.1) -> tuple[float, ...]:
     return tuple(round(i * step, 6) for i in range(-n, n + 1))
 
 
+INTERPOLATIONS = ("reference", "antialias", "fourier")
+
+
 @dataclass
 class RotationConfig:
     """Rotation attack parameters. Defaults = the paper's reference settings."""
 
-    max_angle: float = 4.9
-    angle_step: float = 0.1
-    bounds: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
-    random_draws: int = 5  # random-angle baseline: uniform angles in [-bound, bound]
-    seed: int = 0
-    interpolation: str = "reference"  # reference (as the authors ran it) | antialias | fourier (see rotate)
-    target: str = "clean"  # clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin
+    max_angle: float = option(4.9, "the angle grid spans -max_angle..max_angle (deg)", lo=0.0, hi=45.0)
+    angle_step: float = option(0.1, "spacing of the angle grid (deg)", lo=0.0)
+    bounds: tuple[float, ...] = option((0.0, 1.0, 2.0, 3.0, 4.0, 5.0), "angle bounds (deg): the worst angle within "
+                                       "each", lo=0.0, many=True)
+    random_draws: int = option(5, "random-angle baseline draws: uniform angles in [-bound, bound]", lo=0)
+    seed: int = option(0, "seed of the random angles", lo=0)
+    interpolation: str = option("reference", "reference (as the authors ran it) | antialias | fourier (see rotate)",
+                                choices=INTERPOLATIONS)
+    target: str = option("clean", "clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin",
+                         choices=TARGETS)
 
     def __post_init__(self):
         check_range("max_angle", self.max_angle, lo=0.0, hi=45.0, lo_open=True)
@@ -74,7 +81,6 @@ class RotationConfig:
         return asdict(self)
 
 
-INTERPOLATIONS = ("reference", "antialias", "fourier")
 
 
 def rotate(x: torch.Tensor, angles_deg: torch.Tensor, interpolation: str = "reference") -> torch.Tensor:

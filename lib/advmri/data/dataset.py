@@ -20,7 +20,7 @@ from fastmri.data import SliceDataset
 
 from advmri.core.boxes import Box
 from advmri.data.annotations import box_rows, read_annotations
-from advmri.data.fastmri_h5 import DataFileError, read_info
+from advmri.data.fastmri_h5 import DataFileError, VolumeInfo, read_info
 from advmri.core.masks import mask_func as make_mask_func
 from advmri.core.masks import sample_mask, slice_seed
 from advmri.util.paths import project_path
@@ -64,6 +64,38 @@ def describe_report(r: dict) -> str:
                               f"the folder's {r['files_in_folder']}")
 
 
+def _h5_paths(root: Path, files: Iterable[str] | None) -> tuple[Path, list[Path]]:
+    """The folder of ``.h5`` files (``root``, or ``root/multicoil`` when present) and its ``.h5`` files, sorted
+    (only those whose stem is in ``files`` when given); raises :class:`DataFileError` when the folder is
+    missing, holds other entries (``SliceDataset`` opens every entry) or has no matching file."""
+    if not root.is_dir():
+        raise DataFileError(f"{root}: data directory not found")
+    if (root / "multicoil").is_dir():
+        root = root / "multicoil"
+    strays = [p.name for p in root.iterdir() if p.suffix != ".h5" or not p.is_file()]
+    if strays:
+        raise DataFileError(
+            f"{root}: holds non-.h5 entries {strays[:3]}; fastmri.data.SliceDataset opens every entry "
+            "of its folder, so keep annotations and other files beside it"
+        )
+    paths = sorted(root.glob("*.h5"))
+    if files is not None:
+        keep = set(files)
+        paths = [p for p in paths if p.stem in keep]
+    if not paths:
+        raise DataFileError(f"{root}: no .h5 files")
+    return root, paths
+
+
+def _check_twins(infos: dict[str, VolumeInfo]) -> None:
+    """Raise :class:`DataFileError` naming the first file without a lesion-free twin (target and k-space)."""
+    lacking = [i.path for i in infos.values() if not (i.has_healthy and i.has_healthy_kspace)]
+    if lacking:
+        raise DataFileError(f"{lacking[0]}: no lesion-free twin ('kspace_healthy' and "
+                            "'reconstruction_rss_healthy'; real fastMRI data has none, synthetic data made "
+                            "before this version lacks the k-space: regenerate it with --force)")
+
+
 class AnnotatedSlices(torch.utils.data.Dataset):
     """Items = (file, slice, box) for every located fastMRI+ box of the files under ``root``.
 
@@ -91,30 +123,11 @@ class AnnotatedSlices(torch.utils.data.Dataset):
     ):
         root = project_path(root)
         self.root = root
-        if not root.is_dir():
-            raise DataFileError(f"{root}: data directory not found")
-        if (root / "multicoil").is_dir():
-            root = root / "multicoil"
-        strays = [p.name for p in root.iterdir() if p.suffix != ".h5" or not p.is_file()]
-        if strays:
-            raise DataFileError(
-                f"{root}: holds non-.h5 entries {strays[:3]}; fastmri.data.SliceDataset opens every entry "
-                "of its folder, so keep annotations and other files beside it"
-            )
-        paths = sorted(root.glob("*.h5"))
-        if files is not None:
-            keep = set(files)
-            paths = [p for p in paths if p.stem in keep]
-        if not paths:
-            raise DataFileError(f"{root}: no .h5 files")
+        root, paths = _h5_paths(root, files)
         self.infos = {p.stem: read_info(p) for p in paths}  # validates every file, clear errors
         self.lesion_free = lesion_free
         if lesion_free:
-            lacking = [i.path for i in self.infos.values() if not (i.has_healthy and i.has_healthy_kspace)]
-            if lacking:
-                raise DataFileError(f"{lacking[0]}: no lesion-free twin ('kspace_healthy' and "
-                                    "'reconstruction_rss_healthy'; real fastMRI data has none, synthetic data made "
-                                    "before this version lacks the k-space: regenerate it with --force)")
+            _check_twins(self.infos)
         self.raw = SliceDataset(root=root, challenge="multicoil", transform=None)
         self.raw.raw_samples = [s for s in self.raw.raw_samples if s.fname.stem in self.infos]
         self._raw_index = {(s.fname.stem, s.slice_ind): i for i, s in enumerate(self.raw.raw_samples)}
@@ -132,27 +145,7 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         self.report: dict = dict(annotation_file=str(ann_path) if self.annotations is not None else None,
                                  files_in_folder=len(self.infos))
         if self.annotations is not None:
-            ann = self.annotations
-            rep = self.report
-            rep["rows"] = len(ann)
-            rep["files_in_csv"] = int(ann["file"].nunique())
-            rep["csv_files_in_folder"] = int(ann["file"].drop_duplicates().isin(self.infos).sum())
-            shapes = {k: v.recon_size for k, v in self.infos.items()}
-            mine = ann["file"].isin(self.infos)
-            rep["file_not_in_folder"] = int((~mine).sum())
-            boxes = box_rows(ann[mine], shapes, report=rep)
-            in_range = np.array([s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"])],
-                                dtype=bool) if len(boxes) else np.zeros(0, dtype=bool)
-            rep["slice_out_of_range"] = int((~in_range).sum())
-            boxes = boxes[in_range]
-            if labels is not None:
-                want = set(labels)
-                rep["labels_known"] = sorted(boxes["label"].unique().tolist())
-                rep["label_not_selected"] = int((~boxes["label"].isin(want)).sum())
-                boxes = boxes[boxes["label"].isin(want)]
-            rep["located"] = len(boxes)
-            for r in boxes.itertuples(index=False):
-                items.append((r.file, int(r.slice), Box(r.bx, r.by, r.bw, r.bh), r.label))
+            items += self._box_items(labels)
         if with_unannotated:
             have = {(f, s) for f, s, _, _ in items}
             for f, info in self.infos.items():
@@ -160,6 +153,30 @@ class AnnotatedSlices(torch.utils.data.Dataset):
                     if (f, s) not in have:
                         items.append((f, s, None, ""))
         self.items = sorted(items, key=lambda t: (t[0], t[1], t[2].as_tuple() if t[2] else ()))
+
+    def _box_items(self, labels: Iterable[str] | None) -> list[tuple[str, int, Box, str]]:
+        """``(file, slice, box, label)`` of every located box of :attr:`annotations` on the folder's files
+        (with ``labels`` given: of those labels only); counts every dropped row in :attr:`report` by reason."""
+        ann = self.annotations
+        rep = self.report
+        rep["rows"] = len(ann)
+        rep["files_in_csv"] = int(ann["file"].nunique())
+        rep["csv_files_in_folder"] = int(ann["file"].drop_duplicates().isin(self.infos).sum())
+        shapes = {k: v.recon_size for k, v in self.infos.items()}
+        mine = ann["file"].isin(self.infos)
+        rep["file_not_in_folder"] = int((~mine).sum())
+        boxes = box_rows(ann[mine], shapes, report=rep)
+        in_range = np.array([s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"])],
+                            dtype=bool) if len(boxes) else np.zeros(0, dtype=bool)
+        rep["slice_out_of_range"] = int((~in_range).sum())
+        boxes = boxes[in_range]
+        if labels is not None:
+            want = set(labels)
+            rep["labels_known"] = sorted(boxes["label"].unique().tolist())
+            rep["label_not_selected"] = int((~boxes["label"].isin(want)).sum())
+            boxes = boxes[boxes["label"].isin(want)]
+        rep["located"] = len(boxes)
+        return [(r.file, int(r.slice), Box(r.bx, r.by, r.bw, r.bh), r.label) for r in boxes.itertuples(index=False)]
 
     def __len__(self) -> int:
         return len(self.items)

@@ -149,6 +149,58 @@ def _query(root: etree.Element, *names: str) -> str:
     return node.text or ""
 
 
+def _check_kspace(path: Path, hf: h5py.File) -> h5py.Dataset:
+    """The file's ``kspace`` dataset, checked to be 4-D ``(slices, coils, rows, cols)``, complex, non-empty."""
+    if "kspace" not in hf:
+        raise DataFileError(f"{path}: missing dataset 'kspace' (has {sorted(hf.keys())})")
+    ks = hf["kspace"]
+    if ks.ndim != 4:
+        raise DataFileError(
+            f"{path}: 'kspace' must be 4-D (slices, coils, rows, cols) for multi-coil data, got shape {ks.shape}"
+        )
+    if not np.issubdtype(ks.dtype, np.complexfloating):
+        raise DataFileError(f"{path}: 'kspace' must be complex, got dtype {ks.dtype}")
+    if ks.shape[0] < 1:
+        raise DataFileError(f"{path}: 'kspace' has no slices (shape {ks.shape})")
+    return ks
+
+
+def _header_geometry(path: Path, hf: h5py.File, width: int) -> tuple[tuple[int, int], int, int]:
+    """From the ``ismrmrd_header``: the recon size ``(x, y)`` and the acquired columns ``[pl, pr)``
+    (fastMRI's ``padding_left/right``), checked to lie within the k-space ``width``."""
+    if "ismrmrd_header" not in hf:
+        raise DataFileError(f"{path}: missing dataset 'ismrmrd_header'")
+    try:
+        root = etree.fromstring(hf["ismrmrd_header"][()])
+        enc = tuple(int(_query(root, "encoding", "encodedSpace", "matrixSize", a)) for a in ("x", "y"))
+        rec = tuple(int(_query(root, "encoding", "reconSpace", "matrixSize", a)) for a in ("x", "y"))
+        center = int(_query(root, "encoding", "encodingLimits", "kspace_encoding_step_1", "center"))
+        maximum = int(_query(root, "encoding", "encodingLimits", "kspace_encoding_step_1", "maximum"))
+    except (etree.ParseError, KeyError, ValueError) as e:
+        raise DataFileError(f"{path}: unreadable ismrmrd_header ({e})") from e
+    pl = enc[1] // 2 - center
+    pr = pl + maximum + 1
+    if not 0 <= pl < pr <= width:
+        raise DataFileError(f"{path}: acquired columns [{pl}, {pr}) outside k-space width {width}")
+    return rec, pl, pr
+
+
+def _check_target(path: Path, hf: h5py.File, num_slices: int) -> bool:
+    """Whether the file has a ``reconstruction_rss``; if so, checked to be 3-D with ``num_slices`` images and
+    to come with the ``max`` attribute."""
+    has_target = "reconstruction_rss" in hf
+    if has_target:
+        tg = hf["reconstruction_rss"]
+        if tg.ndim != 3 or tg.shape[0] != num_slices:
+            raise DataFileError(
+                f"{path}: 'reconstruction_rss' shape {tg.shape} does not match {num_slices} slices"
+            )
+        if "max" not in hf.attrs:
+            raise DataFileError(f"{path}: missing attribute 'max' (fastMRI's data range of "
+                                f"'reconstruction_rss'; has {sorted(hf.attrs)})")
+    return has_target
+
+
 def read_info(path: str | os.PathLike, check_finite: bool = False) -> VolumeInfo:
     """Open and validate a fastMRI multi-coil file; raise :class:`DataFileError` naming the file.
 
@@ -164,41 +216,9 @@ def read_info(path: str | os.PathLike, check_finite: bool = False) -> VolumeInfo
     except OSError as e:
         raise DataFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from e
     with hf:
-        if "kspace" not in hf:
-            raise DataFileError(f"{path}: missing dataset 'kspace' (has {sorted(hf.keys())})")
-        ks = hf["kspace"]
-        if ks.ndim != 4:
-            raise DataFileError(
-                f"{path}: 'kspace' must be 4-D (slices, coils, rows, cols) for multi-coil data, got shape {ks.shape}"
-            )
-        if not np.issubdtype(ks.dtype, np.complexfloating):
-            raise DataFileError(f"{path}: 'kspace' must be complex, got dtype {ks.dtype}")
-        if ks.shape[0] < 1:
-            raise DataFileError(f"{path}: 'kspace' has no slices (shape {ks.shape})")
-        if "ismrmrd_header" not in hf:
-            raise DataFileError(f"{path}: missing dataset 'ismrmrd_header'")
-        try:
-            root = etree.fromstring(hf["ismrmrd_header"][()])
-            enc = tuple(int(_query(root, "encoding", "encodedSpace", "matrixSize", a)) for a in ("x", "y"))
-            rec = tuple(int(_query(root, "encoding", "reconSpace", "matrixSize", a)) for a in ("x", "y"))
-            center = int(_query(root, "encoding", "encodingLimits", "kspace_encoding_step_1", "center"))
-            maximum = int(_query(root, "encoding", "encodingLimits", "kspace_encoding_step_1", "maximum"))
-        except (etree.ParseError, KeyError, ValueError) as e:
-            raise DataFileError(f"{path}: unreadable ismrmrd_header ({e})") from e
-        pl = enc[1] // 2 - center
-        pr = pl + maximum + 1
-        if not 0 <= pl < pr <= ks.shape[-1]:
-            raise DataFileError(f"{path}: acquired columns [{pl}, {pr}) outside k-space width {ks.shape[-1]}")
-        has_target = "reconstruction_rss" in hf
-        if has_target:
-            tg = hf["reconstruction_rss"]
-            if tg.ndim != 3 or tg.shape[0] != ks.shape[0]:
-                raise DataFileError(
-                    f"{path}: 'reconstruction_rss' shape {tg.shape} does not match {ks.shape[0]} slices"
-                )
-            if "max" not in hf.attrs:
-                raise DataFileError(f"{path}: missing attribute 'max' (fastMRI's data range of "
-                                    f"'reconstruction_rss'; has {sorted(hf.attrs)})")
+        ks = _check_kspace(path, hf)
+        rec, pl, pr = _header_geometry(path, hf, ks.shape[-1])
+        has_target = _check_target(path, hf, ks.shape[0])
         if check_finite:
             for i in range(ks.shape[0]):
                 if not np.isfinite(ks[i]).all():

@@ -126,29 +126,21 @@ def _bones(x, y, an: Anatomy, f: float):
     return femur, tibia, cond_y, cond_r, s
 
 
-def render_slice(
-    x: np.ndarray,
-    y: np.ndarray,
-    an: Anatomy,
-    t: float,
-    marrow_tex: np.ndarray,
-    muscle_tex: np.ndarray,
-    lesions: list[Lesion],
-    slice_idx: int,
-    edge: float,
-) -> tuple[np.ndarray, np.ndarray, list[tuple[Lesion, np.ndarray]]]:
-    """Render one coronal slice at through-plane position ``t`` in ``[-0.5, 0.5]``.
-
-    Returns ``(healthy, with_lesions, [(lesion, support), ...])`` magnitude images on the grid
-    (rows, cols) float32, and the soft support of each lesion present on this slice.
-    """
+def _anatomy_frame(x: np.ndarray, y: np.ndarray, an: Anatomy) -> tuple[np.ndarray, np.ndarray]:
+    """Grid coordinates in the anatomy's frame: shifted by ``an.shift``, then rotated by ``an.tilt_rad``."""
     ct = np.cos(an.tilt_rad)
     st = np.sin(an.tilt_rad)
     xs, ys = x - an.shift[0], y - an.shift[1]
-    x, y = ct * xs + st * ys, -st * xs + ct * ys
-    c = an.contrast
-    f = float(np.sqrt(max(0.0, 1.0 - (t / 0.58) ** 2)))
+    return ct * xs + st * ys, -st * xs + ct * ys
 
+
+def _soft_tissue(x: np.ndarray, y: np.ndarray, an: Anatomy, f: float, muscle_tex: np.ndarray,
+                 edge: float) -> np.ndarray:
+    """Leg (muscle inside a subcutaneous fat layer) and the collateral ligaments; zero outside the leg.
+
+    ``f`` in (0, 1] narrows the leg towards the volume edges, ``edge`` is the soft edge width (:func:`_fill`).
+    """
+    c = an.contrast
     # leg: muscle inside a subcutaneous fat layer, slightly wider around the joint
     hw = an.leg_half_width * (1.0 + 0.08 * np.exp(-(y**2) / 0.3)) * (0.85 + 0.15 * f)
     leg = np.abs(x) / hw - 1.0
@@ -159,8 +151,17 @@ def render_slice(
     for side in (-1, 1):
         lig = _sd_box(x, y, side * 0.47 * an.bone_scale, 0.0, 0.012, 0.25, r=0.01)
         img = img * (1 - _fill(lig, edge)) + c["tendon"] * _fill(lig, edge)
+    return img
 
-    femur, tibia, cond_y, cond_r, s = _bones(x, y, an, f)
+
+def _joint(img: np.ndarray, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tuple, marrow_tex: np.ndarray,
+           edge: float) -> np.ndarray:
+    """Paint joint fluid, menisci, cartilage and bone (cortex, textured marrow) over ``img``.
+
+    ``bones`` is :func:`_bones`' ``(femur, tibia, cond_y, cond_r, s)``.
+    """
+    c = an.contrast
+    femur, tibia, cond_y, cond_r, s = bones
     # joint fluid in the joint space and recesses
     joint = _sd_box(x, y, 0.0, 0.0, 0.42 * s, an.joint_gap / 2 + an.cartilage + 0.01, r=0.02)
     w = _fill(joint, edge)
@@ -179,6 +180,70 @@ def render_slice(
         wb = _fill(bone, edge)
         wm = _fill(bone + 0.018, edge)
         img = img * (1 - wb) + c["cortex"] * (wb - wm) + c["marrow"] * (1.0 + 0.12 * marrow_tex) * wm
+    return img
+
+
+def _insert_lesion(sick: np.ndarray, les: Lesion, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tuple,
+                   edge: float) -> np.ndarray:
+    """``sick`` with the lesion ``les`` painted in (a new array). ``bones`` as in :func:`_joint`."""
+    c = an.contrast
+    femur, tibia, cond_y, cond_r, s = bones
+    k = les.size
+    sx = les.side
+    if les.label == "Meniscus Tear":
+        # a bright oblique line through the meniscus (fluid signal inside the dark meniscus)
+        cx, cy = sx * 0.37 * s, 0.0
+        u = (x - cx) * np.cos(0.5) + (y - cy) * np.sin(0.5) * sx
+        v = -(x - cx) * np.sin(0.5) * sx + (y - cy) * np.cos(0.5)
+        sd = _sd_box(u, v, 0.0, 0.0, 0.06 * s * k, 0.006, r=0.004)
+        men = _fill(_sd_ellipse(x, y, cx, cy, 0.085 * s, an.joint_gap / 2 + an.cartilage), edge)
+        w = _fill(sd, edge * 1.2) * men
+        sick = sick * (1 - w) + c["fluid"] * w
+    elif les.label == "Cartilage - Partial Thickness loss/defect":
+        # fluid filling a notch in the femoral condyle cartilage
+        cx = sx * 0.2 * s
+        cy = cond_y + cond_r + an.cartilage * 0.8
+        sd = _sd_ellipse(x, y, cx, cy, 0.045 * k, an.cartilage * 0.8)
+        w = _fill(sd, edge) * _fill(femur - an.cartilage, edge) * (1 - _fill(femur, edge))
+        sick = sick * (1 - w) + c["fluid"] * w
+    elif les.label == "Bone- Subchondral edema":
+        # ill-defined low-signal marrow region under the tibial plateau
+        cx, cy = sx * 0.2 * s, an.joint_gap / 2 + an.cartilage + 0.07 * s
+        r = ((x - cx) / (0.08 * k)) ** 2 + ((y - cy) / (0.05 * k)) ** 2
+        w = np.exp(-r * 1.5) * _fill(tibia + 0.018, edge)
+        sick = sick * (1 - 0.6 * w)
+    elif les.label == "Joint Effusion":
+        # distended recess lateral to the joint, fluid signal
+        cx, cy = sx * 0.5 * an.bone_scale, -0.12
+        sd = _sd_ellipse(x, y, cx, cy, 0.06 * k, 0.14 * k)
+        w = _fill(sd, edge) * (1 - _fill(femur, edge))
+        sick = sick * (1 - w) + c["fluid"] * w
+    else:  # pragma: no cover - guarded by LESION_TYPES
+        raise ValueError(f"unknown lesion type {les.label!r}")
+    return sick
+
+
+def render_slice(
+    x: np.ndarray,
+    y: np.ndarray,
+    an: Anatomy,
+    t: float,
+    marrow_tex: np.ndarray,
+    muscle_tex: np.ndarray,
+    lesions: list[Lesion],
+    slice_idx: int,
+    edge: float,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[Lesion, np.ndarray]]]:
+    """Render one coronal slice at through-plane position ``t`` in ``[-0.5, 0.5]``.
+
+    Returns ``(healthy, with_lesions, [(lesion, support), ...])`` magnitude images on the grid
+    (rows, cols) float32, and the soft support of each lesion present on this slice.
+    """
+    x, y = _anatomy_frame(x, y, an)
+    f = float(np.sqrt(max(0.0, 1.0 - (t / 0.58) ** 2)))
+    img = _soft_tissue(x, y, an, f, muscle_tex, edge)
+    bones = _bones(x, y, an, f)
+    img = _joint(img, x, y, an, bones, marrow_tex, edge)
 
     healthy = img.astype(np.float32)
     sick = healthy.copy()
@@ -187,37 +252,6 @@ def render_slice(
         if not les.s0 <= slice_idx < les.s1:
             continue
         before = sick.copy()
-        k = les.size
-        sx = les.side
-        if les.label == "Meniscus Tear":
-            # a bright oblique line through the meniscus (fluid signal inside the dark meniscus)
-            cx, cy = sx * 0.37 * s, 0.0
-            u = (x - cx) * np.cos(0.5) + (y - cy) * np.sin(0.5) * sx
-            v = -(x - cx) * np.sin(0.5) * sx + (y - cy) * np.cos(0.5)
-            sd = _sd_box(u, v, 0.0, 0.0, 0.06 * s * k, 0.006, r=0.004)
-            men = _fill(_sd_ellipse(x, y, cx, cy, 0.085 * s, an.joint_gap / 2 + an.cartilage), edge)
-            w = _fill(sd, edge * 1.2) * men
-            sick = sick * (1 - w) + c["fluid"] * w
-        elif les.label == "Cartilage - Partial Thickness loss/defect":
-            # fluid filling a notch in the femoral condyle cartilage
-            cx = sx * 0.2 * s
-            cy = cond_y + cond_r + an.cartilage * 0.8
-            sd = _sd_ellipse(x, y, cx, cy, 0.045 * k, an.cartilage * 0.8)
-            w = _fill(sd, edge) * _fill(femur - an.cartilage, edge) * (1 - _fill(femur, edge))
-            sick = sick * (1 - w) + c["fluid"] * w
-        elif les.label == "Bone- Subchondral edema":
-            # ill-defined low-signal marrow region under the tibial plateau
-            cx, cy = sx * 0.2 * s, an.joint_gap / 2 + an.cartilage + 0.07 * s
-            r = ((x - cx) / (0.08 * k)) ** 2 + ((y - cy) / (0.05 * k)) ** 2
-            w = np.exp(-r * 1.5) * _fill(tibia + 0.018, edge)
-            sick = sick * (1 - 0.6 * w)
-        elif les.label == "Joint Effusion":
-            # distended recess lateral to the joint, fluid signal
-            cx, cy = sx * 0.5 * an.bone_scale, -0.12
-            sd = _sd_ellipse(x, y, cx, cy, 0.06 * k, 0.14 * k)
-            w = _fill(sd, edge) * (1 - _fill(femur, edge))
-            sick = sick * (1 - w) + c["fluid"] * w
-        else:  # pragma: no cover - guarded by LESION_TYPES
-            raise ValueError(f"unknown lesion type {les.label!r}")
+        sick = _insert_lesion(sick, les, x, y, an, bones, edge)
         supports.append((les, np.abs(sick - before)))
     return healthy, sick.astype(np.float32), supports

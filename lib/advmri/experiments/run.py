@@ -12,7 +12,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -38,16 +38,19 @@ from advmri.models.networks import OFFICIAL, PRECISIONS, CheckpointError, Recons
 from advmri.util.paths import project_path
 from advmri.util.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.util.provenance import code_version, run_id
+from advmri.util.schema import cli_fields, option
 from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec
 
-NOISE_PARAMS = {"eps", "steps", "step_size", "loss", "restarts", "momentum", "region", "update", "mask_draws"}
-ROTATION_PARAMS = {"max_angle", "angle_step", "bounds", "interpolation"}
 METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
            "budget_fraction", "adv_sampled_fraction", "random_sampled_fraction"]
 # energy fractions on the sampled columns (advmri.attacks.noise.sampled_fraction): noise tables only; a rotation
 # table written before they existed reads with NaN, a noise table without them predates the fair control
 CONTROL_COLUMNS = ("adv_sampled_fraction", "random_sampled_fraction")
 ADDED_DEFAULTS = {"target": "clean", "mask_draws": 0}  # attack parameters added after results were committed: (name, default)
+# the notebooks' parameter cells (03 noise, 04 rotation) name schema fields (``data`` as ``data_dir``), these
+# notebook-only ones, and differ from the schema's defaults only here (tests/test_params.py)
+NOTEBOOK_ONLY = ("out", "smoke")  # the result table; the tiny smoke configuration
+NOTEBOOK_DEFAULTS = {"threads": 2}  # a notebook uses both cores of the reference machine; a CLI run or sweep job 1
 RESULT_COLUMNS = [
     "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
     "param", "angle", "kind", "draw", "seed", *METRICS, "code_version",
@@ -56,22 +59,25 @@ RESULT_COLUMNS = [
 
 @dataclass
 class AttackRun:
-    model: str = "models/varnet-small.pt"  # checkpoint, official:varnet|unet[:PATH], classical:<method>, file.py:factory[:kind]
-    data: str = "data/synthetic/small/test"
-    annotations: str | None = None  # fastMRI+ CSV; default: knee.csv beside the .h5 folder
-    attack: str = "noise"  # noise | rotation
-    acceleration: int = 8
-    mask_type: str = "random"
-    max_targets: int = 8  # evenly spaced over the sorted boxes; 0 = all
-    shard: int = 0  # this run attacks shard ``shard`` of ``shards`` contiguous parts of the selected targets
-    shards: int = 1
-    labels: tuple[str, ...] | None = None
-    device: str = "cpu"
-    chunk: int | None = None  # items per forward/backward pass; None: advmri.util.perf.default_chunk(device)
-    precision: str = "fp32"  # fp32 | bf16 (autocast of the networks' convolution blocks; advmri.models.networks)
-    threads: int = 1  # CPU threads of this run (torch.set_num_threads): float32 rounding depends on it
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    rotation: RotationConfig = field(default_factory=RotationConfig)
+    model: str = option("models/varnet-small.pt", "checkpoint .pt, official:varnet|unet[:PATH], "
+                        "classical:<method> or file.py:factory[:kspace|image]")
+    data: str = option("data/synthetic/small/test", "folder of fastMRI-format .h5 files (or its multicoil/ parent)")
+    annotations: str | None = option(None, "fastMRI+ CSV (default: knee.csv beside the .h5 folder)")
+    attack: str = option("noise", "threat model", choices=("noise", "rotation"))
+    acceleration: int = option(8, "undersampling factor (centre fraction 0.04 at 8x, 0.08 at 4x)",
+                               choices=tuple(sorted(CENTER_FRACTIONS)))
+    mask_type: str = option("random", "fastMRI mask function", choices=("random", "equispaced", "equispaced_fraction"))
+    max_targets: int = option(8, "boxes attacked, evenly spaced over the sorted boxes; 0 = all", lo=0)
+    shard: int = option(0, "attack shard SHARD of SHARDS contiguous parts of the selected boxes", lo=0)
+    shards: int = option(1, "number of shards", lo=1)
+    labels: tuple[str, ...] | None = option(None, "attack only boxes with these fastMRI+ labels", many=True)
+    device: str = option("cpu", "torch device (cpu, cuda, cuda:1, ...)")
+    chunk: int | None = option(None, "items per forward/backward pass (default: advmri.util.perf.default_chunk: 4 "
+                               "on CPU, measured from free memory on CUDA)", lo=1)
+    precision: str = option("fp32", "fp32 | bf16 (autocast of the networks' convolution blocks)", choices=PRECISIONS)
+    threads: int = option(1, "CPU threads of the run (torch.set_num_threads; float32 rounding depends on it)", lo=1)
+    noise: NoiseConfig = field(default_factory=NoiseConfig, metadata=dict(cli=False))
+    rotation: RotationConfig = field(default_factory=RotationConfig, metadata=dict(cli=False))
 
     def __post_init__(self):
         check_choice("attack", self.attack, ("noise", "rotation"))
@@ -110,16 +116,14 @@ class AttackRun:
         """The run of notebook 03 (noise) / 04 (rotation) from its papermill parameters (the sweep
         validates its configs through this too). Unknown names are rejected with the closest valid one."""
         check_choice("attack", attack, ("noise", "rotation"))
-        common = {"model", "data_dir", "annotations", "acceleration", "max_targets", "chunk", "device", "seed",
-                  "random_draws", "labels", "precision", "shard", "shards", "threads", "target"}
-        own = NOISE_PARAMS if attack == "noise" else ROTATION_PARAMS
+        own = {f.name for f in fields(NoiseConfig if attack == "noise" else RotationConfig)}  # incl. SHARED
+        common = (set(cli_fields(cls)) - {"attack", "data"}) | {"data_dir"}
         unknown_keys(p, common | own, f"{attack} parameters")
-        seed, draws = p.pop("seed", 0), p.pop("random_draws", 5)
-        sub = {k: p.pop(k) for k in own | {"target"} if k in p}
+        sub = {k: p.pop(k) for k in own if k in p}
         if attack == "noise":
-            noise, rotation = NoiseConfig(seed=seed, random_draws=draws, **sub), RotationConfig()
+            noise, rotation = NoiseConfig(**sub), RotationConfig()
         else:
-            noise, rotation = NoiseConfig(), RotationConfig(seed=seed, random_draws=draws, **sub)
+            noise, rotation = NoiseConfig(), RotationConfig(**sub)
         if "data_dir" in p:
             p["data"] = p.pop("data_dir")
         return cls(attack=attack, noise=noise, rotation=rotation, **p)

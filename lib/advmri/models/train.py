@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from advmri.core import metrics as M
 from advmri.data.fastmri_h5 import read_info
 from advmri.core.masks import mask_func, sample_mask, slice_seed
-from advmri.models.networks import build, load_checkpoint, save_checkpoint
+from advmri.models.networks import Reconstructor, build, load_checkpoint, save_checkpoint
 from advmri.util.atomic import atomic_path, check_writable
 from advmri.util.locks import exclusive
 from advmri.util.errors import ParameterError, UserError, check_choice, check_range, cli, prog
@@ -174,11 +174,8 @@ def train(
                       resume, val_every_nth, progress, stop_at, force, init, plateau, precision)
 
 
-def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, val_interval, save_every, resume,
-           val_every_nth, progress, stop_at, force, init, plateau, precision) -> dict:
-    """:func:`train` under its lock."""
-    torch.manual_seed(seed)
-    resume_file = Path(str(out) + ".resume.pt")
+def _check_paths(out: Path, resume_file: Path, resume: bool, force: bool) -> None:
+    """Refuse a ``resume`` without a resume file and an existing ``out`` without ``force`` (or ``resume``)."""
     if resume and not resume_file.is_file():
         raise UserError(f"{resume_file}: nothing to resume (no resume file); train without --resume"
                         + (f", and --force to replace {out}" if out.exists() else ""))
@@ -186,13 +183,12 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
         raise FileExistsError(f"{out}: checkpoint exists; pass --force to train a new one over it "
                               "(or --resume to continue an interrupted run)")
     check_writable(resume_file, "resume file")
-    batch = batch or (1 if model_kind == "varnet" else 4)
-    train_files, val_files = split_files(data, val_every_nth)
-    if not train_files:
-        raise ValueError(f"{data}: no training volumes")
-    tr = SliceCache(data, train_files)
-    va = SliceCache(data, val_files) if val_files else None
-    model = build(model_kind, config)
+
+
+def _warm_start(model: Reconstructor, init: str | Path | None, resume: bool, model_kind: str, config: str,
+                steps: int) -> tuple[dict, int, dict | None]:
+    """Load ``init``'s weights into ``model`` (unless ``resume``: the resume file has them). Returns the history
+    to continue (``init``'s learning curve, else empty), the first step and the ``init`` record of the meta."""
     hist = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
     start = 0
     init_info = None
@@ -211,6 +207,74 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
         init_info = dict(path=str(init), sha256=src.sha256, step=start)
     elif init is not None:
         init_info = dict(path=str(init))
+    return hist, start, init_info
+
+
+def _load_resume(resume_file: Path, model: Reconstructor, opt: torch.optim.Optimizer, sched, steps: int,
+                 name: str) -> tuple[dict, int, int]:
+    """Restore weights, optimiser and schedule from ``resume_file`` (of the model ``name`` = ``kind/config``
+    with ``steps`` steps). Returns the history, the step to continue from and the run's first step."""
+    try:
+        st = torch.load(resume_file, map_location="cpu", weights_only=True)
+        if st.get("steps", steps) != steps or st.get("model") not in (None, name):
+            raise UserError(f"{resume_file}: a resume file of {st.get('model')} with {st.get('steps')} steps, "
+                            f"not {name} with {steps}")
+        model.net.load_state_dict(st["model_state"])
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{resume_file}: not a usable resume file ({e.__class__.__name__}: {e})") from e
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    return st["history"], int(st["step"]), int(st.get("init_step", 0))
+
+
+def _plateaued(hist: dict, plateau: float | None, init_step: int) -> bool:
+    """Whether the last validation step ``s`` gained less than ``plateau`` over ``s/2`` (validated after
+    ``init_step``); each such gain is appended to ``hist["doubling_gain"]`` as ``[s, gain]``."""
+    if plateau is None or not hist["val_step"]:
+        return False
+    s = hist["val_step"][-1]
+    if s % 2 or s // 2 < max(init_step, 1) or s // 2 not in hist["val_step"]:
+        return False
+    gain = hist["val_ssim"][-1] - hist["val_ssim"][hist["val_step"].index(s // 2)]
+    hist.setdefault("doubling_gain", []).append([s, gain])
+    return gain < plateau
+
+
+def _optimise(model: Reconstructor, model_kind: str, tr: SliceCache, func, loss_ssim: SSIMLoss,
+              opt: torch.optim.Optimizer, sched, seed: int, step: int, batch: int, device) -> torch.Tensor:
+    """One optimisation step on a batch drawn from ``SeedSequence([seed, step])``; returns the loss."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, step]))
+    idx = rng.integers(0, len(tr), batch).tolist()
+    seeds = rng.integers(0, 2**31 - 1, batch).tolist()
+    k, m, n, t, mx = tr.batch(idx, func, seeds, device)
+    pred = model(k, m, n, tuple(t.shape[-2:]))
+    if model_kind == "varnet":
+        loss = loss_ssim(pred.unsqueeze(1), t.unsqueeze(1), data_range=mx)
+    else:
+        loss = torch.nn.functional.l1_loss(pred, t)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss
+
+
+def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, val_interval, save_every, resume,
+           val_every_nth, progress, stop_at, force, init, plateau, precision) -> dict:
+    """:func:`train` under its lock."""
+    torch.manual_seed(seed)
+    resume_file = Path(str(out) + ".resume.pt")
+    _check_paths(out, resume_file, resume, force)
+    batch = batch or (1 if model_kind == "varnet" else 4)
+    train_files, val_files = split_files(data, val_every_nth)
+    if not train_files:
+        raise ValueError(f"{data}: no training volumes")
+    tr = SliceCache(data, train_files)
+    va = SliceCache(data, val_files) if val_files else None
+    model = build(model_kind, config)
+    hist, start, init_info = _warm_start(model, init, resume, model_kind, config, steps)
     init_step = start
     model = model.to(device).set_precision(precision)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -219,29 +283,29 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
     else:
         sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     if resume:
-        try:
-            st = torch.load(resume_file, map_location="cpu", weights_only=True)
-            if st.get("steps", steps) != steps or st.get("model") not in (None, f"{model_kind}/{config}"):
-                raise UserError(f"{resume_file}: a resume file of {st.get('model')} with {st.get('steps')} steps, "
-                                f"not {model_kind}/{config} with {steps}")
-            model.net.load_state_dict(st["model_state"])
-        except UserError:
-            raise
-        except Exception as e:
-            raise UserError(f"{resume_file}: not a usable resume file ({e.__class__.__name__}: {e})") from e
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        hist = st["history"]
-        start = int(st["step"])
-        init_step = int(st.get("init_step", 0))
-    func = mask_func("random", (4, 8), (0.08, 0.04))
-    loss_ssim = SSIMLoss().to(device)
-    model.train()
-    t0 = time.perf_counter() - hist["seconds"]
+        hist, start, init_step = _load_resume(resume_file, model, opt, sched, steps, f"{model_kind}/{config}")
     meta = dict(model=model_kind, config=config, data=str(data), steps=steps, batch=batch, lr=lr, seed=seed,
                 train_files=train_files, val_files=val_files, precision=precision,
                 schedule="cosine" if plateau is None else f"constant, stop when val gain over the last doubling < {plateau}",
                 init=init_info)
+    return _fit(model, tr, va, opt, sched, hist, meta, out=out, resume_file=resume_file, start=start,
+                init_step=init_step, model_kind=model_kind, config=config, steps=steps, batch=batch, seed=seed,
+                device=device, val_interval=val_interval, save_every=save_every, progress=progress,
+                stop_at=stop_at, init=init, plateau=plateau, precision=precision)
+
+
+def _fit(model: Reconstructor, tr: SliceCache, va: SliceCache | None, opt: torch.optim.Optimizer, sched,
+         hist: dict, meta: dict, *, out: Path, resume_file: Path, start: int, init_step: int, model_kind: str,
+         config: str, steps: int, batch: int, seed: int, device, val_interval: int, save_every: int,
+         progress: bool, stop_at: int | None, init: str | Path | None, plateau: float | None,
+         precision: str) -> dict:
+    """The training loop of :func:`_train` from step ``start`` (``hist`` is extended in place): validate every
+    ``val_interval`` steps, save the resume file every ``save_every`` steps and ``out`` once all ``steps`` are
+    done or the validation SSIM plateaued (``meta`` goes into its ``extra``). Returns the history."""
+    func = mask_func("random", (4, 8), (0.08, 0.04))
+    loss_ssim = SSIMLoss().to(device)
+    model.train()
+    t0 = time.perf_counter() - hist["seconds"]
 
     def save(step, done=False):
         hist["seconds"] = time.perf_counter() - t0
@@ -254,31 +318,9 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
             save_checkpoint(out, model, extra=dict(meta, history=hist, step=step, plateau_reached=done))
             model.set_precision(precision)
 
-    def plateaued() -> bool:
-        if plateau is None or not hist["val_step"]:
-            return False
-        s = hist["val_step"][-1]
-        if s % 2 or s // 2 < max(init_step, 1) or s // 2 not in hist["val_step"]:
-            return False
-        gain = hist["val_ssim"][-1] - hist["val_ssim"][hist["val_step"].index(s // 2)]
-        hist.setdefault("doubling_gain", []).append([s, gain])
-        return gain < plateau
-
     bar = tqdm(range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps)
     for step in bar:
-        rng = np.random.default_rng(np.random.SeedSequence([seed, step]))
-        idx = rng.integers(0, len(tr), batch).tolist()
-        seeds = rng.integers(0, 2**31 - 1, batch).tolist()
-        k, m, n, t, mx = tr.batch(idx, func, seeds, device)
-        pred = model(k, m, n, tuple(t.shape[-2:]))
-        if model_kind == "varnet":
-            loss = loss_ssim(pred.unsqueeze(1), t.unsqueeze(1), data_range=mx)
-        else:
-            loss = torch.nn.functional.l1_loss(pred, t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = _optimise(model, model_kind, tr, func, loss_ssim, opt, sched, seed, step, batch, device)
         hist["step"].append(step)
         hist["loss"].append(float(loss.detach()))
         bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
@@ -287,7 +329,7 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
             hist["val_step"].append(step + 1)
             hist["val_ssim"].append(validate(model, va, device))
             bar.write(f"step {step + 1}: val SSIM {hist['val_ssim'][-1]:.4f}")
-            if plateaued():
+            if _plateaued(hist, plateau, init_step):
                 save(step + 1, done=True)
                 break
         if (step + 1) % save_every == 0 or last or step + 1 == stop_at:

@@ -18,6 +18,7 @@ p-values are Holm-adjusted within it.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -191,13 +192,72 @@ def _fmt(d: pd.DataFrame, cols: dict[str, tuple[str, str, str]]) -> pd.DataFrame
     return d
 
 
+def _classical_table(comp: pd.DataFrame, drops: pd.DataFrame, tables: Path, line: str) -> Path:
+    """``classical.md``: :func:`classical_comparison` (``comp``) and, below it, :func:`attack_drops` (``drops``),
+    stamped with ``line``."""
+    from advmri.report.analysis import _md_table
+
+    t = _fmt(comp, {"drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
+                    "method - classical": ("minus_classical", "mc_lo", "mc_hi")})
+    t["Holm p"] = [("" if np.isnan(v) else f"{v:.2g}") for v in t.pop("p_holm")]
+    t = t.drop(columns="p")
+    t = t.rename(columns={"param": "eps / bound", "classical_boxes": "boxes of"})
+    d = _fmt(drops, {"drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
+                     "adv - random": ("adv_minus_random", "amr_lo", "amr_hi")})
+    p = tables / "classical.md"
+    p.write_text("Box SSIM drop from the clean reconstruction under the paper's attacks, every method on the "
+                 "boxes of a classical run, paired per box (mean, 95% volume-clustered bootstrap interval; "
+                 "method - classical < 0: the method loses more than the classical reconstruction on the same "
+                 "boxes; Holm p: Wilcoxon on volume means, Holm-adjusted over the table's comparisons)\n\n"
+                 + _md_table(t, line) + "\nEach method on its own boxes: clean, adversarial and random box SSIM, "
+                 "the drop, adversarial minus random, median box-MSE ratio adversarial / clean\n\n"
+                 + _md_table(d.rename(columns={"param": "eps / bound"}), line))
+    return p
+
+
+def _stronger_table(st: pd.DataFrame, tables: Path, line: str) -> Path:
+    """``stronger.md``: :func:`stronger_deltas` (``st``), stamped with ``line``."""
+    from advmri.report.analysis import _md_table
+
+    t = _fmt(st, {"stronger - default": ("delta", "lo", "hi")}).rename(
+        columns={"param": "eps", "default": "default PGA box SSIM", "stronger": "stronger box SSIM",
+                 "worse": "boxes worse (MSE)", "mse_ratio": "median MSE ratio"})
+    p = tables / "stronger.md"
+    p.write_text("Stronger noise attacks at the same per-coil budget minus the default 10-step PGA (paper "
+                 "sweep) on the same boxes: box SSIM paired per box (mean, 95% interval; < 0: stronger)\n\n"
+                 + _md_table(t, line))
+    return p
+
+
+def _beyond_figures(tw: pd.DataFrame, drops: pd.DataFrame,
+                    comp: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, go.Figure]]]:
+    """The twin rates of the default-variant rows ``tw`` (empty without twin columns) and the ``(name, figure)``
+    pairs: erasure / hallucination per attack, classical-drop per attack on the cg-sense boxes."""
+    from advmri.report.analysis import twin_rates
+
+    figs = []
+    rates = twin_rates(tw) if tw.healthy_closer.notna().any() else pd.DataFrame()
+    if len(rates) and {"healthy", "lesion"} & set(rates.target):
+        figs.append(("erasure_noise", erasure_figure(rates, "noise")))
+        if ((rates.attack == "rotation") & rates.target.isin(["healthy", "lesion"])).any():
+            figs.append(("erasure_rotation", erasure_figure(rates, "rotation")))
+    classical_models = set(CLASSICAL) & set(drops.model) if len(drops) else set()
+    if classical_models:
+        for attack in ("noise", "rotation"):
+            boxes = comp[(comp.attack == attack) & (comp.classical_boxes == "cg-sense")] if len(comp) else comp
+            if len(boxes):
+                figs.append((f"classical_{attack}", drops_figure(
+                    boxes.rename(columns={"method": "model"}), attack)))
+    return rates, figs
+
+
 def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",)) -> dict[str, list]:
     """``erasure.md``, ``classical.md``, ``stronger.md`` in ``tables`` and the erasure / classical-drop
     figures in ``figures`` (html + ``formats``), each stamped with the runs and code versions
     (``beyond_provenance.json`` beside them)."""
     import json
 
-    from advmri.report.analysis import _md_table, save_figure, twin_rates, write_twin_rates
+    from advmri.report.analysis import save_figure, write_twin_rates
     from advmri.util.paths import project_path
 
     tables, figures = project_path(tables), project_path(figures)
@@ -213,45 +273,11 @@ def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",
     drops = attack_drops(df)
     comp = classical_comparison(df)
     if len(comp):
-        t = _fmt(comp, {"drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
-                        "method - classical": ("minus_classical", "mc_lo", "mc_hi")})
-        t["Holm p"] = [("" if np.isnan(v) else f"{v:.2g}") for v in t.pop("p_holm")]
-        t = t.drop(columns="p")
-        t = t.rename(columns={"param": "eps / bound", "classical_boxes": "boxes of"})
-        d = _fmt(drops, {"drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
-                         "adv - random": ("adv_minus_random", "amr_lo", "amr_hi")})
-        p = tables / "classical.md"
-        p.write_text("Box SSIM drop from the clean reconstruction under the paper's attacks, every method on the "
-                     "boxes of a classical run, paired per box (mean, 95% volume-clustered bootstrap interval; "
-                     "method - classical < 0: the method loses more than the classical reconstruction on the same "
-                     "boxes; Holm p: Wilcoxon on volume means, Holm-adjusted over the table's comparisons)\n\n"
-                     + _md_table(t, line) + "\nEach method on its own boxes: clean, adversarial and random box SSIM, "
-                     "the drop, adversarial minus random, median box-MSE ratio adversarial / clean\n\n"
-                     + _md_table(d.rename(columns={"param": "eps / bound"}), line))
-        out["tables"].append(p)
+        out["tables"].append(_classical_table(comp, drops, tables, line))
     st = stronger_deltas(df)
     if len(st):
-        t = _fmt(st, {"stronger - default": ("delta", "lo", "hi")}).rename(
-            columns={"param": "eps", "default": "default PGA box SSIM", "stronger": "stronger box SSIM",
-                     "worse": "boxes worse (MSE)", "mse_ratio": "median MSE ratio"})
-        p = tables / "stronger.md"
-        p.write_text("Stronger noise attacks at the same per-coil budget minus the default 10-step PGA (paper "
-                     "sweep) on the same boxes: box SSIM paired per box (mean, 95% interval; < 0: stronger)\n\n"
-                     + _md_table(t, line))
-        out["tables"].append(p)
-    figs = []
-    rates = twin_rates(tw) if tw.healthy_closer.notna().any() else pd.DataFrame()
-    if len(rates) and {"healthy", "lesion"} & set(rates.target):
-        figs.append(("erasure_noise", erasure_figure(rates, "noise")))
-        if ((rates.attack == "rotation") & rates.target.isin(["healthy", "lesion"])).any():
-            figs.append(("erasure_rotation", erasure_figure(rates, "rotation")))
-    classical_models = set(CLASSICAL) & set(drops.model) if len(drops) else set()
-    if classical_models:
-        for attack in ("noise", "rotation"):
-            boxes = comp[(comp.attack == attack) & (comp.classical_boxes == "cg-sense")] if len(comp) else comp
-            if len(boxes):
-                figs.append((f"classical_{attack}", drops_figure(
-                    boxes.rename(columns={"method": "model"}), attack)))
+        out["tables"].append(_stronger_table(st, tables, line))
+    rates, figs = _beyond_figures(tw, drops, comp)
     for name, fig in figs:
         out["figures"] += save_figure(fig, figures, name, line, formats, stamp_y=-0.25, bottom=80)
     for folder in (tables, figures):

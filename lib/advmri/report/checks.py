@@ -140,11 +140,80 @@ def step_sweep(checks: pd.DataFrame, eps: float = 0.01) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _law_outputs(law: pd.DataFrame, tables: Path, figures: Path, line: str,
+                 formats) -> tuple[dict[str, str], Path, list[Path]]:
+    """From :func:`budget_law` (``law``): the values the prose cites (``law_*``), ``budget_law.md`` and the
+    ``budget_law`` figure files (html + ``formats``), stamped with ``line``."""
+    from advmri.report.analysis import _md_table, save_figure
+
+    c = fit_law(law)
+    values = dict(law_c=num(c, 2), law_f15=num(c / np.sqrt(15), 2), law_f8=num(c / np.sqrt(8), 2),
+                  law_factor15=num(np.sqrt(15) / c, 1), law_factor8=num(np.sqrt(8) / c, 1),
+                  law_coils=", ".join(str(int(x)) for x in sorted(law.coils.unique())),
+                  law_boxes=str(int(law["boxes"].min())))
+    for coils, g in law.groupby("coils"):
+        values[f"law_meas_c{int(coils)}"] = num(float(g["mean"].mean()), 2)
+    conv = pd.DataFrame({"coils": [4, 8, 15, 24]}).assign(
+        attained=lambda t: c / np.sqrt(t.coils), eps_authors_for_ours_0_01=lambda t: 0.01 / (c / np.sqrt(t.coils)))
+    shown = law.assign(coils=law.coils.astype(int).astype(str), boxes=law.boxes.astype(int).astype(str))
+    conv = conv.assign(coils=conv.coils.astype(str))  # (an all-numeric frame prints its integers as floats)
+    p = tables / "budget_law.md"
+    p.write_text(f"Authors' update (`update: reference`): attained fraction of the per-coil budget per coil count "
+                 f"(U-Net, 8x, the same boxes per coil count); least-squares fit fraction = {c:.3f} / sqrt(C)\n\n"
+                 + _md_table(shown, line) + "\nOur eps -> the authors' eps of equal attained per-coil norm "
+                 "(eps_authors = eps_ours / f(C)), e.g. for our eps 0.01\n\n" + _md_table(conv, line))
+    return values, p, save_figure(law_figure(law, c), figures, "budget_law", line, formats)
+
+
+def _precision_outputs(prec: pd.DataFrame, tables: Path, line: str) -> tuple[dict[str, str], Path]:
+    """From :func:`precision_check` (``prec``): the values the prose cites (``prec_*``, the verdict against
+    :data:`PRECISION_TOLERANCE`) and ``precision.md``, stamped with ``line``."""
+    from advmri.report.analysis import _md_table
+
+    worst_psnr = float((prec.psnr_fp32 - prec.psnr_bf16).abs().max())
+    worst_ssim = float((prec.ssim_fp32 - prec.ssim_bf16).abs().max())
+    values = dict(prec_max_psnr=num(worst_psnr, 2), prec_max_ssim=num(worst_ssim, 3),
+                  prec_max_box_psnr=num(float(prec.max_abs_psnr.max()), 2), prec_boxes=str(int(prec.boxes.min())))
+    ok = worst_psnr <= PRECISION_TOLERANCE["box_psnr"] and worst_ssim <= PRECISION_TOLERANCE["box_ssim"]
+    values["prec_verdict"] = ("within" if ok else "**outside**") + (
+        f" the stated tolerance of {PRECISION_TOLERANCE['box_psnr']:g} dB box PSNR and "
+        f"{PRECISION_TOLERANCE['box_ssim']:g} box SSIM on every reported mean")
+    p = tables / "precision.md"
+    p.write_text("VarNet in float32 (checks sweep) vs bfloat16 autocast (paper sweep) on the same boxes: mean box "
+                 "PSNR (dB) and box SSIM, and float32 minus bf16 paired per box (mean, 95% volume-clustered "
+                 "interval; max |difference| over boxes)\n\n" + _md_table(prec, line))
+    return values, p
+
+
+def _steps_outputs(steps: pd.DataFrame, tables: Path, line: str) -> tuple[dict[str, str], Path]:
+    """From :func:`step_sweep` (``steps``): the values the prose cites (``steps_*``, the verdict against
+    :data:`CONVERGED`) and ``steps.md``, stamped with ``line``."""
+    from advmri.report.analysis import _md_table
+
+    values: dict[str, str] = {}
+    for (model, acc), g in steps.groupby(["model", "acceleration"]):
+        k = f"steps_{model}_{acc}x"
+        dflt = g[(g.step_size == 0.5) & (g.steps == 10)]
+        best = g.loc[g.mse_vs_best.idxmax()]
+        values[k + "_default_vs_best"] = pct(float(dflt.mse_vs_best.iloc[0])) if len(dflt) else "n/a"
+        values[k + "_best"] = f"{int(best.steps)} steps of {best.step_size:g}"
+        values[k + "_boxes"] = str(int(g.boxes.min()))
+    dflt = steps[(steps.step_size == 0.5) & (steps.steps == 10)].mse_vs_best
+    values["steps_default_vs_best_min"] = pct(float(dflt.min()))
+    values["steps_verdict"] = (
+        f"had converged: within {100 * (1 - CONVERGED):.0f}% of the strongest setting's box MSE for every model "
+        "and acceleration" if len(dflt) and dflt.min() >= CONVERGED else
+        f"had **not** converged everywhere (at worst {pct(float(dflt.min()))} of the strongest setting's box MSE)")
+    p = tables / "steps.md"
+    p.write_text("Attack strength at eps 0.01: steps x step size (fraction of the budget per step); mean "
+                 "adversarial box PSNR and SSIM, and median box MSE relative to the strongest setting on the same "
+                 "boxes (1: as strong)\n\n" + _md_table(steps, line))
+    return values, p
+
+
 def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path, figures: str | Path,
                  formats=("png",)) -> dict[str, list[Path]]:
     """``budget_law.md`` (+ figure ``budget_law``), ``precision.md`` and ``steps.md`` from the checks sweep."""
-    from advmri.report.analysis import _md_table, save_figure
-
     tables, figures = project_path(tables), project_path(figures)
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
@@ -155,59 +224,19 @@ def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path
     values: dict[str, str] = {}
     law = budget_law(checks)
     if len(law):
-        c = fit_law(law)
-        values.update(law_c=num(c, 2), law_f15=num(c / np.sqrt(15), 2), law_f8=num(c / np.sqrt(8), 2),
-                      law_factor15=num(np.sqrt(15) / c, 1), law_factor8=num(np.sqrt(8) / c, 1),
-                      law_coils=", ".join(str(int(x)) for x in sorted(law.coils.unique())),
-                      law_boxes=str(int(law["boxes"].min())))
-        for coils, g in law.groupby("coils"):
-            values[f"law_meas_c{int(coils)}"] = num(float(g["mean"].mean()), 2)
-        conv = pd.DataFrame({"coils": [4, 8, 15, 24]}).assign(
-            attained=lambda t: c / np.sqrt(t.coils), eps_authors_for_ours_0_01=lambda t: 0.01 / (c / np.sqrt(t.coils)))
-        shown = law.assign(coils=law.coils.astype(int).astype(str), boxes=law.boxes.astype(int).astype(str))
-        conv = conv.assign(coils=conv.coils.astype(str))  # (an all-numeric frame prints its integers as floats)
-        p = tables / "budget_law.md"
-        p.write_text(f"Authors' update (`update: reference`): attained fraction of the per-coil budget per coil count "
-                     f"(U-Net, 8x, the same boxes per coil count); least-squares fit fraction = {c:.3f} / sqrt(C)\n\n"
-                     + _md_table(shown, line) + "\nOur eps -> the authors' eps of equal attained per-coil norm "
-                     "(eps_authors = eps_ours / f(C)), e.g. for our eps 0.01\n\n" + _md_table(conv, line))
+        v, p, figs = _law_outputs(law, tables, figures, line, formats)
+        values.update(v)
         out["tables"].append(p)
-        out["figures"] += save_figure(law_figure(law, c), figures, "budget_law", line, formats)
+        out["figures"] += figs
     prec = precision_check(checks, paper)
     if len(prec):
-        worst_psnr = float((prec.psnr_fp32 - prec.psnr_bf16).abs().max())
-        worst_ssim = float((prec.ssim_fp32 - prec.ssim_bf16).abs().max())
-        values.update(prec_max_psnr=num(worst_psnr, 2), prec_max_ssim=num(worst_ssim, 3),
-                      prec_max_box_psnr=num(float(prec.max_abs_psnr.max()), 2), prec_boxes=str(int(prec.boxes.min())))
-        ok = worst_psnr <= PRECISION_TOLERANCE["box_psnr"] and worst_ssim <= PRECISION_TOLERANCE["box_ssim"]
-        values["prec_verdict"] = ("within" if ok else "**outside**") + (
-            f" the stated tolerance of {PRECISION_TOLERANCE['box_psnr']:g} dB box PSNR and "
-            f"{PRECISION_TOLERANCE['box_ssim']:g} box SSIM on every reported mean")
-        p = tables / "precision.md"
-        p.write_text("VarNet in float32 (checks sweep) vs bfloat16 autocast (paper sweep) on the same boxes: mean box "
-                     "PSNR (dB) and box SSIM, and float32 minus bf16 paired per box (mean, 95% volume-clustered "
-                     "interval; max |difference| over boxes)\n\n" + _md_table(prec, line))
+        v, p = _precision_outputs(prec, tables, line)
+        values.update(v)
         out["tables"].append(p)
     steps = step_sweep(checks)
     if len(steps):
-        for (model, acc), g in steps.groupby(["model", "acceleration"]):
-            k = f"steps_{model}_{acc}x"
-            dflt = g[(g.step_size == 0.5) & (g.steps == 10)]
-            best = g.loc[g.mse_vs_best.idxmax()]
-            values[k + "_default_vs_best"] = pct(float(dflt.mse_vs_best.iloc[0])) if len(dflt) else "n/a"
-            values[k + "_best"] = f"{int(best.steps)} steps of {best.step_size:g}"
-            values[k + "_boxes"] = str(int(g.boxes.min()))
-        dflt = steps[(steps.step_size == 0.5) & (steps.steps == 10)].mse_vs_best
-        values["steps_default_vs_best_min"] = pct(float(dflt.min()))
-        values["steps_verdict"] = (
-            f"had converged: within {100 * (1 - CONVERGED):.0f}% of the strongest setting's box MSE for every model "
-            "and acceleration" if len(dflt) and dflt.min() >= CONVERGED else
-            f"had **not** converged everywhere (at worst {pct(float(dflt.min()))} of the strongest setting's box MSE)")
-        p = tables / "steps.md"
-        p.write_text("Attack strength at eps 0.01: steps x step size (fraction of the budget per step); mean "
-                     "adversarial box PSNR and SSIM, and median box MSE relative to the strongest setting on the same "
-                     "boxes (1: as strong)\n\n" + _md_table(steps, line))
+        v, p = _steps_outputs(steps, tables, line)
+        values.update(v)
         out["tables"].append(p)
     out["tables"].append(write_values(tables, "checks", values))
     return out
-

@@ -20,7 +20,23 @@ from typing import Any
 
 from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
 
-__all__ = ["option", "add_arguments", "from_mapping", "given", "describe"]
+__all__ = ["OneLineParser", "option", "add_arguments", "from_mapping", "given", "describe", "validate", "cli_fields", "to_argv"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are :class:`ParameterError` s naming the parameter (one line through
+    :func:`advmri.util.errors.cli`, exit status 2), not argparse's usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        import re
+
+        m = re.match(r"argument (--[\w-]+)[^:]*: (.*)", message)
+        if m:
+            raise ParameterError(f"{m[1][2:].replace('-', '_')}: {m[2]}")
+        m = re.match(r"the following arguments are required: (--[\w-]+)", message)
+        if m:
+            raise ParameterError(f"{m[1][2:].replace('-', '_')}: required ({message}; --help lists the options)")
+        raise ParameterError(f"command line: {message} (--help lists the options)")
 
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -53,12 +69,14 @@ def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, title: str | None = None) -> None:
-    """One option per field of ``cls`` (defaults are None, so :func:`given` tells what the user set)."""
+def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, title: str | None = None,
+                  skip: frozenset[str] | set[str] = frozenset()) -> None:
+    """One option per field of ``cls`` (defaults are None, so :func:`given` tells what the user set); fields in
+    ``skip`` (already added by another schema sharing them) and ``cli=False`` fields get none."""
     group = parser.add_argument_group(title) if title else parser
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
-        if not f.metadata.get("cli", True):
+        if not f.metadata.get("cli", True) or f.name in skip:
             continue
         tp, seq = _base(hints[f.name])
         default = "" if f.default in (None, (), "") else f" (default: {f.default!r})"
@@ -142,3 +160,34 @@ def describe(cls: type) -> list[tuple[str, str, Any, str]]:
     """``(field, CLI flag, default, help)`` for every field (the reference tables are generated from this)."""
     return [(f.name, _flag(f) if f.metadata.get("cli", True) else "", f.default, f.metadata.get("help", ""))
             for f in dataclasses.fields(cls)]
+
+
+def cli_fields(cls: type) -> list[str]:
+    """The fields of ``cls`` that have a command-line option."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+
+
+def to_argv(obj: Any, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The command-line options that give every option field of the dataclass instance ``obj`` its value (the
+    inverse of :func:`add_arguments` + :func:`given`; ``None`` values are left out, as they are the default)."""
+    argv: list[str] = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if not f.metadata.get("cli", True) or f.name in skip or v is None:
+            continue
+        if isinstance(v, bool):
+            argv.append(_flag(f) if v else "--no-" + _flag(f)[2:])
+        elif isinstance(v, (tuple, list)):
+            if f.metadata.get("many"):
+                argv += [_flag(f), *map(repr_cli, v)]
+            else:
+                for x in v:
+                    argv += [_flag(f), repr_cli(x)]
+        else:
+            argv += [_flag(f), repr_cli(v)]
+    return argv
+
+
+def repr_cli(v: Any) -> str:
+    """A value as argparse reads it back exactly (``repr`` of a float round-trips)."""
+    return repr(v) if isinstance(v, float) else str(v)
