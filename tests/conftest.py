@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
-
+import hashlib
+import shutil
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,22 +39,149 @@ def small_data(tmp_path_factory) -> Path:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Shared by several test files. The bad-input probes (CLI or library driven as a user would): a private copy of the
+# tiny set with an untrained checkpoint, and the one-error-line check.
+def digest(p: Path) -> str:
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+def cli(capsys, main, argv) -> tuple[int, str]:
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+def one_error_line(err: str, *needles: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], (n, err)
+
+
+@pytest.fixture()
+def tiny(tiny_data, tmp_path):
+    """A private copy of the tiny set and an untrained tiny VarNet checkpoint."""
+    d = tmp_path / "data"
+    shutil.copytree(tiny_data, d)
+    from advmri.models.networks import build, save_checkpoint
+
+    ck = tmp_path / "m.pt"
+    save_checkpoint(ck, build("varnet", "tiny"))
+    return d, ck
+
+
+# ---------------------------------------------------------------------------------------------
+# User models as a ``file.py:factory`` and their benchmark cards (app.benchmark writes them; report.card,
+# report.leaderboard, experiments.threats and models.usermodel read them). Session-scoped: computed once.
+MODELS = '''
+import fastmri
+import torch
+from torch import nn
+
+
+class KNet(nn.Module):  # k-space kind: the zero-filled RSS times a learnable scale
+    def __init__(self, out=None, fill=None, dtype=None):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.out, self.fill, self.dtype = out, fill, dtype
+
+    def forward(self, masked_kspace, mask):
+        img = self.scale * fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(masked_kspace)), dim=1)
+        if self.out is not None:
+            img = img[:, : self.out, : self.out]
+        if self.fill is not None:
+            img = img + self.fill
+        return img.to(self.dtype) if self.dtype is not None else img
+
+
+class INet(nn.Module):  # image kind: a residual 3x3 convolution
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        return x + 0.1 * self.conv(x)
+
+
+class Three(nn.Module):
+    def forward(self, a, b, c):
+        return a
+
+
+def kspace():
+    return KNet()
+
+
+def image():
+    return INet()
+
+
+def wrong_shape():
+    return KNet(out=7)
+
+
+def nan_output():
+    return KNet(fill=float("nan"))
+
+
+def complex_output():
+    return KNet(dtype=torch.complex64)
+
+
+def not_a_module():
+    return 3
+
+
+def needs_argument(chans):
+    return INet()
+
+
+def three_inputs():
+    return Three()
+'''
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("models") / "my_models.py"
+    p.write_text(MODELS)
+    return p
+
+
+def _bench(model: str, data: Path, out: Path, *extra: str) -> int:
+    from advmri.app.benchmark import main as benchmark_main
+
+    return benchmark_main(["--model", model, "--data", str(data), "--out", str(out), "--smoke", "--threads", "1",
+                           "--acceleration", "8", *extra])
+
+
+@pytest.fixture(scope="session")
+def cards(model_file, tiny_data, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("cards")
+    made = {}
+    for kind in ("kspace", "image"):
+        assert _bench(f"{model_file}:{kind}", tiny_data, out / kind, "--save-examples", "1") == 0
+        made[kind] = out / kind
+    return made
+
+
 # The fast tier (`python3 tasks.py test`) leaves out every test marked slow; `python3 tasks.py test-slow` runs them
 # and CI (.ci/run) runs both. Besides the modules marked slow in their own file (browser, SLURM, Dask, book, faults
 # that start processes, the notebooks on the real data, the wheel), these tests took more than 10 s in the fast tier
 # (2026-12-02, 2-core CPU, `pytest -m "not slow" --durations=25`: seconds in the comment).
-SLOW_TESTS = {
-    "tests/test_sweep.py::test_sharded_sweep_equals_unsharded",  # 110
+SLOW_TESTS = {  # node ids: tests/<layer>/test_<module>.py::test (tests/test_layout.py checks they exist)
+    "tests/experiments/test_sweep.py::test_sharded_sweep_equals_unsharded",  # 110
     "tests/test_notebooks.py::test_notebook_runs_with_smoke[07_beyond]",  # 58
-    "tests/test_sweep.py::test_two_smoke_sweeps_give_byte_identical_tables",  # 48
-    "tests/test_probes.py::test_changed_or_truncated_results_are_not_reused",  # 28
-    "tests/test_models.py::test_official_state_dict_layout_loads[unet]",  # 23
+    "tests/experiments/test_sweep.py::test_two_smoke_sweeps_give_byte_identical_tables",  # 48
+    "tests/experiments/test_sweep.py::test_changed_or_truncated_results_are_not_reused",  # 28
+    "tests/models/test_networks.py::test_official_state_dict_layout_loads[unet]",  # 23
     "tests/test_notebooks.py::test_notebook_runs_with_smoke[05_analysis]",  # 21
-    "tests/test_verify.py::test_results_of_other_weights_are_recomputed",  # 19
-    "tests/test_attacks.py::test_adversarial_beats_random_on_trained_model",  # 18
-    "tests/test_probes.py::test_official_weights_sha256_is_recorded",  # 16
-    "tests/test_sweep.py::test_sweep_failure_is_recorded_and_only_it_is_redone",  # 14
-    "tests/test_probes.py::test_checkpoint_of_the_other_kind_is_named",  # 14
+    "tests/experiments/test_sweep.py::test_results_of_other_weights_are_recomputed",  # 19
+    "tests/experiments/test_run.py::test_adversarial_beats_random_on_trained_model",  # 18
+    "tests/models/test_networks.py::test_official_weights_sha256_is_recorded",  # 16
+    "tests/experiments/test_sweep.py::test_sweep_failure_is_recorded_and_only_it_is_redone",  # 14
+    "tests/models/test_networks.py::test_checkpoint_of_the_other_kind_is_named",  # 14
 }
 
 

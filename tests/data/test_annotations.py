@@ -1,29 +1,14 @@
+"""advmri.data.annotations: reading fastMRI+ CSVs (several boxes per slice, labels stripped), bad CSVs named in one
+error, fetching offline, and the real file's quirks counted."""
+
+from __future__ import annotations
+
 import pandas as pd
 import pytest
 
 from conftest import SHARED
-from advmri.core.boxes import Box, flip_y, ssim_box, to_array_box, to_csv_box
+
 from advmri.data.annotations import AnnotationError, box_rows, fetch_fastmri_plus, read_annotations
-
-
-def test_flip_roundtrip():
-    b = to_array_box(10, 30, 20, 8, (320, 320))
-    assert b == Box(10, 320 - 30 - 8, 20, 8)
-    assert to_csv_box(b, 320) == (10, 30, 20, 8)
-    assert flip_y(flip_y(7, 5, 100), 5, 100) == 7
-
-
-def test_negative_y_is_clipped():
-    # negative y on the flipped image = the box runs off the bottom of the array image
-    b = to_array_box(5, -4, 10, 10, (320, 320))
-    assert b == Box(5, 314, 10, 6)
-    assert to_array_box(5, -20, 10, 10, (320, 320)) is None
-
-
-def test_ssim_box_grows_small_boxes_inside_image():
-    assert ssim_box(Box(10, 10, 3, 20), (64, 64)) == Box(8, 10, 7, 20)
-    assert ssim_box(Box(0, 62, 2, 2), (64, 64)) == Box(0, 57, 7, 7)
-    assert ssim_box(Box(4, 4, 9, 9), (64, 64)) == Box(4, 4, 9, 9)
 
 
 def test_several_boxes_per_slice_and_labels_stripped(tmp_path):
@@ -67,3 +52,34 @@ def test_real_fastmri_plus_file():
     assert len(br) <= len(located) and (br.by >= 0).all() and (br.by + br.bh <= 320).all()
     # several boxes on one slice exist in the real file
     assert br.groupby(["file", "slice"]).size().max() > 1
+
+
+def test_csv_missing_columns(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("file,slice,x,y\nfile1,0,1,2\n")
+    with pytest.raises(AnnotationError, match=r"bad.csv.*missing column"):
+        read_annotations(p)
+
+
+def test_csv_bad_values(tmp_path):
+    p = tmp_path / "bad2.csv"
+    p.write_text("file,slice,study_level,x,y,width,height,label\nf,0,No,a,2,3,4,x\n")
+    with pytest.raises(AnnotationError, match="bad2.csv"):
+        read_annotations(p)
+    p.write_text("file,slice,study_level,x,y,width,height,label\nf,0,No,,,,,x\n")
+    with pytest.raises(AnnotationError, match=r"bad2.csv.*no box"):
+        read_annotations(p)
+
+
+def test_missing_csv_is_named(tmp_path):
+    with pytest.raises(AnnotationError, match="nope.csv"):
+        read_annotations(tmp_path / "nope.csv")
+
+
+@pytest.mark.skipif(not (SHARED / "fastmri_plus" / "knee.csv").is_file(), reason="needs ../shared/fastmri_plus")
+def test_real_fastmri_plus_quirks_are_counted():
+    rep = {}
+    ann = read_annotations(SHARED / "fastmri_plus" / "knee.csv")
+    boxes = box_rows(ann, report=rep)
+    assert rep["duplicate"] == 5 and rep["empty_box"] == 1
+    assert len(boxes) + sum(rep[k] for k in ("study_level", "duplicate", "empty_box", "outside_image")) == len(ann)

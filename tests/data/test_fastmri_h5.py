@@ -1,10 +1,14 @@
+"""advmri.data.fastmri_h5: truncated, corrupt, incomplete or non-finite fastMRI HDF5 files are one error naming
+the file (read directly or through the data set)."""
+
+from __future__ import annotations
+
 import shutil
 
 import h5py
 import numpy as np
 import pytest
 
-from advmri.data.annotations import AnnotationError, read_annotations
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError, read_info
 
@@ -64,30 +68,24 @@ def test_nan_kspace(copy):
         ds[0]
 
 
-def test_stray_file_in_h5_folder(copy):
-    d, _ = copy
-    (d / "multicoil" / "notes.txt").write_text("x")
-    with pytest.raises(DataFileError, match="notes.txt"):
-        AnnotatedSlices(d)
-
-
-def test_csv_missing_columns(tmp_path):
-    p = tmp_path / "bad.csv"
-    p.write_text("file,slice,x,y\nfile1,0,1,2\n")
-    with pytest.raises(AnnotationError, match=r"bad.csv.*missing column"):
-        read_annotations(p)
-
-
-def test_csv_bad_values(tmp_path):
-    p = tmp_path / "bad2.csv"
-    p.write_text("file,slice,study_level,x,y,width,height,label\nf,0,No,a,2,3,4,x\n")
-    with pytest.raises(AnnotationError, match="bad2.csv"):
-        read_annotations(p)
-    p.write_text("file,slice,study_level,x,y,width,height,label\nf,0,No,,,,,x\n")
-    with pytest.raises(AnnotationError, match=r"bad2.csv.*no box"):
-        read_annotations(p)
-
-
-def test_missing_csv_is_named(tmp_path):
-    with pytest.raises(AnnotationError, match="nope.csv"):
-        read_annotations(tmp_path / "nope.csv")
+def test_zero_slice_volume_and_nan_target_and_missing_max(tiny):
+    d, _ = tiny
+    f = sorted((d / "multicoil").glob("*.h5"))[0]
+    with h5py.File(f, "a") as hf:
+        t = hf["reconstruction_rss"][()]
+        t[0, 3, 3] = np.nan
+        hf["reconstruction_rss"][...] = t
+    ds = AnnotatedSlices(d, with_unannotated=True, files=[f.stem])
+    first = [i for i, it in enumerate(ds.items) if it[1] == 0][0]
+    with pytest.raises(DataFileError, match=rf"{f.name}.*reconstruction_rss' slice 0 contains NaN"):
+        ds[first]
+    with h5py.File(f, "a") as hf:
+        del hf.attrs["max"]
+    with pytest.raises(DataFileError, match=rf"{f.name}: missing attribute 'max'"):
+        read_info(f)
+    with h5py.File(f, "a") as hf:
+        k = hf["kspace"][()]
+        del hf["kspace"], hf["reconstruction_rss"]
+        hf["kspace"] = k[:0]
+    with pytest.raises(DataFileError, match=rf"{f.name}: 'kspace' has no slices"):
+        read_info(f)

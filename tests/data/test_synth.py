@@ -1,14 +1,19 @@
+"""advmri.data.synth: the synthetic fastMRI-format knee set is deterministic, in fastMRI's layout (read by fastMRI's
+own SliceDataset), its lesions lie in the y-flipped boxes; the CLI refuses a non-empty folder and zero slices."""
+
+from __future__ import annotations
+
 import h5py
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from fastmri.data import SliceDataset
+
+from conftest import cli, one_error_line
 
 from advmri.core import kspace as K
 from advmri.core.boxes import Box, to_array_box
 from advmri.data.annotations import read_annotations
-from advmri.data.dataset import AnnotatedSlices
 from advmri.data.synth import PRESETS, generate_dataset, generate_volume
 
 
@@ -86,31 +91,26 @@ def test_y_flip_puts_lesion_inside_converted_box(small_data):
     assert checked > 0
 
 
-def test_annotated_slices_items_own_their_boxes(small_data):
-    ds = AnnotatedSlices(small_data)
-    fr = ds.frame()
-    assert len(ds) == len(fr) > 0
-    # fastMRI's AnnotatedSliceDataset bug: all slices of a volume share one annotation. Ours:
-    for i in range(len(ds)):
-        s = ds[i]
-        assert s.box == Box(*fr.loc[i, ["bx", "by", "bw", "bh"]].astype(int)) and s.label == fr.loc[i, "label"]
-        assert s.masked_kspace.shape == s.kspace.shape and s.mask.dtype == torch.bool
-        assert not s.mask[: s.padding[0]].any() and not s.mask[s.padding[1]:].any()
-    assert fr.groupby("file")[["bx", "by"]].nunique().max().max() > 1 or len(fr.file.unique()) == len(fr)
-
-
-def test_masks_accelerations(small_data):
-    for acc in (4, 8):
-        ds = AnnotatedSlices(small_data, acceleration=acc)
-        s = ds[0]
-        frac = s.mask.float().mean().item()
-        assert 0.5 / acc < frac < 2.0 / acc
-        assert AnnotatedSlices(small_data, acceleration=acc)[0].mask.equal(s.mask)  # seeded per slice
-
-
 def test_study_level_and_file_list(tiny_data):
     df = read_annotations(tiny_data / "knee.csv")
     files = (tiny_data / "knee_file_list.csv").read_text().split()
     assert sorted(files) == sorted(p.stem for p in (tiny_data / "multicoil").glob("*.h5"))
     assert set(df.file) <= set(files)
     assert df[df.study_level][["x", "y", "width", "height"]].isna().all().all()
+
+
+def test_synth_refuses_a_non_empty_folder_and_zero_slices(tiny, capsys, tmp_path):
+    from advmri.data.synth import main
+
+    d, _ = tiny
+    n_before = len(list((d / "multicoil").glob("*.h5")))
+    rc, err = cli(capsys, main, ["--preset", "tiny", "--volumes", "1", "--out", str(d)])
+    assert rc == 2 and len(list((d / "multicoil").glob("*.h5"))) == n_before
+    one_error_line(err, "--force")
+    rc, _ = cli(capsys, main, ["--preset", "tiny", "--volumes", "1", "--out", str(d), "--force"])
+    assert rc == 0 and len(list((d / "multicoil").glob("*.h5"))) == 1  # no old volume beside the new CSV
+    assert set(pd.read_csv(d / "knee.csv").file) <= {p.stem for p in (d / "multicoil").glob("*.h5")}
+    empty = tmp_path / "z"
+    rc, err = cli(capsys, main, ["--preset", "tiny", "--volumes", "1", "--slices", "0", "--out", str(empty)])
+    assert rc == 2 and not list(empty.rglob("*.tmp")) and not list(empty.rglob("*.h5"))
+    one_error_line(err, "slices")

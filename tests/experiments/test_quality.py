@@ -1,15 +1,13 @@
-"""advmri.experiments.quality: the model-quality table as a verified cache; batched evaluation equals one slice per pass."""
+"""advmri.experiments.quality: the model-quality table as a verified cache."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from advmri.experiments.evaluate import box_quality, quality_table
 from advmri.models.networks import build, save_checkpoint
 from advmri.experiments.quality import QualityMismatch, quality_tables
 
@@ -20,24 +18,6 @@ def specs(tmp_path_factory):
     torch.manual_seed(1)
     save_checkpoint(tmp / "u.pt", build("unet", "tiny"))
     return {"unet": str(tmp / "u.pt"), "cg-sense": "classical:cg-sense"}
-
-
-def test_batched_evaluation_equals_one_slice_per_pass(specs, tiny_data):
-    from advmri.experiments.run import load_model
-
-    models = {k: load_model(v) for k, v in specs.items()}
-    one = quality_table(models, tiny_data, (8,), max_slices=6, batch=1, progress=False)
-    many = quality_table(models, tiny_data, (8,), max_slices=6, batch=4, progress=False)
-    m = one.merge(many, on=["method", "acceleration", "file", "slice"])
-    assert len(m) == len(one) == len(many) == 6 * 3
-    for c in ("ssim", "psnr", "nmse"):
-        assert np.allclose(m[f"{c}_x"], m[f"{c}_y"], rtol=1e-5, atol=1e-6), c
-    only = quality_table(models, tiny_data, (8,), max_slices=6, batch=4, only=[5], progress=False)
-    assert sorted(only.slice.unique()) == sorted(many.slice.iloc[4 * 3:].unique())  # the whole batch of slice 5
-    b1 = box_quality(models, tiny_data, (8,), batch=1, progress=False)
-    b4 = box_quality(models, tiny_data, (8,), batch=4, progress=False)
-    assert np.allclose(b1.sort_values(["method", "file", "slice", "bx"]).box_mse,
-                       b4.sort_values(["method", "file", "slice", "bx"]).box_mse, rtol=1e-5)
 
 
 def test_quality_table_is_recorded_reused_after_verification_and_recomputed_when_inputs_change(specs, tiny_data,
@@ -80,27 +60,3 @@ def test_a_changed_recorded_value_is_caught_by_the_sample(specs, tiny_data, tmp_
     t.write_text(t.read_text().replace("unet", "unet", 1) + "\n")
     _, _, rep = quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
     assert rep["status"] == "computed" and "slices.csv missing or altered" in rep["why"]
-
-
-def test_notebook_kernels_start_without_the_tcp_warning(tmp_path):
-    import nbformat
-    import papermill as pm
-
-    from advmri.util.kernels import EncryptedKernelManager
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
-    nbformat.write(nb, tmp_path / "t.ipynb")
-    import subprocess
-    import sys
-
-    code = ("import papermill as pm, sys; from advmri.util.kernels import EncryptedKernelManager as M; "
-            f"pm.execute_notebook({str(tmp_path / 't.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, kernel_name='python3', "
-            "progress_bar=False, kernel_manager_class=M)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "without encryption" not in r.stderr + r.stdout
-    out = nbformat.read(tmp_path / "o.ipynb", as_version=4)
-    assert out.cells[0].outputs[0]["text"].strip() == "42"
-    assert EncryptedKernelManager().transport_encryption in ("auto", "disabled")
-    del pm

@@ -1,81 +1,27 @@
-"""Erasure (target: healthy) and hallucination (target: lesion) attacks on the lesion-free twins."""
+"""advmri.experiments.run: the result table's schema, reused adversarial rows (Reuse) against a full
+recomputation, the erasure and hallucination runs on the lesion-free twins, mixed geometries, out-of-memory
+back-off, thread pinning and concurrent writers of one table."""
+
+from __future__ import annotations
 
 import shutil
+import threading
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from advmri.core import kspace as K
-from advmri.attacks.common import box_scores, make_batch, objective
-from advmri.attacks.noise import NoiseConfig, adversarial_noise, budget, random_noise_like, recon_with_noise
-from advmri.attacks.rotation import RotationConfig, worst_case
-from advmri.data.dataset import AnnotatedSlices
+from conftest import ROOT
+
 from advmri.data.fastmri_h5 import DataFileError
 from advmri.util.errors import ParameterError
 from advmri.models.networks import build, save_checkpoint
-from advmri.experiments.run import AttackRun, execute
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return build("varnet", "tiny").freeze()
-
-
-def test_lesion_free_items_are_the_twins(tiny_data):
-    sick, twin = AnnotatedSlices(tiny_data), AnnotatedSlices(tiny_data, lesion_free=True)
-    assert len(sick) == len(twin) > 0
-    a, b = sick[0], twin[0]
-    assert (a.fname, a.slice_idx, a.box) == (b.fname, b.slice_idx, b.box) and torch.equal(a.mask, b.mask)
-    assert torch.equal(b.target, a.healthy) and torch.equal(b.healthy, a.target)  # roles swapped
-    assert not torch.equal(a.kspace, b.kspace)
-    # the stored twin k-space is the twin target's: its RSS reconstruction is reconstruction_rss_healthy
-    assert torch.allclose(K.rss_recon(b.kspace, tuple(b.target.shape)), b.target, rtol=1e-4, atol=1e-6)
-    # the two k-spaces differ only by the lesion: inside the box the targets differ, far outside they agree
-    diff = (a.target - b.target).abs()
-    assert diff[a.box.slices].max() > 10 * diff.mean()
-
-
-def test_erasure_pulls_the_box_toward_the_twin(tiny_data, tiny_model):
-    ds = AnnotatedSlices(tiny_data)
-    tb = make_batch([ds[i] for i in range(min(3, len(ds)))])
-    eps = torch.full((len(tb),), 0.02)
-    # pulling toward a point, not pushing to the boundary: steps of half the budget overshoot on this
-    # untrained model (twin MSE 0.0002-0.0012 at eps 0.05), a fifth of it converges
-    z = adversarial_noise(tiny_model, tb, eps, NoiseConfig(steps=10, step_size=0.2, target="healthy"))
-    zc = adversarial_noise(tiny_model, tb, eps, NoiseConfig(steps=10, step_size=0.2, target="clean"))
-    zr = random_noise_like(z, tb, torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        s_adv, s_clean, s_rnd, s0 = (box_scores(recon_with_noise(tiny_model, tb, x), tb)
-                                     for x in (z, zc, zr, torch.zeros_like(z)))
-    assert (s_adv["twin_mse"] < 0.5 * s_rnd["twin_mse"]).all() and (s_adv["twin_mse"] < 0.5 * s0["twin_mse"]).all()
-    assert (s_adv["twin_mse"] < s_clean["twin_mse"]).all()  # not the same as just maximising the error
-    # lesion_retained: 1 as in the target, 0 as in the twin; the (untrained) model starts away from 0
-    assert (s_adv["lesion_retained"].abs() < 0.5 * s0["lesion_retained"].abs()).all()
-
-
-def test_objective_signs_and_missing_twin(tiny_data):
-    ds = AnnotatedSlices(tiny_data)
-    tb = make_batch([ds[0]])
-    wb = torch.ones(1, *tb.crop)
-    assert objective(tb.healthy, tb, wb, None, "mse", "healthy") == 0  # at the twin: the best it can do
-    assert objective(tb.target, tb, wb, None, "mse", "clean") == 0
-    assert objective(tb.target, tb, wb, None, "mse", "healthy") < 0
-    tb.healthy = None
-    with pytest.raises(ValueError, match="lesion-free twin"):
-        objective(tb.target, tb, wb, None, "mse", "healthy")
-
-
-def test_rotation_worst_case_for_the_twin_is_the_closest_angle():
-    scores = {"box_mse": torch.tensor([[1.0, 5.0, 3.0]]), "twin_mse": torch.tensor([[4.0, 2.0, 1.0]])}
-    angles = [-1.0, 0.0, 1.0]
-    assert worst_case(scores, angles, [1.0])[0]["angle"] == 0.0  # clean: the largest box MSE
-    assert worst_case(scores, angles, [1.0], "healthy")[0]["angle"] == 1.0  # erasure: closest to the twin
-    assert worst_case(scores, angles, [0.0], "healthy")[0]["angle"] == 0.0  # within the bound only
-    with pytest.raises(ValueError, match="twin"):
-        worst_case({"box_mse": scores["box_mse"]}, angles, [1.0], "healthy")
+from advmri.experiments.run import AttackRun, execute, RESULT_COLUMNS, read_table, write_table, Reuse
+from advmri.attacks.noise import NoiseConfig
+from advmri.attacks.rotation import RotationConfig
+from advmri.experiments.verify import TOLERANCE, compare
 
 
 def test_target_is_left_out_of_the_run_id_at_its_default():
@@ -126,24 +72,179 @@ def test_twin_targets_need_twins(tiny_data, tmp_path):
     assert df.healthy_closer.isna().all() and df.box_mse.notna().all()
 
 
-def test_twin_rates_pair_per_box():
-    import pandas as pd
+def test_result_table_schema(tiny_data, tmp_path):
+    from advmri.models.networks import save_checkpoint
 
-    from advmri.report.analysis import twin_rates
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    for attack in ("noise", "rotation"):
+        run = AttackRun(model=str(tmp_path / "m.pt"), data=str(tiny_data), attack=attack, max_targets=2)
+        run.noise = NoiseConfig(eps=(0.0, 0.01), steps=2, random_draws=2)
+        run.rotation = RotationConfig(max_angle=1.0, angle_step=0.5, bounds=(0.0, 1.0), random_draws=2)
+        df, _ = execute(run, progress=False)
+        assert list(df.columns) == RESULT_COLUMNS
+        assert set(df.kind) == {"adversarial", "random"} | ({"clean"} if attack == "rotation" else set())
+        assert df.run_id.nunique() == 1 and df.code_version.iloc[0]
+        assert df[["box_ssim", "box_psnr", "img_ssim"]].notna().all().all()
+        assert df.lesion_retained.notna().any()
+        n_t = df.drop_duplicates(["file", "slice", "bx", "by"]).shape[0]
+        assert len(df[df.kind == "adversarial"]) == n_t * 2
+        p = write_table(df, tmp_path / f"{attack}.csv")
+        assert list(read_table(p).columns) == RESULT_COLUMNS
 
-    rows = []
-    for b, (adv, rnd) in enumerate([(1, (0, 0)), (1, (1, 0)), (0, (0, 0))]):
-        box = dict(file=f"f{b}", slice=b, bx=1, by=2, bw=3, bh=4, model="unet", acceleration=8, attack="noise",
-                   target="healthy", param=0.01)  # one volume per box: intervals resample volumes
-        rows.append(dict(box, kind="adversarial", draw=0, healthy_closer=adv, lesion_retained=0.2))
-        rows += [dict(box, kind="random", draw=d, healthy_closer=r, lesion_retained=0.9) for d, r in enumerate(rnd)]
-    rows.append(dict(rows[0], kind="clean", param=0.0, healthy_closer=0.0, lesion_retained=1.0))
-    t = twin_rates(pd.DataFrame(rows))
-    r = t[t.param == 0.01].iloc[0]
-    assert r.adversarial == pytest.approx(2 / 3) and r.random == pytest.approx(1 / 6)
-    assert r.adv_minus_random == pytest.approx(0.5) and r.boxes == 3 and r.lo <= 0.5 <= r.hi
-    # boxes 0 and 1 are erased only under the attack (box 1 by half of its random draws, not by most)
-    assert (r.only_adversarial, r.only_random) == (2, 0) and r.p_mcnemar == pytest.approx(0.5)
-    assert r.lesion_retained_adv == pytest.approx(0.2) and r.lesion_retained_random == pytest.approx(0.9)
-    c = t[t.param == -1.0].iloc[0]  # the clean reconstruction's own rate
-    assert c.adversarial == 0 and c.boxes == 1
+
+TRAINED = ROOT / "models" / "varnet-small.pt"
+
+
+@pytest.mark.skipif(not TRAINED.is_file(), reason="trained small models not present")
+def test_adversarial_beats_random_on_trained_model(small_data):
+    run = AttackRun(model=str(TRAINED), data=str(small_data), attack="noise", max_targets=3, chunk=8)
+    run.noise = NoiseConfig(eps=(0.01,), steps=4, random_draws=2)
+    df, _ = execute(run, progress=False)
+    adv = df[df.kind == "adversarial"].box_ssim.mean()
+    rnd = df[df.kind == "random"].box_ssim.mean()
+    assert adv < rnd - 0.05
+
+
+def _run(tmp_path, tiny_data, **noise):
+    ck = tmp_path / "u.pt"
+    if not ck.is_file():
+        torch.manual_seed(1)
+        save_checkpoint(ck, build("unet", "tiny"))
+    return AttackRun.from_params("noise", model=str(ck), data_dir=str(tiny_data), max_targets=3, eps=[0.0, 0.01, 0.02],
+                                 steps=3, random_draws=2, threads=1, **noise)
+
+
+def test_tables_carry_both_sampled_fractions(tmp_path, tiny_data):
+    df, _ = execute(_run(tmp_path, tiny_data), progress=False)
+    live = df[df.param > 0]
+    assert np.allclose(live.random_sampled_fraction / live.adv_sampled_fraction, 1, atol=1e-3)
+    assert df[df.param == 0].adv_sampled_fraction.isna().all()
+
+
+@pytest.mark.parametrize("update", ["ours", "reference"])
+def test_reusing_adversarial_rows_agrees_with_a_full_recomputation(tmp_path, tiny_data, update):
+    run = _run(tmp_path, tiny_data, update=update)
+    full, _ = execute(run, progress=False)
+    full = full.assign(code_version="0123456789ab")  # as from a clean tree (rows of a +dirty one are never reused)
+    reuse = Reuse(full)
+    again, _ = execute(run, progress=False, reuse=reuse)
+    if update == "ours":  # the noise ends on the budget sphere: only the control is computed
+        assert reuse.reused > 0  # (passes with an item inside its ball are recomputed)
+    else:  # the reference update ends inside the ball: every pass recomputed, rows identical
+        assert reuse.reused == 0 and len(reuse.recomputed_rows) == (full.kind == "adversarial").sum()
+    m = compare(again, full)
+    assert not m["bad"].any(), m[m["bad"]].head()
+    assert len(again) == len(full)
+    pd.testing.assert_frame_equal(again[full.columns].iloc[:0], full.iloc[:0])
+
+
+def test_a_tampered_boundary_row_is_recomputed(tmp_path, tiny_data):
+    """A row whose noise is not on the sphere cannot be reused (its norms are unknown)."""
+    run = _run(tmp_path, tiny_data)
+    full, _ = execute(run, progress=False)
+    t = full.assign(code_version="0123456789ab")
+    t.loc[(t.kind == "adversarial") & (t.param > 0), "budget_fraction"] = 0.9
+    reuse = Reuse(t)
+    execute(run, progress=False, reuse=reuse)
+    assert reuse.reused == 0 and reuse.recomputed > 0
+    assert TOLERANCE["rtol"] <= 1e-4
+
+
+def test_attack_run_survives_simulated_oom_with_identical_results(tiny_data, tmp_path, monkeypatch):
+    """A GPU that holds only one item per pass: the run backs off to 1 and gives the chunk=1 results."""
+    import advmri.experiments.run as R
+    from advmri.models.networks import build, save_checkpoint
+
+    ck = tmp_path / "m.pt"
+    save_checkpoint(ck, build("unet", "tiny"))
+    kw = dict(model=str(ck), data_dir=str(tiny_data), max_targets=2, eps=[0.0, 0.01, 0.02], steps=2, random_draws=2)
+    ref, _ = R.execute(R.AttackRun.from_params("noise", chunk=1, **kw), progress=False)
+    real = R.adversarial_noise
+
+    def small_gpu(model, tb, eps, cfg, on_step=None, mask_func=None):
+        if len(tb) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, tb, eps, cfg, on_step, mask_func)
+
+    monkeypatch.setattr(R, "adversarial_noise", small_gpu)
+    got, _ = R.execute(R.AttackRun.from_params("noise", chunk=4, **kw), progress=False)
+    cols = ["file", "slice", "param", "kind", "draw", "box_mse", "box_ssim"]
+    a = ref[cols].sort_values(cols[:5]).reset_index(drop=True)
+    b = got[cols].sort_values(cols[:5]).reset_index(drop=True)
+    assert len(a) == len(b) == 2 * 3 * 3
+    pd.testing.assert_frame_equal(a, b)  # nothing lost, nothing counted twice, random draws identical
+
+
+def test_concurrent_writers_of_one_table_never_mix(tmp_path):
+    from advmri.experiments.run import RESULT_COLUMNS, read_table, write_table
+
+    out = tmp_path / "t.csv"
+    frames = [pd.DataFrame([{c: (i if c != "file" else "x" * 2000) for c in RESULT_COLUMNS}] * 400)
+              for i in range(2)]
+    errors = []
+
+    def writer(df):
+        try:
+            for _ in range(5):
+                write_table(df, out)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=writer, args=(f,)) for f in frames]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert not errors
+    got = read_table(out)
+    assert len(got) == 400 and got["file"].nunique() == 1  # one writer's table, whole
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_mixed_geometries_are_attacked_per_group(tiny_data, tmp_path):
+    """Real fastMRI volumes differ in coils / columns: the run batches per geometry instead of failing."""
+    from advmri.data.synth import PRESETS, generate_dataset
+    from dataclasses import replace
+    from advmri.experiments.run import AttackRun, execute
+
+    d = tmp_path / "mixed"
+    generate_dataset("tiny", 1, seed=3, out=d / "a", progress=False)
+    generate_dataset(replace(PRESETS["tiny"], coils=3), 1, seed=4, out=d / "b", progress=False, first_index=1)
+    (d / "multicoil").mkdir()
+    for sub in ("a", "b"):
+        for p in (d / sub / "multicoil").glob("*.h5"):
+            p.rename(d / "multicoil" / p.name)
+    pd.concat([pd.read_csv(d / sub / "knee.csv") for sub in ("a", "b")]).to_csv(d / "knee.csv", index=False)
+    ck = tmp_path / "m.pt"
+    save_checkpoint(ck, build("varnet", "tiny"))
+    run = AttackRun.from_params("noise", model=str(ck), data_dir=str(d), max_targets=0, eps=[0.0, 0.01], steps=1,
+                                random_draws=1)
+    df, ex = execute(run, progress=False)
+    assert df["file"].nunique() == 2 and len(df) == len(ex["targets"]) * 2 * 2
+    assert df.box_ssim.notna().all()
+
+
+def test_threads_are_pinned_per_run_and_restored(tiny_data, tmp_path):
+    from advmri.experiments.run import AttackRun, execute
+
+    torch.manual_seed(3)
+    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    seen = []
+    import advmri.experiments.run as R
+
+    real = R.adversarial_noise
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    before = torch.get_num_threads()
+    R.adversarial_noise = spy
+    try:
+        run = AttackRun.from_params("noise", model=str(tmp_path / "m.pt"), data_dir=str(tiny_data), max_targets=1,
+                                    eps=[0.01], steps=1, random_draws=1, threads=1)
+        execute(run, progress=False)
+    finally:
+        R.adversarial_noise = real
+    assert seen and set(seen) == {1} and torch.get_num_threads() == before
+    with pytest.raises(Exception, match="threads"):
+        AttackRun.from_params("noise", threads=0)

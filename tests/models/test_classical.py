@@ -1,21 +1,21 @@
-"""Classical reconstructions (CG-SENSE, l1-wavelet), the attacker without the mask, and sweeps of several grids."""
+"""advmri.models.classical: CG-SENSE and l1-wavelet reconstructions, and the adjointness of the operators they are
+built from."""
 
 from dataclasses import replace
 
 import pytest
 import torch
-import yaml
 
 from advmri.core import kspace as K
 from advmri.core import metrics as M
 from advmri.attacks.common import box_scores, make_batch
-from advmri.attacks.noise import (NoiseConfig, adversarial_noise, expected_objective, mask_draw_batch,
-                                  random_noise_like, recon_with_noise)
-from advmri.models.classical import ClassicalRecon, cg_sense, l1_wavelet, low_res_sensitivities, parse_spec, wavelet_prox
+from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
+from advmri.models.classical import (
+    ClassicalRecon, cg_sense, l1_wavelet, low_res_sensitivities, parse_spec, wavelet_prox,
+)
 from advmri.data.dataset import AnnotatedSlices
 from advmri.util.errors import ParameterError
 from advmri.experiments.run import AttackRun, load_model
-from advmri.experiments.sweep import SweepError, load_sweep
 
 
 def _problem(seed=0, coils=3, shape=(12, 10)):
@@ -108,58 +108,178 @@ def test_classical_specs_are_checked(tiny_data):
     assert isinstance(parse_spec("classical:cg-sense"), ClassicalRecon)
 
 
-def test_mask_draws_are_the_attackers_own(tiny_data):
-    ds = AnnotatedSlices(tiny_data, acceleration=4)
-    tb = make_batch([ds[i] for i in range(min(3, len(ds)))])
-    rep = mask_draw_batch(tb, ds.mask_func, 4, "k")
-    assert len(rep) == 4 * len(tb) and not (rep.mask & ~rep.acquired).any()  # only acquired columns
-    assert all(not torch.equal(rep.mask[4 * i + d], tb.mask[i]) for i in range(len(tb)) for d in range(4))
-    assert len({tuple(m.tolist()) for m in rep.mask[:4]}) == 4  # four different masks of item 0
-    # the same masks for an item whatever it is batched with
-    assert torch.equal(mask_draw_batch(tb.select([1]), ds.mask_func, 4, "k").mask, rep.mask[4:8])
-    assert not torch.equal(mask_draw_batch(tb, ds.mask_func, 4, "other").mask, rep.mask)
-    model = load_model("classical:cg-sense")
-    cfg = NoiseConfig(mask_draws=2)
-    z = torch.zeros_like(tb.kspace)
-    from advmri.attacks.common import box_weights
+# ---------------------------------------------------------------------------------------------
+# The operators of the classical methods. A = M F S (``_forward``: sensitivities, centred orthonormal FFT, column
+# mask) and A^H = S^H F^H M (``_adjoint``) are adjoint; CG-SENSE's normal operator A^H A + lam is self-adjoint and
+# positive semidefinite; with the sensitivities of ``low_res_sensitivities`` (sum_c |S_c|^2 = 1) ||A|| <= 1, the
+# premise of FISTA's step 1. The l1-wavelet prox uses W = ptwt.wavedec2(db4, mode "zero") and W^H = waverec2
+# cropped to the image: W is an isometry (an orthogonal filter bank on the zero-extended image) and waverec2 is
+# its exact adjoint, so W^H W = I.
+from advmri.models import classical as C  # noqa: E402
 
-    wb = box_weights(tb.boxes, tb.crop, tb.target.device)
-    with pytest.raises(ValueError, match="mask_func"):
-        expected_objective(model, tb, z, wb, None, cfg, None, "k")
-    with pytest.raises(ParameterError, match="mask_draws"):
-        NoiseConfig(update="reference", mask_draws=2)
-    # without knowing the mask the attack still beats random noise of the same norms, on the true mask
-    eps = torch.full((len(tb),), 0.05)
-    z = adversarial_noise(model, tb, eps, NoiseConfig(steps=3, mask_draws=2), mask_func=ds.mask_func)
-    with torch.no_grad():
-        adv = box_scores(recon_with_noise(model, tb, z), tb)["box_mse"]
-        rnd = box_scores(recon_with_noise(model, tb, random_noise_like(z, tb, torch.Generator().manual_seed(0))),
-                         tb)["box_mse"]
-    assert (adv > rnd).all()
-    assert AttackRun.from_params("noise", mask_draws=2).id != AttackRun().id
-    assert "mask_draws" not in AttackRun().as_dict()["noise"]  # earlier runs keep their ids
+SHAPES = [(12, 10), (9, 14), (16, 16)]
 
 
-def test_sweep_of_several_grids(tmp_path, tiny_data):
-    spec = dict(name="multi", notebooks={"noise": "notebooks/03_noise_attack.ipynb",
-                                         "rotation": "notebooks/04_rotation_attack.ipynb"},
-                grid=[{"model": ["classical:cg-sense", "classical:l1-wavelet"], "attack": "noise", "restarts": [0, 1]},
-                      {"model": "classical:cg-sense", "attack": "rotation", "max_targets": 2},
-                      {"model": "classical:cg-sense", "attack": "noise", "eps": [[0.0, 0.03]]}],
-                common=dict(data_dir=str(tiny_data), max_targets=1),
-                per_attack={"noise": {"eps": [0.0, 0.01]}})
-    path = tmp_path / "multi.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    _, runs = load_sweep(path, tmp_path)
-    assert len(runs) == 4 + 1 + 1 and len({r.id for r in runs}) == 6
-    assert {r.id.rsplit("-", 2)[0] for r in runs} == {"noise-cg-sense", "noise-l1-wavelet", "rotation-cg-sense"}
-    assert [r.params["eps"] for r in runs if r.params.get("restarts") is None and "noise" in r.id] == [[0.0, 0.03]]
-    assert next(r for r in runs if "rotation" in r.id).params["max_targets"] == 2  # the grid's own value wins
-    spec["grid"] = [{"model": "classical:cg-sense", "attack": "noise"}, {"model": "classical:cg-sense"}]
-    path.write_text(yaml.safe_dump(spec))
-    with pytest.raises(SweepError, match="every grid"):
-        load_sweep(path, tmp_path)
-    spec["grid"] = [{"model": "classical:cg-sense", "attack": "noise", "restart": [1]}]
-    path.write_text(yaml.safe_dump(spec))
-    with pytest.raises(SweepError, match="restarts"):
-        load_sweep(path, tmp_path)
+def _crandn(*shape, g):
+    return torch.complex(torch.randn(*shape, generator=g, dtype=torch.float64),
+                         torch.randn(*shape, generator=g, dtype=torch.float64))
+
+
+def _dot(a, b):
+    return (a.conj() * b).sum()
+
+
+def adjoint_gap(A, AH, x, y) -> float:
+    """|<A x, y> - <x, A^H y>| relative to the larger of the two: rounding-level iff AH is the adjoint of A."""
+    lhs, rhs = _dot(A(x), y), _dot(x, AH(y))
+    return float((lhs - rhs).abs() / max(lhs.abs(), rhs.abs()))
+
+
+def _sense_problem(coils, shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    sens = _crandn(2, coils, *shape, g=g)
+    mask = (torch.rand(2, shape[1], generator=g) < 0.4).double()
+    mask[:, shape[1] // 2] = 1
+    return g, sens, mask
+
+
+@pytest.mark.parametrize("coils", [1, 4, 15])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sense_forward_and_adjoint_are_adjoint(coils, shape):
+    g, sens, mask = _sense_problem(coils, shape, coils + 10 * sum(shape))
+    x, y = _crandn(2, *shape, g=g), _crandn(2, coils, *shape, g=g)
+    assert adjoint_gap(lambda v: C._forward(v, sens, mask), lambda k: C._adjoint(k, sens, mask), x, y) < 1e-12
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.05])
+@pytest.mark.parametrize("coils", [1, 4, 15])
+def test_cg_sense_normal_operator_is_self_adjoint_positive_semidefinite(coils, lam):
+    shape = (6, 5)  # small enough for the operator as a matrix
+    g, sens, mask = _sense_problem(coils, shape, 7 * coils)
+
+    def normal(v):  # as cg_sense applies it
+        return C._adjoint(C._forward(v, sens, mask), sens, mask) + lam * v
+
+    x, y = _crandn(2, *shape, g=g), _crandn(2, *shape, g=g)
+    assert adjoint_gap(normal, normal, x, y) < 1e-12
+    q = _dot(x, normal(x))
+    assert abs(q.imag) < 1e-12 * abs(q) and q.real >= 0
+    n = shape[0] * shape[1]
+    for b in range(2):  # per item: Hermitian with eigenvalues >= lam
+        eye = torch.eye(n, dtype=torch.complex128).reshape(n, *shape)
+        cols = [normal(torch.stack([e if i == b else torch.zeros_like(e) for i in range(2)]))[b].flatten() for e in eye]
+        A = torch.stack(cols, dim=1)
+        assert torch.allclose(A, A.conj().T, atol=1e-12)
+        assert torch.linalg.eigvalsh(A).min() >= lam - 1e-12
+
+
+@pytest.mark.parametrize("coils", [1, 4, 15])
+def test_calibration_sensitivities_bound_the_operator_norm_by_one(coils):
+    """FISTA's step 1 needs ||M F S|| <= 1: the largest eigenvalue of A^H A by power iteration, and 1 exactly for
+    a fully sampled mask (then A is an isometry)."""
+    shape = (16, 12)
+    g = torch.Generator().manual_seed(coils)
+    k = _crandn(1, coils, *shape, g=g)
+    sens = C.low_res_sensitivities(k, 4)
+    assert torch.allclose(K.rss(sens, dim=1), torch.ones((), dtype=torch.float64))  # sum_c |S_c|^2 = 1
+    for mask, top in ((torch.zeros(1, shape[1], dtype=torch.float64).index_fill_(1, torch.arange(0, 12, 3), 1), None),
+                      (torch.ones(1, shape[1], dtype=torch.float64), 1.0)):
+        v = _crandn(1, *shape, g=g)
+        for _ in range(200):
+            v = C._adjoint(C._forward(v, sens, mask), sens, mask)
+            lam_max = float(v.abs().pow(2).sum().sqrt())
+            v = v / lam_max
+        assert lam_max <= 1 + 1e-10
+        if top is not None:
+            assert lam_max == pytest.approx(top, abs=1e-10)
+
+
+def _analysis(x, wavelet="db4", levels=3, mode="zero"):
+    """W of wavelet_prox on a real (..., R, Cols) image: ptwt.wavedec2 with zero padding."""
+    import ptwt
+
+    return ptwt.wavedec2(x, wavelet, level=levels, mode=mode)
+
+
+def _synthesis(coeffs, shape, wavelet="db4"):
+    """W^H of wavelet_prox: ptwt.waverec2, cropped to the image."""
+    import ptwt
+
+    return ptwt.waverec2(tuple(coeffs), wavelet)[..., : shape[0], : shape[1]]
+
+
+def _flat(coeffs):
+    return torch.cat([coeffs[0].flatten()] + [c.flatten() for d in coeffs[1:] for c in d])
+
+
+def _like(coeffs, g):
+    return [torch.randn(coeffs[0].shape, generator=g, dtype=coeffs[0].dtype)] + \
+        [type(d)(*(torch.randn(c.shape, generator=g, dtype=c.dtype) for c in d)) for d in coeffs[1:]]
+
+
+def test_wavelet_prox_is_the_synthesis_of_the_thresholded_analysis():
+    """The W and W^H of the tests below are the ones wavelet_prox applies."""
+    g = torch.Generator().manual_seed(2)
+    x = _crandn(2, 13, 11, g=g)
+    tau = torch.tensor([0.3, 1.1], dtype=torch.float64)
+    c = _analysis(torch.stack([x.real, x.imag]))
+    out = [c[0]] + [type(d)(*(C._soft(t, tau) for t in d)) for d in c[1:]]
+    rec = _synthesis(out, x.shape[-2:])
+    assert torch.allclose(C.wavelet_prox(x, tau), torch.complex(rec[0], rec[1]), atol=1e-13)
+    assert not torch.allclose(C.wavelet_prox(x, tau), x, atol=1e-3)  # the threshold did act
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(16, 16), (12, 10), (13, 11), (20, 17)])
+def test_wavelet_transform_is_an_isometry_and_its_synthesis_the_adjoint(shape, levels):
+    g = torch.Generator().manual_seed(levels + sum(shape))
+    x = torch.randn(2, 2, *shape, generator=g, dtype=torch.float64)
+    c = _analysis(x, levels=levels)
+    assert torch.allclose(_synthesis(c, shape), x, atol=1e-12)  # W^H W = I (perfect reconstruction)
+    assert float(_flat(c).norm() / x.norm()) == pytest.approx(1.0, abs=1e-12)  # ||W x|| = ||x||
+    r = _like(c, g)
+    lhs, rhs = (_flat(c) * _flat(r)).sum(), (x * _synthesis(r, shape)).sum()
+    assert float((lhs - rhs).abs() / max(lhs.abs(), rhs.abs())) < 1e-12  # <W x, r> = <x, W^H r>
+
+
+def test_wavelet_prox_is_nonexpansive():
+    """W^H soft(W .) with W an isometry and W^H its adjoint cannot increase distances."""
+    g = torch.Generator().manual_seed(4)
+    for tau in (0.0, 0.1, 1.0, 10.0):
+        t = torch.full((3,), tau, dtype=torch.float64)
+        x, y = _crandn(3, 14, 12, g=g), _crandn(3, 14, 12, g=g)
+        d_out = (C.wavelet_prox(x, t) - C.wavelet_prox(y, t)).abs().pow(2).flatten(1).sum(1).sqrt()
+        d_in = (x - y).abs().pow(2).flatten(1).sum(1).sqrt()
+        assert (d_out <= d_in * (1 + 1e-12)).all()
+
+
+def _backward_ifft2c(k):  # the wrong normalisation: torch's default inverse FFT, centred
+    return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="backward"), dim=(-2, -1))
+
+
+@pytest.mark.parametrize("broken", ["adjoint without conj", "backward-normalised inverse FFT",
+                                    "symmetric-padded wavelet"])
+def test_the_checks_catch_a_broken_operator(broken, monkeypatch):
+    """The checks can fail: a SENSE adjoint without the conjugate of the sensitivities, an adjoint whose inverse
+    FFT has the wrong normalisation (patched into advmri.core.kspace, which classical calls), and a wavelet with
+    symmetric padding (it still reconstructs perfectly, but is neither an isometry nor adjoint to its synthesis)."""
+    shape = (12, 10)
+    g, sens, mask = _sense_problem(4, shape, 1)
+    x, y = _crandn(2, *shape, g=g), _crandn(2, 4, *shape, g=g)
+
+    def A(v):
+        return C._forward(v, sens, mask)
+
+    if broken == "adjoint without conj":
+        assert adjoint_gap(A, lambda k: C._adjoint(k, sens.conj(), mask), x, y) > 0.1
+    elif broken == "backward-normalised inverse FFT":
+        monkeypatch.setattr(K, "ifft2c", _backward_ifft2c)
+        assert adjoint_gap(A, lambda k: C._adjoint(k, sens, mask), x, y) > 0.1
+    else:
+        xr = torch.randn(2, *shape, generator=g, dtype=torch.float64)
+        c = _analysis(xr, levels=2, mode="symmetric")
+        assert torch.allclose(_synthesis(c, shape), xr, atol=1e-12)  # perfect reconstruction alone misses it
+        r = _like(c, g)
+        lhs, rhs = (_flat(c) * _flat(r)).sum(), (xr * _synthesis(r, shape)).sum()
+        assert float((lhs - rhs).abs() / max(lhs.abs(), rhs.abs())) > 0.1
+        assert abs(float(_flat(c).norm() / xr.norm()) - 1) > 0.1

@@ -1,12 +1,18 @@
-import numpy as np
+"""advmri.models.networks: checkpoints (round trip, corrupt, mismatched, without sidecar, of the other kind) and
+fastMRI's official weights (layout, missing file, sha256 recorded)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
 import pytest
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from advmri.core import metrics as M
-from advmri.core.boxes import Box
-from advmri.models.networks import CheckpointError, build, load_checkpoint, load_official, save_checkpoint
-from advmri.models.train import train
+from conftest import digest
+
+from advmri.models.networks import CheckpointError, build, load_checkpoint, load_official, save_checkpoint, sha256_file
 
 
 def _inputs(b=2):
@@ -16,23 +22,6 @@ def _inputs(b=2):
     m[::4] = True
     m[28:36] = True
     return k * m, m
-
-
-def test_tiny_training_lowers_loss(tiny_data, tmp_path):
-    h = train("varnet", "tiny", tiny_data, tmp_path / "v.pt", steps=24, lr=3e-3, val_interval=100, save_every=100,
-              progress=False, val_every_nth=3)
-    assert np.mean(h["loss"][-6:]) < np.mean(h["loss"][:6])
-    h = train("unet", "tiny", tiny_data, tmp_path / "u.pt", steps=30, batch=4, lr=3e-3, val_interval=100,
-              save_every=100, progress=False, val_every_nth=3)
-    assert np.mean(h["loss"][-6:]) < np.mean(h["loss"][:6])
-
-
-def test_resume_continues_identically(tiny_data, tmp_path):
-    kw = dict(val_interval=100, save_every=5, progress=False, val_every_nth=3, lr=3e-3)
-    h_full = train("unet", "tiny", tiny_data, tmp_path / "a.pt", steps=10, batch=2, **kw)
-    train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=10, batch=2, stop_at=4, **kw)
-    h_res = train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=10, batch=2, resume=True, **kw)
-    assert np.allclose(h_full["loss"], h_res["loss"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["varnet", "unet"])
@@ -84,48 +73,46 @@ def test_official_missing_says_where_to_put_it(tmp_path):
         load_official("varnet", cache=tmp_path)
 
 
-def test_metrics_agree_with_skimage():
-    g = torch.Generator().manual_seed(3)
-    gt = torch.rand(3, 40, 36, generator=g, dtype=torch.float64)
-    pred = gt + 0.05 * torch.randn(3, 40, 36, generator=g, dtype=torch.float64)
-    for i in range(3):
-        a, b = gt[i].numpy(), pred[i].numpy()
-        dr = a.max()
-        assert M.ssim(pred, gt)[i].item() == pytest.approx(structural_similarity(a, b, data_range=dr), abs=1e-6)
-        assert M.psnr(pred, gt)[i].item() == pytest.approx(peak_signal_noise_ratio(a, b, data_range=dr), abs=1e-6)
-    box = Box(5, 6, 12, 10)
-    bm = M.box_metrics(pred, gt, box)
-    a, b = gt[0, 6:16, 5:17].numpy(), pred[0, 6:16, 5:17].numpy()
-    assert bm["ssim"][0].item() == pytest.approx(structural_similarity(a, b, data_range=gt[0].max().item()), abs=1e-6)
-    assert bm["psnr"][0].item() == pytest.approx(peak_signal_noise_ratio(a, b, data_range=gt[0].max().item()), abs=1e-6)
+# ---------------------------------------------------------------------------------------------
+# checkpoints: the other kind, no sidecar, official weights recorded
+def test_checkpoint_of_the_other_kind_is_named(tmp_path):
+    ck = tmp_path / "m.pt"
+    save_checkpoint(ck, build("varnet", "tiny"))
+    with pytest.raises(CheckpointError, match=r"m.pt: an advmri checkpoint \(varnet/tiny\)"):
+        load_official("unet", ck)
+    torch.save({"weights": [1, 2]}, tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match=r"junk.pt: not a unet state_dict"):
+        load_official("unet", tmp_path / "junk.pt")
+    torch.save(build("unet", "paper").net.state_dict(), tmp_path / "u.pt")
+    with pytest.raises(CheckpointError, match=r"u.pt: weights do not fit fastMRI varnet/paper"):
+        load_official("varnet", tmp_path / "u.pt")
 
 
-def test_plateau_training_warm_starts_and_stops(tiny_data, tmp_path):
-    """``init`` continues the learning curve; ``plateau`` stops at the first validation step whose gain
-    over the last doubling of steps is below the tolerance (a huge tolerance: the first possible one)."""
-    kw = dict(progress=False, val_every_nth=3, lr=3e-3, batch=2)
-    train("unet", "tiny", tiny_data, tmp_path / "a.pt", steps=4, val_interval=2, save_every=2, **kw)
-    h = train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=40, val_interval=2, save_every=2,
-              init=tmp_path / "a.pt", plateau=10.0, precision="bf16", **kw)
-    assert h["val_step"][:2] == [2, 4] and h["val_step"][-1] == 8  # 8 is the first s with s/2 >= 4 validated
-    _, extra = load_checkpoint(tmp_path / "b.pt")
-    assert extra["plateau_reached"] and extra["step"] == 8 and extra["init"]["step"] == 4
-    assert extra["precision"] == "bf16" and h["doubling_gain"][-1][0] == 8
-    with pytest.raises(Exception, match="steps: 3 is not beyond the 4 steps"):
-        train("unet", "tiny", tiny_data, tmp_path / "c.pt", steps=3, init=tmp_path / "a.pt", **kw)
-    with pytest.raises(Exception, match="varnet/tiny checkpoint, not unet"):
-        save_checkpoint(tmp_path / "v.pt", build("varnet", "tiny"))
-        train("unet", "tiny", tiny_data, tmp_path / "d.pt", steps=30, init=tmp_path / "v.pt", **kw)
+def test_checkpoint_without_sidecar_warns_and_is_recorded(tiny, tmp_path):
+    from advmri.experiments.run import AttackRun, execute, write_meta, write_table
+
+    d, ck = tiny
+    Path(str(ck) + ".sha256").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the digest stored inside it verifies it: no warning
+        load_checkpoint(ck)
+    blob = torch.load(ck, weights_only=True)
+    del blob["content_sha256"]  # a checkpoint of an earlier version: no digest inside, no sidecar
+    torch.save(blob, ck)
+    with pytest.warns(UserWarning, match="integrity is unverified"):
+        m, _ = load_checkpoint(ck)
+    assert m.sha256 == sha256_file(ck)
+    run = AttackRun.from_params("noise", model=str(ck), data_dir=str(d), max_targets=1, eps=[0.01], steps=1,
+                                random_draws=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df, ex = execute(run, progress=False)
+    table = write_table(df, tmp_path / "r.csv")
+    meta = json.loads(write_meta(table, run, ex).read_text())
+    assert meta["model_sha256"] == sha256_file(ck) and meta["annotations"]["located"] >= 1
 
 
-def test_box_quality_covers_every_located_box(tiny_data):
-    from advmri.data.dataset import AnnotatedSlices
-    from advmri.experiments.evaluate import box_quality, quality_table, summary
-
-    models = {"unet": build("unet", "tiny").freeze()}
-    qb = box_quality(models, tiny_data, accelerations=(8,), progress=False)
-    n = len(AnnotatedSlices(tiny_data, acceleration=8))
-    assert len(qb) == 2 * n and set(qb.method) == {"zero-filled", "unet"}
-    assert qb.box_ssim.between(-1, 1).all() and qb.lesion_retained.notna().any()
-    s = summary(quality_table(models, tiny_data, accelerations=(8,), max_slices=2, progress=False), qb)
-    assert {"box_ssim", "box_psnr", "boxes"} <= set(s.columns) and (s.boxes == n).all()
+def test_official_weights_sha256_is_recorded(tmp_path):
+    p = tmp_path / "knee_official.pt"
+    torch.save(build("unet", "paper").net.state_dict(), p)
+    assert load_official("unet", p).sha256 == sha256_file(p)

@@ -1,9 +1,9 @@
-"""Statistics behind the paper's tables: unpaired intervals over boxes and paired adversarial-random effects."""
+"""advmri.report.analysis: paired adversarial-random effects, twin (erasure) rates paired per box, and collecting
+only the given runs."""
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from advmri.report.analysis import paired_effect
 from advmri.report.figures import summarise
@@ -20,24 +20,6 @@ def _rows(n_boxes=5, draws=3, seed=0):
         for d in range(draws):
             rows.append(dict(box, kind="random", draw=d, box_ssim=base[b] + 0.001 * (d - 1)))
     return pd.DataFrame(rows), base
-
-
-def test_summarise_averages_draws_per_box_then_resamples_volumes():
-    df, base = _rows(n_boxes=12)
-    s = summarise(df, ["kind"], "box_ssim").set_index("kind")
-    rnd = base  # the +-0.001 draws average out per box
-    assert s.loc["random", "count"] == len(base) and s.loc["random", "volumes"] == len(base)
-    assert s.loc["random", "mean"] == pytest.approx(rnd.mean())
-    lo, hi = stats.t.interval(0.95, len(rnd) - 1, loc=rnd.mean(), scale=stats.sem(rnd))
-    width = s.loc["random", "hi"] - s.loc["random", "lo"]
-    assert s.loc["random", "lo"] < rnd.mean() < s.loc["random", "hi"]
-    assert 0.7 * (hi - lo) < width < 1.1 * (hi - lo)  # one box per volume: about the t-interval
-    # two boxes per volume, identical: the interval is over the 6 volumes, not the 12 boxes
-    same = df.assign(file=df["file"].map(lambda f: f"v{int(f[1:]) // 2}"))
-    same.loc[same.bx % 2 == 1, "box_ssim"] = same.loc[same.bx % 2 == 0, "box_ssim"].to_numpy()
-    s2 = summarise(same, ["kind"], "box_ssim").set_index("kind")
-    assert s2.loc["random", "volumes"] == 6
-    assert s2.loc["random", "hi"] - s2.loc["random", "lo"] > (hi - lo) * 0.8
 
 
 def test_paired_effect_removes_between_box_spread():
@@ -87,3 +69,26 @@ def test_collect_uses_only_the_given_runs_and_warns_on_pooled_configurations(tmp
     with pytest.raises(FileNotFoundError, match="no completed runs"):
         with pytest.warns(UserWarning, match="without a status"):
             collect(tmp_path, ["noise-bad-cccc", "noise-missing-dddd"])
+
+
+def test_twin_rates_pair_per_box():
+    import pandas as pd
+
+    from advmri.report.analysis import twin_rates
+
+    rows = []
+    for b, (adv, rnd) in enumerate([(1, (0, 0)), (1, (1, 0)), (0, (0, 0))]):
+        box = dict(file=f"f{b}", slice=b, bx=1, by=2, bw=3, bh=4, model="unet", acceleration=8, attack="noise",
+                   target="healthy", param=0.01)  # one volume per box: intervals resample volumes
+        rows.append(dict(box, kind="adversarial", draw=0, healthy_closer=adv, lesion_retained=0.2))
+        rows += [dict(box, kind="random", draw=d, healthy_closer=r, lesion_retained=0.9) for d, r in enumerate(rnd)]
+    rows.append(dict(rows[0], kind="clean", param=0.0, healthy_closer=0.0, lesion_retained=1.0))
+    t = twin_rates(pd.DataFrame(rows))
+    r = t[t.param == 0.01].iloc[0]
+    assert r.adversarial == pytest.approx(2 / 3) and r.random == pytest.approx(1 / 6)
+    assert r.adv_minus_random == pytest.approx(0.5) and r.boxes == 3 and r.lo <= 0.5 <= r.hi
+    # boxes 0 and 1 are erased only under the attack (box 1 by half of its random draws, not by most)
+    assert (r.only_adversarial, r.only_random) == (2, 0) and r.p_mcnemar == pytest.approx(0.5)
+    assert r.lesion_retained_adv == pytest.approx(0.2) and r.lesion_retained_random == pytest.approx(0.9)
+    c = t[t.param == -1.0].iloc[0]  # the clean reconstruction's own rate
+    assert c.adversarial == 0 and c.boxes == 1

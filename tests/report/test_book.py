@@ -142,7 +142,7 @@ def test_reader_sees_math_figures_citations_and_the_pdf(served):
 
 # -- the documentation in the same book: README front page, user guide, troubleshooting, CLI and API -------------
 
-DOCTESTED = ("advmri.core.metrics", "advmri.core.kspace", "advmri.data.annotations")
+DOCTESTED = ("advmri.core.metrics", "advmri.core.kspace", "advmri.core.boxes")
 
 
 def test_readme_is_a_front_page_without_typed_results():

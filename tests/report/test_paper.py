@@ -1,5 +1,6 @@
-"""The paper build: numbers from values-*.json, no placeholder-shaped values, the --allow-dirty flag shown;
-the dirty-tree guard of committed results."""
+"""The paper build (advmri.report.paper): numbers from values-*.json, no placeholder-shaped values, the
+--allow-dirty flag shown."""
+
 import json
 import re
 import shutil
@@ -7,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import ROOT
-from advmri.util import provenance
+
 from advmri.util.errors import UserError
 from advmri.report.paper import build
 
@@ -42,31 +43,3 @@ def test_results_from_a_dirty_tree_are_shown(paper_copy):
     st["result_code_versions"] = st.get("result_code_versions", []) + ["0123456789ab+dirty"]
     prov.write_text(json.dumps(st))
     assert "--allow-dirty): 0123456789ab+dirty" in build(paper_copy)["md"].read_text()
-
-
-def test_require_clean(monkeypatch):
-    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab+dirty")
-    with pytest.raises(UserError, match="uncommitted changes.*--allow-dirty"):
-        provenance.require_clean(False, "sweeps/x.yaml")
-    assert provenance.require_clean(True, "sweeps/x.yaml") == "0123456789ab+dirty"
-    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab")
-    assert provenance.require_clean(False, "sweeps/x.yaml") == "0123456789ab"
-
-
-def test_a_sweep_into_the_committed_results_refuses_a_dirty_tree(monkeypatch, tmp_path, tiny_data):
-    import yaml
-
-    from advmri.experiments import sweep
-
-    monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab+dirty")
-    cfg = tmp_path / "dirty-guard.yaml"
-    cfg.write_text(yaml.safe_dump(dict(
-        name="test-dirty-guard", notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
-        grid=dict(model=["classical:cg-sense"], attack=["noise"]),
-        common=dict(data_dir=str(tiny_data), max_targets=1, eps=[0.0], random_draws=0, steps=1))))
-    try:
-        with pytest.raises(UserError, match="uncommitted changes"):
-            sweep.run_sweep(cfg, results=ROOT / "results", log=lambda *a: None)
-        assert not list((ROOT / "results" / "test-dirty-guard").glob("*/status.json"))  # nothing recorded
-    finally:
-        shutil.rmtree(ROOT / "results" / "test-dirty-guard", ignore_errors=True)

@@ -1,12 +1,9 @@
-"""advmri.report.stats (volume-clustered bootstrap, volume-level test, Holm, McNemar), advmri.report.claims, advmri.report.checks."""
-import itertools
+"""advmri.report.stats: volume-clustered bootstrap, volume-level test, Holm, McNemar, paired summaries."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from advmri.report.checks import fit_law
-from advmri.report.claims import FAMILY, primary_claims
 from advmri.report.stats import cluster_bootstrap, holm, mcnemar_exact, paired_summary, volume_test
 
 
@@ -62,61 +59,8 @@ def test_mcnemar_exact():
     assert mcnemar_exact(a, a)[2] == 1.0
 
 
-def _paper_like(effect_noise: float, effect_rot: float, volumes: int = 12, boxes: int = 3, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for model, acc, v, b in itertools.product(("unet", "varnet"), (4, 8), range(volumes), range(boxes)):
-        base = 25 + rng.normal()
-        key = dict(model=model, acceleration=acc, file=f"f{v}", slice=b, bx=b, by=0, bw=8, bh=8, target="clean")
-        drop = effect_noise * (1.5 if model == "varnet" else 1.0)
-        for kind, param, val in (("adversarial", 0.0, base), ("random", 0.0, base),
-                                 ("adversarial", 0.01, base + drop + rng.normal(0, .3)),
-                                 ("random", 0.01, base + rng.normal(0, .3))):
-            rows.append(dict(key, attack="noise", kind=kind, param=param, box_psnr=val))
-        for kind, val in (("adversarial", base + effect_rot + rng.normal(0, .3)), ("random", base + rng.normal(0, .3))):
-            rows.append(dict(key, attack="rotation", kind=kind, param=5.0, box_psnr=val))
-    return pd.DataFrame(rows)
-
-
-def test_primary_claims_hold_only_when_the_data_say_so():
-    t = primary_claims(_paper_like(-5.0, -1.0))
-    assert len(t) == 10 and set(t.claim) == set(FAMILY)
-    assert t.holds.all() and (t.p_holm >= t.p).all()
-    assert (t.hi < 0).all()  # simultaneous intervals exclude 0
-    null = primary_claims(_paper_like(0.0, 0.0, seed=3))
-    assert not null.holds.any()
-    assert (null.lo < 0).all() and (null.hi > 0).all()
-    assert null.level.iloc[0] == pytest.approx(1 - 0.05 / 10)
-
-
 def test_paired_summary_columns():
     d = pd.DataFrame(dict(g=["a"] * 6, file=list("xxyyzz"), diff=[-1, -2, -1.5, -1, -2, -3.0]))
     s = paired_summary(d, ["g"])
     assert s.loc[0, "boxes"] == 6 and s.loc[0, "volumes"] == 3 and s.loc[0, "worse"] == 6
     assert s.loc[0, "lo"] <= s.loc[0, "mean"] <= s.loc[0, "hi"]
-
-
-def test_fit_law_recovers_the_constant():
-    law = pd.DataFrame(dict(coils=[4, 8, 15, 24], mean=[1.27 / np.sqrt(c) for c in (4, 8, 15, 24)]))
-    assert fit_law(law) == pytest.approx(1.27)
-
-
-def test_budget_law_and_step_sweep_on_constructed_rows():
-    from advmri.report.checks import budget_law, step_sweep
-
-    rows = []
-    for c in (4, 16):
-        for b in range(3):
-            rows.append(dict(update="reference", kind="adversarial", param=0.01, coils=c, budget_fraction=1.2 / np.sqrt(c),
-                             file=f"f{b}", slice=0, bx=b, by=0, bw=8, bh=8))
-    law = budget_law(pd.DataFrame(rows))
-    assert list(law.coils) == [4, 16] and np.allclose(law.sqrt_C_times_mean, 1.2)
-    assert fit_law(law) == pytest.approx(1.2)
-    rows = []
-    for steps, mse in ((10, 0.9), (50, 1.0)):
-        for b in range(2):
-            rows.append(dict(model="unet", acceleration=8, kind="adversarial", param=0.01, update="ours", steps=steps,
-                             step_size=0.5, precision="fp32", box_mse=mse * (b + 1), box_psnr=20.0, box_ssim=0.5,
-                             file=f"f{b}", slice=0, bx=b, by=0, bw=8, bh=8))
-    s = step_sweep(pd.DataFrame(rows)).set_index("steps")
-    assert s.loc[10, "mse_vs_best"] == pytest.approx(0.9) and s.loc[50, "mse_vs_best"] == pytest.approx(1.0)
