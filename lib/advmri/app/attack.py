@@ -25,7 +25,8 @@ from advmri.util.schema import OneLineParser, add_arguments, cli_fields, given, 
 
 __all__ = ["SHARED", "parser", "run_from_args", "run_argv", "main"]
 
-SHARED = frozenset({"seed", "random_draws", "target"})  # in both attacks' schemas; one option each, for the run's attack
+# fields in both attacks' schemas (seed, random_draws, target): one option each, for the run's attack
+SHARED = frozenset(cli_fields(NoiseConfig)) & frozenset(cli_fields(RotationConfig))
 
 
 def parser(name: str = "advmri.app.attack") -> argparse.ArgumentParser:
