@@ -4,6 +4,7 @@
     python3 tasks.py all    # the main job: set up, data, models, attacks, figures, paper
     python3 tasks.py test   # set up, then the test suite (the fast tier: every test not marked slow)
     python3 tasks.py test-slow  # the slow tier (CI runs both: .ci/run)
+    python3 tasks.py lint   # ruff check, ruff format --check and mypy (configured in pyproject.toml; CI runs it first)
     python3 tasks.py paper  # set up, then build the article (HTML book + PDF) from the committed results
 
 Set-up creates ``.venv`` and installs: torch pinned to the CPU wheel (2.13.0), fastmri *without*
@@ -62,30 +63,54 @@ SYSTEM = {"chromium": "chromium", "slurmctld": "slurm-wlm", "munged": "munge"}
 def system_packages(only: tuple[str, ...] = ()) -> None:
     """Install the Debian packages of :data:`SYSTEM` (or the ``only`` ones) that are missing (as root with
     apt-get; else a warning)."""
-    missing = [pkg for exe, pkg in SYSTEM.items() if (not only or exe in only) and shutil.which(exe) is None
-               and not (exe == "chromium" and os.environ.get("ADVMRI_CHROMIUM"))]
+    missing = [
+        pkg
+        for exe, pkg in SYSTEM.items()
+        if (not only or exe in only)
+        and shutil.which(exe) is None
+        and not (exe == "chromium" and os.environ.get("ADVMRI_CHROMIUM"))
+    ]
     if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         sh("apt-get", "update", "-qq")
-        sh("apt-get", "install", "-y", "-qq", *missing,
-           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        sh("apt-get", "install", "-y", "-qq", *missing, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     else:
-        print(f"warning: {', '.join(missing)} not installed; the tests that need them are skipped or fail "
-              f"(apt-get install {' '.join(missing)}; or set ADVMRI_CHROMIUM=/path/to/chromium)", file=sys.stderr)
+        print(
+            f"warning: {', '.join(missing)} not installed; the tests that need them are skipped or fail "
+            f"(apt-get install {' '.join(missing)}; or set ADVMRI_CHROMIUM=/path/to/chromium)",
+            file=sys.stderr,
+        )
+
+
+def lint() -> int:
+    """ruff (lint, then format check) and mypy on the library, as configured in pyproject.toml; 0 when all pass."""
+    bin_ = VENV / "bin"
+    checks = [[str(bin_ / "ruff"), "check", "."], [str(bin_ / "ruff"), "format", "--check", "."], [str(bin_ / "mypy")]]
+    failed = []
+    for cmd in checks:
+        print("+", " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)), flush=True)
+        if subprocess.run(cmd, cwd=ROOT).returncode:
+            failed.append(" ".join([Path(cmd[0]).name, *cmd[1:2]]))
+    if failed:
+        print(f"lint: {', '.join(failed)} failed (see above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("setup", "all", "test", "test-slow", "paper"):
+    if len(argv) != 1 or argv[0] not in ("setup", "all", "test", "test-slow", "paper", "lint"):
         print(__doc__)
         return 2
     setup()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if argv[0] == "lint":
+        return lint()
     if argv[0] in ("test", "test-slow"):
         system_packages()
         tier = "not slow" if argv[0] == "test" else "slow"
-        return subprocess.run([str(PY), "-m", "pytest", "-q", "-m", tier, "--durations=10", "tests"], cwd=ROOT,
-                              env=env).returncode
+        return subprocess.run(
+            [str(PY), "-m", "pytest", "-q", "-m", tier, "--durations=10", "tests"], cwd=ROOT, env=env
+        ).returncode
     if argv[0] in ("all", "paper"):
         system_packages(only=("chromium",))  # the PDF of the article is printed by a headless chromium
         step = ["--from", "paper"] if argv[0] == "paper" else []

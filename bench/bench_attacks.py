@@ -57,11 +57,18 @@ def profile_breakdown(prof, cuda: bool) -> dict[str, float]:
     ev = prof.key_averages()
     tot = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
     own = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
-    out = {lab: sum(tot(e) for e in ev if e.key == key) / 1e6
-           for lab, key in (("forward (recon + loss)", "noise.forward"), ("backward", "noise.backward"),
-                            ("gradient step + projection", "noise.step+project"))}
+    out = {
+        lab: sum(tot(e) for e in ev if e.key == key) / 1e6
+        for lab, key in (
+            ("forward (recon + loss)", "noise.forward"),
+            ("backward", "noise.backward"),
+            ("gradient step + projection", "noise.step+project"),
+        )
+    }
     out["of which FFTs (self)"] = sum(own(e) for e in ev if e.key.startswith("aten::_fft")) / 1e6
-    out["of which convolutions (self)"] = sum(own(e) for e in ev if e.key.startswith("aten::") and "conv" in e.key) / 1e6
+    out["of which convolutions (self)"] = (
+        sum(own(e) for e in ev if e.key.startswith("aten::") and "conv" in e.key) / 1e6
+    )
     return out
 
 
@@ -106,8 +113,16 @@ def main(argv=None) -> int:
     tb_, rb = timeit(lambda: sweep_angles(model, one, angles, chunk=chunk), a.repeats, sync)
     tl_, rl = timeit(lambda: sweep_angles_looped(model, one, angles), max(1, a.repeats // 2), sync)
     err = max(float(((rb[k] - rl[k]).abs() / rl[k].abs().clamp_min(1e-8)).max()) for k in ("box_mse", "box_ssim"))
-    rows.append(dict(case=f"rotation grid ({len(angles)} angles, 1 slice, {chunk} per pass)", batched_s=tb_, looped_s=tl_,
-                     speedup=tl_ / tb_, max_rel_diff=err, agree=err < 1e-4))
+    rows.append(
+        dict(
+            case=f"rotation grid ({len(angles)} angles, 1 slice, {chunk} per pass)",
+            batched_s=tb_,
+            looped_s=tl_,
+            speedup=tl_ / tb_,
+            max_rel_diff=err,
+            agree=err < 1e-4,
+        )
+    )
 
     # noise attack on boxes x eps
     E = len(a.eps)
@@ -117,8 +132,12 @@ def main(argv=None) -> int:
 
     def batched(m=model, t=rep, e=eps, c=cfg, k=chunk):
         """PGA over ``k`` items per pass, as advmri.experiments.run does."""
-        return torch.cat([adversarial_noise(m, t.select(list(range(lo, min(lo + k, len(t))))), e[lo:lo + k], c)
-                          for lo in range(0, len(t), k)])
+        return torch.cat(
+            [
+                adversarial_noise(m, t.select(list(range(lo, min(lo + k, len(t))))), e[lo : lo + k], c)
+                for lo in range(0, len(t), k)
+            ]
+        )
 
     def looped(m=model, t=rep, e=eps, c=cfg):
         return adversarial_noise_looped(m, t, e, c)
@@ -141,33 +160,60 @@ def main(argv=None) -> int:
         zl64 = looped(m64, rd, ed, cfg)
         err64 = float((zb64 - zl64).flatten(1).norm(dim=1).max() / zl64.flatten(1).norm(dim=1).max().clamp_min(1e-30))
         del m64, rd, zb64, zl64
-    rows.append(dict(case=f"noise PGA ({n} boxes x {E} eps, {a.steps} steps, {chunk} per pass)", batched_s=tb_,
-                     looped_s=tl_, speedup=tl_ / tb_, max_rel_diff=err64, agree=(err64 < 1e-6) if k else mse_err < 0.05,
-                     float32_final_box_mse_rel_diff=mse_err))
+    rows.append(
+        dict(
+            case=f"noise PGA ({n} boxes x {E} eps, {a.steps} steps, {chunk} per pass)",
+            batched_s=tb_,
+            looped_s=tl_,
+            speedup=tl_ / tb_,
+            max_rel_diff=err64,
+            agree=(err64 < 1e-6) if k else mse_err < 0.05,
+            float32_final_box_mse_rel_diff=mse_err,
+        )
+    )
 
     scan = []
     for c in a.scan_chunks:
         ang = torch.linspace(-4.9, 4.9, max(c, 8)).tolist()
         t_rot, _ = timeit(lambda: sweep_angles(model, one, ang, chunk=c), 1, sync)
         items = rep.select(list(range(min(len(rep), max(c, 4)))))
-        t_noise, _ = timeit(lambda: batched(t=items, e=eps[:len(items)], c=NoiseConfig(steps=1), k=c), 1, sync)
+        t_noise, _ = timeit(lambda: batched(t=items, e=eps[: len(items)], c=NoiseConfig(steps=1), k=c), 1, sync)
         scan.append(dict(chunk=c, rotation_s_per_angle=t_rot / len(ang), noise_s_per_item_step=t_noise / len(items)))
 
-    head = (f"{a.model}/{a.model_config} on preset {a.preset}, device {a.device}"
-            f"{' (' + torch.cuda.get_device_name() + ')' if dev.type == 'cuda' else ''}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, {date.today()}")
-    mdl = [f"### {head}", "", "| case | batched (s, median) | looped (s, median) | looped/batched | max rel. diff | agree |",
-           "|---|---|---|---|---|---|"]
+    head = (
+        f"{a.model}/{a.model_config} on preset {a.preset}, device {a.device}"
+        f"{' (' + torch.cuda.get_device_name() + ')' if dev.type == 'cuda' else ''}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, {date.today()}"
+    )
+    mdl = [
+        f"### {head}",
+        "",
+        "| case | batched (s, median) | looped (s, median) | looped/batched | max rel. diff | agree |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        mdl.append(f"| {r['case']} | {r['batched_s']:.2f} | {r['looped_s']:.2f} | {r['speedup']:.2f}x | "
-                  f"{r['max_rel_diff']:.1e} | {'yes' if r['agree'] else 'NO'} |")
-    how = ("perturbations after all steps in float64" if a.check_items else
-           "float64 check skipped (--check-items 0, memory), agreement = float32 final box MSE within 5%")
-    mdl += ["", f"max rel. diff: rotation, box metrics in float32; noise, {how}. "
-            f"Float32 final box MSE, batched vs looped: {rows[1]['float32_final_box_mse_rel_diff']:.1e} relative."]
+        mdl.append(
+            f"| {r['case']} | {r['batched_s']:.2f} | {r['looped_s']:.2f} | {r['speedup']:.2f}x | "
+            f"{r['max_rel_diff']:.1e} | {'yes' if r['agree'] else 'NO'} |"
+        )
+    how = (
+        "perturbations after all steps in float64"
+        if a.check_items
+        else "float64 check skipped (--check-items 0, memory), agreement = float32 final box MSE within 5%"
+    )
+    mdl += [
+        "",
+        f"max rel. diff: rotation, box metrics in float32; noise, {how}. "
+        f"Float32 final box MSE, batched vs looped: {rows[1]['float32_final_box_mse_rel_diff']:.1e} relative.",
+    ]
     if scan:
-        mdl += ["", "Cost per item against items per pass:", "", "| items per pass | rotation (s/angle) | noise (s/item/step) |",
-                "|---|---|---|"]
+        mdl += [
+            "",
+            "Cost per item against items per pass:",
+            "",
+            "| items per pass | rotation (s/angle) | noise (s/item/step) |",
+            "|---|---|---|",
+        ]
         mdl += [f"| {r['chunk']} | {r['rotation_s_per_angle']:.3f} | {r['noise_s_per_item_step']:.3f} |" for r in scan]
     if a.profile:
         from torch.profiler import ProfilerActivity, profile
@@ -179,13 +225,26 @@ def main(argv=None) -> int:
             batched()
             sync()
         wall = time.perf_counter() - t
-        mdl += ["", f"Where the batched noise attack's time goes ({n * E} items, {a.steps} steps; "
-               f"profiled wall {wall:.2f} s):", "", "| part | time (s) | share of wall |", "|---|---|---|"]
+        mdl += [
+            "",
+            f"Where the batched noise attack's time goes ({n * E} items, {a.steps} steps; profiled wall {wall:.2f} s):",
+            "",
+            "| part | time (s) | share of wall |",
+            "|---|---|---|",
+        ]
         for name, sec in profile_breakdown(prof, dev.type == "cuda").items():
             mdl.append(f"| {name} | {sec:.2f} | {sec / wall:.0%} |")
-        mdl += ["", "<details><summary>top ops by self time</summary>", "", "```",
-               prof.key_averages().table(sort_by="self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total",
-                                         row_limit=12), "```", "</details>"]
+        mdl += [
+            "",
+            "<details><summary>top ops by self time</summary>",
+            "",
+            "```",
+            prof.key_averages().table(
+                sort_by="self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total", row_limit=12
+            ),
+            "```",
+            "</details>",
+        ]
     text = "\n".join(mdl) + "\n"
     print(text)
     if a.out:

@@ -18,7 +18,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from advmri.attacks.common import attack_loss, box_weights, make_batch
@@ -35,8 +34,11 @@ def grad_cosine(model_path: str, data: str, n: int = 4) -> float:
     g = {}
     for prec in ("fp32", "bf16"):
         m.set_precision(prec)
-        z = (1e-3 * tb.kspace.abs().mean() * torch.randn(tb.kspace.shape, generator=torch.Generator().manual_seed(0),
-                                                           dtype=tb.kspace.dtype)).requires_grad_(True)
+        z = (
+            1e-3
+            * tb.kspace.abs().mean()
+            * torch.randn(tb.kspace.shape, generator=torch.Generator().manual_seed(0), dtype=tb.kspace.dtype)
+        ).requires_grad_(True)
         loss = attack_loss(recon_with_noise(m, tb, z), tb.target, wb, None, "mse").sum()
         (g[prec],) = torch.autograd.grad(loss, z)
     a, b = (torch.view_as_real(g[p]).flatten() for p in ("fp32", "bf16"))
@@ -68,26 +70,45 @@ def main() -> int:
             per = df.groupby(["kind", "param", "file", "slice", "bx", "by", "bw", "bh"])["box_ssim"].mean()
             d = (per["adversarial"] - per["random"]).groupby("param").mean()
             concl[p] = {f"{k:g}": round(float(v), 3) for k, v in d.items()}
-        rows.append(dict(model=kind, fp32_s=round(res["fp32"][0], 1), bf16_s=round(res["bf16"][0], 1),
-                         ratio=round(res["fp32"][0] / res["bf16"][0], 2), box_mse_rel_mean=round(float(rel.mean()), 4),
-                         box_mse_rel_max=round(float(rel.max()), 4), grad_cosine=round(grad_cosine(ck, a.data), 4),
-                         adv_minus_random=concl, items=int(live.sum())))
+        rows.append(
+            dict(
+                model=kind,
+                fp32_s=round(res["fp32"][0], 1),
+                bf16_s=round(res["bf16"][0], 1),
+                ratio=round(res["fp32"][0] / res["bf16"][0], 2),
+                box_mse_rel_mean=round(float(rel.mean()), 4),
+                box_mse_rel_max=round(float(rel.max()), 4),
+                grad_cosine=round(grad_cosine(ck, a.data), 4),
+                adv_minus_random=concl,
+                items=int(live.sum()),
+            )
+        )
         print(rows[-1], flush=True)
-    stamp = f"{datetime.date.today()} · {platform.processor() or platform.machine()} · torch {torch.__version__} · " \
-            f"{torch.get_num_threads()} threads"
-    lines = [f"\n## bf16 vs fp32, noise attack end to end (`bench/bench_precision.py`, {stamp})\n",
-             f"Paper sweep settings, {a.max_targets} boxes x 7 eps, 10 PGA steps, 5 random draws; one process, "
-             "fp32 then bf16.\n",
-             "| model | fp32 s | bf16 s | fp32/bf16 | box MSE rel. diff, mean | rel. diff, max | grad cosine |",
-             "|---|---|---|---|---|---|---|"]
+    stamp = (
+        f"{datetime.date.today()} · {platform.processor() or platform.machine()} · torch {torch.__version__} · "
+        f"{torch.get_num_threads()} threads"
+    )
+    lines = [
+        f"\n## bf16 vs fp32, noise attack end to end (`bench/bench_precision.py`, {stamp})\n",
+        f"Paper sweep settings, {a.max_targets} boxes x 7 eps, 10 PGA steps, 5 random draws; one process, "
+        "fp32 then bf16.\n",
+        "| model | fp32 s | bf16 s | fp32/bf16 | box MSE rel. diff, mean | rel. diff, max | grad cosine |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['fp32_s']} | {r['bf16_s']} | {r['ratio']}x | {r['box_mse_rel_mean']:.2%} | "
-                     f"{r['box_mse_rel_max']:.2%} | {r['grad_cosine']} |")
+        lines.append(
+            f"| {r['model']} | {r['fp32_s']} | {r['bf16_s']} | {r['ratio']}x | {r['box_mse_rel_mean']:.2%} | "
+            f"{r['box_mse_rel_max']:.2%} | {r['grad_cosine']} |"
+        )
     lines.append("\nAdversarial minus random box SSIM per eps (the paper's conclusion), fp32 / bf16:\n")
     for r in rows:
-        lines.append(f"- {r['model']}: " + ", ".join(
-            f"{e}: {r['adv_minus_random']['fp32'][e]} / {r['adv_minus_random']['bf16'][e]}"
-            for e in r["adv_minus_random"]["fp32"]))
+        lines.append(
+            f"- {r['model']}: "
+            + ", ".join(
+                f"{e}: {r['adv_minus_random']['fp32'][e]} / {r['adv_minus_random']['bf16'][e]}"
+                for e in r["adv_minus_random"]["fp32"]
+            )
+        )
     out = Path(a.out)
     out.write_text(out.read_text() + "\n".join(lines) + "\n" if out.is_file() else "\n".join(lines) + "\n")
     js = out.with_suffix(".json")

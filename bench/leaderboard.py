@@ -15,8 +15,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"varnet-small": "models/varnet-small.pt", "unet-small": "models/unet-small.pt",
-          "cg-sense": "classical:cg-sense", "l1-wavelet": "classical:l1-wavelet"}
+MODELS = {
+    "varnet-small": "models/varnet-small.pt",
+    "unet-small": "models/unet-small.pt",
+    "cg-sense": "classical:cg-sense",
+    "l1-wavelet": "classical:l1-wavelet",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: card exists, kept ({card / 'card.json'})", flush=True)
             continue
         t = time.perf_counter()
-        code = benchmark(["--model", MODELS[name], "--out", str(card), "--threads", "1", "--acceleration", "8"] + (["--force"] if a.force else []))
+        code = benchmark(
+            ["--model", MODELS[name], "--out", str(card), "--threads", "1", "--acceleration", "8"]
+            + (["--force"] if a.force else [])
+        )
         print(f"{name}: {time.perf_counter() - t:.0f} s (exit {code})", flush=True)
         if code:
             return code

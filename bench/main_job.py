@@ -34,9 +34,15 @@ def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, str, int]:
 
 
 def section(rows: list[tuple[str, float, str]], steps: str, slowest: list[str], load: str) -> str:
-    lines = [START, f"## Main job and tests from a fresh clone ({date.today().isoformat()}, `python3 bench/main_job.py`)", "",
-             f"2-core CPU machine, load average before the start {load}.", "",
-             "| command | seconds | result |", "|---|---|---|"]
+    lines = [
+        START,
+        f"## Main job and tests from a fresh clone ({date.today().isoformat()}, `python3 bench/main_job.py`)",
+        "",
+        f"2-core CPU machine, load average before the start {load}.",
+        "",
+        "| command | seconds | result |",
+        "|---|---|---|",
+    ]
     lines += [f"| `{c}` | {s:.0f} | {r} |" for c, s, r in rows]
     lines += ["", "The main job's own summary:", "", "```text", steps.strip(), "```", ""]
     if slowest:
@@ -59,7 +65,8 @@ def main() -> int:
         (clone / ".venv" / ".advmri-installed").unlink(missing_ok=True)  # set-up re-runs: advmri from the clone
     rows = []
     for cmd in (["python3", "tasks.py", "setup"], ["python3", "tasks.py", "all"]) + (
-            () if a.skip_tests else (["python3", "tasks.py", "test"],)):
+        () if a.skip_tests else (["python3", "tasks.py", "test"],)
+    ):
         sec, out, rc = timed(cmd, clone, work / f"{cmd[-1]}.log")
         result = "ok" if rc == 0 else f"exit {rc}"
         if cmd[-1] == "test":
@@ -68,14 +75,17 @@ def main() -> int:
         rows.append((" ".join(cmd), sec, result))
         print(f"{' '.join(cmd)}: {sec:.0f} s ({result})", flush=True)
     all_log = (work / "all.log").read_text()
-    steps = all_log[all_log.rfind("== summary"):] if "== summary" in all_log else "(no summary)"
+    steps = all_log[all_log.rfind("== summary") :] if "== summary" in all_log else "(no summary)"
     test_log = (work / "test.log").read_text() if (work / "test.log").is_file() else ""
     slowest = [ln for ln in test_log.splitlines() if re.match(r"^\d+\.\d+s (call|setup|teardown)", ln)][:10]
     res = ROOT / "bench" / "RESULTS.md"
     text = res.read_text()
     new = section(rows, steps, slowest, load)
-    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S) if START in text \
+    text = (
+        re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S)
+        if START in text
         else text.rstrip() + "\n\n" + new + "\n"
+    )
     res.write_text(text)
     print(f"-> {res}")
     if not a.keep:

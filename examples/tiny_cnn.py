@@ -20,15 +20,18 @@ from torch import nn
 WEIGHTS = Path(__file__).with_name("tiny_cnn.pt")
 
 
-
 class TinyCNN(nn.Module):
     """``x + body(x)``: three 3x3 convolutions, ReLU between them."""
 
     def __init__(self, chans: int = 16):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(1, chans, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(chans, chans, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(chans, 1, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(1, chans, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(chans, chans, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(chans, 1, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, 1, H, W) -> (batch, 1, H, W)
         return x + self.body(x)

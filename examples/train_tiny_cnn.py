@@ -46,7 +46,9 @@ def batch(items, rng: np.random.Generator):
             k = torch.from_numpy(h["kspace"][i])  # (coils, rows, cols) complex64
             target = torch.from_numpy(h["reconstruction_rss"][i])  # (H, W)
             pad = (int(h.attrs["padding_left"]), int(h.attrs["padding_right"]))
-        m, _ = sample_mask(mask_func("random", (int(rng.choice([4, 8])),)), tuple(k.shape[-2:]), pad, int(rng.integers(2**31)))
+        m, _ = sample_mask(
+            mask_func("random", (int(rng.choice([4, 8])),)), tuple(k.shape[-2:]), pad, int(rng.integers(2**31))
+        )
         x = zero_filled((k * m).unsqueeze(0), target.shape)[0]
         mean, std = x.mean(), x.std()
         xs.append(((x - mean) / (std + 1e-11)).clamp(-6, 6))

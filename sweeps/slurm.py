@@ -11,6 +11,9 @@ import sys
 from advmri.experiments.sweep import main
 
 if __name__ == "__main__":
-    print("note: sweeps/slurm.py is replaced by `python -m advmri.experiments.sweep SWEEP.yaml --engine slurm ...`; "
-          "running that", file=sys.stderr)
+    print(
+        "note: sweeps/slurm.py is replaced by `python -m advmri.experiments.sweep SWEEP.yaml --engine slurm ...`; "
+        "running that",
+        file=sys.stderr,
+    )
     sys.exit(main([*sys.argv[1:2], "--engine", "slurm", *sys.argv[2:]]))

@@ -74,7 +74,7 @@ def tiny(tiny_data, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # User models as a ``file.py:factory`` and their benchmark cards (app.benchmark writes them; report.card,
 # report.leaderboard, experiments.threats and models.usermodel read them). Session-scoped: computed once.
-MODELS = '''
+MODELS = """
 import fastmri
 import torch
 from torch import nn
@@ -139,7 +139,7 @@ def needs_argument(chans):
 
 def three_inputs():
     return Three()
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -152,8 +152,22 @@ def model_file(tmp_path_factory) -> Path:
 def _bench(model: str, data: Path, out: Path, *extra: str) -> int:
     from advmri.app.benchmark import main as benchmark_main
 
-    return benchmark_main(["--model", model, "--data", str(data), "--out", str(out), "--smoke", "--threads", "1",
-                           "--acceleration", "8", *extra])
+    return benchmark_main(
+        [
+            "--model",
+            model,
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--smoke",
+            "--threads",
+            "1",
+            "--acceleration",
+            "8",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -100,8 +100,9 @@ def _munge() -> None:
 
 
 def running() -> bool:
-    return CONF.is_file() and subprocess.run(["sinfo", "-h"], env=_env(), capture_output=True,
-                                             timeout=20).returncode == 0
+    return (
+        CONF.is_file() and subprocess.run(["sinfo", "-h"], env=_env(), capture_output=True, timeout=20).returncode == 0
+    )
 
 
 def start(timeout: float = 60.0) -> Path:

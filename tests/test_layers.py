@@ -25,8 +25,11 @@ def _imports(path: Path) -> set[str]:
             out |= {a.name for a in node.names if a.name.startswith("advmri")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("advmri"):
             out.add(node.module)
-            out |= {f"{node.module}.{a.name}" for a in node.names
-                    if (LIB.parent / node.module.replace(".", "/") / f"{a.name}.py").is_file()}
+            out |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if (LIB.parent / node.module.replace(".", "/") / f"{a.name}.py").is_file()
+            }
     return out
 
 
@@ -60,8 +63,10 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch):
     (fake / "app" / "cli.py").write_text("")
     (fake / "core" / "bad.py").write_text("def f():\n    from advmri.app import cli\n")
     monkeypatch.setattr(__import__(__name__), "LIB", fake)
-    assert layer_violations() == ["advmri.core.bad (core) imports advmri.app (app)",
-                                  "advmri.core.bad (core) imports advmri.app.cli (app)"]
+    assert layer_violations() == [
+        "advmri.core.bad (core) imports advmri.app (app)",
+        "advmri.core.bad (core) imports advmri.app.cli (app)",
+    ]
 
 
 def test_the_top_level_holds_only_the_layers():
@@ -100,6 +105,12 @@ def test_the_project_root_is_the_checkout_from_any_folder(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "ADVMRI_ROOT"}
-    out = subprocess.run([sys.executable, "-c", "from advmri.util.paths import ROOT; print(ROOT)"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "from advmri.util.paths import ROOT; print(ROOT)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(out) == LIB.parents[1]

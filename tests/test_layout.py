@@ -19,30 +19,30 @@ LAYERS = ["util", "core", "data", "models", "attacks", "experiments", "report", 
 # needs tests/<layer>/test_<mod>.py (or an entry here saying why not).
 NO_TEST_FILE = {
     "util/atomic": "atomic writes and disk-full checks: tests/faults/test_fault_disk.py injects ENOSPC into "
-                   "write_together and fills a small file system",
+    "write_together and fills a small file system",
     "util/errors": "the one-line user errors every module raises: their messages (did_you_mean, check_range, "
-                   "check_choice, one_line) are asserted by the bad-input probes of each module's tests and "
-                   "tests/faults/test_fault_messages.py",
+    "check_choice, one_line) are asserted by the bad-input probes of each module's tests and "
+    "tests/faults/test_fault_messages.py",
     "util/locks": "one writer per output: tests/faults/test_fault_writers.py (two trainers, two sweeps, the holder "
-                  "named) and the refused second sweep of tests/experiments/test_sweep.py",
+    "named) and the refused second sweep of tests/experiments/test_sweep.py",
     "util/paths": "project-relative paths: no direct test; exercised by every module that reads or writes a "
-                  "project file (sweeps, runs, the book and the paper)",
+    "project file (sweeps, runs, the book and the paper)",
     "util/schema": "the parameter schema behind the CLIs: tests/experiments/test_slurm.py checks that every SLURM "
-                   "field has an option and help; the attack CLI built from it is driven by tests/app/test_attack.py",
+    "field has an option and help; the attack CLI built from it is driven by tests/app/test_attack.py",
     "core/masks": "fastMRI's mask functions, restricted to the acquired columns: tests/data/test_dataset.py "
-                  "(test_masks_accelerations) and the mask draws of tests/attacks/test_noise.py",
+    "(test_masks_accelerations) and the mask draws of tests/attacks/test_noise.py",
     "data/phantom": "the knee phantom drawn by data.synth: tests/data/test_synth.py (layout, determinism, lesions in "
-                    "the flipped boxes)",
+    "the flipped boxes)",
     "experiments/smoke": "the smoke set-up (tiny data, untrained models, a noise store) used by the smoke sweeps and "
-                         "notebooks: tests/app/test_live.py, tests/experiments/test_sweep.py, tests/test_notebooks.py",
+    "notebooks: tests/app/test_live.py, tests/experiments/test_sweep.py, tests/test_notebooks.py",
     "report/values": "the numbers of the article: tests/report/test_paper.py (values-*.json filled in, a missing one "
-                     "stops the build) and tests/report/test_beyond.py (values-beyond.json written)",
+    "stops the build) and tests/report/test_beyond.py (values-beyond.json written)",
     "app/explore": "thin `python -m advmri.app.explore` wrapper around app.servers.voila_command, which "
-                   "tests/app/test_servers.py serves to a browser",
+    "tests/app/test_servers.py serves to a browser",
     "app/lab": "thin `python -m advmri.app.lab` wrapper around app.servers.lab_command, which "
-               "tests/app/test_servers.py runs in a browser",
+    "tests/app/test_servers.py runs in a browser",
     "app/pipeline": "the main job (`python3 tasks.py all`); its make_data is run by tests/test_notebooks.py and "
-                    "tests/app/test_servers.py on the embedded default",
+    "tests/app/test_servers.py on the embedded default",
 }
 
 # top-level test files: cross-cutting, of no single module
@@ -51,27 +51,37 @@ TOP_LEVEL = {
     "test_layout.py": "this file",
     "test_notebooks.py": "the notebooks/ folder (paired, clean, each runs under papermill)",
     "test_params.py": "added beside this reorganisation (attack CLI <-> schema <-> committed runs): belongs in "
-                      "tests/app/test_attack.py; move it there and drop this entry",
+    "tests/app/test_attack.py; move it there and drop this entry",
 }
 
 
 def public_api(path: Path) -> list[str]:
     """Top-level functions and classes of a module whose names do not start with ``_``."""
     tree = ast.parse(path.read_text())
-    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and not n.name.startswith("_")]
+    return [
+        n.name
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not n.name.startswith("_")
+    ]
 
 
 def modules(lib: Path) -> dict[str, Path]:
     """``layer/mod`` -> path for every module of a layer (no ``__init__``)."""
-    return {f"{p.parent.name}/{p.stem}": p for layer in LAYERS for p in sorted((lib / layer).glob("*.py"))
-            if p.stem != "__init__"}
+    return {
+        f"{p.parent.name}/{p.stem}": p
+        for layer in LAYERS
+        for p in sorted((lib / layer).glob("*.py"))
+        if p.stem != "__init__"
+    }
 
 
 def missing_tests(lib: Path, tests: Path, allowed: dict[str, str]) -> list[str]:
     """Modules with public API, no ``tests/<layer>/test_<mod>.py`` and no entry in ``allowed``."""
-    return [m for m, p in modules(lib).items() if public_api(p) and m not in allowed
-            and not (tests / m.split("/")[0] / f"test_{m.split('/')[1]}.py").is_file()]
+    return [
+        m
+        for m, p in modules(lib).items()
+        if public_api(p) and m not in allowed and not (tests / m.split("/")[0] / f"test_{m.split('/')[1]}.py").is_file()
+    ]
 
 
 def test_every_module_has_a_test_file_or_a_stated_reason():
@@ -114,11 +124,15 @@ def test_each_layer_folder_holds_tests_of_its_own_modules():
         for p in sorted((TESTS / layer).glob("*.py")):
             stem = p.stem.removeprefix("test_")
             if not p.name.startswith("test_") or not any(
-                    stem == m.split("/")[1] or stem.startswith(m.split("/")[1] + "_")
-                    for m in mods if m.startswith(layer + "/")):
+                stem == m.split("/")[1] or stem.startswith(m.split("/")[1] + "_")
+                for m in mods
+                if m.startswith(layer + "/")
+            ):
                 stray.append(str(p.relative_to(TESTS)))
     assert stray == []
-    assert sorted(p.name for p in TESTS.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS + ["faults"])
+    assert sorted(p.name for p in TESTS.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(
+        LAYERS + ["faults"]
+    )
 
 
 def test_top_level_holds_only_cross_cutting_tests():

@@ -1,14 +1,10 @@
 """Notebooks: paired .py/.ipynb in sync, no outputs committed, each runs under papermill (smoke)."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
@@ -40,8 +36,14 @@ def test_notebook_runs_with_smoke(py, tmp_path):
     import papermill as pm
 
     out = tmp_path / py.with_suffix(".ipynb").name
-    pm.execute_notebook(str(py.with_suffix(".ipynb")), str(out), parameters={"smoke": True}, cwd=str(ROOT),
-                        kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(
+        str(py.with_suffix(".ipynb")),
+        str(out),
+        parameters={"smoke": True},
+        cwd=str(ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     nb = nbformat.read(out, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
 
@@ -51,10 +53,21 @@ def _reader_params(name: str, tmp: Path) -> dict:
     return {
         "01_data": {},
         "02_models": {"max_slices": 2, "out_table": str(tmp / "q.csv"), "quality_dir": str(tmp / "quality")},
-        "03_noise_attack": {"max_targets": 1, "eps": [0.0, 0.01], "steps": 2, "random_draws": 1,
-                            "out": str(tmp / "noise.csv")},
-        "04_rotation_attack": {"max_targets": 1, "max_angle": 1.0, "angle_step": 0.5, "bounds": [0.0, 1.0],
-                               "random_draws": 1, "out": str(tmp / "rotation.csv")},
+        "03_noise_attack": {
+            "max_targets": 1,
+            "eps": [0.0, 0.01],
+            "steps": 2,
+            "random_draws": 1,
+            "out": str(tmp / "noise.csv"),
+        },
+        "04_rotation_attack": {
+            "max_targets": 1,
+            "max_angle": 1.0,
+            "angle_step": 0.5,
+            "bounds": [0.0, 1.0],
+            "random_draws": 1,
+            "out": str(tmp / "rotation.csv"),
+        },
         "05_analysis": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
         "06_explorer": {},
         "07_beyond": {"figures_dir": str(tmp / "fig"), "tables_dir": str(tmp / "tab")},
@@ -73,8 +86,14 @@ def test_notebook_runs_from_notebooks_folder_on_the_embedded_default(py, tmp_pat
     make_data(("test",))
     before = sorted(p.name for p in (ROOT / "notebooks").iterdir())
     out = tmp_path / py.with_suffix(".ipynb").name
-    pm.execute_notebook(str(py.with_suffix(".ipynb")), str(out), parameters=_reader_params(py.stem, tmp_path),
-                        cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(
+        str(py.with_suffix(".ipynb")),
+        str(out),
+        parameters=_reader_params(py.stem, tmp_path),
+        cwd=str(ROOT / "notebooks"),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     nb = nbformat.read(out, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
     assert sorted(p.name for p in (ROOT / "notebooks").iterdir()) == before, "a notebook wrote into notebooks/"
@@ -90,6 +109,11 @@ def test_papermill_sees_every_parameter(py):
 
     nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
     cell = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0]
-    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+    assigned = {
+        t.id
+        for node in ast.parse(cell.source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     assert set(pm.inspect_notebook(str(py.with_suffix(".ipynb")))) == assigned

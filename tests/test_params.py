@@ -79,16 +79,22 @@ def _parameters_cell(path: Path) -> dict[str, object]:
     """The assignments of a notebook's papermill ``parameters`` cell (jupytext percent format)."""
     text = path.read_text()
     cell = text.split('tags=["parameters"]', 1)[1].split("\n# %%", 1)[0]
-    return {t.id: ast.literal_eval(node.value) for node in ast.parse(cell).body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name)}
+    return {
+        t.id: ast.literal_eval(node.value)
+        for node in ast.parse(cell).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
 
 
 @pytest.mark.parametrize("notebook,attack", [("03_noise_attack", "noise"), ("04_rotation_attack", "rotation")])
 def test_notebook_parameter_cells_name_only_schema_parameters(notebook, attack):
     cell = _parameters_cell(ROOT / "notebooks" / f"{notebook}.py")
     own = NoiseConfig if attack == "noise" else RotationConfig
-    schema = {f.name: f.default for cls in (AttackRun, own) for f in dataclasses.fields(cls)
-              if f.metadata.get("cli", True)}
+    schema = {
+        f.name: f.default for cls in (AttackRun, own) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)
+    }
     schema["data_dir"] = schema.pop("data")
     unknown = set(cell) - set(schema) - set(NOTEBOOK_ONLY)
     assert not unknown, f"notebooks/{notebook}.py parameters not in the schema: {sorted(unknown)}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import cli, digest, one_error_line
 
 
@@ -29,14 +28,25 @@ def test_attack_out_onto_an_input_or_existing_file_is_refused(tiny, capsys):
 
 # ---------------------------------------------------------------------------------------------
 # parameters: one line naming the parameter, exit 2, before any work
-@pytest.mark.parametrize("extra,needle", [
-    (["--eps", "-0.01"], "eps"), (["--eps", "nan"], "eps"), (["--eps", "inf"], "eps"),
-    (["--steps", "0"], "steps"), (["--steps", "-3"], "steps"), (["--step-size", "0"], "step_size"),
-    (["--step-size", "-0.5"], "step_size"), (["--restarts", "-1"], "restarts"),
-    (["--random-draws", "-1"], "random_draws"), (["--acceleration", "3"], "acceleration"),
-    (["--attack", "rotation", "--max-angle", "2"], "bounds"), (["--attack", "rotation", "--angle-step", "0"], "angle_step"),
-    (["--max-targets", "-1"], "max_targets"), (["--chunk", "0"], "chunk"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--eps", "-0.01"], "eps"),
+        (["--eps", "nan"], "eps"),
+        (["--eps", "inf"], "eps"),
+        (["--steps", "0"], "steps"),
+        (["--steps", "-3"], "steps"),
+        (["--step-size", "0"], "step_size"),
+        (["--step-size", "-0.5"], "step_size"),
+        (["--restarts", "-1"], "restarts"),
+        (["--random-draws", "-1"], "random_draws"),
+        (["--acceleration", "3"], "acceleration"),
+        (["--attack", "rotation", "--max-angle", "2"], "bounds"),
+        (["--attack", "rotation", "--angle-step", "0"], "angle_step"),
+        (["--max-targets", "-1"], "max_targets"),
+        (["--chunk", "0"], "chunk"),
+    ],
+)
 def test_attack_parameters_are_checked(tiny, capsys, tmp_path, extra, needle):
     from advmri.app.attack import main
 
@@ -47,9 +57,14 @@ def test_attack_parameters_are_checked(tiny, capsys, tmp_path, extra, needle):
     one_error_line(err, needle)
 
 
-@pytest.mark.parametrize("model,out,needle", [
-    ("official:vit", "o.csv", "vit"), (None, "o.xlsx", ".xlsx"), ("missing.pt", "o.csv", "missing.pt"),
-])
+@pytest.mark.parametrize(
+    "model,out,needle",
+    [
+        ("official:vit", "o.csv", "vit"),
+        (None, "o.xlsx", ".xlsx"),
+        ("missing.pt", "o.csv", "missing.pt"),
+    ],
+)
 def test_attack_model_and_output_specs(tiny, capsys, tmp_path, model, out, needle):
     from advmri.app.attack import main
 
@@ -79,10 +94,14 @@ def test_debug_flag_shows_the_traceback(tiny, tmp_path):
         main(["--model", str(ck), "--data", str(d), "--out", str(tmp_path / "o.csv"), "--steps", "0", "--debug"])
 
 
-@pytest.mark.parametrize("case,needle", [
-    ("no_csv", "no annotation file"), ("other_files", "none of the annotated files is in the data folder"),
-    ("label", "no box has the selected label"),
-])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("no_csv", "no annotation file"),
+        ("other_files", "none of the annotated files is in the data folder"),
+        ("label", "no box has the selected label"),
+    ],
+)
 def test_no_boxes_error_says_why(tiny, capsys, tmp_path, case, needle):
     from advmri.app.attack import main
 

@@ -7,12 +7,24 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import _bench
 
-
-REQUIRED_ROW = {"threat", "acceleration", "param", "kind", "n_boxes", "box_psnr", "box_ssim", "image_ssim",
-                "box_psnr_lo", "box_psnr_hi", "box_ssim_lo", "box_ssim_hi", "image_ssim_lo", "image_ssim_hi"}
+REQUIRED_ROW = {
+    "threat",
+    "acceleration",
+    "param",
+    "kind",
+    "n_boxes",
+    "box_psnr",
+    "box_ssim",
+    "image_ssim",
+    "box_psnr_lo",
+    "box_psnr_hi",
+    "box_ssim_lo",
+    "box_ssim_hi",
+    "image_ssim_lo",
+    "image_ssim_hi",
+}
 
 
 @pytest.mark.parametrize("kind", ["kspace", "image"])
@@ -58,15 +70,18 @@ def test_benchmark_is_reproducible_and_keeps_an_existing_card(cards, model_file,
     assert (tmp_path / "again" / "card.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("factory,expected", [
-    ("no_such_factory", "no factory 'no_such_factory' in the file"),
-    ("wrong_shape", "output shape (1, 7, 7), expected (1, 48, 48) or larger"),
-    ("nan_output", "output has NaN or infinite values"),
-    ("complex_output", "output dtype torch.complex64, expected a real floating-point magnitude image"),
-    ("not_a_module", "the factory returned int, expected a torch.nn.Module"),
-    ("needs_argument", "the factory must take no arguments"),
-    ("three_inputs", "cannot tell the model kind from forward(a, b, c)"),
-])
+@pytest.mark.parametrize(
+    "factory,expected",
+    [
+        ("no_such_factory", "no factory 'no_such_factory' in the file"),
+        ("wrong_shape", "output shape (1, 7, 7), expected (1, 48, 48) or larger"),
+        ("nan_output", "output has NaN or infinite values"),
+        ("complex_output", "output dtype torch.complex64, expected a real floating-point magnitude image"),
+        ("not_a_module", "the factory returned int, expected a torch.nn.Module"),
+        ("needs_argument", "the factory must take no arguments"),
+        ("three_inputs", "cannot tell the model kind from forward(a, b, c)"),
+    ],
+)
 def test_a_bad_model_is_one_line_naming_file_and_factory(model_file, tiny_data, tmp_path, capsys, factory, expected):
     assert _bench(f"{model_file}:{factory}", tiny_data, tmp_path / "card") == 2
     err = capsys.readouterr().err.strip()

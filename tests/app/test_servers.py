@@ -18,16 +18,21 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 import pytest
-
+import yaml
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 ERROR_RE = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception): ", re.M)
 
 
@@ -56,8 +61,14 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
 class Server:
     def __init__(self, cmd: list[str], url: str, log: Path, cwd: Path, env: dict | None = None):
         self.log = log
-        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                     start_new_session=True, env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         try:
             _wait_http(url, self.proc, log)
         except Exception:
@@ -114,7 +125,9 @@ def _slider_moves_figure(page, titles_sel: str) -> list[float]:
         page.wait_for_function(
             "([sel, old]) => { const t = Array.from(document.querySelectorAll(sel)).map(e => e.textContent);"
             " return t.length > 0 && JSON.stringify(t) !== JSON.stringify(old); }",
-            arg=[titles_sel, before], timeout=15000)
+            arg=[titles_sel, before],
+            timeout=15000,
+        )
         dts.append(time.perf_counter() - t0)
         after = page.locator(titles_sel).all_text_contents()
         assert any("adversarial, eps = " in t for t in after), after
@@ -129,7 +142,9 @@ def _wait_titles(page, sel: str = TITLES, text: str = "target (fully sampled)", 
     page.wait_for_function(
         f"([sel, text]) => {ERROR_JS}.test(document.body.innerText) ||"
         " Array.from(document.querySelectorAll(sel)).some(e => e.textContent === text)",
-        arg=[sel, text], timeout=timeout_s * 1000)
+        arg=[sel, text],
+        timeout=timeout_s * 1000,
+    )
     body = page.locator("body").inner_text()
     assert not ERROR_RE.search(body), "the page shows an error:\n" + body[-3000:]
 
@@ -163,7 +178,9 @@ def _wait_prompts(page, timeout_s: float) -> None:
         ".jp-CodeCell .jp-InputPrompt')).map(e => e.textContent.trim());"
         " const err = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
         f".jp-OutputArea-output')).some(e => {ERROR_JS}.test(e.textContent));"
-        " return err || (p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t))); }", timeout=timeout_s * 1000)
+        " return err || (p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t))); }",
+        timeout=timeout_s * 1000,
+    )
 
 
 def _open_by_double_click(page, name: str) -> None:
@@ -179,8 +196,13 @@ def lab(tmp_path_factory, embedded_default):
     port, token = free_port(), "advmri-test-token"
     # a fresh user: no saved workspace or user settings (the default viewer comes from the venv's labconfig)
     env = {"JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"), "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings")}
-    srv = Server(lab_command(port, root_dir=root, token=token),
-                 f"http://127.0.0.1:{port}/api/status?token={token}", root / "lab.log", cwd=root, env=env)
+    srv = Server(
+        lab_command(port, root_dir=root, token=token),
+        f"http://127.0.0.1:{port}/api/status?token={token}",
+        root / "lab.log",
+        cwd=root,
+        env=env,
+    )
     yield f"http://127.0.0.1:{port}", token, root
     srv.stop()
 
@@ -221,8 +243,9 @@ def test_voila_app_serves_the_explorer(embedded_default, browser, tmp_path):
     from advmri.app.servers import free_port, voila_command
 
     port = free_port()
-    srv = Server(voila_command(port), f"http://127.0.0.1:{port}/voila/static/probe", tmp_path / "voila.log",
-                 cwd=tmp_path)
+    srv = Server(
+        voila_command(port), f"http://127.0.0.1:{port}/voila/static/probe", tmp_path / "voila.log", cwd=tmp_path
+    )
     try:
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         t0 = time.perf_counter()
@@ -233,8 +256,10 @@ def test_voila_app_serves_the_explorer(embedded_default, browser, tmp_path):
         top = max(yaml.safe_load((ROOT / "sweeps/paper.yaml").read_text())["per_attack"]["noise"]["eps"])
         assert "target (fully sampled)" in titles and any(f"adversarial, eps = {top:g}" in t for t in titles), titles
         dts = _slider_moves_figure(page, TITLES)
-        print(f"Voila: first figure {first:.1f} s after opening; slider change -> new figure "
-              f"{[round(d * 1000) for d in dts]} ms")
+        print(
+            f"Voila: first figure {first:.1f} s after opening; slider change -> new figure "
+            f"{[round(d * 1000) for d in dts]} ms"
+        )
         # the live attack: any eps, progress shown, result in the panels
         page.locator("button", has_text="compute this one").click()
         page.locator("text=live attack done").wait_for(timeout=120000)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from advmri.app.widgets import eps_explorer, timed_change
 from advmri.core.boxes import Box
 from advmri.experiments.recons import RunRecons, TargetRecons
-from advmri.app.widgets import eps_explorer, timed_change
 
 
 def _run(model="varnet", n=2, params=(0.0, 0.01, 0.02)):
@@ -14,8 +14,20 @@ def _run(model="varnet", n=2, params=(0.0, 0.01, 0.02)):
         tgt = np.full((20, 24), 1.0 + j, dtype=np.float32)
         adv = np.stack([tgt + 10 * p for p in params])
         rnd = np.stack([tgt + p for p in params])
-        ts.append(TargetRecons(index=j, file=f"f{j}", slice=j, label="Meniscus Tear", box=Box(10 + j, 12, 6, 5),
-                               window=(8, 28, 6, 30), target=tgt, healthy=tgt * 0.5, adversarial=adv, random=rnd))
+        ts.append(
+            TargetRecons(
+                index=j,
+                file=f"f{j}",
+                slice=j,
+                label="Meniscus Tear",
+                box=Box(10 + j, 12, 6, 5),
+                window=(8, 28, 6, 30),
+                target=tgt,
+                healthy=tgt * 0.5,
+                adversarial=adv,
+                random=rnd,
+            )
+        )
     return RunRecons("noise", model, "small", 8, list(params), {}, "test", ts)
 
 

@@ -9,13 +9,24 @@ from hypothesis import strategies as st
 
 from advmri.attacks.common import box_scores, make_batch
 from advmri.attacks.noise import (
-    NoiseConfig, adversarial_noise, adversarial_noise_looped, budget, coil_norms, project, random_noise_like,
-    recon_with_noise, expected_objective, mask_draw_batch, random_noise_items, sampled_fraction, split_norms,
+    NoiseConfig,
+    adversarial_noise,
+    adversarial_noise_looped,
+    budget,
+    coil_norms,
+    expected_objective,
+    mask_draw_batch,
+    project,
+    random_noise_items,
+    random_noise_like,
+    recon_with_noise,
+    sampled_fraction,
+    split_norms,
 )
 from advmri.data.dataset import AnnotatedSlices
+from advmri.experiments.run import AttackRun, load_model
 from advmri.models.networks import build
 from advmri.util.errors import ParameterError
-from advmri.experiments.run import AttackRun, load_model
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +96,14 @@ def test_noise_batched_equals_one_at_a_time(tiny_batch, tiny_model):
     eps = torch.full((len(tb),), 0.01)
     zb = adversarial_noise(tiny_model, tb, eps, NoiseConfig(steps=1))
     for i in range(len(tb)):
-        zi = adversarial_noise(tiny_model, tb.select([i]), eps[i:i + 1], NoiseConfig(steps=1))
+        zi = adversarial_noise(tiny_model, tb.select([i]), eps[i : i + 1], NoiseConfig(steps=1))
         assert (zi[0] - zb[i]).norm() <= 1e-4 * zb[i].norm()
     cfg = NoiseConfig(steps=3)
     zb = adversarial_noise(tiny_model, tb, eps, cfg)
     mse_b = box_scores(recon_with_noise(tiny_model, tb, zb), tb)["box_mse"]
     for i in range(len(tb)):
         sub = tb.select([i])
-        zi = adversarial_noise(tiny_model, sub, eps[i:i + 1], cfg)
+        zi = adversarial_noise(tiny_model, sub, eps[i : i + 1], cfg)
         mse_i = box_scores(recon_with_noise(tiny_model, sub, zi), sub)["box_mse"][0]
         assert mse_i == pytest.approx(mse_b[i].item(), rel=0.05)
 
@@ -177,8 +188,9 @@ def test_mask_draws_are_the_attackers_own(tiny_data):
     z = adversarial_noise(model, tb, eps, NoiseConfig(steps=3, mask_draws=2), mask_func=ds.mask_func)
     with torch.no_grad():
         adv = box_scores(recon_with_noise(model, tb, z), tb)["box_mse"]
-        rnd = box_scores(recon_with_noise(model, tb, random_noise_like(z, tb, torch.Generator().manual_seed(0))),
-                         tb)["box_mse"]
+        rnd = box_scores(recon_with_noise(model, tb, random_noise_like(z, tb, torch.Generator().manual_seed(0))), tb)[
+            "box_mse"
+        ]
     assert (adv > rnd).all()
     assert AttackRun.from_params("noise", mask_draws=2).id != AttackRun().id
     assert "mask_draws" not in AttackRun().as_dict()["noise"]  # earlier runs keep their ids
@@ -192,8 +204,11 @@ def setup(tiny_data):
     return tb, build("unet", "tiny").freeze()
 
 
-@pytest.mark.parametrize("cfg", [NoiseConfig(steps=3), NoiseConfig(steps=3, update="reference"),
-                                 NoiseConfig(steps=2, restarts=1)], ids=["ours", "reference", "restarts"])
+@pytest.mark.parametrize(
+    "cfg",
+    [NoiseConfig(steps=3), NoiseConfig(steps=3, update="reference"), NoiseConfig(steps=2, restarts=1)],
+    ids=["ours", "reference", "restarts"],
+)
 def test_control_matches_the_energy_the_network_sees(setup, cfg):
     tb, model = setup
     eps = torch.full((len(tb),), 0.02)
@@ -229,8 +244,9 @@ def test_erasure_pulls_the_box_toward_the_twin(tiny_data, tiny_model):
     zc = adversarial_noise(tiny_model, tb, eps, NoiseConfig(steps=10, step_size=0.2, target="clean"))
     zr = random_noise_like(z, tb, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        s_adv, s_clean, s_rnd, s0 = (box_scores(recon_with_noise(tiny_model, tb, x), tb)
-                                     for x in (z, zc, zr, torch.zeros_like(z)))
+        s_adv, s_clean, s_rnd, s0 = (
+            box_scores(recon_with_noise(tiny_model, tb, x), tb) for x in (z, zc, zr, torch.zeros_like(z))
+        )
     assert (s_adv["twin_mse"] < 0.5 * s_rnd["twin_mse"]).all() and (s_adv["twin_mse"] < 0.5 * s0["twin_mse"]).all()
     assert (s_adv["twin_mse"] < s_clean["twin_mse"]).all()  # not the same as just maximising the error
     # lesion_retained: 1 as in the target, 0 as in the twin; the (untrained) model starts away from 0

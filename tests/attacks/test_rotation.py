@@ -58,14 +58,15 @@ def test_rotation_interpolations_agree_and_fourier_zero_is_the_identity(interpol
 def test_rotation_by_zero_reproduces_the_clean_reconstruction(tiny_batch, tiny_model):
     """0 deg through the whole pipeline: Fourier = clean reconstruction; the reference's resampling moves
     it by its own interpolation error only, and less than the antialiased variant (which blurs)."""
-    from advmri.attacks.noise import recon_with_noise
     from advmri.attacks.rotation import rotated_recon
 
     tb = tiny_batch.select([0])
     with torch.no_grad():
         clean = recon_with_noise(tiny_model, tb, torch.zeros_like(tb.kspace))
-        err = {m: float((rotated_recon(tiny_model, tb, torch.zeros(1), m) - clean).norm() / clean.norm())
-               for m in ("fourier", "reference", "antialias")}
+        err = {
+            m: float((rotated_recon(tiny_model, tb, torch.zeros(1), m) - clean).norm() / clean.norm())
+            for m in ("fourier", "reference", "antialias")
+        }
     assert err["fourier"] < 1e-5
     assert err["reference"] < err["antialias"] and err["reference"] < 0.05, err
 
@@ -85,7 +86,9 @@ def test_rotation_batched_equals_looped(tiny_batch, tiny_model):
     w = worst_case(b, angles, [0.0, 2.0])
     assert all(r["angle"] == 0.0 for r in w if r["bound"] == 0.0)
     for r in w:
-        assert r["box_mse"] == pytest.approx(float(b["box_mse"][r["item"]][[abs(a) <= r["bound"] for a in angles]].max()))
+        assert r["box_mse"] == pytest.approx(
+            float(b["box_mse"][r["item"]][[abs(a) <= r["bound"] for a in angles]].max())
+        )
 
 
 def test_rotation_worst_case_for_the_twin_is_the_closest_angle():

@@ -102,6 +102,7 @@ def test_masked_fft_and_its_adjoint(shape, dtype, tol):
 
 def _sense(sens, mask):
     """E x = M F (S x) and E^H y = sum_c conj(S_c) F^H M y_c from advmri.core.kspace's primitives."""
+
     def E(x):  # (B, R, C) -> (B, coils, R, C)
         return K.apply_column_mask(K.fft2c(sens * x[:, None]), mask)
 
@@ -129,7 +130,7 @@ def _zero_pad(y, shape):
     """The adjoint of the centre crop: y placed at fastMRI's crop offset in zeros of ``shape``."""
     out = torch.zeros(*y.shape[:-2], *shape, dtype=y.dtype)
     r0, c0 = (shape[0] - y.shape[-2]) // 2, (shape[1] - y.shape[-1]) // 2
-    out[..., r0:r0 + y.shape[-2], c0:c0 + y.shape[-1]] = y
+    out[..., r0 : r0 + y.shape[-2], c0 : c0 + y.shape[-1]] = y
     return out
 
 

@@ -64,24 +64,34 @@ def _boxes(n=30, seed=11) -> list[Box]:
         w = int(rng.integers(1, WIN + 2)) if small else int(rng.integers(1, W + 1))
         h = int(rng.integers(1, WIN + 2)) if i % 3 else int(rng.integers(1, H + 1))
         out.append(Box(int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1)), w, h))
-    out += [Box(0, 0, 1, 1), Box(W - 1, H - 1, 1, 1), Box(0, H - 2, 2, 2), Box(W - 3, 0, 3, 12),  # corners, narrow
-            Box(0, 5, W, 4), Box(4, 0, 5, H),  # full width / height, narrow the other way
-            Box(2, 30, 7, 7), Box(W - 7, H - 7, 7, 7), Box(0, 0, W, H), Box(1, 17, 6, 6)]  # exactly the window
+    out += [
+        Box(0, 0, 1, 1),
+        Box(W - 1, H - 1, 1, 1),
+        Box(0, H - 2, 2, 2),
+        Box(W - 3, 0, 3, 12),  # corners, narrow
+        Box(0, 5, W, 4),
+        Box(4, 0, 5, H),  # full width / height, narrow the other way
+        Box(2, 30, 7, 7),
+        Box(W - 7, H - 7, 7, 7),
+        Box(0, 0, W, H),
+        Box(1, 17, 6, 6),
+    ]  # exactly the window
     return out
 
 
 def _reference_box_metrics(pred: np.ndarray, gt: np.ndarray, box: Box) -> dict[str, float]:
     dr = float(gt.max())  # the full target's maximum
-    p, g = pred[box.y:box.y + box.h, box.x:box.x + box.w], gt[box.y:box.y + box.h, box.x:box.x + box.w]
+    p, g = pred[box.y : box.y + box.h, box.x : box.x + box.w], gt[box.y : box.y + box.h, box.x : box.x + box.w]
     x, w = _reference_ssim_window(box.x, box.w, gt.shape[1])
     y, h = _reference_ssim_window(box.y, box.h, gt.shape[0])
-    ps, gs = pred[y:y + h, x:x + w], gt[y:y + h, x:x + w]
+    ps, gs = pred[y : y + h, x : x + w], gt[y : y + h, x : x + w]
     return dict(
-        ssim=structural_similarity(gs, ps, win_size=WIN, gaussian_weights=False, use_sample_covariance=True,
-                                   K1=0.01, K2=0.03, data_range=dr),
+        ssim=structural_similarity(
+            gs, ps, win_size=WIN, gaussian_weights=False, use_sample_covariance=True, K1=0.01, K2=0.03, data_range=dr
+        ),
         psnr=peak_signal_noise_ratio(g, p, data_range=dr),
         mse=float(np.mean((p - g) ** 2)),
-        nmse=float(np.sum((p - g) ** 2) / np.sum(g ** 2)),
+        nmse=float(np.sum((p - g) ** 2) / np.sum(g**2)),
     )
 
 
@@ -115,8 +125,10 @@ def test_the_box_set_covers_borders_and_narrow_boxes():
     assert any(b.x + b.w == W for b in narrow) and any(b.y + b.h == H for b in narrow)
     assert any(b.w >= WIN and b.h >= WIN for b in BOXES) and Box(0, 0, W, H) in BOXES
     # a narrow box in the interior grows on both sides; one at the border is shifted inside
-    assert any(_reference_ssim_window(b.x, b.w, W)[0] < b.x and
-               _reference_ssim_window(b.x, b.w, W)[0] + WIN > b.x + b.w for b in narrow)
+    assert any(
+        _reference_ssim_window(b.x, b.w, W)[0] < b.x and _reference_ssim_window(b.x, b.w, W)[0] + WIN > b.x + b.w
+        for b in narrow
+    )
 
 
 def test_ssim_box_follows_the_documented_rule():
@@ -124,7 +136,9 @@ def test_ssim_box_follows_the_documented_rule():
 
     for b in BOXES:
         sb = ssim_box(b, (H, W))
-        assert (sb.x, sb.w) == _reference_ssim_window(b.x, b.w, W) and (sb.y, sb.h) == _reference_ssim_window(b.y, b.h, H)
+        assert (sb.x, sb.w) == _reference_ssim_window(b.x, b.w, W) and (sb.y, sb.h) == _reference_ssim_window(
+            b.y, b.h, H
+        )
         assert sb.x <= b.x and sb.y <= b.y and sb.x + sb.w >= b.x + b.w and sb.y + sb.h >= b.y + b.h  # contains it
         assert 0 <= sb.x and sb.x + sb.w <= W and 0 <= sb.y and sb.y + sb.h <= H  # inside the image
 
@@ -134,20 +148,28 @@ def _box_data_range(pred, gt, box):  # a plausible bug: the box's own maximum as
 
     dr = M.crop_box(gt, box).flatten(1).amax(1)
     sb = ssim_box(box, tuple(gt.shape[-2:]))
-    return dict(ssim=M.ssim(M.crop_box(pred, sb), M.crop_box(gt, sb), dr), psnr=M.psnr(M.crop_box(pred, box),
-                M.crop_box(gt, box), dr), mse=M.mse(M.crop_box(pred, box), M.crop_box(gt, box)),
-                nmse=M.nmse(M.crop_box(pred, box), M.crop_box(gt, box)))
+    return dict(
+        ssim=M.ssim(M.crop_box(pred, sb), M.crop_box(gt, sb), dr),
+        psnr=M.psnr(M.crop_box(pred, box), M.crop_box(gt, box), dr),
+        mse=M.mse(M.crop_box(pred, box), M.crop_box(gt, box)),
+        nmse=M.nmse(M.crop_box(pred, box), M.crop_box(gt, box)),
+    )
 
 
 def _grown_from_the_corner(box, shape, window=WIN):  # a narrow box grown to the right / down only
     from advmri.core.boxes import Box as B
 
-    return B(min(box.x, shape[1] - max(box.w, window)), min(box.y, shape[0] - max(box.h, window)),
-             max(box.w, window), max(box.h, window))
+    return B(
+        min(box.x, shape[1] - max(box.w, window)),
+        min(box.y, shape[0] - max(box.h, window)),
+        max(box.w, window),
+        max(box.h, window),
+    )
 
 
-@pytest.mark.parametrize("bug", ["data range of the box", "window grown from the corner", "K2 = 0.02",
-                                 "population covariance"])
+@pytest.mark.parametrize(
+    "bug", ["data range of the box", "window grown from the corner", "K2 = 0.02", "population covariance"]
+)
 def test_the_comparison_catches_a_broken_metric(bug, monkeypatch):
     """The check can fail: each deliberately broken box metric differs from the reference on some box."""
     metric = M.box_metrics
@@ -158,6 +180,7 @@ def test_the_comparison_catches_a_broken_metric(bug, monkeypatch):
     elif bug == "K2 = 0.02":
         monkeypatch.setattr(M, "K2", 0.02)
     else:
+
         def population(pred, gt, data_range):  # rescales the sample covariance of every window by (n - 1) / n
             n = WIN * WIN
             x, y = pred.unsqueeze(1).double(), gt.unsqueeze(1).double()
@@ -168,7 +191,7 @@ def test_the_comparison_catches_a_broken_metric(bug, monkeypatch):
             vxy = conv(x * y, w) - ux * uy
             dr = torch.as_tensor(data_range, dtype=x.dtype).reshape(-1, 1, 1, 1)
             c1, c2 = (M.K1 * dr) ** 2, (M.K2 * dr) ** 2
-            return (((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))).squeeze(1)
+            return (((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))).squeeze(1)
 
         monkeypatch.setattr(M, "ssim_map", population)
     assert _mismatches(metric, BOXES), f"{bug}: not caught"

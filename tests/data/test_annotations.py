@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import SHARED
 
 from advmri.data.annotations import AnnotationError, box_rows, fetch_fastmri_plus, read_annotations

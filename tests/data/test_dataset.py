@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from advmri.data.dataset import AnnotatedSlices
-from advmri.data.fastmri_h5 import DataFileError
 from advmri.core import kspace as K
 from advmri.core.boxes import Box
+from advmri.data.dataset import AnnotatedSlices
+from advmri.data.fastmri_h5 import DataFileError
 
 
 @pytest.fixture()
@@ -50,21 +50,42 @@ def test_annotation_rows_are_accounted_for(tiny):
     csv = d / "knee.csv"
     df = pd.read_csv(csv)
     f = df.loc[~df.study_level.eq("Yes"), "file"].iloc[0]
-    extra = pd.DataFrame([
-        df[~df.study_level.eq("Yes")].iloc[0].to_dict(),  # exact duplicate
-        dict(file=f, slice=0, study_level="No", x=5, y=5, width=0, height=4, label="Meniscus Tear"),  # empty
-        dict(file=f, slice=0, study_level="No", x=5, y=5, width=-3, height=4, label="Meniscus Tear"),  # negative
-        dict(file=f, slice=0, study_level="No", x=500, y=5, width=4, height=4, label="Meniscus Tear"),  # outside
-        dict(file=f, slice=99, study_level="No", x=5, y=5, width=4, height=4, label="Meniscus Tear"),  # slice
-        dict(file="file_not_here", slice=0, study_level="No", x=5, y=5, width=4, height=4, label="x"),
-    ])
+    extra = pd.DataFrame(
+        [
+            df[~df.study_level.eq("Yes")].iloc[0].to_dict(),  # exact duplicate
+            dict(file=f, slice=0, study_level="No", x=5, y=5, width=0, height=4, label="Meniscus Tear"),  # empty
+            dict(file=f, slice=0, study_level="No", x=5, y=5, width=-3, height=4, label="Meniscus Tear"),  # negative
+            dict(file=f, slice=0, study_level="No", x=500, y=5, width=4, height=4, label="Meniscus Tear"),  # outside
+            dict(file=f, slice=99, study_level="No", x=5, y=5, width=4, height=4, label="Meniscus Tear"),  # slice
+            dict(file="file_not_here", slice=0, study_level="No", x=5, y=5, width=4, height=4, label="x"),
+        ]
+    )
     pd.concat([df, extra]).to_csv(csv, index=False)
     ds = AnnotatedSlices(d)
     r = ds.report
-    assert (r["duplicate"], r["empty_box"], r["outside_image"], r["slice_out_of_range"], r["file_not_in_folder"]) \
-        == (1, 2, 1, 1, 1)
-    assert r["located"] == len(ds) == r["rows"] - sum(r[k] for k in (
-        "study_level", "duplicate", "empty_box", "outside_image", "slice_out_of_range", "file_not_in_folder"))
+    assert (r["duplicate"], r["empty_box"], r["outside_image"], r["slice_out_of_range"], r["file_not_in_folder"]) == (
+        1,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert (
+        r["located"]
+        == len(ds)
+        == r["rows"]
+        - sum(
+            r[k]
+            for k in (
+                "study_level",
+                "duplicate",
+                "empty_box",
+                "outside_image",
+                "slice_out_of_range",
+                "file_not_in_folder",
+            )
+        )
+    )
     text = ds.describe()
     assert "exact duplicates" in text and "zero/negative size" in text and "outside the image" in text
 
@@ -78,7 +99,7 @@ def test_annotated_slices_items_own_their_boxes(small_data):
         s = ds[i]
         assert s.box == Box(*fr.loc[i, ["bx", "by", "bw", "bh"]].astype(int)) and s.label == fr.loc[i, "label"]
         assert s.masked_kspace.shape == s.kspace.shape and s.mask.dtype == torch.bool
-        assert not s.mask[: s.padding[0]].any() and not s.mask[s.padding[1]:].any()
+        assert not s.mask[: s.padding[0]].any() and not s.mask[s.padding[1] :].any()
     assert fr.groupby("file")[["bx", "by"]].nunique().max().max() > 1 or len(fr.file.unique()) == len(fr)
 
 

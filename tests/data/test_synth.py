@@ -7,9 +7,8 @@ import h5py
 import numpy as np
 import pandas as pd
 import torch
-from fastmri.data import SliceDataset
-
 from conftest import cli, one_error_line
+from fastmri.data import SliceDataset
 
 from advmri.core import kspace as K
 from advmri.core.boxes import Box, to_array_box
@@ -43,7 +42,16 @@ def test_fastmri_layout(tiny_data):
         ks, rec = hf["kspace"], hf["reconstruction_rss"]
         assert ks.dtype == np.complex64 and ks.shape == (p.slices, p.coils, *p.kspace)
         assert rec.dtype == np.float32 and rec.shape == (p.slices, p.recon, p.recon)
-        for a in ("acquisition", "max", "norm", "patient_id", "padding_left", "padding_right", "encoding_size", "recon_size"):
+        for a in (
+            "acquisition",
+            "max",
+            "norm",
+            "patient_id",
+            "padding_left",
+            "padding_right",
+            "encoding_size",
+            "recon_size",
+        ):
             assert a in hf.attrs
         k = hf["kspace"][()]
         pl, pr = hf.attrs["padding_left"], hf.attrs["padding_right"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from advmri.models.networks import build, save_checkpoint
 from advmri.experiments.evaluate import box_quality, quality_table
+from advmri.models.networks import build, save_checkpoint
 
 
 def test_box_quality_covers_every_located_box(tiny_data):
@@ -43,8 +43,11 @@ def test_batched_evaluation_equals_one_slice_per_pass(specs, tiny_data):
     for c in ("ssim", "psnr", "nmse"):
         assert np.allclose(m[f"{c}_x"], m[f"{c}_y"], rtol=1e-5, atol=1e-6), c
     only = quality_table(models, tiny_data, (8,), max_slices=6, batch=4, only=[5], progress=False)
-    assert sorted(only.slice.unique()) == sorted(many.slice.iloc[4 * 3:].unique())  # the whole batch of slice 5
+    assert sorted(only.slice.unique()) == sorted(many.slice.iloc[4 * 3 :].unique())  # the whole batch of slice 5
     b1 = box_quality(models, tiny_data, (8,), batch=1, progress=False)
     b4 = box_quality(models, tiny_data, (8,), batch=4, progress=False)
-    assert np.allclose(b1.sort_values(["method", "file", "slice", "bx"]).box_mse,
-                       b4.sort_values(["method", "file", "slice", "bx"]).box_mse, rtol=1e-5)
+    assert np.allclose(
+        b1.sort_values(["method", "file", "slice", "bx"]).box_mse,
+        b4.sort_values(["method", "file", "slice", "bx"]).box_mse,
+        rtol=1e-5,
+    )

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from advmri.models.networks import build, save_checkpoint
 from advmri.experiments.quality import QualityMismatch, quality_tables
+from advmri.models.networks import build, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +20,18 @@ def specs(tmp_path_factory):
     return {"unet": str(tmp / "u.pt"), "cg-sense": "classical:cg-sense"}
 
 
-def test_quality_table_is_recorded_reused_after_verification_and_recomputed_when_inputs_change(specs, tiny_data,
-                                                                                             tmp_path):
+def test_quality_table_is_recorded_reused_after_verification_and_recomputed_when_inputs_change(
+    specs, tiny_data, tmp_path
+):
     logs: list[str] = []
     folder = tmp_path / "quality"
     q, qb, rep = quality_tables(specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
     assert rep["status"] == "computed" and (folder / "record.json").is_file()
     rec = json.loads((folder / "record.json").read_text())
-    assert rec["inputs"][next(k for k in rec["inputs"] if k.endswith("u.pt"))] == \
-        hashlib.sha256(open(specs["unet"], "rb").read()).hexdigest()
+    assert (
+        rec["inputs"][next(k for k in rec["inputs"] if k.endswith("u.pt"))]
+        == hashlib.sha256(open(specs["unet"], "rb").read()).hexdigest()
+    )
     q2, qb2, rep2 = quality_tables(specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
     assert rep2["status"] == "reused" and rep2["verified_rows"] > 0
     assert q2.equals(q) and qb2.equals(qb)

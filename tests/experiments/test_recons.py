@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from advmri.models.networks import build, save_checkpoint
 from advmri.experiments.run import AttackRun, execute
+from advmri.models.networks import build, save_checkpoint
 
 
 def _run(tmp_path, tiny_data, **noise):
@@ -12,8 +12,17 @@ def _run(tmp_path, tiny_data, **noise):
     if not ck.is_file():
         torch.manual_seed(1)
         save_checkpoint(ck, build("unet", "tiny"))
-    return AttackRun.from_params("noise", model=str(ck), data_dir=str(tiny_data), max_targets=3, eps=[0.0, 0.01, 0.02],
-                                 steps=3, random_draws=2, threads=1, **noise)
+    return AttackRun.from_params(
+        "noise",
+        model=str(ck),
+        data_dir=str(tiny_data),
+        max_targets=3,
+        eps=[0.0, 0.01, 0.02],
+        steps=3,
+        random_draws=2,
+        threads=1,
+        **noise,
+    )
 
 
 def test_a_run_without_control_stores_its_reconstructions(tmp_path, tiny_data):

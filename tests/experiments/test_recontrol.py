@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from advmri.models.networks import build, save_checkpoint
 from advmri.experiments.verify import compare
+from advmri.models.networks import build, save_checkpoint
 
 
 def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
@@ -15,20 +15,28 @@ def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
 
     import yaml
 
-    from advmri.util import provenance
-    from advmri.util.errors import UserError
     from advmri.experiments.recontrol import recontrol
     from advmri.experiments.run import CONTROL_COLUMNS, read_table
     from advmri.experiments.sweep import read_status, run_sweep, table_digest
+    from advmri.util import provenance
+    from advmri.util.errors import UserError
 
     ck = tmp_path / "u.pt"
     torch.manual_seed(1)
     save_checkpoint(ck, build("unet", "tiny"))
     cfg = tmp_path / "rc.yaml"
-    cfg.write_text(yaml.safe_dump(dict(name="rc", notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
-                                       grid=dict(model=[str(ck)], attack=["noise"]),
-                                       common=dict(data_dir=str(tiny_data), max_targets=2, eps=[0.0, 0.01], steps=3,
-                                                   random_draws=2, threads=1))))
+    cfg.write_text(
+        yaml.safe_dump(
+            dict(
+                name="rc",
+                notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
+                grid=dict(model=[str(ck)], attack=["noise"]),
+                common=dict(
+                    data_dir=str(tiny_data), max_targets=2, eps=[0.0, 0.01], steps=3, random_draws=2, threads=1
+                ),
+            )
+        )
+    )
     st = run_sweep(cfg, results=tmp_path, log=lambda *a: None)
     (rid,) = st
     folder = tmp_path / "rc" / rid

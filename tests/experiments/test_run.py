@@ -12,16 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import ROOT
 
-from advmri.data.fastmri_h5 import DataFileError
-from advmri.util.errors import ParameterError
-from advmri.models.networks import build, save_checkpoint
-from advmri.experiments.run import AttackRun, execute, RESULT_COLUMNS, read_table, write_table, Reuse
 from advmri.attacks.noise import NoiseConfig
 from advmri.attacks.rotation import RotationConfig
+from advmri.data.fastmri_h5 import DataFileError
+from advmri.experiments.run import RESULT_COLUMNS, AttackRun, Reuse, execute, read_table, write_table
 from advmri.experiments.verify import TOLERANCE, compare
+from advmri.models.networks import build, save_checkpoint
+from advmri.util.errors import ParameterError
 
 
 def test_target_is_left_out_of_the_run_id_at_its_default():
@@ -41,10 +40,19 @@ def test_erasure_and_hallucination_runs(tiny_data, tmp_path, attack):
     save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
     out = {}
     for target in ("clean", "healthy", "lesion"):
-        run = AttackRun.from_params(attack, model=str(tmp_path / "m.pt"), data_dir=str(tiny_data), max_targets=2,
-                                    target=target, random_draws=1, **(
-                                        dict(eps=[0.0, 0.05], steps=3) if attack == "noise" else
-                                        dict(max_angle=2.0, angle_step=1.0, bounds=[0.0, 2.0])))
+        run = AttackRun.from_params(
+            attack,
+            model=str(tmp_path / "m.pt"),
+            data_dir=str(tiny_data),
+            max_targets=2,
+            target=target,
+            random_draws=1,
+            **(
+                dict(eps=[0.0, 0.05], steps=3)
+                if attack == "noise"
+                else dict(max_angle=2.0, angle_step=1.0, bounds=[0.0, 2.0])
+            ),
+        )
         out[target], _ = execute(run, progress=False)
     clean, erase, hall = out["clean"], out["healthy"], out["lesion"]
     assert len(clean) == len(erase) == len(hall)
@@ -111,8 +119,17 @@ def _run(tmp_path, tiny_data, **noise):
     if not ck.is_file():
         torch.manual_seed(1)
         save_checkpoint(ck, build("unet", "tiny"))
-    return AttackRun.from_params("noise", model=str(ck), data_dir=str(tiny_data), max_targets=3, eps=[0.0, 0.01, 0.02],
-                                 steps=3, random_draws=2, threads=1, **noise)
+    return AttackRun.from_params(
+        "noise",
+        model=str(ck),
+        data_dir=str(tiny_data),
+        max_targets=3,
+        eps=[0.0, 0.01, 0.02],
+        steps=3,
+        random_draws=2,
+        threads=1,
+        **noise,
+    )
 
 
 def test_tables_carry_both_sampled_fractions(tmp_path, tiny_data):
@@ -180,8 +197,7 @@ def test_concurrent_writers_of_one_table_never_mix(tmp_path):
     from advmri.experiments.run import RESULT_COLUMNS, read_table, write_table
 
     out = tmp_path / "t.csv"
-    frames = [pd.DataFrame([{c: (i if c != "file" else "x" * 2000) for c in RESULT_COLUMNS}] * 400)
-              for i in range(2)]
+    frames = [pd.DataFrame([{c: (i if c != "file" else "x" * 2000) for c in RESULT_COLUMNS}] * 400) for i in range(2)]
     errors = []
 
     def writer(df):
@@ -202,8 +218,9 @@ def test_concurrent_writers_of_one_table_never_mix(tmp_path):
 
 def test_mixed_geometries_are_attacked_per_group(tiny_data, tmp_path):
     """Real fastMRI volumes differ in coils / columns: the run batches per geometry instead of failing."""
-    from advmri.data.synth import PRESETS, generate_dataset
     from dataclasses import replace
+
+    from advmri.data.synth import PRESETS, generate_dataset
     from advmri.experiments.run import AttackRun, execute
 
     d = tmp_path / "mixed"
@@ -216,8 +233,9 @@ def test_mixed_geometries_are_attacked_per_group(tiny_data, tmp_path):
     pd.concat([pd.read_csv(d / sub / "knee.csv") for sub in ("a", "b")]).to_csv(d / "knee.csv", index=False)
     ck = tmp_path / "m.pt"
     save_checkpoint(ck, build("varnet", "tiny"))
-    run = AttackRun.from_params("noise", model=str(ck), data_dir=str(d), max_targets=0, eps=[0.0, 0.01], steps=1,
-                                random_draws=1)
+    run = AttackRun.from_params(
+        "noise", model=str(ck), data_dir=str(d), max_targets=0, eps=[0.0, 0.01], steps=1, random_draws=1
+    )
     df, ex = execute(run, progress=False)
     assert df["file"].nunique() == 2 and len(df) == len(ex["targets"]) * 2 * 2
     assert df.box_ssim.notna().all()
@@ -240,8 +258,16 @@ def test_threads_are_pinned_per_run_and_restored(tiny_data, tmp_path):
     before = torch.get_num_threads()
     R.adversarial_noise = spy
     try:
-        run = AttackRun.from_params("noise", model=str(tmp_path / "m.pt"), data_dir=str(tiny_data), max_targets=1,
-                                    eps=[0.01], steps=1, random_draws=1, threads=1)
+        run = AttackRun.from_params(
+            "noise",
+            model=str(tmp_path / "m.pt"),
+            data_dir=str(tiny_data),
+            max_targets=1,
+            eps=[0.01],
+            steps=1,
+            random_draws=1,
+            threads=1,
+        )
         execute(run, progress=False)
     finally:
         R.adversarial_noise = real

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import slurm_cluster
 from conftest import ROOT
 
@@ -63,8 +62,20 @@ def local_tables(tmp_path_factory) -> dict[str, bytes]:
 
 def test_slurm_sweep_equals_local_engine_over_tls(slurm, local_tables, tmp_path):
     t0 = time.monotonic()
-    p = _sweep("--results", str(tmp_path), "--engine", "slurm", "--partition", slurm, "--cores", "2",
-               "--memory", "2GB", "--walltime", "00:10:00")
+    p = _sweep(
+        "--results",
+        str(tmp_path),
+        "--engine",
+        "slurm",
+        "--partition",
+        slurm,
+        "--cores",
+        "2",
+        "--memory",
+        "2GB",
+        "--walltime",
+        "00:10:00",
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "over TLS" in p.stdout and "tls://" in p.stdout
     assert _tables(tmp_path) == local_tables and len(local_tables) == 2
@@ -73,11 +84,14 @@ def test_slurm_sweep_equals_local_engine_over_tls(slurm, local_tables, tmp_path)
     print(f"slurm smoke sweep: {time.monotonic() - t0:.1f} s")
 
 
-@pytest.mark.parametrize("args, words, option", [
-    (["--partition", "no-such-partition"], "invalid partition", "--partition"),
-    (["--cores", "512"], "Requested node configuration is not available", "--cores"),
-    (["--gpus", "1"], "gres", "--gpus"),
-])
+@pytest.mark.parametrize(
+    "args, words, option",
+    [
+        (["--partition", "no-such-partition"], "invalid partition", "--partition"),
+        (["--cores", "512"], "Requested node configuration is not available", "--cores"),
+        (["--gpus", "1"], "gres", "--gpus"),
+    ],
+)
 def test_refused_request_is_one_line_not_a_hang(slurm, tmp_path, args, words, option):
     t0 = time.monotonic()
     p = _sweep("--results", str(tmp_path), "--engine", "slurm", *args, timeout=60)
@@ -90,8 +104,20 @@ def test_refused_request_is_one_line_not_a_hang(slurm, tmp_path, args, words, op
 
 
 def test_worker_that_never_joins_is_cancelled_with_squeue_reason(slurm, tmp_path):
-    p = _sweep("--results", str(tmp_path), "--engine", "slurm", "--partition", slurm, "--memory", "1GB",
-               "--sbatch=--begin=now+1hour", "--join-timeout", "5", timeout=120)
+    p = _sweep(
+        "--results",
+        str(tmp_path),
+        "--engine",
+        "slurm",
+        "--partition",
+        slurm,
+        "--memory",
+        "1GB",
+        "--sbatch=--begin=now+1hour",
+        "--join-timeout",
+        "5",
+        timeout=120,
+    )
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1, p.stdout + p.stderr
     assert "no SLURM worker joined within 5 s" in err[0] and "PENDING (BeginTime)" in err[0], err[0]
@@ -116,8 +142,18 @@ def _running_job() -> str | None:
 def test_job_cancelled_mid_run_is_replaced_and_the_run_resumes(slurm, local_tables, tmp_path):
     """scancel the only job while a notebook runs: the sweep submits a new job and the scheduler retries
     the run there (or the next call redoes it); the tables end identical to the local engine's."""
-    cmd = SWEEP + ["--results", str(tmp_path), "--engine", "slurm", "--partition", slurm, "--memory", "2GB",
-                   "--join-timeout", "60"]
+    cmd = SWEEP + [
+        "--results",
+        str(tmp_path),
+        "--engine",
+        "slurm",
+        "--partition",
+        slurm,
+        "--memory",
+        "2GB",
+        "--join-timeout",
+        "60",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: list(tmp_path.glob("smoke/*/params.json")), 90, "a run to start")
     job = _running_job()
@@ -127,7 +163,7 @@ def test_job_cancelled_mid_run_is_replaced_and_the_run_resumes(slurm, local_tabl
     assert "Traceback" not in err
     if proc.returncode != 0:  # recorded failed: the next call resumes it
         assert "run the sweep again" in out + err
-        p = _sweep(*cmd[len(SWEEP):])
+        p = _sweep(*cmd[len(SWEEP) :])
         assert p.returncode == 0, p.stdout + p.stderr
     assert _tables(tmp_path) == local_tables
     assert not _queue()
@@ -141,8 +177,11 @@ def test_ctrl_c_cancels_every_submitted_job(slurm, tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert "cancelling SLURM job" in out and err.strip().splitlines()[-1] == "error: interrupted"
-    _wait_for(lambda: not _queue() or all(r.split()[2] in ("COMPLETING", "CANCELLED") for r in
-                                          _queue().splitlines()), 30, "the jobs to be cancelled")
+    _wait_for(
+        lambda: not _queue() or all(r.split()[2] in ("COMPLETING", "CANCELLED") for r in _queue().splitlines()),
+        30,
+        "the jobs to be cancelled",
+    )
 
 
 def test_scheduler_refuses_a_client_without_the_credentials(slurm, tmp_path):
@@ -181,6 +220,7 @@ def test_scheduler_refuses_a_client_without_the_credentials(slurm, tmp_path):
 
 # -- without a SLURM: the schema, the contradictions, the shared-folder check --------------------------------
 
+
 def _yaml_with(tmp_path, block: dict) -> Path:
     import yaml
 
@@ -191,26 +231,37 @@ def _yaml_with(tmp_path, block: dict) -> Path:
     return cfg
 
 
-@pytest.mark.parametrize("block, words", [
-    ({"partiton": "cpu"}, "slurm: unknown key 'partiton'"),
-    ({"cores": 0}, "slurm.cores"),
-    ({"cores": "two"}, "slurm.cores: must be int"),
-    ({"tls": "yes"}, "slurm.tls: must be true or false"),
-])
+@pytest.mark.parametrize(
+    "block, words",
+    [
+        ({"partiton": "cpu"}, "slurm: unknown key 'partiton'"),
+        ({"cores": 0}, "slurm.cores"),
+        ({"cores": "two"}, "slurm.cores: must be int"),
+        ({"tls": "yes"}, "slurm.tls: must be true or false"),
+    ],
+)
 def test_bad_slurm_block_is_one_line_naming_file_and_key(tmp_path, block, words):
     cfg = _yaml_with(tmp_path, block)
-    p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1, p.stderr
     assert str(cfg) in err[0] and words in err[0], err[0]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--engine", "dask-local", "--scheduler", "tcp://127.0.0.1:1"], "--engine dask-local starts its own cluster"),
-    (["--partition", "cpu"], "--partition applies to --engine slurm only"),
-    (["--engine", "slurm", "--cores", "0"], "cores"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--engine", "dask-local", "--scheduler", "tcp://127.0.0.1:1"], "--engine dask-local starts its own cluster"),
+        (["--partition", "cpu"], "--partition applies to --engine slurm only"),
+        (["--engine", "slurm", "--cores", "0"], "cores"),
+    ],
+)
 def test_contradictory_engine_options_are_refused(tmp_path, args, words):
     p = _sweep("--results", str(tmp_path), *args, timeout=120)
     err = p.stderr.strip().splitlines()
@@ -234,8 +285,8 @@ def test_cli_over_yaml_over_defaults_and_device_cuda_adds_a_gpu(tmp_path):
 def test_every_slurm_field_has_an_option_and_help():
     import argparse
 
-    from advmri.util.schema import add_arguments, describe
     from advmri.experiments.slurm import SlurmConfig
+    from advmri.util.schema import add_arguments, describe
 
     ap = argparse.ArgumentParser()
     add_arguments(ap, SlurmConfig)

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT
 
 from advmri.experiments.sweep import SweepError, load_sweep, run_sweep
+from advmri.models.networks import build, save_checkpoint
 from advmri.util import provenance
 from advmri.util.errors import UserError
-from advmri.models.networks import build, save_checkpoint
 
 
 def test_sweep_failure_is_recorded_and_only_it_is_redone(tmp_path):
@@ -55,16 +54,19 @@ def test_bad_sweep_file(tmp_path):
 def test_sharded_sweep_equals_unsharded(tmp_path, tiny_data):
     """Shards split the boxes into contiguous parts, one run each; concatenated they give the unsharded
     result (one item per pass, so no float32 batch-composition effect; random draws are seeded per item)."""
-    from advmri.report.analysis import collect
     from advmri.models.networks import build, save_checkpoint
+    from advmri.report.analysis import collect
 
     save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
-    spec = dict(name="full", notebooks={"noise": "notebooks/03_noise_attack.ipynb",
-                                        "rotation": "notebooks/04_rotation_attack.ipynb"},
-                grid=dict(model=[str(tmp_path / "m.pt")], acceleration=[8], attack=["noise", "rotation"]),
-                common=dict(data_dir=str(tiny_data), max_targets=0, chunk=1, random_draws=2),
-                per_attack=dict(noise=dict(eps=[0.0, 0.01], steps=2),
-                                rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])))
+    spec = dict(
+        name="full",
+        notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
+        grid=dict(model=[str(tmp_path / "m.pt")], acceleration=[8], attack=["noise", "rotation"]),
+        common=dict(data_dir=str(tiny_data), max_targets=0, chunk=1, random_draws=2),
+        per_attack=dict(
+            noise=dict(eps=[0.0, 0.01], steps=2), rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])
+        ),
+    )
     tables = {}
     for name, shards in (("full", 1), ("sharded", 3)):
         cfg = tmp_path / f"{name}.yaml"
@@ -90,21 +92,30 @@ def test_two_smoke_sweeps_give_byte_identical_tables(tmp_path):
 
     tables = []
     for name in ("a", "b"):
-        p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", "sweeps/smoke.yaml", "--results",
-                            str(tmp_path / name)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-m", "advmri.experiments.sweep", "sweeps/smoke.yaml", "--results", str(tmp_path / name)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr[-2000:]
         tables.append({f.parent.name: f.read_bytes() for f in sorted((tmp_path / name).glob("smoke/*/results.csv"))})
     assert len(tables[0]) == 2 and tables[0] == tables[1]
 
 
 def test_sweep_of_several_grids(tmp_path, tiny_data):
-    spec = dict(name="multi", notebooks={"noise": "notebooks/03_noise_attack.ipynb",
-                                         "rotation": "notebooks/04_rotation_attack.ipynb"},
-                grid=[{"model": ["classical:cg-sense", "classical:l1-wavelet"], "attack": "noise", "restarts": [0, 1]},
-                      {"model": "classical:cg-sense", "attack": "rotation", "max_targets": 2},
-                      {"model": "classical:cg-sense", "attack": "noise", "eps": [[0.0, 0.03]]}],
-                common=dict(data_dir=str(tiny_data), max_targets=1),
-                per_attack={"noise": {"eps": [0.0, 0.01]}})
+    spec = dict(
+        name="multi",
+        notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
+        grid=[
+            {"model": ["classical:cg-sense", "classical:l1-wavelet"], "attack": "noise", "restarts": [0, 1]},
+            {"model": "classical:cg-sense", "attack": "rotation", "max_targets": 2},
+            {"model": "classical:cg-sense", "attack": "noise", "eps": [[0.0, 0.03]]},
+        ],
+        common=dict(data_dir=str(tiny_data), max_targets=1),
+        per_attack={"noise": {"eps": [0.0, 0.01]}},
+    )
     path = tmp_path / "multi.yaml"
     path.write_text(yaml.safe_dump(spec))
     _, runs = load_sweep(path, tmp_path)
@@ -129,10 +140,16 @@ def test_a_sweep_into_the_committed_results_refuses_a_dirty_tree(monkeypatch, tm
 
     monkeypatch.setattr(provenance, "code_version", lambda: "0123456789ab+dirty")
     cfg = tmp_path / "dirty-guard.yaml"
-    cfg.write_text(yaml.safe_dump(dict(
-        name="test-dirty-guard", notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
-        grid=dict(model=["classical:cg-sense"], attack=["noise"]),
-        common=dict(data_dir=str(tiny_data), max_targets=1, eps=[0.0], random_draws=0, steps=1))))
+    cfg.write_text(
+        yaml.safe_dump(
+            dict(
+                name="test-dirty-guard",
+                notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
+                grid=dict(model=["classical:cg-sense"], attack=["noise"]),
+                common=dict(data_dir=str(tiny_data), max_targets=1, eps=[0.0], random_draws=0, steps=1),
+            )
+        )
+    )
     try:
         with pytest.raises(UserError, match="uncommitted changes"):
             sweep.run_sweep(cfg, results=ROOT / "results", log=lambda *a: None)
@@ -154,14 +171,17 @@ def _sweep(tmp_path, mutate, data=None) -> Path:
     return p
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda s: s["common"].update(max_target=3), "'max_targets'"),
-    (lambda s: s.update({"per-attack": s.pop("per_attack")}), "'per_attack'"),
-    (lambda s: s["grid"].update(accel=s["grid"].pop("acceleration")), "'acceleration'"),
-    (lambda s: s["per_attack"]["noise"].update(eps=[-0.1]), "eps"),
-    (lambda s: s["per_attack"]["rotation"].update(max_angle=1.0), "bounds"),
-    (lambda s: s["notebooks"].update(noise="/tmp/elsewhere.ipynb"), "outside the project"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda s: s["common"].update(max_target=3), "'max_targets'"),
+        (lambda s: s.update({"per-attack": s.pop("per_attack")}), "'per_attack'"),
+        (lambda s: s["grid"].update(accel=s["grid"].pop("acceleration")), "'acceleration'"),
+        (lambda s: s["per_attack"]["noise"].update(eps=[-0.1]), "eps"),
+        (lambda s: s["per_attack"]["rotation"].update(max_angle=1.0), "bounds"),
+        (lambda s: s["notebooks"].update(noise="/tmp/elsewhere.ipynb"), "outside the project"),
+    ],
+)
 def test_sweep_config_mistakes_are_named(tmp_path, tiny_data, mutate, needle):
     from advmri.experiments.sweep import SweepError, load_sweep
 
@@ -171,8 +191,8 @@ def test_sweep_config_mistakes_are_named(tmp_path, tiny_data, mutate, needle):
 
 
 def test_changed_or_truncated_results_are_not_reused(tmp_path):
-    from advmri.report.analysis import collect
     from advmri.experiments.sweep import SweepError, is_done, load_sweep, run_sweep
+    from advmri.report.analysis import collect
 
     cfg = ROOT / "sweeps/smoke.yaml"
     st = run_sweep(cfg, results=tmp_path, log=lambda *a: None)
@@ -207,12 +227,16 @@ def _spec(tmp_path, tiny_data, **extra):
     if not ck.is_file():
         torch.manual_seed(3)
         save_checkpoint(ck, build("unet", "tiny"))
-    return dict(name="v", notebooks={"noise": "notebooks/03_noise_attack.ipynb",
-                                     "rotation": "notebooks/04_rotation_attack.ipynb"},
-                grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
-                common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
-                per_attack=dict(noise=dict(eps=[0.0, 0.01, 0.02], steps=3),
-                                rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])), **extra)
+    return dict(
+        name="v",
+        notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
+        grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
+        common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
+        per_attack=dict(
+            noise=dict(eps=[0.0, 0.01, 0.02], steps=3), rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])
+        ),
+        **extra,
+    )
 
 
 def test_sweep_exclude(tmp_path, tiny_data):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -22,8 +21,7 @@ WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=ROOT)
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
 
 
 def _kill(p: subprocess.Popen) -> None:
@@ -40,11 +38,29 @@ def cluster(tmp_path):
 
     port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
-    procs = {"scheduler": _start(DASK + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address",
-                                         "127.0.0.1:0"], tmp_path / "scheduler.log")}
+    procs = {
+        "scheduler": _start(
+            DASK + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+            tmp_path / "scheduler.log",
+        )
+    }
     for w in ("w0", "w1"):
-        procs[w] = _start(WORKER + [addr, "--name", w, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
-                                    "--dashboard-address", "127.0.0.1:0"], tmp_path / f"{w}.log")
+        procs[w] = _start(
+            WORKER
+            + [
+                addr,
+                "--name",
+                w,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--host",
+                "127.0.0.1",
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            tmp_path / f"{w}.log",
+        )
     with Client(addr, timeout=60) as c:
         c.wait_for_workers(2, timeout=60)
     yield addr, procs
@@ -63,15 +79,18 @@ def _sweep(tmp_path) -> Path:
 def test_sweep_on_dask_survives_a_killed_worker(cluster, tmp_path):
     from distributed import Client
 
-    from advmri.report.analysis import collect
     from advmri.experiments.sweep import is_done, load_sweep, run_sweep
+    from advmri.report.analysis import collect
 
     addr, procs = cluster
     cfg = _sweep(tmp_path)
     logs: list[str] = []
     result: dict = {}
-    t = threading.Thread(target=lambda: result.update(run_sweep(cfg, results=tmp_path / "res", engine="dask",
-                                                               scheduler=addr, log=logs.append)))
+    t = threading.Thread(
+        target=lambda: result.update(
+            run_sweep(cfg, results=tmp_path / "res", engine="dask", scheduler=addr, log=logs.append)
+        )
+    )
     t.start()
     killed = None
     with Client(addr, timeout=30) as c:  # kill the worker that is running a notebook, mid-run

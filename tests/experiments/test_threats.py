@@ -27,8 +27,16 @@ def test_threat_objects_perturb_a_batch_within_their_budgets(model_file, tiny_da
     angles, rec = Rotation(bounds=(0.0, 2.0), max_angle=2.0, angle_step=1.0).perturb(model, tb, 2.0)
     assert rec.shape == tb.target.shape and bool((angles.abs() <= 2.0).all())
     run = noise.run(f"{model_file}:image", str(tiny_data), 8, max_targets=2)
-    same = AttackRun.from_params("noise", model=f"{model_file}:image", data_dir=str(tiny_data), acceleration=8,
-                                 max_targets=2, eps=[0.0, 0.01], steps=2, random_draws=1)
+    same = AttackRun.from_params(
+        "noise",
+        model=f"{model_file}:image",
+        data_dir=str(tiny_data),
+        acceleration=8,
+        max_targets=2,
+        eps=[0.0, 0.01],
+        steps=2,
+        random_draws=1,
+    )
     assert run.id == same.id
     d = noise.describe()
     assert d["threat"] == "noise" and d["eps"] == (0.0, 0.01) and "mask applied after the noise" in d["budget"]

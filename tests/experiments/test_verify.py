@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from advmri.models.networks import build, save_checkpoint
 from advmri.experiments.sweep import read_status, run_sweep, table_digest
 from advmri.experiments.verify import CacheMismatch, choose_passes, verify_run
+from advmri.models.networks import build, save_checkpoint
 
 
 def _spec(tmp_path, tiny_data, **extra):
@@ -20,12 +20,16 @@ def _spec(tmp_path, tiny_data, **extra):
     if not ck.is_file():
         torch.manual_seed(3)
         save_checkpoint(ck, build("unet", "tiny"))
-    return dict(name="v", notebooks={"noise": "notebooks/03_noise_attack.ipynb",
-                                     "rotation": "notebooks/04_rotation_attack.ipynb"},
-                grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
-                common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
-                per_attack=dict(noise=dict(eps=[0.0, 0.01, 0.02], steps=3),
-                                rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])), **extra)
+    return dict(
+        name="v",
+        notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
+        grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
+        common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
+        per_attack=dict(
+            noise=dict(eps=[0.0, 0.01, 0.02], steps=3), rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])
+        ),
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +86,9 @@ def test_rotation_table_has_the_clean_reference_row(done_sweep):
     boxes = df.drop_duplicates(["file", "slice", "bx", "by", "bw", "bh"])
     assert len(clean) == len(boxes) and (clean.param == 0).all() and clean.angle.isna().all()
     # reference interpolation: rotating by 0 deg stays within a few % of the clean reconstruction
-    zero = df[(df.kind == "adversarial") & (df.param == 0)].merge(clean, on=["file", "slice", "bx", "by"],
-                                                                  suffixes=("", "_c"))
+    zero = df[(df.kind == "adversarial") & (df.param == 0)].merge(
+        clean, on=["file", "slice", "bx", "by"], suffixes=("", "_c")
+    )
     assert np.all(np.abs(zero.box_mse / zero.box_mse_c - 1) < 0.25)
     assert "params" not in df.columns  # parameters are stored once per run, not per row
 
@@ -101,8 +106,9 @@ def test_rotation_rows_are_verified_at_their_recorded_angles(done_sweep):
     full, _ = execute(run, progress=False, subset=[0])
     key = ["kind", "param", "draw"]
     cols = ["angle", "box_mse", "box_ssim", "img_ssim"]
-    assert np.array_equal(fast.sort_values(key)[cols].to_numpy(float), full.sort_values(key)[cols].to_numpy(float),
-                          equal_nan=True)  # bit for bit
+    assert np.array_equal(
+        fast.sort_values(key)[cols].to_numpy(float), full.sort_values(key)[cols].to_numpy(float), equal_nan=True
+    )  # bit for bit
     original = (folder / "results.csv").read_bytes()
     s = read_status(folder)
     try:
@@ -124,9 +130,9 @@ def test_rotation_rows_are_verified_at_their_recorded_angles(done_sweep):
 
 def test_one_run_per_code_path_is_verified(tmp_path, tiny_data):
     """Runs that differ only in numbers share a code path; one of them (seeded) is recomputed."""
-    from advmri.experiments.verify import choose_runs, code_path
-    from advmri.experiments.run import AttackRun
     from advmri.attacks.noise import NoiseConfig
+    from advmri.experiments.run import AttackRun
+    from advmri.experiments.verify import choose_runs, code_path
 
     a = AttackRun(model="m.pt", data=str(tiny_data), noise=NoiseConfig(eps=(0.0, 0.01), steps=3))
     b = AttackRun(model="m.pt", data=str(tiny_data), acceleration=4, noise=NoiseConfig(eps=(0.0, 0.02), steps=5))
@@ -136,11 +142,19 @@ def test_one_run_per_code_path_is_verified(tmp_path, tiny_data):
     for i, r in enumerate((a, b, c)):
         f = tmp_path / f"run{i}"
         f.mkdir()
-        p = dict(r.as_dict()["noise"], model=r.model, data_dir=r.data, acceleration=r.acceleration,
-                 notebook="notebooks/03_noise_attack.ipynb")
+        p = dict(
+            r.as_dict()["noise"],
+            model=r.model,
+            data_dir=r.data,
+            acceleration=r.acceleration,
+            notebook="notebooks/03_noise_attack.ipynb",
+        )
         (f / "params.json").write_text(json.dumps(p))
         folders.append(f)
     chosen = choose_runs(folders, seed=0)
     assert len(chosen) == 2 and folders[2] in chosen
     assert chosen == choose_runs(folders, seed=0)  # seeded
-    assert {tuple(choose_runs(folders, seed=s)) for s in range(8)} >= {(folders[0], folders[2]), (folders[1], folders[2])}
+    assert {tuple(choose_runs(folders, seed=s)) for s in range(8)} >= {
+        (folders[0], folders[2]),
+        (folders[1], folders[2]),
+    }

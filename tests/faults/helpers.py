@@ -15,8 +15,11 @@ SWEEP = [sys.executable, "-m", "advmri.experiments.sweep", "sweeps/smoke.yaml"]
 
 def digests(results: Path, pattern: str = "smoke/*/*") -> dict[str, str]:
     """sha256 of every file of the runs (lock and token files aside)."""
-    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(results.glob(pattern)) if p.is_file()}
+    return {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.glob(pattern))
+        if p.is_file()
+    }
 
 
 def wait_for(pred, timeout: float, what: str, step: float = 0.1) -> None:
@@ -32,11 +35,14 @@ class Proc:
 
     def __init__(self, cmd: list[str], **kw):
         self.t0 = time.monotonic()
-        self.p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  stdin=subprocess.DEVNULL, **kw)
+        self.p = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, **kw
+        )
         self.lines: list[tuple[float, str, str]] = []
-        self._threads = [threading.Thread(target=self._read, args=(s, n), daemon=True)
-                         for s, n in ((self.p.stdout, "out"), (self.p.stderr, "err"))]
+        self._threads = [
+            threading.Thread(target=self._read, args=(s, n), daemon=True)
+            for s, n in ((self.p.stdout, "out"), (self.p.stderr, "err"))
+        ]
         for t in self._threads:
             t.start()
 

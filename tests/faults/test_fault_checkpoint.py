@@ -11,19 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import ROOT
 
-from advmri.models.networks import CheckpointError
-from advmri.models.networks import build, load_checkpoint, save_checkpoint
 from advmri.experiments.sweep import run_sweep
 from advmri.experiments.verify import CacheMismatch, choose_passes, verify_run
-from helpers import ROOT
+from advmri.models.networks import CheckpointError, build, load_checkpoint, save_checkpoint
 
 
 def _spec(tmp: Path, data: Path, ck: Path) -> Path:
-    spec = dict(name="ck", notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
-                grid=dict(model=[str(ck)], acceleration=[8], attack=["noise"]),
-                common=dict(data_dir=str(data), max_targets=2, random_draws=1, threads=1, chunk=1),
-                per_attack=dict(noise=dict(eps=[0.0, 0.01, 0.02], steps=2)))
+    spec = dict(
+        name="ck",
+        notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
+        grid=dict(model=[str(ck)], acceleration=[8], attack=["noise"]),
+        common=dict(data_dir=str(data), max_targets=2, random_draws=1, threads=1, chunk=1),
+        per_attack=dict(noise=dict(eps=[0.0, 0.01, 0.02], steps=2)),
+    )
     cfg = tmp / "ck.yaml"
     cfg.write_text(yaml.safe_dump(spec))
     return cfg
@@ -75,8 +77,8 @@ def _flip_tensor_byte(path: Path) -> None:
         info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     raw = bytearray(path.read_bytes())
     # local header: 30 bytes + name + extra field, then the (stored, uncompressed) data
-    name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
-    extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    name_len = int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_len = int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
     at = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
     raw[at] ^= 0x40
     path.write_bytes(bytes(raw))
@@ -92,8 +94,12 @@ def test_flipped_byte_without_sidecar_is_refused_in_one_line(tmp_path):
         load_checkpoint(ck)
     msg = str(e.value)
     assert "\n" not in msg and str(ck) in msg and ("damaged" in msg or "not a loadable checkpoint" in msg), msg
-    p = subprocess.run([sys.executable, "-c", f"from advmri.models.networks import load_checkpoint; "
-                        f"load_checkpoint({str(ck)!r})"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", f"from advmri.models.networks import load_checkpoint; load_checkpoint({str(ck)!r})"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode != 0
 
 
@@ -106,10 +112,17 @@ def test_verify_all_and_coverage_of_every_row_type(done, capsys):
     out = capsys.readouterr().out
     assert f"verified {len(rep['passes'])} of 6 passes" in out
     assert len(verify_run(folder, passes="all", log=print)["passes"]) == 6
-    p = subprocess.run([sys.executable, "-m", "advmri.experiments.verify", str(folder), "--passes", "all"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "advmri.experiments.verify", str(folder), "--passes", "all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0 and "verified 1 run(s): 6 of 6 passes (100%)" in p.stdout, p.stdout + p.stderr
-    p = subprocess.run([sys.executable, "-m", "advmri.experiments.verify", str(tmp)], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "advmri.experiments.verify", str(tmp)], cwd=ROOT, capture_output=True, text=True
+    )
     assert p.returncode == 2 and "not a run folder" in p.stderr
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import ROOT, SWEEP
 
 from advmri.util.atomic import write_together
 from advmri.util.errors import DiskFullError
-from helpers import ROOT, SWEEP
 
 pytestmark = pytest.mark.slow
 
@@ -71,8 +71,9 @@ def test_sweep_on_a_full_disk_records_the_failure_and_resumes_after_space_is_fre
     statuses = {f.parent.name: json.loads(f.read_text()) for f in small_fs.glob("smoke/*/status.json")}
     assert [s["status"] for s in statuses.values()] == ["failed"], statuses
     for folder in small_fs.glob("smoke/*/"):  # no table without its metadata, no temporary files left
-        assert (folder / "results.csv").exists() == (folder / "results.meta.json").exists() or \
-            not (folder / "results.csv").exists()
+        assert (folder / "results.csv").exists() == (folder / "results.meta.json").exists() or not (
+            folder / "results.csv"
+        ).exists()
         assert not list(folder.glob(".*.tmp"))
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
     q = subprocess.run(SWEEP + ["--results", str(small_fs)], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, SWEEP, Proc, digests, wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,11 +57,21 @@ def complete(_complete_once, tmp_path) -> tuple[Path, dict]:
 
 def test_fresh_asks_first_and_without_a_terminal_needs_yes(complete):
     results, before = complete
-    p = subprocess.run(SWEEP + ["--results", str(results), "--fresh"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        SWEEP + ["--results", str(results), "--fresh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     err = [x for x in p.stderr.splitlines() if x.strip()]
-    assert p.returncode == 2 and len(err) == 1 and "--fresh recomputes and replaces the results of 2 complete" \
-        in err[0] and "add --yes" in err[0], p.stderr
+    assert (
+        p.returncode == 2
+        and len(err) == 1
+        and "--fresh recomputes and replaces the results of 2 complete" in err[0]
+        and "add --yes" in err[0]
+    ), p.stderr
     assert digests(results) == before
 
 
@@ -87,8 +96,9 @@ def test_fresh_interrupted_or_killed_keeps_the_complete_results(complete, sig):
 
 def test_fresh_to_completion_replaces_and_leaves_no_backup(complete):
     results, before = complete
-    p = subprocess.run(SWEEP + ["--results", str(results), "--fresh", "--yes"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        SWEEP + ["--results", str(results), "--fresh", "--yes"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0 and "2 complete run(s) set aside" in p.stdout, p.stdout + p.stderr
     assert not (results / "smoke" / ".fresh-backup").exists()
     now = digests(results)

@@ -11,9 +11,9 @@ from pathlib import Path
 import h5py
 import pytest
 import yaml
+from helpers import ROOT
 
 from advmri.util.errors import ParameterError, UserError
-from helpers import ROOT
 
 
 def _one_line(p: subprocess.CompletedProcess) -> str:
@@ -27,7 +27,9 @@ def test_negative_slice_index_in_annotations(tmp_path):
     from advmri.data.annotations import AnnotationError, read_annotations
 
     csv = tmp_path / "knee.csv"
-    csv.write_text("file,slice,study_level,x,y,width,height,label\nf1,3,No,1,2,3,4,Effusion\nf1,-1,No,1,2,3,4,Effusion\n")
+    csv.write_text(
+        "file,slice,study_level,x,y,width,height,label\nf1,3,No,1,2,3,4,Effusion\nf1,-1,No,1,2,3,4,Effusion\n"
+    )
     with pytest.raises(AnnotationError, match=r"knee.csv: row 3 has slice -1; slice indices start at 0"):
         read_annotations(csv)
 
@@ -38,9 +40,27 @@ def test_training_on_mixed_geometries(tmp_path, tiny_data, small_data):
     for src in (tiny_data, small_data):
         f = sorted((src / "multicoil").glob("*.h5"))[0]
         shutil.copy(f, mixed / f"{src.name}-{f.name}")
-    p = subprocess.run([sys.executable, "-m", "advmri.models.train", "--model", "unet", "--config", "tiny", "--data",
-                        str(mixed.parent), "--out", str(tmp_path / "c.pt"), "--steps", "1"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "advmri.models.train",
+            "--model",
+            "unet",
+            "--config",
+            "tiny",
+            "--data",
+            str(mixed.parent),
+            "--out",
+            str(tmp_path / "c.pt"),
+            "--steps",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     line = _one_line(p)
     assert str(mixed.parent) in line and "volumes of different geometry cannot be trained together" in line
     assert "train on a folder of one geometry" in line, line
@@ -54,9 +74,12 @@ def _sweep_file(tmp_path: Path, data: Path, **common) -> Path:
     ck = tmp_path / "m.pt"
     torch.manual_seed(0)
     save_checkpoint(ck, build("unet", "tiny"))
-    spec = dict(name="bad", notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
-                grid=dict(model=[str(ck)], acceleration=[8], attack=["noise"]),
-                common=dict(data_dir=str(data), max_targets=2, random_draws=1, eps=[0.01], steps=1, **common))
+    spec = dict(
+        name="bad",
+        notebooks={"noise": "notebooks/03_noise_attack.ipynb"},
+        grid=dict(model=[str(ck)], acceleration=[8], attack=["noise"]),
+        common=dict(data_dir=str(data), max_targets=2, random_draws=1, eps=[0.01], steps=1, **common),
+    )
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump(spec))
     return cfg
@@ -67,8 +90,13 @@ def test_empty_shards_are_refused_before_any_run(tmp_path, tiny_data):
     spec = yaml.safe_load(cfg.read_text())
     spec["shards"] = 3  # 2 targets in 3 shards
     cfg.write_text(yaml.safe_dump(spec))
-    p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = _one_line(p)
     assert str(cfg) in line and "3 shards of 2 targets leave shard 2 empty; use at most 2 shards" in line, line
     assert not list(tmp_path.glob("bad/*/params.json"))
@@ -83,8 +111,13 @@ def test_twins_the_data_lacks_are_refused_before_any_run(tmp_path, tiny_data):
                 if k in hf:
                     del hf[k]
     cfg = _sweep_file(tmp_path, data, target="healthy")
-    p = subprocess.run([sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "advmri.experiments.sweep", str(cfg), "--results", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = _one_line(p)
     assert str(cfg) in line and "target: 'healthy'" in line and "use target: clean" in line, line
     assert not list(tmp_path.glob("bad/*/params.json"))

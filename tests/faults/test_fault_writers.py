@@ -9,15 +9,30 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, SWEEP, Proc, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def _train(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "advmri.models.train", "--model", "unet", "--config", "tiny", "--data", str(data),
-            "--out", str(out), "--steps", "5000", "--val-interval", "5000", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "advmri.models.train",
+        "--model",
+        "unet",
+        "--config",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        "5000",
+        "--val-interval",
+        "5000",
+        *extra,
+    ]
 
 
 def test_second_trainer_on_the_same_checkpoint_stops_at_once(tmp_path, tiny_data):
@@ -26,8 +41,7 @@ def test_second_trainer_on_the_same_checkpoint_stops_at_once(tmp_path, tiny_data
     owner = Path(str(out) + ".lock.owner")
     wait_for(owner.is_file, 60, "the first trainer to take the lock")
     t0 = time.monotonic()
-    second = subprocess.run(_train(tiny_data, out, "--seed", "2"), cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    second = subprocess.run(_train(tiny_data, out, "--seed", "2"), cwd=ROOT, capture_output=True, text=True, timeout=60)
     took = time.monotonic() - t0
     err = [x for x in second.stderr.splitlines() if x.strip()]
     assert second.returncode == 2 and len(err) == 1, second.stderr
@@ -50,8 +64,9 @@ def test_second_sweep_on_the_same_folder_names_the_holder(tmp_path):
 
 
 def test_negative_wait_is_refused(tmp_path, tiny_data):
-    p = subprocess.run(_train(tiny_data, tmp_path / "c.pt", "--wait", "-1"), cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        _train(tiny_data, tmp_path / "c.pt", "--wait", "-1"), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     err = [x for x in p.stderr.splitlines() if x.strip()]
     assert p.returncode == 2 and len(err) == 1 and "wait" in err[0], p.stderr
     assert not (tmp_path / "c.pt").exists()

@@ -6,31 +6,45 @@ from dataclasses import replace
 import pytest
 import torch
 
-from advmri.core import kspace as K
-from advmri.core import metrics as M
 from advmri.attacks.common import box_scores, make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_like, recon_with_noise
-from advmri.models.classical import (
-    ClassicalRecon, cg_sense, l1_wavelet, low_res_sensitivities, parse_spec, wavelet_prox,
-)
+from advmri.core import kspace as K
+from advmri.core import metrics as M
 from advmri.data.dataset import AnnotatedSlices
-from advmri.util.errors import ParameterError
 from advmri.experiments.run import AttackRun, load_model
+from advmri.models.classical import (
+    ClassicalRecon,
+    cg_sense,
+    l1_wavelet,
+    low_res_sensitivities,
+    parse_spec,
+    wavelet_prox,
+)
+from advmri.util.errors import ParameterError
 
 
 def _problem(seed=0, coils=3, shape=(12, 10)):
     """A small SENSE problem in float64: image x, normalised smooth sensitivities, a column mask."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.complex(torch.randn(1, *shape, generator=g, dtype=torch.float64),
-                      torch.randn(1, *shape, generator=g, dtype=torch.float64))
-    r, c = torch.meshgrid(torch.linspace(-1, 1, shape[0], dtype=torch.float64),
-                          torch.linspace(-1, 1, shape[1], dtype=torch.float64), indexing="ij")
-    s = torch.stack([torch.exp(-((r - a) ** 2 + (c - b) ** 2)) * torch.exp(1j * (a * r + b * c))
-                     for a, b in [(-1, 0), (1, 0.5), (0, -1)][:coils]])[None]  # (1, C, R, Cols)
+    x = torch.complex(
+        torch.randn(1, *shape, generator=g, dtype=torch.float64),
+        torch.randn(1, *shape, generator=g, dtype=torch.float64),
+    )
+    r, c = torch.meshgrid(
+        torch.linspace(-1, 1, shape[0], dtype=torch.float64),
+        torch.linspace(-1, 1, shape[1], dtype=torch.float64),
+        indexing="ij",
+    )
+    s = torch.stack(
+        [
+            torch.exp(-((r - a) ** 2 + (c - b) ** 2)) * torch.exp(1j * (a * r + b * c))
+            for a, b in [(-1, 0), (1, 0.5), (0, -1)][:coils]
+        ]
+    )[None]  # (1, C, R, Cols)
     s = s / K.rss(s, dim=1)[:, None]
     mask = torch.zeros(1, shape[1], dtype=torch.float64)
     mask[0, ::2] = 1
-    mask[0, shape[1] // 2 - 1: shape[1] // 2 + 2] = 1
+    mask[0, shape[1] // 2 - 1 : shape[1] // 2 + 2] = 1
     return x, s, mask
 
 
@@ -94,8 +108,9 @@ def test_classical_reconstructs_and_is_attackable(tiny_data, method):
     z = adversarial_noise(model, tb, eps, NoiseConfig(steps=2))
     with torch.no_grad():
         adv = box_scores(recon_with_noise(model, tb, z), tb)["box_mse"]
-        rnd = box_scores(recon_with_noise(model, tb, random_noise_like(z, tb, torch.Generator().manual_seed(0))),
-                         tb)["box_mse"]
+        rnd = box_scores(recon_with_noise(model, tb, random_noise_like(z, tb, torch.Generator().manual_seed(0))), tb)[
+            "box_mse"
+        ]
     assert (adv > 2 * rnd).all()  # gradients flow through the unrolled solver
 
 
@@ -121,8 +136,9 @@ SHAPES = [(12, 10), (9, 14), (16, 16)]
 
 
 def _crandn(*shape, g):
-    return torch.complex(torch.randn(*shape, generator=g, dtype=torch.float64),
-                         torch.randn(*shape, generator=g, dtype=torch.float64))
+    return torch.complex(
+        torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
+    )
 
 
 def _dot(a, b):
@@ -182,8 +198,10 @@ def test_calibration_sensitivities_bound_the_operator_norm_by_one(coils):
     k = _crandn(1, coils, *shape, g=g)
     sens = C.low_res_sensitivities(k, 4)
     assert torch.allclose(K.rss(sens, dim=1), torch.ones((), dtype=torch.float64))  # sum_c |S_c|^2 = 1
-    for mask, top in ((torch.zeros(1, shape[1], dtype=torch.float64).index_fill_(1, torch.arange(0, 12, 3), 1), None),
-                      (torch.ones(1, shape[1], dtype=torch.float64), 1.0)):
+    for mask, top in (
+        (torch.zeros(1, shape[1], dtype=torch.float64).index_fill_(1, torch.arange(0, 12, 3), 1), None),
+        (torch.ones(1, shape[1], dtype=torch.float64), 1.0),
+    ):
         v = _crandn(1, *shape, g=g)
         for _ in range(200):
             v = C._adjoint(C._forward(v, sens, mask), sens, mask)
@@ -213,8 +231,9 @@ def _flat(coeffs):
 
 
 def _like(coeffs, g):
-    return [torch.randn(coeffs[0].shape, generator=g, dtype=coeffs[0].dtype)] + \
-        [type(d)(*(torch.randn(c.shape, generator=g, dtype=c.dtype) for c in d)) for d in coeffs[1:]]
+    return [torch.randn(coeffs[0].shape, generator=g, dtype=coeffs[0].dtype)] + [
+        type(d)(*(torch.randn(c.shape, generator=g, dtype=c.dtype) for c in d)) for d in coeffs[1:]
+    ]
 
 
 def test_wavelet_prox_is_the_synthesis_of_the_thresholded_analysis():
@@ -257,8 +276,9 @@ def _backward_ifft2c(k):  # the wrong normalisation: torch's default inverse FFT
     return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="backward"), dim=(-2, -1))
 
 
-@pytest.mark.parametrize("broken", ["adjoint without conj", "backward-normalised inverse FFT",
-                                    "symmetric-padded wavelet"])
+@pytest.mark.parametrize(
+    "broken", ["adjoint without conj", "backward-normalised inverse FFT", "symmetric-padded wavelet"]
+)
 def test_the_checks_catch_a_broken_operator(broken, monkeypatch):
     """The checks can fail: a SENSE adjoint without the conjugate of the sensitivities, an adjoint whose inverse
     FFT has the wrong normalisation (patched into advmri.core.kspace, which classical calls), and a wavelet with

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import digest
-
 from advmri.models.networks import CheckpointError, build, load_checkpoint, load_official, save_checkpoint, sha256_file
 
 
@@ -47,8 +45,10 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
         load_checkpoint(p, verify=False)
     # a VarNet state_dict labelled as a UNet
     bad = tmp_path / "bad.pt"
-    torch.save({"kind": "unet", "config": "tiny", "params": build("unet", "tiny").params,
-                "state_dict": m.net.state_dict()}, bad)
+    torch.save(
+        {"kind": "unet", "config": "tiny", "params": build("unet", "tiny").params, "state_dict": m.net.state_dict()},
+        bad,
+    )
     with pytest.raises(CheckpointError, match=r"bad.pt: weights do not fit fastMRI unet/tiny"):
         load_checkpoint(bad)
 
@@ -102,8 +102,9 @@ def test_checkpoint_without_sidecar_warns_and_is_recorded(tiny, tmp_path):
     with pytest.warns(UserWarning, match="integrity is unverified"):
         m, _ = load_checkpoint(ck)
     assert m.sha256 == sha256_file(ck)
-    run = AttackRun.from_params("noise", model=str(ck), data_dir=str(d), max_targets=1, eps=[0.01], steps=1,
-                                random_draws=0)
+    run = AttackRun.from_params(
+        "noise", model=str(ck), data_dir=str(d), max_targets=1, eps=[0.01], steps=1, random_draws=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df, ex = execute(run, progress=False)

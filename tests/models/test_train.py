@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import cli, digest, one_error_line
 
 from advmri.models.networks import build, load_checkpoint, save_checkpoint
@@ -15,11 +14,32 @@ from advmri.models.train import train
 
 
 def test_tiny_training_lowers_loss(tiny_data, tmp_path):
-    h = train("varnet", "tiny", tiny_data, tmp_path / "v.pt", steps=24, lr=3e-3, val_interval=100, save_every=100,
-              progress=False, val_every_nth=3)
+    h = train(
+        "varnet",
+        "tiny",
+        tiny_data,
+        tmp_path / "v.pt",
+        steps=24,
+        lr=3e-3,
+        val_interval=100,
+        save_every=100,
+        progress=False,
+        val_every_nth=3,
+    )
     assert np.mean(h["loss"][-6:]) < np.mean(h["loss"][:6])
-    h = train("unet", "tiny", tiny_data, tmp_path / "u.pt", steps=30, batch=4, lr=3e-3, val_interval=100,
-              save_every=100, progress=False, val_every_nth=3)
+    h = train(
+        "unet",
+        "tiny",
+        tiny_data,
+        tmp_path / "u.pt",
+        steps=30,
+        batch=4,
+        lr=3e-3,
+        val_interval=100,
+        save_every=100,
+        progress=False,
+        val_every_nth=3,
+    )
     assert np.mean(h["loss"][-6:]) < np.mean(h["loss"][:6])
 
 
@@ -36,8 +56,19 @@ def test_plateau_training_warm_starts_and_stops(tiny_data, tmp_path):
     over the last doubling of steps is below the tolerance (a huge tolerance: the first possible one)."""
     kw = dict(progress=False, val_every_nth=3, lr=3e-3, batch=2)
     train("unet", "tiny", tiny_data, tmp_path / "a.pt", steps=4, val_interval=2, save_every=2, **kw)
-    h = train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=40, val_interval=2, save_every=2,
-              init=tmp_path / "a.pt", plateau=10.0, precision="bf16", **kw)
+    h = train(
+        "unet",
+        "tiny",
+        tiny_data,
+        tmp_path / "b.pt",
+        steps=40,
+        val_interval=2,
+        save_every=2,
+        init=tmp_path / "a.pt",
+        plateau=10.0,
+        precision="bf16",
+        **kw,
+    )
     assert h["val_step"][:2] == [2, 4] and h["val_step"][-1] == 8  # 8 is the first s with s/2 >= 4 validated
     _, extra = load_checkpoint(tmp_path / "b.pt")
     assert extra["plateau_reached"] and extra["step"] == 8 and extra["init"]["step"] == 4
@@ -56,13 +87,17 @@ def test_train_never_overwrites_a_checkpoint(tiny, capsys):
 
     d, ck = tiny
     before, side = digest(ck), Path(str(ck) + ".sha256").read_text()
-    rc, err = cli(capsys, main, ["--model", "varnet", "--config", "tiny", "--data", str(d), "--out", str(ck),
-                                 "--steps", "1"])
+    rc, err = cli(
+        capsys, main, ["--model", "varnet", "--config", "tiny", "--data", str(d), "--out", str(ck), "--steps", "1"]
+    )
     assert rc == 2
     one_error_line(err, str(ck), "--force")
     assert digest(ck) == before and Path(str(ck) + ".sha256").read_text() == side
-    rc, err = cli(capsys, main, ["--model", "varnet", "--config", "tiny", "--data", str(d), "--out", str(ck),
-                                 "--steps", "1", "--resume"])
+    rc, err = cli(
+        capsys,
+        main,
+        ["--model", "varnet", "--config", "tiny", "--data", str(d), "--out", str(ck), "--steps", "1", "--resume"],
+    )
     assert rc == 2
     one_error_line(err, "resume.pt", "nothing to resume")
     assert digest(ck) == before

@@ -48,9 +48,20 @@ def _fake_run(folder, rid, status="ok", n=2):
 
     d = folder / rid
     d.mkdir(parents=True)
-    rows = [{c: 0 for c in RESULT_COLUMNS} | dict(run_id=rid, model="varnet", config="small", attack="noise",
-                                                   acceleration=8, kind="adversarial", file=f"f{i}", box_ssim=0.5)
-            for i in range(n)]
+    rows = [
+        {c: 0 for c in RESULT_COLUMNS}
+        | dict(
+            run_id=rid,
+            model="varnet",
+            config="small",
+            attack="noise",
+            acceleration=8,
+            kind="adversarial",
+            file=f"f{i}",
+            box_ssim=0.5,
+        )
+        for i in range(n)
+    ]
     write_table(pd.DataFrame(rows, columns=RESULT_COLUMNS), d / "results.csv")
     (d / "status.json").write_text(json.dumps(dict(run_id=rid, status=status)))
 
@@ -78,8 +89,19 @@ def test_twin_rates_pair_per_box():
 
     rows = []
     for b, (adv, rnd) in enumerate([(1, (0, 0)), (1, (1, 0)), (0, (0, 0))]):
-        box = dict(file=f"f{b}", slice=b, bx=1, by=2, bw=3, bh=4, model="unet", acceleration=8, attack="noise",
-                   target="healthy", param=0.01)  # one volume per box: intervals resample volumes
+        box = dict(
+            file=f"f{b}",
+            slice=b,
+            bx=1,
+            by=2,
+            bw=3,
+            bh=4,
+            model="unet",
+            acceleration=8,
+            attack="noise",
+            target="healthy",
+            param=0.01,
+        )  # one volume per box: intervals resample volumes
         rows.append(dict(box, kind="adversarial", draw=0, healthy_closer=adv, lesion_retained=0.2))
         rows += [dict(box, kind="random", draw=d, healthy_closer=r, lesion_retained=0.9) for d, r in enumerate(rnd)]
     rows.append(dict(rows[0], kind="clean", param=0.0, healthy_closer=0.0, lesion_retained=1.0))

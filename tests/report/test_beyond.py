@@ -11,26 +11,41 @@ def _rows(model, box_ids, clean, adv, rnd, attack="noise", variant="PGA", target
     """Rows of one run: per box the clean value (eps 0 / the rotation's clean row), adversarial, 2 random draws."""
     out = []
     for b, c, a, r in zip(box_ids, clean, adv, rnd):
-        box = dict(file=f"f{b}", slice=b, bx=1, by=2, bw=3, bh=4, model=model, acceleration=8, attack=attack,
-                   variant=variant, target=target, healthy_closer=np.nan)
+        box = dict(
+            file=f"f{b}",
+            slice=b,
+            bx=1,
+            by=2,
+            bw=3,
+            bh=4,
+            model=model,
+            acceleration=8,
+            attack=attack,
+            variant=variant,
+            target=target,
+            healthy_closer=np.nan,
+        )
         if attack == "noise":
             out.append(dict(box, kind="adversarial", param=0.0, draw=0, box_ssim=c, box_mse=1 - c))
             out += [dict(box, kind="random", param=0.0, draw=d, box_ssim=c, box_mse=1 - c) for d in range(2)]
         else:
             out.append(dict(box, kind="clean", param=0.0, draw=0, box_ssim=c, box_mse=1 - c))
         out.append(dict(box, kind="adversarial", param=param, draw=0, box_ssim=a, box_mse=1 - a))
-        out += [dict(box, kind="random", param=param, draw=d, box_ssim=r + (0.01 if d else -0.01), box_mse=1 - r)
-                for d in range(2)]
+        out += [
+            dict(box, kind="random", param=param, draw=d, box_ssim=r + (0.01 if d else -0.01), box_mse=1 - r)
+            for d in range(2)
+        ]
     return out
 
 
 def _frame():
     boxes = [0, 1, 2, 3]
-    rows = (_rows("unet", boxes, [0.8, 0.7, 0.6, 0.9], [0.3, 0.2, 0.2, 0.5], [0.8, 0.7, 0.6, 0.9])
-            + _rows("cg-sense", boxes[:3], [0.5, 0.5, 0.5], [0.4, 0.3, 0.35], [0.5, 0.5, 0.5])
-            + _rows("unet", boxes[:2], [0.8, 0.7], [0.1, 0.25], [0.8, 0.7], variant="momentum 0.9")
-            + _rows("unet", boxes, [0.8, 0.7, 0.6, 0.9], [0.2, 0.4, 0.1, 0.5], [0.8, 0.7, 0.6, 0.9],
-                    target="healthy"))  # another task: never mixed into the paper attack's drops
+    rows = (
+        _rows("unet", boxes, [0.8, 0.7, 0.6, 0.9], [0.3, 0.2, 0.2, 0.5], [0.8, 0.7, 0.6, 0.9])
+        + _rows("cg-sense", boxes[:3], [0.5, 0.5, 0.5], [0.4, 0.3, 0.35], [0.5, 0.5, 0.5])
+        + _rows("unet", boxes[:2], [0.8, 0.7], [0.1, 0.25], [0.8, 0.7], variant="momentum 0.9")
+        + _rows("unet", boxes, [0.8, 0.7, 0.6, 0.9], [0.2, 0.4, 0.1, 0.5], [0.8, 0.7, 0.6, 0.9], target="healthy")
+    )  # another task: never mixed into the paper attack's drops
     return pd.DataFrame(rows)
 
 

@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from advmri.report.book import build_book, hand_typed_numbers
 from advmri.util.errors import UserError
-from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +52,10 @@ def test_book_builds_warning_free_with_numbered_objects_and_citations(book):
     assert re.search(r"Table \d+", html) and re.search(r"Fig(ure|\.) \d+", html)
     assert "Eq. (1)" in html  # the attack's equation, referenced from the text
     assert (book["html"].parent / "_static" / "mathjax" / "tex-chtml.js").is_file()  # MathJax served locally
-    assert "cdn." not in html and "cdn.plot.ly" not in (book["html"].parent / "_static" / "figures" /
-                                                          "noise_box_ssim_8x.html").read_text()
+    assert (
+        "cdn." not in html
+        and "cdn.plot.ly" not in (book["html"].parent / "_static" / "figures" / "noise_box_ssim_8x.html").read_text()
+    )
     for nb in ("01_data", "03_noise_attack", "05_analysis"):
         assert (book["html"].parent / "notebooks" / f"{nb}.html").is_file()
     assert (book["html"].parent / "appendix.html").is_file()
@@ -169,8 +171,11 @@ def test_every_public_name_has_a_docstring():
         assert (mod.__doc__ or "").strip(), f"{m.name}: no module docstring"
         for n in getattr(mod, "__all__", None) or [n for n in dir(mod) if not n.startswith("_")]:
             obj = getattr(mod, n, None)
-            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == m.name \
-                    and not (obj.__doc__ or "").strip():
+            if (
+                (inspect.isfunction(obj) or inspect.isclass(obj))
+                and obj.__module__ == m.name
+                and not (obj.__doc__ or "").strip()
+            ):
                 missing.append(f"{m.name}.{n}")
     assert missing == [], missing
 
@@ -201,8 +206,11 @@ def test_cli_and_api_references_are_generated(book):
     html = book["html"].parent
     cli = (html / "cli.html").read_text()
     for mod in CLIS:  # each command's own usage line (the console script's lists the commands)
-        assert (f"python -m {mod}" in cli) if mod != "advmri.app.cli" else ("usage: advmri &lt;command&gt;" in cli
-                                                                        and "leaderboard" in cli), mod
+        assert (
+            (f"python -m {mod}" in cli)
+            if mod != "advmri.app.cli"
+            else ("usage: advmri &lt;command&gt;" in cli and "leaderboard" in cli)
+        ), mod
     assert "--partition" in cli and "--verify" in cli  # from the parsers themselves
     noise = (html / "api" / "advmri.attacks.noise.html").read_text()
     assert "control_noise" in noise and "random_in_ball" in noise

@@ -44,8 +44,7 @@ def test_card_html_opens_offline_in_the_browser(cards):
 def test_a_card_without_intervals_renders(cards):
     """A single-volume (smoke) card stores no interval as JSON null; the headline and markdown still render
     (regression: notebook 08's smoke run raised ``float(None)``)."""
-    from advmri.report.card import headline
-    from advmri.report.card import card_markdown
+    from advmri.report.card import card_markdown, headline
 
     card = json.loads((cards["kspace"] / "card.json").read_text())
     for row in card["rows"]:

@@ -16,11 +16,17 @@ def _paper_like(effect_noise: float, effect_rot: float, volumes: int = 12, boxes
         base = 25 + rng.normal()
         key = dict(model=model, acceleration=acc, file=f"f{v}", slice=b, bx=b, by=0, bw=8, bh=8, target="clean")
         drop = effect_noise * (1.5 if model == "varnet" else 1.0)
-        for kind, param, val in (("adversarial", 0.0, base), ("random", 0.0, base),
-                                 ("adversarial", 0.01, base + drop + rng.normal(0, .3)),
-                                 ("random", 0.01, base + rng.normal(0, .3))):
+        for kind, param, val in (
+            ("adversarial", 0.0, base),
+            ("random", 0.0, base),
+            ("adversarial", 0.01, base + drop + rng.normal(0, 0.3)),
+            ("random", 0.01, base + rng.normal(0, 0.3)),
+        ):
             rows.append(dict(key, attack="noise", kind=kind, param=param, box_psnr=val))
-        for kind, val in (("adversarial", base + effect_rot + rng.normal(0, .3)), ("random", base + rng.normal(0, .3))):
+        for kind, val in (
+            ("adversarial", base + effect_rot + rng.normal(0, 0.3)),
+            ("random", base + rng.normal(0, 0.3)),
+        ):
             rows.append(dict(key, attack="rotation", kind=kind, param=5.0, box_psnr=val))
     return pd.DataFrame(rows)
 

@@ -15,8 +15,17 @@ def test_leaderboard_ranks_cards_by_robust_box_psnr(cards, tmp_path, capsys):
 
     df = pd.read_csv(tmp_path / "leaderboard.csv")
     robust = [json.loads((cards[k] / "card.json").read_text()) for k in ("kspace", "image")]
-    expect = sorted((next(r["box_psnr"] for r in c["rows"] if r["threat"] == "noise" and r["kind"] == "adversarial"
-                          and r["param"] == 0.01), c["model"]["name"]) for c in robust)[::-1]
+    expect = sorted(
+        (
+            next(
+                r["box_psnr"]
+                for r in c["rows"]
+                if r["threat"] == "noise" and r["kind"] == "adversarial" and r["param"] == 0.01
+            ),
+            c["model"]["name"],
+        )
+        for c in robust
+    )[::-1]
     assert list(df["model"]) == [name for _, name in expect] and list(df["rank"]) == [1, 2]
     assert (tmp_path / "leaderboard.md").read_text().startswith("# Leaderboard: robust box PSNR at eps = 0.01, 8x")
     assert leaderboard_main([str(cards["kspace"]), "--acceleration", "4", "--out", str(tmp_path)]) == 2

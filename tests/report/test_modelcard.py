@@ -6,8 +6,8 @@ from conftest import ROOT
 
 
 def test_model_cards_are_generated_from_the_checkpoints():
-    from advmri.report.modelcard import model_card
     from advmri.models.networks import file_sha256
+    from advmri.report.modelcard import model_card
 
     for name in ("varnet-small", "unet-small"):
         committed = (ROOT / "models" / f"{name}.md").read_text()

@@ -6,11 +6,10 @@ import re
 import shutil
 
 import pytest
-
 from conftest import ROOT
 
-from advmri.util.errors import UserError
 from advmri.report.paper import build
+from advmri.util.errors import UserError
 
 
 @pytest.fixture()

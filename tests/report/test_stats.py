@@ -55,7 +55,7 @@ def test_mcnemar_exact():
     b = np.array([0] * 10 + [0] * 5 + [1] * 3, bool)
     n10, n01, p = mcnemar_exact(a, b)
     assert (n10, n01) == (10, 0)
-    assert p == pytest.approx(2 * 0.5 ** 10)
+    assert p == pytest.approx(2 * 0.5**10)
     assert mcnemar_exact(a, a)[2] == 1.0
 
 

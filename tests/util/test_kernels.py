@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 
-
-
 def test_notebook_kernels_start_without_the_tcp_warning(tmp_path):
     import nbformat
     import papermill as pm
@@ -17,9 +15,11 @@ def test_notebook_kernels_start_without_the_tcp_warning(tmp_path):
     import subprocess
     import sys
 
-    code = ("import papermill as pm, sys; from advmri.util.kernels import EncryptedKernelManager as M; "
-            f"pm.execute_notebook({str(tmp_path / 't.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, kernel_name='python3', "
-            "progress_bar=False, kernel_manager_class=M)")
+    code = (
+        "import papermill as pm, sys; from advmri.util.kernels import EncryptedKernelManager as M; "
+        f"pm.execute_notebook({str(tmp_path / 't.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, kernel_name='python3', "
+        "progress_bar=False, kernel_manager_class=M)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "without encryption" not in r.stderr + r.stdout

@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-from advmri.util.perf import default_chunk, keep_freed_memory
 from advmri.experiments.run import AttackRun
+from advmri.util.perf import default_chunk, keep_freed_memory
 
 
 def test_default_chunk_by_device_and_run_override():
@@ -38,9 +38,11 @@ def test_out_of_memory_halves_the_pass_and_loses_nothing():
 
     k = run_chunked(21, 16, step, log=logs.append)
     assert done == list(range(21)) and k == 2
-    assert logs == ["out of memory with 16 items per pass; retrying with 8",
-                    "out of memory with 8 items per pass; retrying with 4",
-                    "out of memory with 4 items per pass; retrying with 2"]
+    assert logs == [
+        "out of memory with 16 items per pass; retrying with 8",
+        "out of memory with 8 items per pass; retrying with 4",
+        "out of memory with 4 items per pass; retrying with 2",
+    ]
     with pytest.raises(torch.OutOfMemoryError):
         run_chunked(3, 1, lambda lo, hi: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
     with pytest.raises(ValueError):  # anything else is not retried

@@ -50,8 +50,10 @@ def run_from_args(ns: argparse.Namespace) -> AttackRun:
     own, other = (NoiseConfig, RotationConfig) if attack == "noise" else (RotationConfig, NoiseConfig)
     stray = sorted(set(given(ns, other)) - set(cli_fields(own)))
     if stray:
-        raise ParameterError(f"{stray[0]}: a {'rotation' if attack == 'noise' else 'noise'}-attack option, but "
-                             f"this run is --attack {attack}")
+        raise ParameterError(
+            f"{stray[0]}: a {'rotation' if attack == 'noise' else 'noise'}-attack option, but "
+            f"this run is --attack {attack}"
+        )
     params = {"data_dir" if k == "data" else k: v for k, v in run.items()}
     return AttackRun.from_params(attack, **params, **given(ns, own))
 
@@ -68,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     run = run_from_args(a)
     run.check_inputs()
     data = project_path(run.data)
-    out = check_table_path(a.out, overwrite=a.force, inputs=[run.annotations, run.model, data / "knee.csv",
-                                                             data.parent / "knee.csv"])
+    out = check_table_path(
+        a.out, overwrite=a.force, inputs=[run.annotations, run.model, data / "knee.csv", data.parent / "knee.csv"]
+    )
     h5dir = data / "multicoil" if (data / "multicoil").is_dir() else data
     if out.parent.resolve() == h5dir.resolve():
         raise ParameterError(f"out: {out} is inside the .h5 folder {h5dir}; fastMRI's SliceDataset would open it")

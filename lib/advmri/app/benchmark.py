@@ -26,15 +26,24 @@ import numpy as np
 import pandas as pd
 
 from advmri import __version__
+from advmri.experiments.threats import KspaceNoise, Rotation
+from advmri.models.usermodel import KINDS, is_user_spec, parameter_count
+from advmri.report.stats import cluster_bootstrap, seed_of
 from advmri.util.errors import ParameterError, UserError, cli, prog
 from advmri.util.provenance import code_version
 from advmri.util.schema import add_arguments, given, option, validate
-from advmri.report.stats import cluster_bootstrap, seed_of
-from advmri.experiments.threats import KspaceNoise, Rotation
-from advmri.models.usermodel import KINDS, is_user_spec, parameter_count
 
-__all__ = ["BenchmarkConfig", "SMOKE", "CARD_VERSION", "threats_of", "benchmark", "card_rows", "describe_model",
-           "add_cli", "config_from_args"]
+__all__ = [
+    "BenchmarkConfig",
+    "SMOKE",
+    "CARD_VERSION",
+    "threats_of",
+    "benchmark",
+    "card_rows",
+    "describe_model",
+    "add_cli",
+    "config_from_args",
+]
 
 CARD_VERSION = 1
 ROW_METRICS = {"box_psnr": "box_psnr", "box_ssim": "box_ssim", "image_ssim": "img_ssim", "image_psnr": "img_psnr"}
@@ -44,28 +53,36 @@ ROW_METRICS = {"box_psnr": "box_psnr", "box_ssim": "box_ssim", "image_ssim": "im
 class BenchmarkConfig:
     """Every parameter of ``advmri benchmark`` (the CLI options are generated from these fields)."""
 
-    model: str = option("", "model: file.py:factory[:kspace|image], a checkpoint .pt, official:varnet|unet:PATH "
-                            "or classical:cg-sense|l1-wavelet")
-    data: str = option("data/synthetic/small/test", "folder of fastMRI multi-coil .h5 files (with knee.csv or "
-                                                     "--annotations)")
+    model: str = option(
+        "",
+        "model: file.py:factory[:kspace|image], a checkpoint .pt, official:varnet|unet:PATH "
+        "or classical:cg-sense|l1-wavelet",
+    )
+    data: str = option(
+        "data/synthetic/small/test", "folder of fastMRI multi-coil .h5 files (with knee.csv or --annotations)"
+    )
     out: str = option("", "folder for card.json, card.md, card.html (and runs/, examples/)")
     annotations: str | None = option(None, "fastMRI+ annotation CSV (default: knee.csv beside the data)")
-    model_kind: str | None = option(None, "kspace or image (a file.py:factory model; detected when not given)",
-                                    choices=KINDS)
-    acceleration: tuple[int, ...] = option((4, 8), "accelerations (random masks, fastMRI's centre fractions)",
-                                           choices=(4, 8), many=True)
-    threats: tuple[str, ...] = option(("noise", "rotation"), "threat models", choices=("noise", "rotation"),
-                                      many=True)
-    smoke: bool = option(False, "a profile of seconds: 2 boxes, eps 0 and 0.01, 2 PGA steps, rotation grid +-2 deg "
-                                "in 1 deg steps, 1 random draw (options given explicitly still apply)")
+    model_kind: str | None = option(
+        None, "kspace or image (a file.py:factory model; detected when not given)", choices=KINDS
+    )
+    acceleration: tuple[int, ...] = option(
+        (4, 8), "accelerations (random masks, fastMRI's centre fractions)", choices=(4, 8), many=True
+    )
+    threats: tuple[str, ...] = option(("noise", "rotation"), "threat models", choices=("noise", "rotation"), many=True)
+    smoke: bool = option(
+        False,
+        "a profile of seconds: 2 boxes, eps 0 and 0.01, 2 PGA steps, rotation grid +-2 deg "
+        "in 1 deg steps, 1 random draw (options given explicitly still apply)",
+    )
     save_examples: int = option(0, "save the N boxes with the lowest adversarial box PSNR as images", lo=0)
     max_targets: int = option(8, "boxes attacked, evenly spaced over the data's boxes (0: all)", lo=0)
-    eps: tuple[float, ...] = option((0.0, 0.005, 0.01, 0.02), "noise budgets (relative per coil; 0 = clean)",
-                                    lo=0.0, many=True)
+    eps: tuple[float, ...] = option(
+        (0.0, 0.005, 0.01, 0.02), "noise budgets (relative per coil; 0 = clean)", lo=0.0, many=True
+    )
     steps: int = option(10, "PGA steps", lo=1)
     step_size: float = option(0.5, "PGA step as a fraction of the budget", lo=0.0)
-    bounds: tuple[float, ...] = option((0.0, 1.0, 2.0, 3.0, 4.0, 5.0), "rotation bounds (degrees)", lo=0.0,
-                                       many=True)
+    bounds: tuple[float, ...] = option((0.0, 1.0, 2.0, 3.0, 4.0, 5.0), "rotation bounds (degrees)", lo=0.0, many=True)
     max_angle: float = option(4.5, "rotation grid -max..max (degrees)", lo=0.0)
     angle_step: float = option(0.5, "rotation grid step (degrees; the paper's 0.1 is 5x slower)", lo=0.0)
     random_draws: int = option(2, "random-control draws per box and budget", lo=1)
@@ -74,8 +91,12 @@ class BenchmarkConfig:
     seed: int = option(0, "seed of the random controls", lo=0)
     device: str = option("cpu", "torch device")
     chunk: int | None = option(None, "items per forward pass (default: advmri.util.perf.default_chunk)", lo=1)
-    threads: int = option(0, "CPU threads per run (0: every core of this machine); float32 results depend on it in "
-                             "the last bits, so a card records it", lo=0)
+    threads: int = option(
+        0,
+        "CPU threads per run (0: every core of this machine); float32 results depend on it in "
+        "the last bits, so a card records it",
+        lo=0,
+    )
     force: bool = option(False, "replace an existing card in --out")
 
     @property
@@ -83,8 +104,9 @@ class BenchmarkConfig:
         return "smoke" if self.smoke else "standard"
 
 
-SMOKE = dict(max_targets=2, eps=(0.0, 0.01), steps=2, bounds=(0.0, 1.0, 2.0), max_angle=2.0, angle_step=1.0,
-             random_draws=1)
+SMOKE = dict(
+    max_targets=2, eps=(0.0, 0.01), steps=2, bounds=(0.0, 1.0, 2.0), max_angle=2.0, angle_step=1.0, random_draws=1
+)
 
 
 def effective(cfg: BenchmarkConfig, set_by_user: set[str] = frozenset()) -> BenchmarkConfig:
@@ -96,16 +118,22 @@ def effective(cfg: BenchmarkConfig, set_by_user: set[str] = frozenset()) -> Benc
 
 def threats_of(cfg: BenchmarkConfig) -> dict[str, Any]:
     """The threat objects of a benchmark: ``noise``, ``rotation`` and (maybe) ``hallucination``."""
-    noise = KspaceNoise(eps=cfg.eps, steps=cfg.steps, step_size=cfg.step_size, random_draws=cfg.random_draws,
-                        seed=cfg.seed)
+    noise = KspaceNoise(
+        eps=cfg.eps, steps=cfg.steps, step_size=cfg.step_size, random_draws=cfg.random_draws, seed=cfg.seed
+    )
     out: dict[str, Any] = {}
     if "noise" in cfg.threats:
         out["noise"] = noise
         if cfg.hallucination:
             out["hallucination"] = replace(noise, target="lesion")
     if "rotation" in cfg.threats:
-        out["rotation"] = Rotation(bounds=cfg.bounds, max_angle=cfg.max_angle, angle_step=cfg.angle_step,
-                                   random_draws=cfg.random_draws, seed=cfg.seed)
+        out["rotation"] = Rotation(
+            bounds=cfg.bounds,
+            max_angle=cfg.max_angle,
+            angle_step=cfg.angle_step,
+            random_draws=cfg.random_draws,
+            seed=cfg.seed,
+        )
     return out
 
 
@@ -122,7 +150,9 @@ def check_config(cfg: BenchmarkConfig) -> None:
     """One-line errors naming the parameter, before any work."""
     validate(cfg)
     if not cfg.model:
-        raise ParameterError("model: required (file.py:factory, a checkpoint, official:<kind>:PATH or classical:<method>)")
+        raise ParameterError(
+            "model: required (file.py:factory, a checkpoint, official:<kind>:PATH or classical:<method>)"
+        )
     if not cfg.out:
         raise ParameterError("out: required (a folder for the card)")
     if cfg.model_kind and not is_user_spec(cfg.model):
@@ -142,9 +172,9 @@ def model_spec(cfg: BenchmarkConfig) -> str:
 
 def describe_model(spec: str) -> dict[str, Any]:
     """``spec``, ``kind``, ``files`` (path -> sha256 of the file itself) and ``parameters`` of a model spec."""
+    from advmri.experiments.run import load_model
     from advmri.models.networks import file_sha256
     from advmri.util.paths import display_path, project_path
-    from advmri.experiments.run import load_model
 
     model = load_model(spec)
     files: dict[str, str] = {}
@@ -189,8 +219,9 @@ def _cell(d: pd.DataFrame, key: tuple) -> dict[str, Any]:
 def _per_box(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (box, param, kind): random draws averaged."""
     key = ["file", "slice", "bx", "by", "bw", "bh", "param", "kind"]
-    return df.groupby(key, as_index=False, dropna=False)[list(set(ROW_METRICS.values()) |
-                                                               {"healthy_closer", "lesion_retained"})].mean()
+    return df.groupby(key, as_index=False, dropna=False)[
+        list(set(ROW_METRICS.values()) | {"healthy_closer", "lesion_retained"})
+    ].mean()
 
 
 def card_rows(df: pd.DataFrame, threat: str, acceleration: int) -> list[dict[str, Any]]:
@@ -204,8 +235,15 @@ def card_rows(df: pd.DataFrame, threat: str, acceleration: int) -> list[dict[str
         d = d[(d.kind == "clean") | (d.param > 0)]
     rows = []
     for (param, kind), g in d.groupby(["param", "kind"], sort=True):
-        rows.append(dict(threat=threat, acceleration=int(acceleration), param=float(param), kind=str(kind),
-                         **_cell(g, (threat, acceleration, param, kind))))
+        rows.append(
+            dict(
+                threat=threat,
+                acceleration=int(acceleration),
+                param=float(param),
+                kind=str(kind),
+                **_cell(g, (threat, acceleration, param, kind)),
+            )
+        )
     order = {"clean": 0, "adversarial": 1, "random": 2}
     return sorted(rows, key=lambda r: (r["param"] > 0, r["param"], order[r["kind"]]))
 
@@ -225,8 +263,8 @@ def _hallucination(rows: list[dict], df: pd.DataFrame, acceleration: int) -> Non
 def ensure_embedded(cfg: BenchmarkConfig, log) -> None:
     """Generate the embedded test set (synthetic, seeded) when ``--data`` is its default folder and it does not
     exist yet; any other missing folder is the run's one-line error."""
-    from advmri.util.paths import project_path
     from advmri.app.pipeline import DATA, make_data
+    from advmri.util.paths import project_path
 
     if project_path(cfg.data) == DATA / "test" and not (DATA / "test").exists():
         log(f"benchmark: generating the embedded test set in {DATA / 'test'} (synthetic, seeded; once)")
@@ -258,7 +296,9 @@ def has_twins(run) -> bool:
     return True
 
 
-def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), keep_images: bool = False) -> tuple[dict, dict]:
+def benchmark(
+    cfg: BenchmarkConfig, log=functools.partial(print, flush=True), keep_images: bool = False
+) -> tuple[dict, dict]:
     """Run every (acceleration, threat) of ``cfg``; returns ``(card, extras)`` with ``extras['tables']`` the run
     tables by name and (``keep_images``) ``extras['examples']`` the images of the worst boxes."""
     from advmri.experiments.run import execute
@@ -272,8 +312,13 @@ def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), ke
     tables: dict[str, pd.DataFrame] = {}
     runs: dict[str, dict] = {}
     kept: dict[str, tuple] = {}
-    common = dict(annotations=cfg.annotations, max_targets=cfg.max_targets, device=cfg.device, chunk=cfg.chunk,
-                  threads=resolved_threads(cfg))
+    common = dict(
+        annotations=cfg.annotations,
+        max_targets=cfg.max_targets,
+        device=cfg.device,
+        chunk=cfg.chunk,
+        threads=resolved_threads(cfg),
+    )
     plan = [(acc, name, threat) for acc in cfg.acceleration for name, threat in threats_of(cfg).items()]
     for n, (acc, name, threat) in enumerate(plan, 1):
         run = threat.run(spec, cfg.data, acc, **common)
@@ -293,12 +338,22 @@ def benchmark(cfg: BenchmarkConfig, log=functools.partial(print, flush=True), ke
             rows += card_rows(df, name, acc)
         if keep_images and name == "noise":
             kept[label] = (df, ex)
-        log(f"benchmark [{n}/{len(plan)}] {name} {acc}x: {df[['file', 'slice', 'bx']].drop_duplicates().shape[0]} "
-            f"boxes, {time.perf_counter() - t:.1f} s")
-    card = dict(card_version=CARD_VERSION, model=model, data=_data_info(cfg, tables),
-                advmri_version=f"{__version__} ({code_version()})", profile=cfg.profile,
-                settings=_settings(cfg), budget=cfg.budget, seconds=round(time.perf_counter() - t0, 1), runs=runs,
-                rows=rows)
+        log(
+            f"benchmark [{n}/{len(plan)}] {name} {acc}x: {df[['file', 'slice', 'bx']].drop_duplicates().shape[0]} "
+            f"boxes, {time.perf_counter() - t:.1f} s"
+        )
+    card = dict(
+        card_version=CARD_VERSION,
+        model=model,
+        data=_data_info(cfg, tables),
+        advmri_version=f"{__version__} ({code_version()})",
+        profile=cfg.profile,
+        settings=_settings(cfg),
+        budget=cfg.budget,
+        seconds=round(time.perf_counter() - t0, 1),
+        runs=runs,
+        rows=rows,
+    )
     return _finite(card), dict(tables=tables, images=kept)  # strict JSON for every caller (CLI, notebook 08)
 
 
@@ -306,9 +361,12 @@ def _data_info(cfg: BenchmarkConfig, tables: dict[str, pd.DataFrame]) -> dict[st
     from advmri.util.paths import display_path, project_path
 
     first = next(iter(tables.values()), pd.DataFrame(columns=["file", "slice", "bx"]))
-    return dict(dir=display_path(project_path(cfg.data)), annotations=cfg.annotations,
-                boxes=int(first[["file", "slice", "bx", "by", "bw", "bh"]].drop_duplicates().shape[0]) if len(first) else 0,
-                volumes=int(first["file"].nunique()) if len(first) else 0)
+    return dict(
+        dir=display_path(project_path(cfg.data)),
+        annotations=cfg.annotations,
+        boxes=int(first[["file", "slice", "bx", "by", "bw", "bh"]].drop_duplicates().shape[0]) if len(first) else 0,
+        volumes=int(first["file"].nunique()) if len(first) else 0,
+    )
 
 
 def _settings(cfg: BenchmarkConfig) -> dict[str, Any]:
@@ -330,7 +388,6 @@ def config_from_args(ns: argparse.Namespace) -> BenchmarkConfig:
     g = {k: tuple(v) if isinstance(v, list) else v for k, v in given(ns, BenchmarkConfig).items()}
     cfg = replace(BenchmarkConfig(), **g)
     return effective(cfg, set(g))
-
 
 
 def require_out(cfg: BenchmarkConfig) -> Path:
@@ -357,8 +414,11 @@ def _finite(x: Any) -> Any:
 
 
 def parser(name: str = "advmri benchmark") -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=name, description="Benchmark a reconstruction model under the paper's threat "
-                                 "models and write a robustness card (card.json, card.md, card.html).")
+    ap = argparse.ArgumentParser(
+        prog=name,
+        description="Benchmark a reconstruction model under the paper's threat "
+        "models and write a robustness card (card.json, card.md, card.html).",
+    )
     add_cli(ap)
     return ap
 
@@ -377,11 +437,16 @@ def main(argv: list[str] | None = None) -> int:
         card, extras = benchmark(cfg, keep_images=cfg.save_examples > 0)
         files = write_card(out, card, extras, cfg.save_examples)
     for h in headline(card):
-        print(f"{h['acceleration']}x: clean box PSNR {h.get('noise_clean_box_psnr', float('nan')):.2f} dB, "
-              f"adversarial (eps {cfg.budget:g}) {h.get('noise_adversarial_box_psnr', float('nan')):.2f} dB, "
-              f"random {h.get('noise_random_box_psnr', float('nan')):.2f} dB"
-              + (f", worst rotation (<= {h['rotation_bound']:g} deg) {h['rotation_adversarial_box_psnr']:.2f} dB"
-                 if "rotation_bound" in h else ""))
+        print(
+            f"{h['acceleration']}x: clean box PSNR {h.get('noise_clean_box_psnr', float('nan')):.2f} dB, "
+            f"adversarial (eps {cfg.budget:g}) {h.get('noise_adversarial_box_psnr', float('nan')):.2f} dB, "
+            f"random {h.get('noise_random_box_psnr', float('nan')):.2f} dB"
+            + (
+                f", worst rotation (<= {h['rotation_bound']:g} deg) {h['rotation_adversarial_box_psnr']:.2f} dB"
+                if "rotation_bound" in h
+                else ""
+            )
+        )
     print(f"card ({card['seconds']:.0f} s) -> {files['json']}, {files['md'].name}, {files['html'].name}")
     return 0
 

@@ -36,8 +36,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: advmri <command> [options]   (advmri {__version__})", "",
-             "Realistic adversarial perturbations against deep-learning MRI reconstruction.", "", "commands:"]
+    lines = [
+        f"usage: advmri <command> [options]   (advmri {__version__})",
+        "",
+        "Realistic adversarial perturbations against deep-learning MRI reconstruction.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "advmri <command> --help shows a command's options; advmri --version the version."]
     return "\n".join(lines)
@@ -56,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         from advmri.util.errors import did_you_mean
 
-        print(f"error: command: unknown command {name!r}{did_you_mean(name, COMMANDS)}; advmri --help lists them",
-              file=sys.stderr)
+        print(
+            f"error: command: unknown command {name!r}{did_you_mean(name, COMMANDS)}; advmri --help lists them",
+            file=sys.stderr,
+        )
         return 2
     module = COMMANDS[name][0]
     PROG[module] = f"advmri {name}"

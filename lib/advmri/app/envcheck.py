@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     import fastmri  # noqa: F401  (fastmri's core must import without its declared extras)
     import torch
 
-    print(f"torch {torch.__version__}, fastmri {metadata.version('fastmri')}, cuda available: {torch.cuda.is_available()}")
+    print(
+        f"torch {torch.__version__}, fastmri {metadata.version('fastmri')}, cuda available: {torch.cuda.is_available()}"
+    )
     if bad:
         print(f"envcheck: forbidden packages installed: {bad}", file=sys.stderr)
         return 1

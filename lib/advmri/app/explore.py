@@ -10,8 +10,8 @@ import argparse
 import subprocess
 import sys
 
-from advmri.util.errors import prog
 from advmri.app.servers import EXPLORER, free_port, voila_command
+from advmri.util.errors import prog
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ import argparse
 import subprocess
 import sys
 
-from advmri.util.errors import prog
 from advmri.app.servers import free_port, lab_command
+from advmri.util.errors import prog
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,8 @@ draw of exactly the adversarial per-coil norms. Results are cropped to the store
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Callable
 
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ import torch
 from advmri.attacks.common import make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_items, recon_with_noise
 from advmri.data.dataset import AnnotatedSlices
-from advmri.util.errors import check_range
 from advmri.experiments.recons import RunRecons, TargetRecons
+from advmri.util.errors import check_range
 
 
 class LiveAttack:
@@ -31,11 +31,17 @@ class LiveAttack:
         r = rr.run
         self.rr, self.device = rr, device
         self.model = load_model(r["model"], device).set_precision(r.get("precision", "fp32"))
-        self.ds = AnnotatedSlices(r["data"], r.get("annotations"), acceleration=int(r["acceleration"]),
-                                  mask_type=r.get("mask_type", "random"), labels=r.get("labels"))
+        self.ds = AnnotatedSlices(
+            r["data"],
+            r.get("annotations"),
+            acceleration=int(r["acceleration"]),
+            mask_type=r.get("mask_type", "random"),
+            labels=r.get("labels"),
+        )
         known = {f.name for f in fields(NoiseConfig)}
-        self.cfg = NoiseConfig(**{k: tuple(v) if k == "eps" else v for k, v in (r.get("noise") or {}).items()
-                                  if k in known})
+        self.cfg = NoiseConfig(
+            **{k: tuple(v) if k == "eps" else v for k, v in (r.get("noise") or {}).items() if k in known}
+        )
 
     def _sample(self, t: TargetRecons):
         cands = [t.index] + list(range(len(self.ds.items)))
@@ -45,8 +51,9 @@ class LiveAttack:
                 return self.ds[i]
         raise LookupError(f"{t.name}: not found in {self.rr.run['data']} (the data changed since the run?)")
 
-    def compute(self, t: TargetRecons, eps: float,
-                on_step: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    def compute(
+        self, t: TargetRecons, eps: float, on_step: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """``(adversarial window, random window, seconds)`` for target ``t`` at ``eps``."""
         check_range("eps", float(eps), lo=0.0)
         t0 = time.perf_counter()

@@ -51,12 +51,18 @@ def make_data(splits: tuple[str, ...] = ("train", "test")) -> list[str]:
         first = DATA / split / "multicoil" / f"{names[0]}.h5" if names else None
         if not (DATA / split / "knee.csv").is_file() or len(names) != n:  # missing, incomplete or an older size
             if names:
-                print(f"   {DATA / split}: {len(names)} volumes, the embedded default has {n}; regenerating it", flush=True)
+                print(
+                    f"   {DATA / split}: {len(names)} volumes, the embedded default has {n}; regenerating it",
+                    flush=True,
+                )
             generate_dataset("small", n, seed, DATA / split, force=True)
             made.append(f"{split} ({n} volumes)")
         elif first is None or not first.is_file() or not read_info(first).has_healthy_kspace:
-            print(f"   {DATA / split}: made before the twins' k-space was stored ('kspace_healthy', for "
-                  "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)", flush=True)
+            print(
+                f"   {DATA / split}: made before the twins' k-space was stored ('kspace_healthy', for "
+                "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)",
+                flush=True,
+            )
             generate_dataset("small", n, seed, DATA / split, force=True)
             made.append(f"{split} ({n} volumes)")
     return made
@@ -78,8 +84,9 @@ def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed:
         out = COIL_DATA / f"c{c}" / "test"
         listed = out / "knee_file_list.csv"
         if not (out / "knee.csv").is_file() or len(listed.read_text().split()) != volumes:
-            generate_dataset(replace(PRESETS["small"], name=f"small-c{c}", coils=c), volumes, seed, out, force=True,
-                             progress=False)
+            generate_dataset(
+                replace(PRESETS["small"], name=f"small-c{c}", coils=c), volumes, seed, out, force=True, progress=False
+            )
             made.append(f"{c}-coil test ({volumes} volumes)")
     return made
 
@@ -91,9 +98,15 @@ def _nb(name: str, executed: Path, **params) -> None:
     executed.mkdir(parents=True, exist_ok=True)
     from advmri.util.kernels import EncryptedKernelManager
 
-    pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"),
-                        parameters=params, cwd=str(ROOT), kernel_name="python3", progress_bar=dict(desc=name),
-                        kernel_manager_class=EncryptedKernelManager)
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / f"{name}.ipynb"),
+        str(executed / f"{name}.ipynb"),
+        parameters=params,
+        cwd=str(ROOT),
+        kernel_name="python3",
+        progress_bar=dict(desc=name),
+        kernel_manager_class=EncryptedKernelManager,
+    )
 
 
 def _boxes(max_targets: int) -> str:
@@ -105,25 +118,48 @@ def _boxes(max_targets: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=prog("advmri.app.pipeline"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--until", choices=STEPS, default="paper")
-    ap.add_argument("--from", dest="start", choices=STEPS, default="data",
-                    help="first step to run (the earlier steps' outputs must exist)")
+    ap.add_argument(
+        "--from",
+        dest="start",
+        choices=STEPS,
+        default="data",
+        help="first step to run (the earlier steps' outputs must exist)",
+    )
     ap.add_argument("--retrain", action="store_true", help="train the models from scratch")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                    help="attack runs at a time (each pinned to its own thread count; default: CPU cores)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="attack runs at a time (each pinned to its own thread count; default: CPU cores)",
+    )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--fresh", action="store_true",
-                    help="recompute every attack run of the sweeps (the committed results are kept aside and put "
-                         "back unless the new ones complete; asks first)")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute every attack run of the sweeps (the committed results are kept aside and put "
+        "back unless the new ones complete; asks first)",
+    )
     ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces committed results")
-    ap.add_argument("--verify", default="1", metavar="N|all",
-                    help="before reusing a committed attack run, recompute N seeded passes of it (at least one "
-                         "per row type; all: every pass) and stop if they differ (advmri.experiments.verify; 0: trust the "
-                         "recorded sha256 only)")
-    ap.add_argument("--verify-runs", default="paths", choices=("paths", "all"),
-                    help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
-                         "target, update rule and options; default; every table's sha256 is checked) or all")
-    ap.add_argument("--allow-dirty", action="store_true",
-                    help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)")
+    ap.add_argument(
+        "--verify",
+        default="1",
+        metavar="N|all",
+        help="before reusing a committed attack run, recompute N seeded passes of it (at least one "
+        "per row type; all: every pass) and stop if they differ (advmri.experiments.verify; 0: trust the "
+        "recorded sha256 only)",
+    )
+    ap.add_argument(
+        "--verify-runs",
+        default="paths",
+        choices=("paths", "all"),
+        help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
+        "target, update rule and options; default; every table's sha256 is checked) or all",
+    )
+    ap.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)",
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     overrides = {"device": a.device} if a.device != "cpu" else None
@@ -134,8 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         _steps(a, overrides, times)
     except KeyboardInterrupt:
         done = ", ".join(times) or "none"
-        print(f"interrupted during step {next((s for s in STEPS if s not in times and STEPS.index(s) >= STEPS.index(a.start)), '?')}"
-              f" (completed: {done}); run again to go on: finished steps and completed runs are reused", flush=True)
+        print(
+            f"interrupted during step {next((s for s in STEPS if s not in times and STEPS.index(s) >= STEPS.index(a.start)), '?')}"
+            f" (completed: {done}); run again to go on: finished steps and completed runs are reused",
+            flush=True,
+        )
         raise
     print(summary(times, time.perf_counter() - t_all))
     return 0
@@ -157,8 +196,10 @@ def _sweep_note(statuses: dict[str, dict]) -> str:
     ran = sum(v["status"] == "ok" for v in statuses.values())
     failed = sum(v["status"] in ("failed", "not run") for v in statuses.values())
     passes = sum(len(v["passes"]) for v in verified), sum(v["of"] for v in verified)
-    return (f"{len(statuses)} runs: {len(reused)} reused ({len(verified)} verified, {passes[0]} of {passes[1]} passes "
-            f"recomputed and equal), {ran} computed" + (f", {failed} failed" if failed else ""))
+    return (
+        f"{len(statuses)} runs: {len(reused)} reused ({len(verified)} verified, {passes[0]} of {passes[1]} passes "
+        f"recomputed and equal), {ran} computed" + (f", {failed} failed" if failed else "")
+    )
 
 
 def _needs_training(a: argparse.Namespace) -> bool:
@@ -186,22 +227,41 @@ def _train_step(a: argparse.Namespace, overrides: dict | None) -> None:
         if a.retrain or not ckpt.is_file():
             NOTES["train"] = "trained " + ", ".join(k for k, (c, _) in MODELS.items() if a.retrain or not c.is_file())
             train(kind, "small", DATA / "train", ckpt, steps=steps, device=a.device, force=a.retrain)
-            train(kind, "small", DATA / "train", ckpt, steps=PLATEAU["max_steps"], lr=PLATEAU["lr"],
-                  init=ckpt, plateau=PLATEAU["tol"], precision=PLATEAU["precision"], device=a.device,
-                  force=True)
+            train(
+                kind,
+                "small",
+                DATA / "train",
+                ckpt,
+                steps=PLATEAU["max_steps"],
+                lr=PLATEAU["lr"],
+                init=ckpt,
+                plateau=PLATEAU["tol"],
+                precision=PLATEAU["precision"],
+                device=a.device,
+                force=True,
+            )
 
 
 def _notebooks_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``notebooks``: execute 01_data and 02_models; the quality table -> ``paper/tables/quality.md``."""
     out = ROOT / "results" / "notebooks"
     _nb("01_data", out, data_dir=str(DATA / "test"))
-    _nb("02_models", out, data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"),
-        fresh=a.fresh)
+    _nb(
+        "02_models",
+        out,
+        data_dir=str(DATA / "test"),
+        out_table=str(ROOT / "results" / "model_quality.csv"),
+        fresh=a.fresh,
+    )
     rep = ROOT / "results" / "model_quality.report.json"
     q = json.loads(rep.read_text()) if rep.is_file() else {}
     NOTES["notebooks"] = f"01, 02 executed; quality table {q.get('status', '?')}" + (
-        f" ({q['verified_rows']} rows recomputed and equal)" if q.get("verified_rows") else
-        f" in {q['seconds']:.0f} s" if q.get("seconds") else "")
+        f" ({q['verified_rows']} rows recomputed and equal)"
+        if q.get("verified_rows")
+        else f" in {q['seconds']:.0f} s"
+        if q.get("seconds")
+        else ""
+    )
     q = pd.read_csv(ROOT / "results" / "model_quality.csv")
     tables = ROOT / "paper" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
@@ -214,15 +274,24 @@ def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
     from advmri.experiments.sweep import committed_runs, confirm_fresh, load_sweep, run_sweep
 
     if a.fresh:  # asked once, before anything is recomputed
-        n = sum(len(committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1]))
-                for s in SWEEPS)
+        n = sum(
+            len(committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1]))
+            for s in SWEEPS
+        )
         confirm_fresh(n, ROOT / "results", a.yes)
     statuses: dict[str, dict] = {}
     for sweep in SWEEPS:
         cfg = ROOT / "sweeps" / f"{sweep}.yaml"
-        st = run_sweep(cfg, jobs=a.jobs, results=ROOT / "results", overrides=overrides,
-                       verify=0 if a.fresh else a.verify, allow_dirty=a.allow_dirty, fresh=a.fresh,
-                       verify_runs=a.verify_runs)
+        st = run_sweep(
+            cfg,
+            jobs=a.jobs,
+            results=ROOT / "results",
+            overrides=overrides,
+            verify=0 if a.fresh else a.verify,
+            allow_dirty=a.allow_dirty,
+            fresh=a.fresh,
+            verify_runs=a.verify_runs,
+        )
         statuses.update(st)
         if any(v["status"] == "failed" for v in st.values()):
             print(f"some runs of {sweep} failed; the analysis uses the completed ones", file=sys.stderr)
@@ -234,34 +303,52 @@ def _analysis_step(a: argparse.Namespace, overrides: dict | None) -> None:
     from advmri.experiments.sweep import load_sweep
 
     _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
-    _nb("05_analysis", ROOT / "results" / "notebooks", sweep_dir=str(ROOT / "results" / "paper"),
+    _nb(
+        "05_analysis",
+        ROOT / "results" / "notebooks",
+        sweep_dir=str(ROOT / "results" / "paper"),
         run_ids=[r.id for r in runs],
-        figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"),
-        interpolation_dir=str(ROOT / "results" / "interpolation"), checks_dir=str(ROOT / "results" / "checks"))
+        figures_dir=str(ROOT / "paper" / "figures"),
+        tables_dir=str(ROOT / "paper" / "tables"),
+        interpolation_dir=str(ROOT / "results" / "interpolation"),
+        checks_dir=str(ROOT / "results" / "checks"),
+    )
     _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
-    _nb("07_beyond", ROOT / "results" / "notebooks", beyond_dir=str(ROOT / "results" / "beyond"),
-        paper_dir=str(ROOT / "results" / "paper"), run_ids=[r.id for r in beyond],
+    _nb(
+        "07_beyond",
+        ROOT / "results" / "notebooks",
+        beyond_dir=str(ROOT / "results" / "beyond"),
+        paper_dir=str(ROOT / "results" / "paper"),
+        run_ids=[r.id for r in beyond],
         paper_run_ids=[r.id for r in runs],
-        figures_dir=str(ROOT / "paper" / "figures"), tables_dir=str(ROOT / "paper" / "tables"))
-    _nb("08_your_model", ROOT / "results" / "notebooks", data_dir=str(DATA / "test"),
-        out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
+        figures_dir=str(ROOT / "paper" / "figures"),
+        tables_dir=str(ROOT / "paper" / "tables"),
+    )
+    _nb(
+        "08_your_model",
+        ROOT / "results" / "notebooks",
+        data_dir=str(DATA / "test"),
+        out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"),
+    )
     NOTES["analysis"] = "05, 07, 08 executed (tables and figures from the verified runs)"
 
 
 def _paper_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``paper``: ``paper/build/paper.md`` and the article (HTML book, + PDF where chromium is installed)."""
-    from advmri.report.paper import build
-
     import yaml
+
+    from advmri.report.paper import build
 
     spec = yaml.safe_load((ROOT / "sweeps" / "paper.yaml").read_text())
     accs = ", ".join(f"{x}x" for x in spec["grid"]["acceleration"])
-    setup = ("Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
-             "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
-             "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
-             f"trained by `python -m advmri.models.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
-             f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
-             "the same boxes for every model and setting (`sweeps/paper.yaml`).")
+    setup = (
+        "Synthetic data: `small` preset (8 coils, 256x160 k-space, 128x128 recon, 10 slices), "
+        "20 training volumes (seed 0, every 5th validates), 28 held-out test volumes (seed 1, 93 located boxes). "
+        "Models: fastMRI VarNet (6 cascades, 8 channels) and U-Net (24 channels, 4 pools), "
+        f"trained by `python -m advmri.models.train`. Attacks at {accs} (fastMRI random masks; 8x: centre "
+        f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
+        "the same boxes for every model and setting (`sweeps/paper.yaml`)."
+    )
     print(build(setup_text=setup))
     from advmri.report.book import build_book
 
@@ -271,13 +358,19 @@ def _paper_step(a: argparse.Namespace, overrides: dict | None) -> None:
 
 
 # step -> its function ``(args, overrides) -> None``; each records what it did in NOTES[step]
-_STEP_FUNCS = {"data": _data_step, "train": _train_step, "notebooks": _notebooks_step, "sweep": _sweep_step,
-               "analysis": _analysis_step, "paper": _paper_step}
+_STEP_FUNCS = {
+    "data": _data_step,
+    "train": _train_step,
+    "notebooks": _notebooks_step,
+    "sweep": _sweep_step,
+    "analysis": _analysis_step,
+    "paper": _paper_step,
+}
 
 
 def _steps(a: argparse.Namespace, overrides: dict | None, times: dict[str, float]) -> None:
     """Run the steps ``a.start`` .. ``a.until`` in order; each one's seconds go to ``times`` (in step order)."""
-    for step in STEPS[STEPS.index(a.start): STEPS.index(a.until) + 1]:
+    for step in STEPS[STEPS.index(a.start) : STEPS.index(a.until) + 1]:
         t0 = time.perf_counter()
         print(f"== {step}", flush=True)
         _STEP_FUNCS[step](a, overrides)

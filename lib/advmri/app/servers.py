@@ -30,8 +30,17 @@ def _root_flag() -> list[str]:
 
 def lab_command(port: int, root_dir: str | Path = ROOT, token: str = "", browser: bool = False) -> list[str]:
     """``jupyter lab`` serving ``root_dir`` on 127.0.0.1:``port`` (``token`` empty: Jupyter makes one)."""
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root_dir}", "--ip=127.0.0.1",
-           f"--port={port}", "--ServerApp.port_retries=0", *_root_flag()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        f"--ServerApp.root_dir={root_dir}",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        *_root_flag(),
+    ]
     if token:
         cmd.append(f"--IdentityProvider.token={token}")
     if not browser:
@@ -41,8 +50,16 @@ def lab_command(port: int, root_dir: str | Path = ROOT, token: str = "", browser
 
 def voila_command(port: int, notebook: str | Path = EXPLORER, browser: bool = False) -> list[str]:
     """``voila`` serving one notebook as an app on 127.0.0.1:``port`` (code cells hidden)."""
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1", f"--port={port}",
-           "--Voila.port_retries=0", "--show_tracebacks=True"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        "--Voila.ip=127.0.0.1",
+        f"--port={port}",
+        "--Voila.port_retries=0",
+        "--show_tracebacks=True",
+    ]
     if not browser:
         cmd.append("--no-browser")
     return cmd

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from advmri.report.figures import image_grid
 from advmri.experiments.recons import RunRecons, TargetRecons
-
+from advmri.report.figures import image_grid
 
 
 class Explorer(W.VBox):
@@ -54,16 +53,34 @@ class _Controls:
 def _controls(runs: Sequence[RunRecons], live_max_eps: float) -> _Controls:
     """Build the (not yet wired) controls: model picker over ``runs``, empty target picker and eps slider
     (filled by the model callback), live-eps slider up to ``live_max_eps``, compute button, progress, text."""
-    model = W.Dropdown(options=[(r.name, i) for i, r in enumerate(runs)], value=0, description="model",
-                       layout=W.Layout(width="320px"))
+    model = W.Dropdown(
+        options=[(r.name, i) for i, r in enumerate(runs)], value=0, description="model", layout=W.Layout(width="320px")
+    )
     target = W.Dropdown(description="target", layout=W.Layout(width="520px"))
-    eps = W.SelectionSlider(options=[0.0], description="stored eps", continuous_update=True,
-                            layout=W.Layout(width="520px"), style={"description_width": "90px"})
-    live_eps = W.FloatSlider(value=0.01, min=0.0, max=live_max_eps, step=0.0005, readout_format=".4f",
-                             description="live eps", continuous_update=False, layout=W.Layout(width="520px"),
-                             style={"description_width": "90px"})
-    compute = W.Button(description="compute this one", button_style="warning", icon="bolt",
-                       tooltip="run the PGA attack on the selected box at the live eps")
+    eps = W.SelectionSlider(
+        options=[0.0],
+        description="stored eps",
+        continuous_update=True,
+        layout=W.Layout(width="520px"),
+        style={"description_width": "90px"},
+    )
+    live_eps = W.FloatSlider(
+        value=0.01,
+        min=0.0,
+        max=live_max_eps,
+        step=0.0005,
+        readout_format=".4f",
+        description="live eps",
+        continuous_update=False,
+        layout=W.Layout(width="520px"),
+        style={"description_width": "90px"},
+    )
+    compute = W.Button(
+        description="compute this one",
+        button_style="warning",
+        icon="bolt",
+        tooltip="run the PGA attack on the selected box at the live eps",
+    )
     progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="200px"))
     return _Controls(model, target, eps, live_eps, compute, progress, status=W.HTML(), header=W.HTML())
 
@@ -88,9 +105,19 @@ def _reference(t: TargetRecons, r: RunRecons) -> tuple[np.ndarray, str]:
 def _box_outlines(t: TargetRecons) -> list[dict]:
     """Yellow outlines of the target's box (window coordinates, pixel edges) on each of the six panels."""
     lb = t.local_box
-    return [dict(type="rect", x0=lb.x - 0.5, x1=lb.x + lb.w - 0.5, y0=lb.y - 0.5, y1=lb.y + lb.h - 0.5,
-                 xref=f"x{k + 1 if k else ''}", yref=f"y{k + 1 if k else ''}",
-                 line=dict(color="yellow", width=1.5)) for k in range(6)]
+    return [
+        dict(
+            type="rect",
+            x0=lb.x - 0.5,
+            x1=lb.x + lb.w - 0.5,
+            y0=lb.y - 0.5,
+            y1=lb.y + lb.h - 0.5,
+            xref=f"x{k + 1 if k else ''}",
+            yref=f"y{k + 1 if k else ''}",
+            line=dict(color="yellow", width=1.5),
+        )
+        for k in range(6)
+    ]
 
 
 class _EpsCallbacks:
@@ -115,9 +142,14 @@ class _EpsCallbacks:
         ref, ref_title = _reference(t, r)
         imgs = [t.target, adv, rnd, ref, np.abs(adv - t.target), np.abs(rnd - t.target)]
         what = "live " if source == "live" else ""
-        titles = ["target (fully sampled)", f"{what}adversarial, eps = {e:.4g}",
-                  f"{what}random, same coil norms, eps = {e:.4g}", ref_title,
-                  f"|adversarial - target| (0..{dmax:.3g})", f"|random - target| (0..{dmax:.3g})"]
+        titles = [
+            "target (fully sampled)",
+            f"{what}adversarial, eps = {e:.4g}",
+            f"{what}random, same coil norms, eps = {e:.4g}",
+            ref_title,
+            f"|adversarial - target| (0..{dmax:.3g})",
+            f"|random - target| (0..{dmax:.3g})",
+        ]
         ma, mr = _box_mse(adv, t), _box_mse(rnd, t)
         with self.fig.batch_update():
             for i, (tr, img) in enumerate(zip(self.fig.data, imgs)):
@@ -125,9 +157,11 @@ class _EpsCallbacks:
                 tr.zmin, tr.zmax = 0.0, (dmax if i >= 4 else vmax)
             for ann, txt in zip(self.fig.layout.annotations, titles):
                 ann.text = txt
-        self.c.header.value = (f"<b>{t.name}</b> &nbsp; box x={t.box.x} y={t.box.y} w={t.box.w} h={t.box.h} "
-                               f"(array coordinates) &nbsp;·&nbsp; {r.name} &nbsp;·&nbsp; box MSE adversarial "
-                               f"{ma:.3g}, random {mr:.3g} ({ma / mr if mr > 0 else float('nan'):.1f}x){note}")
+        self.c.header.value = (
+            f"<b>{t.name}</b> &nbsp; box x={t.box.x} y={t.box.y} w={t.box.w} h={t.box.h} "
+            f"(array coordinates) &nbsp;·&nbsp; {r.name} &nbsp;·&nbsp; box MSE adversarial "
+            f"{ma:.3g}, random {mr:.3g} ({ma / mr if mr > 0 else float('nan'):.1f}x){note}"
+        )
         self.state["shown"] = (source, float(e))
 
     def on_eps(self, *_) -> None:
@@ -180,8 +214,12 @@ class _EpsCallbacks:
             c.compute.disabled = False
 
 
-def eps_explorer(runs: Sequence[RunRecons], live: Callable[[RunRecons], object] | None = None,
-                 live_max_eps: float = 0.03, height: int = 300) -> Explorer:
+def eps_explorer(
+    runs: Sequence[RunRecons],
+    live: Callable[[RunRecons], object] | None = None,
+    live_max_eps: float = 0.03,
+    height: int = 300,
+) -> Explorer:
     """Explore stored noise-attack reconstructions: model, target and eps pickers, 2x3 panels.
 
     Top: fully sampled target, adversarial and paired random reconstruction (the control: the same
@@ -212,8 +250,9 @@ def eps_explorer(runs: Sequence[RunRecons], live: Callable[[RunRecons], object] 
     c.compute.on_click(cb.on_compute)
     cb.on_model()
     fig = cb.fig = go.FigureWidget(cb.fig)  # the callbacks draw on the widget from now on
-    box = Explorer([W.HBox([c.model, c.target]), c.eps, c.header, fig, W.HBox([c.live_eps, c.compute, c.progress]),
-                    c.status])
+    box = Explorer(
+        [W.HBox([c.model, c.target]), c.eps, c.header, fig, W.HBox([c.live_eps, c.compute, c.progress]), c.status]
+    )
     box.model, box.target, box.eps, box.live_eps, box.compute = c.model, c.target, c.eps, c.live_eps, c.compute
     box.progress, box.status, box.figure, box.header = c.progress, c.status, fig, c.header
     box.runs, box._state = runs, cb.state

@@ -7,8 +7,8 @@ Box losses use per-item weight maps instead of crops, which keeps every item in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -35,29 +35,60 @@ class TargetBatch:
     def __len__(self) -> int:
         return self.kspace.shape[0]
 
-    def to(self, device) -> "TargetBatch":
+    def to(self, device) -> TargetBatch:
         f = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return TargetBatch(f(self.kspace), f(self.mask), f(self.acquired), f(self.num_low), f(self.target),
-                           f(self.healthy), self.boxes, self.samples)
+        return TargetBatch(
+            f(self.kspace),
+            f(self.mask),
+            f(self.acquired),
+            f(self.num_low),
+            f(self.target),
+            f(self.healthy),
+            self.boxes,
+            self.samples,
+        )
 
-    def double(self) -> "TargetBatch":
+    def double(self) -> TargetBatch:
         """The same batch in double precision (complex128 k-space, float64 images); masks unchanged."""
         f = lambda t: None if t is None else t.to(torch.complex128 if t.is_complex() else torch.float64)  # noqa: E731
-        return TargetBatch(f(self.kspace), self.mask, self.acquired, self.num_low, f(self.target), f(self.healthy),
-                           self.boxes, self.samples)
+        return TargetBatch(
+            f(self.kspace),
+            self.mask,
+            self.acquired,
+            self.num_low,
+            f(self.target),
+            f(self.healthy),
+            self.boxes,
+            self.samples,
+        )
 
-    def repeat(self, n: int) -> "TargetBatch":
+    def repeat(self, n: int) -> TargetBatch:
         """Each item ``n`` times in a row (item-major): index ``i * n + j``."""
         r = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731
-        return TargetBatch(r(self.kspace), r(self.mask), r(self.acquired), r(self.num_low), r(self.target),
-                           r(self.healthy), [b for b in self.boxes for _ in range(n)],
-                           [s for s in self.samples for _ in range(n)])
+        return TargetBatch(
+            r(self.kspace),
+            r(self.mask),
+            r(self.acquired),
+            r(self.num_low),
+            r(self.target),
+            r(self.healthy),
+            [b for b in self.boxes for _ in range(n)],
+            [s for s in self.samples for _ in range(n)],
+        )
 
-    def select(self, idx: Sequence[int]) -> "TargetBatch":
+    def select(self, idx: Sequence[int]) -> TargetBatch:
         ix = torch.as_tensor(list(idx), dtype=torch.long)
         f = lambda t: None if t is None else t[ix.to(t.device)]  # noqa: E731
-        return TargetBatch(f(self.kspace), f(self.mask), f(self.acquired), f(self.num_low), f(self.target),
-                           f(self.healthy), [self.boxes[i] for i in idx], [self.samples[i] for i in idx])
+        return TargetBatch(
+            f(self.kspace),
+            f(self.mask),
+            f(self.acquired),
+            f(self.num_low),
+            f(self.target),
+            f(self.healthy),
+            [self.boxes[i] for i in idx],
+            [self.samples[i] for i in idx],
+        )
 
 
 def _geometry(s: SliceSample) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -77,18 +108,22 @@ def make_batch(samples: Sequence[SliceSample]) -> TargetBatch:
     """Stack samples of equal k-space and recon geometry (each must have a box)."""
     groups = geometry_groups(samples)
     if len(groups) != 1:
-        desc = "; ".join(f"{_geometry(samples[g[0]])}: {', '.join(sorted({samples[i].fname for i in g})[:3])}"
-                         for g in groups)
-        raise ValueError(f"cannot batch slices of different geometry (k-space, image): {desc}; "
-                         "batch each group separately (advmri.attacks.common.geometry_groups)")
+        desc = "; ".join(
+            f"{_geometry(samples[g[0]])}: {', '.join(sorted({samples[i].fname for i in g})[:3])}" for g in groups
+        )
+        raise ValueError(
+            f"cannot batch slices of different geometry (k-space, image): {desc}; "
+            "batch each group separately (advmri.attacks.common.geometry_groups)"
+        )
     if any(s.box is None for s in samples):
         missing = next(s for s in samples if s.box is None)
-        raise ValueError(f"{missing.fname} slice {missing.slice_idx}: every attack target needs a box "
-                         "(study-level rows have none)")
+        raise ValueError(
+            f"{missing.fname} slice {missing.slice_idx}: every attack target needs a box (study-level rows have none)"
+        )
     cols = samples[0].kspace.shape[-1]
     acq = torch.zeros(len(samples), cols, dtype=torch.bool)
     for i, s in enumerate(samples):
-        acq[i, s.padding[0]:s.padding[1]] = True
+        acq[i, s.padding[0] : s.padding[1]] = True
     healthy = None
     if all(s.healthy is not None for s in samples):
         healthy = torch.stack([s.healthy for s in samples])
@@ -119,7 +154,7 @@ def ssim_weights(boxes: Sequence[Box], shape: tuple[int, int], device=None) -> t
     w = torch.zeros(len(boxes), H - M.WIN + 1, W - M.WIN + 1, device=device)
     for i, b in enumerate(boxes):
         s = ssim_box(b, shape)
-        w[i, s.y:s.y + s.h - M.WIN + 1, s.x:s.x + s.w - M.WIN + 1] = 1.0
+        w[i, s.y : s.y + s.h - M.WIN + 1, s.x : s.x + s.w - M.WIN + 1] = 1.0
     return w
 
 
@@ -156,8 +191,9 @@ def box_scores(recon: torch.Tensor, tb: TargetBatch) -> dict[str, torch.Tensor]:
     return out
 
 
-def attack_loss(recon: torch.Tensor, target: torch.Tensor, wb: torch.Tensor, ws: torch.Tensor | None,
-                kind: str = "mse") -> torch.Tensor:
+def attack_loss(
+    recon: torch.Tensor, target: torch.Tensor, wb: torch.Tensor, ws: torch.Tensor | None, kind: str = "mse"
+) -> torch.Tensor:
     """Per-item loss to *maximise*: ``mse`` (box MSE), ``ssim`` (1 - box SSIM) or ``mse+ssim``
     (box MSE normalised by the target's box energy, plus 1 - SSIM). ``(B,)``."""
     mse = masked_mean((recon - target).pow(2), wb)
@@ -175,8 +211,14 @@ def attack_loss(recon: torch.Tensor, target: torch.Tensor, wb: torch.Tensor, ws:
 TARGETS = ("clean", "healthy", "lesion")
 
 
-def objective(recon: torch.Tensor, tb: TargetBatch, wb: torch.Tensor, ws: torch.Tensor | None,
-              kind: str = "mse", target: str = "clean") -> torch.Tensor:
+def objective(
+    recon: torch.Tensor,
+    tb: TargetBatch,
+    wb: torch.Tensor,
+    ws: torch.Tensor | None,
+    kind: str = "mse",
+    target: str = "clean",
+) -> torch.Tensor:
     """Per-item attack objective to *maximise* ``(B,)``. ``clean`` (the paper): push the box away from the
     clean target (:func:`attack_loss`). ``healthy`` (erasure) and ``lesion`` (hallucination, on the lesion-free
     twins): pull the box toward the twin ``tb.healthy``, i.e. maximise minus the same loss against it."""
@@ -185,6 +227,8 @@ def objective(recon: torch.Tensor, tb: TargetBatch, wb: torch.Tensor, ws: torch.
     if target not in TARGETS:
         raise ValueError(f"unknown attack target {target!r} ({' | '.join(TARGETS)})")
     if tb.healthy is None:
-        raise ValueError(f"target {target!r} pulls toward the lesion-free twin, which {tb.samples[0].fname} lacks "
-                         "(real fastMRI data has none); use target 'clean'")
+        raise ValueError(
+            f"target {target!r} pulls toward the lesion-free twin, which {tb.samples[0].fname} lacks "
+            "(real fastMRI data has none); use target 'clean'"
+        )
     return -attack_loss(recon, tb.healthy, wb, ws, kind)

@@ -27,8 +27,8 @@ All functions are batched: item ``n`` of a batch has its own slice, box and eps.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from fastmri.data.subsample import MaskFunc
@@ -36,9 +36,9 @@ from torch.profiler import record_function
 
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.core.masks import sample_mask
+from advmri.models.networks import Reconstructor
 from advmri.util.errors import ParameterError, check_choice, check_range
 from advmri.util.schema import option
-from advmri.models.networks import Reconstructor
 
 EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
 LOSSES = ("mse", "ssim", "mse+ssim")
@@ -49,23 +49,31 @@ UPDATES = ("ours", "reference")
 class NoiseConfig:
     """Noise attack parameters. Defaults = the paper's reference settings."""
 
-    eps: tuple[float, ...] = option(EPS_GRID, "per-coil budgets eps: ||z_i|| <= eps ||k_i|| (0 = clean)", lo=0.0,
-                                    many=True)
+    eps: tuple[float, ...] = option(
+        EPS_GRID, "per-coil budgets eps: ||z_i|| <= eps ||k_i|| (0 = clean)", lo=0.0, many=True
+    )
     steps: int = option(10, "PGA steps", lo=1)
     step_size: float = option(0.5, "step per PGA iteration, as a fraction of the per-coil budget", lo=0.0)
     loss: str = option("mse", "attack objective on the box (or image) against the target", choices=LOSSES)
     region: str = option("box", "where the objective is measured", choices=("box", "image"))
     restarts: int = option(0, "extra random starts; the strongest (largest loss) is kept", lo=0)
     momentum: float = option(0.0, "MI-FGSM momentum on the normalised gradients (0: plain PGA)", lo=0.0, hi=1.0)
-    random_draws: int = option(5, "draws of the random control (noise) / random angles (rotation) per target and "
-                               "setting", lo=0)
+    random_draws: int = option(
+        5, "draws of the random control (noise) / random angles (rotation) per target and setting", lo=0
+    )
     seed: int = option(0, "seed of the random starts, mask draws and random controls", lo=0)
-    update: str = option("ours", "PGA update: ours | reference (the authors' update, reproduced; see reference_step)",
-                         choices=UPDATES)
-    target: str = option("clean", "clean: away from the clean target | healthy: toward the lesion-free twin "
-                         "(erasure) | lesion: the twin toward the lesion (hallucination)", choices=TARGETS)
-    mask_draws: int = option(0, "0: the attacker knows the mask (paper); N: expectation over N random masks per "
-                             "step", lo=0)
+    update: str = option(
+        "ours", "PGA update: ours | reference (the authors' update, reproduced; see reference_step)", choices=UPDATES
+    )
+    target: str = option(
+        "clean",
+        "clean: away from the clean target | healthy: toward the lesion-free twin "
+        "(erasure) | lesion: the twin toward the lesion (hallucination)",
+        choices=TARGETS,
+    )
+    mask_draws: int = option(
+        0, "0: the attacker knows the mask (paper); N: expectation over N random masks per step", lo=0
+    )
 
     def __post_init__(self):
         self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -87,8 +95,10 @@ class NoiseConfig:
         check_choice("target", self.target, TARGETS)
         check_range("mask_draws", self.mask_draws, lo=0, integer=True)
         if self.update == "reference" and (self.restarts or self.momentum or self.mask_draws):
-            raise ParameterError("update: the reference update has no restarts, momentum or mask_draws "
-                                 f"(got restarts={self.restarts}, momentum={self.momentum}, mask_draws={self.mask_draws})")
+            raise ParameterError(
+                "update: the reference update has no restarts, momentum or mask_draws "
+                f"(got restarts={self.restarts}, momentum={self.momentum}, mask_draws={self.mask_draws})"
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,8 +121,9 @@ def budget(kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return eps[:, None] * coil_norms(kspace)
 
 
-def random_in_ball(shape, acquired: torch.Tensor, radius: torch.Tensor, generator: torch.Generator,
-                   on_sphere: bool = True) -> torch.Tensor:
+def random_in_ball(
+    shape, acquired: torch.Tensor, radius: torch.Tensor, generator: torch.Generator, on_sphere: bool = True
+) -> torch.Tensor:
     """Complex Gaussian noise on the acquired columns scaled to per-coil norm ``radius`` (or inside it)."""
     dev = acquired.device
     g = torch.randn(*shape, 2, generator=generator).to(dev)
@@ -145,8 +156,16 @@ def mask_draw_batch(tb: TargetBatch, func: MaskFunc, draws: int, key: str) -> Ta
     return rep
 
 
-def expected_objective(model: Reconstructor, tb: TargetBatch, z: torch.Tensor, wb, ws, cfg: NoiseConfig,
-                       mask_func: MaskFunc | None, key: str) -> torch.Tensor:
+def expected_objective(
+    model: Reconstructor,
+    tb: TargetBatch,
+    z: torch.Tensor,
+    wb,
+    ws,
+    cfg: NoiseConfig,
+    mask_func: MaskFunc | None,
+    key: str,
+) -> torch.Tensor:
     """The objective ``(B,)`` of noise ``z``: on the true mask, or with ``cfg.mask_draws`` its mean over that
     many random masks (expectation over transformations: the attacker does not know the mask)."""
     if not cfg.mask_draws:
@@ -160,9 +179,14 @@ def expected_objective(model: Reconstructor, tb: TargetBatch, z: torch.Tensor, w
     return obj.view(len(tb), n).mean(1)
 
 
-def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig,
-                      on_step: Callable[[int, int], None] | None = None,
-                      mask_func: MaskFunc | None = None) -> torch.Tensor:
+def adversarial_noise(
+    model: Reconstructor,
+    tb: TargetBatch,
+    eps: torch.Tensor,
+    cfg: NoiseConfig,
+    on_step: Callable[[int, int], None] | None = None,
+    mask_func: MaskFunc | None = None,
+) -> torch.Tensor:
     """PGA noise for every item of ``tb`` (item ``n`` with budget ``eps[n]``). Returns ``z`` complex.
 
     ``on_step(done, total)`` is called after every PGA step (progress bars of interactive use).
@@ -192,8 +216,11 @@ def adversarial_noise(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, 
     gen = torch.Generator().manual_seed(cfg.seed)
     best_z, best_loss = torch.zeros_like(tb.kspace), torch.full((len(tb),), -float("inf"), device=eps.device)
     for start in range(cfg.restarts + 1):
-        z = torch.zeros_like(tb.kspace) if start == 0 else random_in_ball(
-            tb.kspace.shape, tb.acquired, radius, gen, on_sphere=False)
+        z = (
+            torch.zeros_like(tb.kspace)
+            if start == 0
+            else random_in_ball(tb.kspace.shape, tb.acquired, radius, gen, on_sphere=False)
+        )
         vel = torch.zeros_like(z)
         for it in range(cfg.steps):
             z = z.detach().requires_grad_(True)
@@ -224,15 +251,18 @@ def _item_norms(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x.flatten(1), dim=1)
 
 
-def reference_step(z: torch.Tensor, g: torch.Tensor, radius: torch.Tensor, acq: torch.Tensor,
-                   step_size: float) -> torch.Tensor:
+def reference_step(
+    z: torch.Tensor, g: torch.Tensor, radius: torch.Tensor, acq: torch.Tensor, step_size: float
+) -> torch.Tensor:
     """The authors' update (AdvRec ``KSpaceNoise.optimize_parameters``), per item: normalise the noise and
     the gradient each by its *global* norm over all coils, add them (``step_size`` on the gradient), zero
     the unacquired columns, then per coil divide by the coil's norm *only where it exceeds 1* and scale by
     the coil's budget ``radius``. As the global normalisation leaves each coil a norm well below 1, the
     result sits inside the budget: about ``1/sqrt(coils)``-ish of it, not on its boundary."""
-    p = z / _item_norms(z).clamp_min(1e-30)[:, None, None, None] + \
-        step_size * g / _item_norms(g).clamp_min(1e-30)[:, None, None, None]
+    p = (
+        z / _item_norms(z).clamp_min(1e-30)[:, None, None, None]
+        + step_size * g / _item_norms(g).clamp_min(1e-30)[:, None, None, None]
+    )
     p = p * acq
     n = coil_norms(p)
     return p / torch.where(n > 1, n, torch.ones_like(n))[..., None, None] * radius[..., None, None]
@@ -257,10 +287,11 @@ def budget_fraction(z: torch.Tensor, kspace: torch.Tensor, eps: torch.Tensor) ->
     return torch.where(r > 0, coil_norms(z) / r.clamp_min(1e-30), torch.zeros_like(r)).mean(1)
 
 
-def adversarial_noise_looped(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor,
-                             cfg: NoiseConfig) -> torch.Tensor:
+def adversarial_noise_looped(
+    model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig
+) -> torch.Tensor:
     """Straightforward reference: one (box, eps) item per PGA (for benchmarks/tests)."""
-    return torch.cat([adversarial_noise(model, tb.select([i]), eps[i:i + 1], cfg) for i in range(len(tb))])
+    return torch.cat([adversarial_noise(model, tb.select([i]), eps[i : i + 1], cfg) for i in range(len(tb))])
 
 
 def sampled_columns(tb: TargetBatch) -> torch.Tensor:
@@ -314,22 +345,44 @@ def item_gaussians(tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> 
     """Complex Gaussian ``(B, C, R, Cols)``, one generator per item (:func:`item_seed`): the same draw for a
     (box, eps, draw) however the items are batched, chunked or sharded."""
     shape = tb.kspace.shape[1:]
-    return torch.cat([torch.view_as_complex(torch.randn(1, *shape, 2, generator=torch.Generator().manual_seed(
-        item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))) for i, s in enumerate(tb.samples)
-    ]).to(tb.kspace.device)
+    return torch.cat(
+        [
+            torch.view_as_complex(
+                torch.randn(
+                    1,
+                    *shape,
+                    2,
+                    generator=torch.Generator().manual_seed(
+                        item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)
+                    ),
+                )
+            )
+            for i, s in enumerate(tb.samples)
+        ]
+    ).to(tb.kspace.device)
 
 
 def random_items(tb: TargetBatch, norms: torch.Tensor, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
     """Complex Gaussian noise on each item's acquired columns with per-coil norms ``norms`` ``(B, C)``, one generator
     per item (:func:`item_seed`; the reference update's random start)."""
-    return torch.cat([
-        random_in_ball(tb.kspace[i:i + 1].shape, tb.acquired[i:i + 1], norms[i:i + 1], torch.Generator().manual_seed(
-            item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)))
-        for i, s in enumerate(tb.samples)])
+    return torch.cat(
+        [
+            random_in_ball(
+                tb.kspace[i : i + 1].shape,
+                tb.acquired[i : i + 1],
+                norms[i : i + 1],
+                torch.Generator().manual_seed(
+                    item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)
+                ),
+            )
+            for i, s in enumerate(tb.samples)
+        ]
+    )
 
 
-def control_items(tb: TargetBatch, sampled: torch.Tensor, unsampled: torch.Tensor, eps: torch.Tensor, seed: int,
-                  draw: int) -> torch.Tensor:
+def control_items(
+    tb: TargetBatch, sampled: torch.Tensor, unsampled: torch.Tensor, eps: torch.Tensor, seed: int, draw: int
+) -> torch.Tensor:
     """The random control (:func:`control_noise`) of per-coil norms ``sampled`` / ``unsampled`` ``(B, C)``, seeded
     per item."""
     return control_noise(item_gaussians(tb, eps, seed, draw), tb, sampled, unsampled)

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from advmri.core import kspace as K
 from advmri.attacks.common import TARGETS, TargetBatch, box_scores
-from advmri.util.errors import ParameterError, check_choice, check_range
+from advmri.core import kspace as K
 from advmri.models.networks import Reconstructor
+from advmri.util.errors import ParameterError, check_choice, check_range
 from advmri.util.perf import run_chunked
 from advmri.util.schema import option
 
@@ -47,14 +47,17 @@ class RotationConfig:
 
     max_angle: float = option(4.9, "the angle grid spans -max_angle..max_angle (deg)", lo=0.0, hi=45.0)
     angle_step: float = option(0.1, "spacing of the angle grid (deg)", lo=0.0)
-    bounds: tuple[float, ...] = option((0.0, 1.0, 2.0, 3.0, 4.0, 5.0), "angle bounds (deg): the worst angle within "
-                                       "each", lo=0.0, many=True)
+    bounds: tuple[float, ...] = option(
+        (0.0, 1.0, 2.0, 3.0, 4.0, 5.0), "angle bounds (deg): the worst angle within each", lo=0.0, many=True
+    )
     random_draws: int = option(5, "random-angle baseline draws: uniform angles in [-bound, bound]", lo=0)
     seed: int = option(0, "seed of the random angles", lo=0)
-    interpolation: str = option("reference", "reference (as the authors ran it) | antialias | fourier (see rotate)",
-                                choices=INTERPOLATIONS)
-    target: str = option("clean", "clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin",
-                         choices=TARGETS)
+    interpolation: str = option(
+        "reference", "reference (as the authors ran it) | antialias | fourier (see rotate)", choices=INTERPOLATIONS
+    )
+    target: str = option(
+        "clean", "clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin", choices=TARGETS
+    )
 
     def __post_init__(self):
         check_range("max_angle", self.max_angle, lo=0.0, hi=45.0, lo_open=True)
@@ -66,8 +69,10 @@ class RotationConfig:
             check_range("bounds", b, lo=0.0)
         # the reference searches -4.9..4.9 for the 5 deg bound: a bound may exceed the grid by one step
         if max(self.bounds) > self.max_angle + self.angle_step + 1e-9:
-            raise ParameterError(f"bounds: {max(self.bounds):g} deg exceeds max_angle {self.max_angle:g} + one "
-                                 f"angle_step; the search would not cover it (raise max_angle)")
+            raise ParameterError(
+                f"bounds: {max(self.bounds):g} deg exceeds max_angle {self.max_angle:g} + one "
+                f"angle_step; the search would not cover it (raise max_angle)"
+            )
         check_range("random_draws", self.random_draws, lo=0, integer=True)
         check_range("seed", self.seed, lo=0, integer=True)
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
@@ -79,8 +84,6 @@ class RotationConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
 
 
 def rotate(x: torch.Tensor, angles_deg: torch.Tensor, interpolation: str = "reference") -> torch.Tensor:
@@ -116,9 +119,8 @@ def rotate(x: torch.Tensor, angles_deg: torch.Tensor, interpolation: str = "refe
     ys = s * xx + c * yy
     grid = torch.stack((xs / ((Wp - 1) / 2), ys / ((Hp - 1) / 2)), dim=-1)  # (B, Hp, Wp, 2)
     rot = F.grid_sample(padded, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    rot = rot[..., p:p + H2, p:p + W2]
-    return F.interpolate(rot, size=(H, W), mode="bicubic", align_corners=False,
-                         antialias=interpolation == "antialias")
+    rot = rot[..., p : p + H2, p : p + W2]
+    return F.interpolate(rot, size=(H, W), mode="bicubic", align_corners=False, antialias=interpolation == "antialias")
 
 
 def _fourier_shear(x: torch.Tensor, factor: torch.Tensor, dim: int) -> torch.Tensor:
@@ -144,7 +146,7 @@ def rotate_fourier(x: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
     y = F.pad(x, (p, p, p, p))
     a, b = -torch.tan(th / 2), torch.sin(th)
     y = _fourier_shear(_fourier_shear(_fourier_shear(y, -a, -1), -b, -2), -a, -1)
-    return y[..., p:p + H, p:p + W]
+    return y[..., p : p + H, p : p + W]
 
 
 def rotate_complex(x: torch.Tensor, angles_deg: torch.Tensor, interpolation: str = "reference") -> torch.Tensor:
@@ -155,8 +157,9 @@ def rotate_complex(x: torch.Tensor, angles_deg: torch.Tensor, interpolation: str
     return torch.view_as_complex(r.contiguous())
 
 
-def rotated_recon(model: Reconstructor, tb: TargetBatch, angles_deg: torch.Tensor,
-                  interpolation: str = "reference") -> torch.Tensor:
+def rotated_recon(
+    model: Reconstructor, tb: TargetBatch, angles_deg: torch.Tensor, interpolation: str = "reference"
+) -> torch.Tensor:
     """Steps 1-4 above for a batch whose item ``n`` is rotated by ``angles_deg[n]`` -> ``(B, H, W)``."""
     img = K.ifft2c(tb.kspace)
     k = K.fft2c(rotate_complex(img, angles_deg, interpolation))
@@ -166,8 +169,14 @@ def rotated_recon(model: Reconstructor, tb: TargetBatch, angles_deg: torch.Tenso
 
 
 @torch.inference_mode()
-def sweep_angles(model: Reconstructor, tb: TargetBatch, angles, chunk: int = 16,
-                 interpolation: str = "reference", only: set[int] | None = None) -> dict[str, torch.Tensor]:
+def sweep_angles(
+    model: Reconstructor,
+    tb: TargetBatch,
+    angles,
+    chunk: int = 16,
+    interpolation: str = "reference",
+    only: set[int] | None = None,
+) -> dict[str, torch.Tensor]:
     """Scores for every (item, angle): each metric ``(B, A)``. Items x angles are flattened and
     sent through the model ``chunk`` at a time. ``only``: compute just the passes holding these flat indices
     (``item * A + angle``); the other entries are NaN (the computed ones are those of the full sweep)."""
@@ -194,15 +203,17 @@ def sweep_angles(model: Reconstructor, tb: TargetBatch, angles, chunk: int = 16,
 
 
 @torch.inference_mode()
-def sweep_angles_looped(model: Reconstructor, tb: TargetBatch, angles,
-                        interpolation: str = "reference") -> dict[str, torch.Tensor]:
+def sweep_angles_looped(
+    model: Reconstructor, tb: TargetBatch, angles, interpolation: str = "reference"
+) -> dict[str, torch.Tensor]:
     """Straightforward reference: one item and one angle per forward pass (for benchmarks/tests)."""
     res: dict[str, list] = {}
     for i in range(len(tb)):
         sub = tb.select([i])
         for a in angles:
-            sc = box_scores(rotated_recon(model, sub, torch.tensor([float(a)], device=sub.kspace.device),
-                                          interpolation), sub)
+            sc = box_scores(
+                rotated_recon(model, sub, torch.tensor([float(a)], device=sub.kspace.device), interpolation), sub
+            )
             for k, v in sc.items():
                 res.setdefault(k, []).append(v.cpu())
     return {k: torch.cat(v).view(len(tb), len(angles)) for k, v in res.items()}
@@ -225,8 +236,9 @@ def worst_case(scores: dict[str, torch.Tensor], angles, bounds, target: str = "c
         sel = np.nonzero(np.abs(ang) <= b + 1e-9)[0]
         for i in range(scores["box_mse"].shape[0]):
             j = sel[int(torch.argmax(crit[i, sel]))]
-            rows.append(dict(item=i, bound=float(b), angle=float(ang[j]),
-                             **{k: float(v[i, j]) for k, v in scores.items()}))
+            rows.append(
+                dict(item=i, bound=float(b), angle=float(ang[j]), **{k: float(v[i, j]) for k, v in scores.items()})
+            )
     return rows
 
 

@@ -10,7 +10,7 @@ the phase-encoding direction in which k-space is undersampled.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import fastmri
 import torch

@@ -15,7 +15,9 @@ from fastmri.data.subsample import MaskFunc, create_mask_for_mask_type
 CENTER_FRACTIONS = {4: 0.08, 8: 0.04}
 
 
-def mask_func(kind: str = "random", accelerations: tuple[int, ...] = (8,), center_fractions: tuple[float, ...] | None = None) -> MaskFunc:
+def mask_func(
+    kind: str = "random", accelerations: tuple[int, ...] = (8,), center_fractions: tuple[float, ...] | None = None
+) -> MaskFunc:
     """A fastMRI mask function; ``kind`` is ``random`` or ``equispaced`` (fastMRI's names)."""
     if center_fractions is None:
         center_fractions = tuple(CENTER_FRACTIONS[a] for a in accelerations)
@@ -29,7 +31,9 @@ def slice_seed(fname: str, slice_idx: int) -> int:
     return zlib.crc32(f"{fname}:{slice_idx}".encode()) & 0x7FFFFFFF
 
 
-def sample_mask(func: MaskFunc, shape: tuple[int, int], padding: tuple[int, int], seed: int) -> tuple[torch.Tensor, int]:
+def sample_mask(
+    func: MaskFunc, shape: tuple[int, int], padding: tuple[int, int], seed: int
+) -> tuple[torch.Tensor, int]:
     """Sample a column mask for k-space of ``shape = (rows, cols)``.
 
     Returns ``(mask (cols,) bool, num_low_frequencies)``; columns outside ``padding`` are 0.
@@ -38,5 +42,5 @@ def sample_mask(func: MaskFunc, shape: tuple[int, int], padding: tuple[int, int]
     m, num_low = func((1, rows, cols, 2), offset=None, seed=seed)  # (1, 1, cols, 1)
     m = m.reshape(-1).bool()
     m[: padding[0]] = False
-    m[padding[1]:] = False
+    m[padding[1] :] = False
     return m, int(num_low)

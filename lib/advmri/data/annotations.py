@@ -25,8 +25,9 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from advmri.util.errors import UserError
+
 from advmri.core.boxes import to_array_box
+from advmri.util.errors import UserError
 from advmri.util.paths import project_path
 
 REQUIRED_COLUMNS = ("file", "slice", "study_level", "x", "y", "width", "height", "label")
@@ -40,7 +41,8 @@ KNOWN_SHA256 = {
 
 class AnnotationError(UserError):
     """A fastMRI+ CSV is missing, malformed or cannot be fetched. The message names the file."""
-    fix = ("Fix the named row or column of the fastMRI+ CSV (or take the published file); boxes are in flipped 320x320 coordinates.")
+
+    fix = "Fix the named row or column of the fastMRI+ CSV (or take the published file); boxes are in flipped 320x320 coordinates."
 
 
 def read_annotations(path: str | os.PathLike) -> pd.DataFrame:
@@ -77,16 +79,22 @@ def read_annotations(path: str | os.PathLike) -> pd.DataFrame:
     neg = df["slice"].notna() & (df["slice"] < 0)
     if neg.any():
         r = df.loc[neg].iloc[0]
-        raise AnnotationError(f"{path}: row {int(r['row']) + 2} has slice {int(r['slice'])}; slice indices start at 0 "
-                              f"(fix the row, or remove it)")
+        raise AnnotationError(
+            f"{path}: row {int(r['row']) + 2} has slice {int(r['slice'])}; slice indices start at 0 "
+            f"(fix the row, or remove it)"
+        )
     nobox = ~df["study_level"] & df[["x", "y", "width", "height"]].isna().any(axis=1)
     if nobox.any():
         raise AnnotationError(f"{path}: row {int(df.loc[nobox, 'row'].iloc[0]) + 2} is not study-level but has no box")
     return df
 
 
-def box_rows(df: pd.DataFrame, shapes: dict[str, tuple[int, int]] | None = None, default_shape=(320, 320),
-             report: dict | None = None) -> pd.DataFrame:
+def box_rows(
+    df: pd.DataFrame,
+    shapes: dict[str, tuple[int, int]] | None = None,
+    default_shape=(320, 320),
+    report: dict | None = None,
+) -> pd.DataFrame:
     """Located boxes only, in array coordinates (``bx, by, bw, bh``), per the policies above.
 
     ``shapes`` maps file name -> recon (H, W) (fastMRI knee: 320x320). Dropped or merged rows are
@@ -117,7 +125,9 @@ def box_rows(df: pd.DataFrame, shapes: dict[str, tuple[int, int]] | None = None,
     return pd.DataFrame(out, columns=["file", "slice", "label", "bx", "by", "bw", "bh", "clipped", "row"])
 
 
-def fetch_fastmri_plus(version: str = "640500f", dest: str | os.PathLike = "data/fastmri_plus", timeout: float = 20) -> Path:
+def fetch_fastmri_plus(
+    version: str = "640500f", dest: str | os.PathLike = "data/fastmri_plus", timeout: float = 20
+) -> Path:
     """Download the fastMRI+ knee CSV of ``version`` (checksum-verified) or raise a clear error.
 
     Offline, pass a local copy to :func:`read_annotations` instead (``--annotations PATH``).

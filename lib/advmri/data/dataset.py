@@ -9,9 +9,9 @@ slice of a volume ends up with the last annotation; here each item owns its box.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,10 @@ import torch
 from fastmri.data import SliceDataset
 
 from advmri.core.boxes import Box
-from advmri.data.annotations import box_rows, read_annotations
-from advmri.data.fastmri_h5 import DataFileError, VolumeInfo, read_info
 from advmri.core.masks import mask_func as make_mask_func
 from advmri.core.masks import sample_mask, slice_seed
+from advmri.data.annotations import box_rows, read_annotations
+from advmri.data.fastmri_h5 import DataFileError, VolumeInfo, read_info
 from advmri.util.paths import project_path
 
 
@@ -51,17 +51,24 @@ def describe_report(r: dict) -> str:
     if r.get("annotation_file") is None:
         return "no annotation file"
     parts = [f"{r['rows']} rows in {Path(r['annotation_file']).name}"]
-    for key, what in (("study_level", "study-level"), ("file_not_in_folder", "file not in the data folder"),
-                      ("duplicate", "exact duplicates"), ("empty_box", "zero/negative size"),
-                      ("outside_image", "outside the image"), ("slice_out_of_range", "slice out of range"),
-                      ("label_not_selected", "label not selected")):
+    for key, what in (
+        ("study_level", "study-level"),
+        ("file_not_in_folder", "file not in the data folder"),
+        ("duplicate", "exact duplicates"),
+        ("empty_box", "zero/negative size"),
+        ("outside_image", "outside the image"),
+        ("slice_out_of_range", "slice out of range"),
+        ("label_not_selected", "label not selected"),
+    ):
         if r.get(key):
             parts.append(f"-{r[key]} {what}")
     parts.append(f"= {r.get('located', 0)} located boxes")
     if r.get("clipped"):
         parts.append(f"({r['clipped']} clipped to the image)")
-    return " ".join(parts) + (f"; {r['csv_files_in_folder']} of the CSV's {r['files_in_csv']} files are among "
-                              f"the folder's {r['files_in_folder']}")
+    return " ".join(parts) + (
+        f"; {r['csv_files_in_folder']} of the CSV's {r['files_in_csv']} files are among "
+        f"the folder's {r['files_in_folder']}"
+    )
 
 
 def _h5_paths(root: Path, files: Iterable[str] | None) -> tuple[Path, list[Path]]:
@@ -91,9 +98,11 @@ def _check_twins(infos: dict[str, VolumeInfo]) -> None:
     """Raise :class:`DataFileError` naming the first file without a lesion-free twin (target and k-space)."""
     lacking = [i.path for i in infos.values() if not (i.has_healthy and i.has_healthy_kspace)]
     if lacking:
-        raise DataFileError(f"{lacking[0]}: no lesion-free twin ('kspace_healthy' and "
-                            "'reconstruction_rss_healthy'; real fastMRI data has none, synthetic data made "
-                            "before this version lacks the k-space: regenerate it with --force)")
+        raise DataFileError(
+            f"{lacking[0]}: no lesion-free twin ('kspace_healthy' and "
+            "'reconstruction_rss_healthy'; real fastMRI data has none, synthetic data made "
+            "before this version lacks the k-space: regenerate it with --force)"
+        )
 
 
 class AnnotatedSlices(torch.utils.data.Dataset):
@@ -142,8 +151,9 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         items: list[tuple[str, int, Box | None, str]] = []
         self.annotation_path = ann_path
         # every annotation row is accounted for: kept, or dropped / merged with a reason (in this order)
-        self.report: dict = dict(annotation_file=str(ann_path) if self.annotations is not None else None,
-                                 files_in_folder=len(self.infos))
+        self.report: dict = dict(
+            annotation_file=str(ann_path) if self.annotations is not None else None, files_in_folder=len(self.infos)
+        )
         if self.annotations is not None:
             items += self._box_items(labels)
         if with_unannotated:
@@ -166,8 +176,11 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         mine = ann["file"].isin(self.infos)
         rep["file_not_in_folder"] = int((~mine).sum())
         boxes = box_rows(ann[mine], shapes, report=rep)
-        in_range = np.array([s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"])],
-                            dtype=bool) if len(boxes) else np.zeros(0, dtype=bool)
+        in_range = (
+            np.array([s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"])], dtype=bool)
+            if len(boxes)
+            else np.zeros(0, dtype=bool)
+        )
         rep["slice_out_of_range"] = int((~in_range).sum())
         boxes = boxes[in_range]
         if labels is not None:
@@ -219,8 +232,10 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         if target is None:
             raise DataFileError(f"{info.path}: no 'reconstruction_rss' target (test-split file?)")
         if not np.isfinite(target).all():
-            raise DataFileError(f"{info.path}: 'reconstruction_rss' slice {sl} contains NaN or Inf "
-                                f"({int((~np.isfinite(target)).sum())} pixels); every metric would be NaN")
+            raise DataFileError(
+                f"{info.path}: 'reconstruction_rss' slice {sl} contains NaN or Inf "
+                f"({int((~np.isfinite(target)).sum())} pixels); every metric would be NaN"
+            )
         healthy = None
         if info.has_healthy:
             import h5py

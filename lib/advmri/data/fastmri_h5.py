@@ -33,7 +33,8 @@ ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 
 class DataFileError(UserError):
     """A data file is missing, unreadable or not in the fastMRI layout. The message names the file."""
-    fix = ("Replace the named .h5 file (truncated or not a fastMRI multi-coil file), or regenerate the embedded set (`python -m advmri.data.synth ... --force`).")
+
+    fix = "Replace the named .h5 file (truncated or not a fastMRI multi-coil file), or regenerate the embedded set (`python -m advmri.data.synth ... --force`)."
 
 
 def ismrmrd_header(
@@ -192,12 +193,12 @@ def _check_target(path: Path, hf: h5py.File, num_slices: int) -> bool:
     if has_target:
         tg = hf["reconstruction_rss"]
         if tg.ndim != 3 or tg.shape[0] != num_slices:
-            raise DataFileError(
-                f"{path}: 'reconstruction_rss' shape {tg.shape} does not match {num_slices} slices"
-            )
+            raise DataFileError(f"{path}: 'reconstruction_rss' shape {tg.shape} does not match {num_slices} slices")
         if "max" not in hf.attrs:
-            raise DataFileError(f"{path}: missing attribute 'max' (fastMRI's data range of "
-                                f"'reconstruction_rss'; has {sorted(hf.attrs)})")
+            raise DataFileError(
+                f"{path}: missing attribute 'max' (fastMRI's data range of "
+                f"'reconstruction_rss'; has {sorted(hf.attrs)})"
+            )
     return has_target
 
 

@@ -43,7 +43,7 @@ class Anatomy:
     )
 
     @staticmethod
-    def random(rng: np.random.Generator) -> "Anatomy":
+    def random(rng: np.random.Generator) -> Anatomy:
         c = dict(fat=1.0, marrow=0.82, cortex=0.06, cartilage=0.55, fluid=0.95, meniscus=0.07, muscle=0.36, tendon=0.1)
         c = {k: float(v * rng.uniform(0.9, 1.1)) for k, v in c.items()}
         return Anatomy(
@@ -134,8 +134,9 @@ def _anatomy_frame(x: np.ndarray, y: np.ndarray, an: Anatomy) -> tuple[np.ndarra
     return ct * xs + st * ys, -st * xs + ct * ys
 
 
-def _soft_tissue(x: np.ndarray, y: np.ndarray, an: Anatomy, f: float, muscle_tex: np.ndarray,
-                 edge: float) -> np.ndarray:
+def _soft_tissue(
+    x: np.ndarray, y: np.ndarray, an: Anatomy, f: float, muscle_tex: np.ndarray, edge: float
+) -> np.ndarray:
     """Leg (muscle inside a subcutaneous fat layer) and the collateral ligaments; zero outside the leg.
 
     ``f`` in (0, 1] narrows the leg towards the volume edges, ``edge`` is the soft edge width (:func:`_fill`).
@@ -154,8 +155,9 @@ def _soft_tissue(x: np.ndarray, y: np.ndarray, an: Anatomy, f: float, muscle_tex
     return img
 
 
-def _joint(img: np.ndarray, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tuple, marrow_tex: np.ndarray,
-           edge: float) -> np.ndarray:
+def _joint(
+    img: np.ndarray, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tuple, marrow_tex: np.ndarray, edge: float
+) -> np.ndarray:
     """Paint joint fluid, menisci, cartilage and bone (cortex, textured marrow) over ``img``.
 
     ``bones`` is :func:`_bones`' ``(femur, tibia, cond_y, cond_r, s)``.
@@ -183,8 +185,9 @@ def _joint(img: np.ndarray, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tu
     return img
 
 
-def _insert_lesion(sick: np.ndarray, les: Lesion, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tuple,
-                   edge: float) -> np.ndarray:
+def _insert_lesion(
+    sick: np.ndarray, les: Lesion, x: np.ndarray, y: np.ndarray, an: Anatomy, bones: tuple, edge: float
+) -> np.ndarray:
     """``sick`` with the lesion ``les`` painted in (a new array). ``bones`` as in :func:`_joint`."""
     c = an.contrast
     femur, tibia, cond_y, cond_r, s = bones

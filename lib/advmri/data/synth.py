@@ -35,12 +35,12 @@ import torch
 from tqdm.auto import tqdm
 
 from advmri.core import kspace as K
-from advmri.util.paths import project_path
+from advmri.data.fastmri_h5 import write_volume
+from advmri.data.phantom import LESION_TYPES, Anatomy, Lesion, grid, render_slice, smooth_noise
 from advmri.util.atomic import check_writable
 from advmri.util.atomic import write_text as atomic_write_text
-from advmri.data.fastmri_h5 import write_volume
 from advmri.util.errors import check_choice, check_range, cli, prog
-from advmri.data.phantom import LESION_TYPES, Anatomy, Lesion, grid, render_slice, smooth_noise
+from advmri.util.paths import project_path
 
 CSV_COLUMNS = ["file", "slice", "study_level", "x", "y", "width", "height", "label"]
 # label strings exactly as written in the fastMRI+ knee file (note the trailing space)

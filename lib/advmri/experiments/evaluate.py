@@ -22,9 +22,16 @@ def _batches(n: int, batch: int, only: list[int] | None) -> list[list[int]]:
 
 
 @torch.no_grad()
-def quality_table(models: dict[str, Reconstructor], data: str | Path, accelerations=(4, 8), max_slices: int = 0,
-                  device: str = "cpu", progress: bool = True, batch: int = 1,
-                  only: list[int] | None = None) -> pd.DataFrame:
+def quality_table(
+    models: dict[str, Reconstructor],
+    data: str | Path,
+    accelerations=(4, 8),
+    max_slices: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    batch: int = 1,
+    only: list[int] | None = None,
+) -> pd.DataFrame:
     """Per-slice SSIM/PSNR/NMSE for zero-filled and each model at each acceleration, ``batch`` slices per
     forward pass (``only``: the batches holding these slice positions).
 
@@ -52,18 +59,37 @@ def quality_table(models: dict[str, Reconstructor], data: str | Path, accelerati
             names = [(cache.items[i][4], cache.items[i][5]) for i in ids]
             k, m, nl, t, mx = cache.batch(ids, func, [slice_seed(f, sl) for f, sl in names], device)
             crop = tuple(t.shape[-2:])
-            recs = {"zero-filled": zero_filled(k, crop)} | {name: model(k, m, nl, crop) for name, model in models.items()}
+            recs = {"zero-filled": zero_filled(k, crop)} | {
+                name: model(k, m, nl, crop) for name, model in models.items()
+            }
             for name, r in recs.items():  # (batch, H, W) each
                 ssim, psnr, nmse = M.ssim(r, t, mx), M.psnr(r, t, mx), M.nmse(r, t)
-                rows += [dict(method=name, acceleration=acc, file=f, slice=sl, ssim=float(ssim[j]), psnr=float(psnr[j]),
-                              nmse=float(nmse[j])) for j, (f, sl) in enumerate(names)]
+                rows += [
+                    dict(
+                        method=name,
+                        acceleration=acc,
+                        file=f,
+                        slice=sl,
+                        ssim=float(ssim[j]),
+                        psnr=float(psnr[j]),
+                        nmse=float(nmse[j]),
+                    )
+                    for j, (f, sl) in enumerate(names)
+                ]
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def box_quality(models: dict[str, Reconstructor], data: str | Path, accelerations=(4, 8), batch: int = 4,
-                device: str = "cpu", progress: bool = True, max_boxes: int = 0,
-                only: list[int] | None = None) -> pd.DataFrame:
+def box_quality(
+    models: dict[str, Reconstructor],
+    data: str | Path,
+    accelerations=(4, 8),
+    batch: int = 4,
+    device: str = "cpu",
+    progress: bool = True,
+    max_boxes: int = 0,
+    only: list[int] | None = None,
+) -> pd.DataFrame:
     """Clean reconstruction quality inside every located fastMRI+ box: one row per (method, acceleration,
     box) with box SSIM / PSNR / MSE and ``lesion_retained`` (1: the lesion as in the target, 0: as in
     the lesion-free twin; synthetic data only); ``max_boxes > 0``: only the first that many. Masks as the attacks use them
@@ -78,15 +104,30 @@ def box_quality(models: dict[str, Reconstructor], data: str | Path, acceleration
         for ids in tqdm(_batches(n, batch, only), desc=f"box quality {acc}x", disable=not progress, unit="batch"):
             tb = make_batch([ds[i] for i in ids]).to(device)
             y = tb.kspace * tb.mask[:, None, None, :].to(tb.kspace.real.dtype)
-            recs = {"zero-filled": zero_filled(y, tb.crop)} | {n: m(y, tb.mask, tb.num_low, tb.crop)
-                                                               for n, m in models.items()}
+            recs = {"zero-filled": zero_filled(y, tb.crop)} | {
+                n: m(y, tb.mask, tb.num_low, tb.crop) for n, m in models.items()
+            }
             for name, r in recs.items():
                 sc = box_scores(r, tb)
                 for j, s in enumerate(tb.samples):
-                    rows.append(dict(method=name, acceleration=acc, file=s.fname, slice=s.slice_idx, label=s.label,
-                                     bx=s.box.x, by=s.box.y, bw=s.box.w, bh=s.box.h,
-                                     **{k: float(sc[k][j]) for k in ("box_ssim", "box_psnr", "box_mse", "lesion_retained")
-                                        if k in sc}))
+                    rows.append(
+                        dict(
+                            method=name,
+                            acceleration=acc,
+                            file=s.fname,
+                            slice=s.slice_idx,
+                            label=s.label,
+                            bx=s.box.x,
+                            by=s.box.y,
+                            bw=s.box.w,
+                            bh=s.box.h,
+                            **{
+                                k: float(sc[k][j])
+                                for k in ("box_ssim", "box_psnr", "box_mse", "lesion_retained")
+                                if k in sc
+                            },
+                        )
+                    )
     return pd.DataFrame(rows)
 
 

@@ -21,8 +21,8 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,11 @@ KEY_BOXES = ["method", "acceleration", "file", "slice", "bx", "by", "bw", "bh"]
 
 class QualityMismatch(UserError):
     """The recorded quality table was not reproduced by its seeded sample."""
-    fix = ("The code, data or a model changed since the table was computed: recompute it (`python -m advmri.app.pipeline "
-           "--fresh`, or notebook 02 with fresh=True), or restore what changed.")
+
+    fix = (
+        "The code, data or a model changed since the table was computed: recompute it (`python -m advmri.app.pipeline "
+        "--fresh`, or notebook 02 with fresh=True), or restore what changed."
+    )
 
 
 def _digest(data: bytes) -> str:
@@ -63,16 +66,29 @@ def input_digests(specs: dict[str, str], data: str | Path) -> dict[str, str]:
     return out
 
 
-def quality_params(specs: dict[str, str], data: str | Path, accelerations=(4, 8), max_slices: int = 0,
-                   batch: int = 8) -> dict:
+def quality_params(
+    specs: dict[str, str], data: str | Path, accelerations=(4, 8), max_slices: int = 0, batch: int = 8
+) -> dict:
     """The parameters a quality record is keyed by."""
-    return dict(methods=dict(specs), data=display_path(data), accelerations=list(accelerations),
-                max_slices=max_slices, batch=batch)
+    return dict(
+        methods=dict(specs),
+        data=display_path(data),
+        accelerations=list(accelerations),
+        max_slices=max_slices,
+        batch=batch,
+    )
 
 
-def compute(specs: dict[str, str], data: str | Path, accelerations=(4, 8), max_slices: int = 0, batch: int = 8,
-            slices: list[int] | None = None, boxes: list[int] | None = None,
-            progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute(
+    specs: dict[str, str],
+    data: str | Path,
+    accelerations=(4, 8),
+    max_slices: int = 0,
+    batch: int = 8,
+    slices: list[int] | None = None,
+    boxes: list[int] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(slices table, boxes table)``; ``slices`` / ``boxes``: only these positions (a verification sample)."""
     from advmri.experiments.evaluate import box_quality, quality_table
     from advmri.experiments.run import load_model
@@ -101,14 +117,16 @@ def _compare(new: pd.DataFrame, old: pd.DataFrame, key: list[str], cols: list[st
         if bad:
             i = int(np.nanargmax(np.abs(a - b)) if not np.isnan(b).all() else 0)
             r = m.iloc[i]
-            raise QualityMismatch(f"{where}: recorded quality not reproduced: {r['method']} {r['acceleration']}x "
-                                  f"{r['file']} slice {r['slice']}: {c} {r[c]:.6g} -> {r[f'{c}_new']:.6g}; the code, data or "
-                                  "a model changed since it was computed: recompute with fresh=True (pipeline --fresh)")
+            raise QualityMismatch(
+                f"{where}: recorded quality not reproduced: {r['method']} {r['acceleration']}x "
+                f"{r['file']} slice {r['slice']}: {c} {r[c]:.6g} -> {r[f'{c}_new']:.6g}; the code, data or "
+                "a model changed since it was computed: recompute with fresh=True (pipeline --fresh)"
+            )
 
 
 def _sample(n: int, k: int, seed: int) -> list[int]:
     rng = np.random.default_rng([seed, 2])
-    return sorted(int(i) for i in rng.permutation(n)[:min(k, n)])
+    return sorted(int(i) for i in rng.permutation(n)[: min(k, n)])
 
 
 def _verify(folder: Path, rec: dict, q: pd.DataFrame, qb: pd.DataFrame, verify: int, log) -> int:
@@ -120,14 +138,17 @@ def _verify(folder: Path, rec: dict, q: pd.DataFrame, qb: pd.DataFrame, verify: 
     n_boxes = int(qb.groupby(["method", "acceleration"]).size().max()) if len(qb) else 0
     sl, bx = _sample(n_slices, verify, 0), _sample(n_boxes, verify, 1)
     t = time.perf_counter()
-    nq, nqb = compute(p["methods"], p["data"], p["accelerations"], p["max_slices"], p["batch"], slices=sl, boxes=bx,
-                      progress=False)
+    nq, nqb = compute(
+        p["methods"], p["data"], p["accelerations"], p["max_slices"], p["batch"], slices=sl, boxes=bx, progress=False
+    )
     cross = rec.get("machine") != machine()
     _compare(nq, q, KEY_SLICES, ["ssim", "psnr", "nmse"], cross, folder / "slices.csv")
     _compare(nqb, qb, KEY_BOXES, ["box_ssim", "box_psnr", "box_mse"], cross, folder / "boxes.csv")
-    log(f"quality: verified {len(sl)} of {n_slices} slices and {len(bx)} of {n_boxes} boxes per acceleration "
+    log(
+        f"quality: verified {len(sl)} of {n_slices} slices and {len(bx)} of {n_boxes} boxes per acceleration "
         f"({len(nq) + len(nqb)} rows, {time.perf_counter() - t:.0f} s"
-        f"{', computed on another machine: by the median' if cross else ''})")
+        f"{', computed on another machine: by the median' if cross else ''})"
+    )
     return len(nq) + len(nqb)
 
 
@@ -150,9 +171,17 @@ def _reusable(folder: Path, params: dict, inputs: dict) -> tuple[dict | None, st
     return rec, "ok"
 
 
-def quality_tables(specs: dict[str, str], data: str | Path, folder: str | Path = "results/quality",
-                   accelerations=(4, 8), max_slices: int = 0, batch: int = 8, verify: int = 1, fresh: bool = False,
-                   log: Callable = print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def quality_tables(
+    specs: dict[str, str],
+    data: str | Path,
+    folder: str | Path = "results/quality",
+    accelerations=(4, 8),
+    max_slices: int = 0,
+    batch: int = 8,
+    verify: int = 1,
+    fresh: bool = False,
+    log: Callable = print,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The quality tables of ``specs`` (name -> model spec) on ``data``: reused from ``folder`` when verified,
     else computed and recorded. Returns ``(slices, boxes, report)``; report ``status`` is reused | computed."""
     from advmri.util.provenance import code_version, machine
@@ -169,8 +198,14 @@ def quality_tables(specs: dict[str, str], data: str | Path, folder: str | Path =
     t = time.perf_counter()
     q, qb = compute(specs, data, accelerations, max_slices, batch)
     tables = {"slices.csv": _csv(q), "boxes.csv": _csv(qb)}
-    rec = dict(params=params, inputs=inputs, tables={k: _digest(v) for k, v in tables.items()},
-               code_version=code_version(), machine=machine(), seconds=round(time.perf_counter() - t, 1))
+    rec = dict(
+        params=params,
+        inputs=inputs,
+        tables={k: _digest(v) for k, v in tables.items()},
+        code_version=code_version(),
+        machine=machine(),
+        seconds=round(time.perf_counter() - t, 1),
+    )
     folder.mkdir(parents=True, exist_ok=True)
     write_together({folder / k: v for k, v in tables.items()} | {folder / RECORD: json.dumps(rec, indent=1).encode()})
     q, qb = pd.read_csv(io.BytesIO(tables["slices.csv"])), pd.read_csv(io.BytesIO(tables["boxes.csv"]))

@@ -28,8 +28,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from advmri.util.atomic import atomic_path
 from advmri.core.boxes import Box
+from advmri.util.atomic import atomic_path
 from advmri.util.errors import UserError
 from advmri.util.paths import project_path
 
@@ -46,7 +46,12 @@ def store_path(table: str | os.PathLike) -> Path:
 def window(box: Box, shape: tuple[int, int], margin: int = MARGIN) -> tuple[int, int, int, int]:
     """``(y0, y1, x0, x1)``: the box grown by ``margin`` on each side, clipped to ``shape`` (H, W)."""
     H, W = shape
-    return max(0, box.y - margin), min(H, box.y + box.h + margin), max(0, box.x - margin), min(W, box.x + box.w + margin)
+    return (
+        max(0, box.y - margin),
+        min(H, box.y + box.h + margin),
+        max(0, box.x - margin),
+        min(W, box.x + box.w + margin),
+    )
 
 
 @dataclass
@@ -88,11 +93,21 @@ class RunRecons:
     @property
     def name(self) -> str:
         upd = (self.run.get("noise") or {}).get("update", "ours")
-        return f"{self.model} ({self.config}) {self.acceleration}x" + (", reference update" if upd == "reference" else "")
+        return f"{self.model} ({self.config}) {self.acceleration}x" + (
+            ", reference update" if upd == "reference" else ""
+        )
 
 
-def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: str, code_version: str,
-         margin: int = MARGIN, fallback: "RunRecons | None" = None) -> Path:
+def save(
+    path: str | os.PathLike,
+    extras: dict,
+    run: dict,
+    model: str,
+    config: str,
+    code_version: str,
+    margin: int = MARGIN,
+    fallback: RunRecons | None = None,
+) -> Path:
     """Write the store for a noise run from :func:`advmri.experiments.run.execute`'s ``extras`` (``keep_images=True``).
 
     ``fallback``: an earlier store of the same run, whose windows fill the images ``extras`` lacks (the
@@ -104,9 +119,16 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
     old = {t.index: t for t in fallback.targets} if fallback is not None else {}
     path = project_path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
-        hf.attrs.update(format=FORMAT, attack=run["attack"], model=model, config=config,
-                        acceleration=int(run["acceleration"]), params=np.asarray(params, dtype=np.float64),
-                        run=json.dumps(run, sort_keys=True, default=str), code_version=code_version)
+        hf.attrs.update(
+            format=FORMAT,
+            attack=run["attack"],
+            model=model,
+            config=config,
+            acceleration=int(run["acceleration"]),
+            params=np.asarray(params, dtype=np.float64),
+            run=json.dumps(run, sort_keys=True, default=str),
+            code_version=code_version,
+        )
         g = hf.create_group("targets")
         for i, (t, s) in enumerate(zip(extras["targets"], extras["samples"])):
             tgt = s.target.numpy()
@@ -115,8 +137,15 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
             scale = float(crop(tgt).max()) or 1.0
             half = lambda a: (crop(a) / scale).astype(np.float16)  # noqa: E731
             d = g.create_group(str(i))
-            d.attrs.update(index=int(t), file=s.fname, slice=int(s.slice_idx), label=s.label,
-                           box=np.asarray(s.box.as_tuple()), window=np.asarray(win), scale=scale)
+            d.attrs.update(
+                index=int(t),
+                file=s.fname,
+                slice=int(s.slice_idx),
+                label=s.label,
+                box=np.asarray(s.box.as_tuple()),
+                window=np.asarray(win),
+                scale=scale,
+            )
             kw = dict(compression="gzip", shuffle=True)
             d.create_dataset("target", data=half(tgt), **kw)
             if s.healthy is not None:
@@ -125,13 +154,22 @@ def save(path: str | os.PathLike, extras: dict, run: dict, model: str, config: s
                 if kind == "random" and not (run.get("noise") or {}).get("random_draws", 1):  # a run without a control
                     d.create_dataset(kind, data=np.full((len(params), y1 - y0, x1 - x0), np.nan, np.float16), **kw)
                     continue
-                d.create_dataset(kind, data=np.stack([
-                    half(images[(t, p, kind)].numpy()) if (t, p, kind) in images else
-                    (_window_of(old, fallback, t, p, kind, win) / scale).astype(np.float16) for p in params]), **kw)
+                d.create_dataset(
+                    kind,
+                    data=np.stack(
+                        [
+                            half(images[(t, p, kind)].numpy())
+                            if (t, p, kind) in images
+                            else (_window_of(old, fallback, t, p, kind, win) / scale).astype(np.float16)
+                            for p in params
+                        ]
+                    ),
+                    **kw,
+                )
     return path
 
 
-def _window_of(old: dict, fallback: "RunRecons | None", t: int, p: float, kind: str, win: tuple) -> np.ndarray:
+def _window_of(old: dict, fallback: RunRecons | None, t: int, p: float, kind: str, win: tuple) -> np.ndarray:
     """The stored window of target ``t``, parameter ``p``, ``kind`` in ``fallback`` (same window required)."""
     if fallback is None or t not in old or p not in fallback.params or tuple(old[t].window) != tuple(win):
         raise KeyError(f"no {kind} reconstruction of target {t} at {p} (and no earlier store holding it)")
@@ -148,13 +186,16 @@ def load(path: str | os.PathLike) -> RunRecons:
     except (OSError, KeyError, ValueError) as e:
         if isinstance(e, ValueError) and "reconstruction store format" in str(e):
             raise
-        raise StoreError(f"{path}: damaged or truncated reconstruction store ({' '.join(str(e).split())[:160]}); "
-                         "re-run its attack to rewrite it") from e
+        raise StoreError(
+            f"{path}: damaged or truncated reconstruction store ({' '.join(str(e).split())[:160]}); "
+            "re-run its attack to rewrite it"
+        ) from e
 
 
 class StoreError(UserError):
     """A reconstruction store that cannot be read; the message names it."""
-    fix = ("Re-run the attack of the named store to rewrite it; the explorer shows the other stores meanwhile.")
+
+    fix = "Re-run the attack of the named store to rewrite it; the explorer shows the other stores meanwhile."
 
 
 def load_all(paths: list, log=print) -> list[RunRecons]:
@@ -178,18 +219,33 @@ def _read(path: Path) -> RunRecons:
         if int(hf.attrs.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: reconstruction store format {hf.attrs.get('format')!r}, expected {FORMAT}")
         a = hf.attrs
-        rr = RunRecons(attack=str(a["attack"]), model=str(a["model"]), config=str(a["config"]),
-                       acceleration=int(a["acceleration"]), params=[float(p) for p in a["params"]],
-                       run=json.loads(a["run"]), code_version=str(a["code_version"]))
+        rr = RunRecons(
+            attack=str(a["attack"]),
+            model=str(a["model"]),
+            config=str(a["config"]),
+            acceleration=int(a["acceleration"]),
+            params=[float(p) for p in a["params"]],
+            run=json.loads(a["run"]),
+            code_version=str(a["code_version"]),
+        )
         for key in sorted(hf["targets"], key=int):
             d = hf["targets"][key]
             sc = float(d.attrs["scale"])
             f = lambda name: d[name][()].astype(np.float32) * sc  # noqa: E731
-            rr.targets.append(TargetRecons(
-                index=int(d.attrs["index"]), file=str(d.attrs["file"]), slice=int(d.attrs["slice"]),
-                label=str(d.attrs["label"]), box=Box(*map(int, d.attrs["box"])),
-                window=tuple(int(v) for v in d.attrs["window"]), target=f("target"),
-                healthy=f("healthy") if "healthy" in d else None, adversarial=f("adversarial"), random=f("random")))
+            rr.targets.append(
+                TargetRecons(
+                    index=int(d.attrs["index"]),
+                    file=str(d.attrs["file"]),
+                    slice=int(d.attrs["slice"]),
+                    label=str(d.attrs["label"]),
+                    box=Box(*map(int, d.attrs["box"])),
+                    window=tuple(int(v) for v in d.attrs["window"]),
+                    target=f("target"),
+                    healthy=f("healthy") if "healthy" in d else None,
+                    adversarial=f("adversarial"),
+                    random=f("random"),
+                )
+            )
     return rr
 
 

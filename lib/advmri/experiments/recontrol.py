@@ -25,12 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from advmri.experiments import recons
-from advmri.util.atomic import write_text
-from advmri.util.errors import UserError, cli, prog
-from advmri.util.provenance import machine, require_clean
 from advmri.experiments.run import CONTROL_COLUMNS, METRICS, Reuse, execute, write_meta, write_table
 from advmri.experiments.sweep import read_status, table_digest
 from advmri.experiments.verify import CacheMismatch, compare, run_of
+from advmri.util.atomic import write_text
+from advmri.util.errors import UserError, cli, prog
+from advmri.util.provenance import machine, require_clean
 
 
 def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
@@ -49,9 +49,11 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
     report = dict(reuse.report(), **_agreement(reuse, st, bf16=run.precision == "bf16"))
     if len(df) != len(reuse.table) or report["adversarial_rows_differing"]:
         rejected = write_table(df, folder / "results.recontrol-rejected.csv")
-        raise CacheMismatch(f"{folder / 'results.csv'}: {report['adversarial_rows_differing']} recomputed adversarial "
-                            f"rows differ from the table beyond the tolerance ({len(df)} vs {len(reuse.table)} rows; "
-                            f"the new table is in {rejected}): recompute the run in full")
+        raise CacheMismatch(
+            f"{folder / 'results.csv'}: {report['adversarial_rows_differing']} recomputed adversarial "
+            f"rows differ from the table beyond the tolerance ({len(df)} vs {len(reuse.table)} rows; "
+            f"the new table is in {rejected}): recompute the run in full"
+        )
     table = write_table(df, folder / "results.csv")
     extras["recontrol"] = report
     write_meta(table, run, extras)
@@ -59,14 +61,25 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
         recons.save(store, extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0], version, fallback=old_store)
     sha, rows = table_digest(table)
     # the machine of the adversarial rows: this one only when none was reused (verify's tolerance depends on it)
-    status = dict(run_id=run.id, code_version=version, machine=st.get("machine") if report["passes_reused"] else machine(),
-                  control_machine=machine(), status="ok", results_sha256=sha, results_rows=rows,
-                  seconds=st.get("seconds"), recontrol=dict(report, seconds=round(time.perf_counter() - t0, 2),
-                                                            adversarial_from=sorted(set(reuse.table.code_version))))
+    status = dict(
+        run_id=run.id,
+        code_version=version,
+        machine=st.get("machine") if report["passes_reused"] else machine(),
+        control_machine=machine(),
+        status="ok",
+        results_sha256=sha,
+        results_rows=rows,
+        seconds=st.get("seconds"),
+        recontrol=dict(
+            report, seconds=round(time.perf_counter() - t0, 2), adversarial_from=sorted(set(reuse.table.code_version))
+        ),
+    )
     write_text(folder / "status.json", json.dumps(status, indent=1))
-    log(f"  {folder.name}: {report['passes_reused']} passes reused, {report['passes_recomputed']} recomputed "
+    log(
+        f"  {folder.name}: {report['passes_reused']} passes reused, {report['passes_recomputed']} recomputed "
         f"(adversarial rows: max rel. box MSE difference {report['max_rel_box_mse']:.2g}), "
-        f"{status['recontrol']['seconds']} s")
+        f"{status['recontrol']['seconds']} s"
+    )
     return status
 
 
@@ -79,9 +92,13 @@ def _agreement(reuse: Reuse, status: dict, bf16: bool = False) -> dict:
     earlier = [c for c in METRICS if c not in CONTROL_COLUMNS]  # the metrics a pre-fix table has
     m = compare(pd.DataFrame(reuse.recomputed_rows), reuse.table, metrics=earlier, cross_machine=cross, bf16=bf16)
     rel = (m["box_mse_new"] / m["box_mse"] - 1).abs()
-    return dict(adversarial_rows_compared=len(m), adversarial_rows_differing=int(m["bad"].sum()),
-                max_rel_box_mse=float(rel.max()), max_abs_box_ssim=float((m["box_ssim_new"] - m["box_ssim"]).abs().max()),
-                cross_machine=cross)
+    return dict(
+        adversarial_rows_compared=len(m),
+        adversarial_rows_differing=int(m["bad"].sum()),
+        max_rel_box_mse=float(rel.max()),
+        max_abs_box_ssim=float((m["box_ssim_new"] - m["box_ssim"]).abs().max()),
+        cross_machine=cross,
+    )
 
 
 def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
@@ -96,11 +113,18 @@ def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) ->
         raise UserError(f"{folder}: no results.recontrol-rejected.csv (or status.json) to accept")
     run, old, new = run_of(folder), pd.read_csv(folder / "results.csv"), pd.read_csv(rejected)
     earlier = [c for c in METRICS if c not in CONTROL_COLUMNS]
-    m = compare(new[new.kind == "adversarial"], old, metrics=earlier, cross_machine=st.get("machine") != machine(),
-                bf16=run.precision == "bf16")
+    m = compare(
+        new[new.kind == "adversarial"],
+        old,
+        metrics=earlier,
+        cross_machine=st.get("machine") != machine(),
+        bf16=run.precision == "bf16",
+    )
     if len(new) != len(old) or m["bad"].any():
-        raise CacheMismatch(f"{rejected}: {int(m['bad'].sum())} adversarial rows differ from {folder / 'results.csv'} "
-                            "beyond the tolerance: recompute the run in full")
+        raise CacheMismatch(
+            f"{rejected}: {int(m['bad'].sum())} adversarial rows differ from {folder / 'results.csv'} "
+            "beyond the tolerance: recompute the run in full"
+        )
     table = write_table(new, folder / "results.csv")
     meta_path = folder / "results.meta.json"
     meta = json.loads(meta_path.read_text())
@@ -110,12 +134,23 @@ def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) ->
     write_text(meta_path, json.dumps(meta, indent=1, default=str))
     recons.store_path(table).unlink(missing_ok=True)
     sha, rows = table_digest(table)
-    status = dict(run_id=run.id, code_version=version, machine=None, control_machine=machine(), status="ok",
-                  results_sha256=sha, results_rows=rows, seconds=st.get("seconds"), recontrol=report)
+    status = dict(
+        run_id=run.id,
+        code_version=version,
+        machine=None,
+        control_machine=machine(),
+        status="ok",
+        results_sha256=sha,
+        results_rows=rows,
+        seconds=st.get("seconds"),
+        recontrol=report,
+    )
     write_text(folder / "status.json", json.dumps(status, indent=1))
     rejected.unlink()
-    log(f"  {folder.name}: accepted the recomputed control (adversarial rows: max rel. box MSE difference "
-        f"{report['max_rel_box_mse']:.2g})")
+    log(
+        f"  {folder.name}: accepted the recomputed control (adversarial rows: max rel. box MSE difference "
+        f"{report['max_rel_box_mse']:.2g})"
+    )
     return status
 
 
@@ -124,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=prog("advmri.experiments.recontrol"), description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+", help="noise run folders (results/<sweep>/noise-*)")
     ap.add_argument("--allow-dirty", action="store_true", help="record results from a tree with uncommitted changes")
-    ap.add_argument("--accept-rejected", action="store_true",
-                    help="accept a results.recontrol-rejected.csv that agrees under the current tolerance")
+    ap.add_argument(
+        "--accept-rejected",
+        action="store_true",
+        help="accept a results.recontrol-rejected.csv that agrees under the current tolerance",
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     failed = []

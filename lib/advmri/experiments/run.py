@@ -12,68 +12,113 @@ import io
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from advmri.util.atomic import write_together
-from advmri.util.atomic import atomic_path, check_writable
-from advmri.util.atomic import write_text as atomic_write_text
 from advmri.attacks.common import TargetBatch, box_scores, geometry_groups, make_batch
-from advmri.attacks.noise import (NoiseConfig, adversarial_noise, budget, budget_fraction, control_items,
-                                  recon_with_noise, sampled_fraction, split_norms)
-from advmri.models.classical import parse_spec
+from advmri.attacks.noise import (
+    NoiseConfig,
+    adversarial_noise,
+    budget,
+    budget_fraction,
+    control_items,
+    recon_with_noise,
+    sampled_fraction,
+    split_norms,
+)
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
+from advmri.core.masks import CENTER_FRACTIONS
 from advmri.data.annotations import AnnotationError
 from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError
-from advmri.core.masks import CENTER_FRACTIONS
-from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
+from advmri.models.classical import parse_spec
 from advmri.models.networks import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, load_checkpoint, load_official
+from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec
+from advmri.util.atomic import atomic_path, check_writable, write_together
+from advmri.util.atomic import write_text as atomic_write_text
+from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
 from advmri.util.paths import project_path
 from advmri.util.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.util.provenance import code_version, run_id
 from advmri.util.schema import cli_fields, option
-from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec
 
-METRICS = ["box_ssim", "box_psnr", "box_mse", "img_ssim", "img_psnr", "img_mse", "lesion_retained", "healthy_closer",
-           "budget_fraction", "adv_sampled_fraction", "random_sampled_fraction"]
+METRICS = [
+    "box_ssim",
+    "box_psnr",
+    "box_mse",
+    "img_ssim",
+    "img_psnr",
+    "img_mse",
+    "lesion_retained",
+    "healthy_closer",
+    "budget_fraction",
+    "adv_sampled_fraction",
+    "random_sampled_fraction",
+]
 # energy fractions on the sampled columns (advmri.attacks.noise.sampled_fraction): noise tables only; a rotation
 # table written before they existed reads with NaN, a noise table without them predates the fair control
 CONTROL_COLUMNS = ("adv_sampled_fraction", "random_sampled_fraction")
-ADDED_DEFAULTS = {"target": "clean", "mask_draws": 0}  # attack parameters added after results were committed: (name, default)
+ADDED_DEFAULTS = {
+    "target": "clean",
+    "mask_draws": 0,
+}  # attack parameters added after results were committed: (name, default)
 # the notebooks' parameter cells (03 noise, 04 rotation) name schema fields (``data`` as ``data_dir``), these
 # notebook-only ones, and differ from the schema's defaults only here (tests/test_params.py)
 NOTEBOOK_ONLY = ("out", "smoke")  # the result table; the tiny smoke configuration
 NOTEBOOK_DEFAULTS = {"threads": 2}  # a notebook uses both cores of the reference machine; a CLI run or sweep job 1
 RESULT_COLUMNS = [
-    "run_id", "file", "slice", "label", "bx", "by", "bw", "bh", "model", "config", "acceleration", "attack",
-    "param", "angle", "kind", "draw", "seed", *METRICS, "code_version",
+    "run_id",
+    "file",
+    "slice",
+    "label",
+    "bx",
+    "by",
+    "bw",
+    "bh",
+    "model",
+    "config",
+    "acceleration",
+    "attack",
+    "param",
+    "angle",
+    "kind",
+    "draw",
+    "seed",
+    *METRICS,
+    "code_version",
 ]  # the run's parameters are stored once per run (results.meta.json / the sweep's params.json), not per row
 
 
 @dataclass
 class AttackRun:
-    model: str = option("models/varnet-small.pt", "checkpoint .pt, official:varnet|unet[:PATH], "
-                        "classical:<method> or file.py:factory[:kspace|image]")
+    model: str = option(
+        "models/varnet-small.pt",
+        "checkpoint .pt, official:varnet|unet[:PATH], classical:<method> or file.py:factory[:kspace|image]",
+    )
     data: str = option("data/synthetic/small/test", "folder of fastMRI-format .h5 files (or its multicoil/ parent)")
     annotations: str | None = option(None, "fastMRI+ CSV (default: knee.csv beside the .h5 folder)")
     attack: str = option("noise", "threat model", choices=("noise", "rotation"))
-    acceleration: int = option(8, "undersampling factor (centre fraction 0.04 at 8x, 0.08 at 4x)",
-                               choices=tuple(sorted(CENTER_FRACTIONS)))
+    acceleration: int = option(
+        8, "undersampling factor (centre fraction 0.04 at 8x, 0.08 at 4x)", choices=tuple(sorted(CENTER_FRACTIONS))
+    )
     mask_type: str = option("random", "fastMRI mask function", choices=("random", "equispaced", "equispaced_fraction"))
     max_targets: int = option(8, "boxes attacked, evenly spaced over the sorted boxes; 0 = all", lo=0)
     shard: int = option(0, "attack shard SHARD of SHARDS contiguous parts of the selected boxes", lo=0)
     shards: int = option(1, "number of shards", lo=1)
     labels: tuple[str, ...] | None = option(None, "attack only boxes with these fastMRI+ labels", many=True)
     device: str = option("cpu", "torch device (cpu, cuda, cuda:1, ...)")
-    chunk: int | None = option(None, "items per forward/backward pass (default: advmri.util.perf.default_chunk: 4 "
-                               "on CPU, measured from free memory on CUDA)", lo=1)
+    chunk: int | None = option(
+        None,
+        "items per forward/backward pass (default: advmri.util.perf.default_chunk: 4 "
+        "on CPU, measured from free memory on CUDA)",
+        lo=1,
+    )
     precision: str = option("fp32", "fp32 | bf16 (autocast of the networks' convolution blocks)", choices=PRECISIONS)
     threads: int = option(1, "CPU threads of the run (torch.set_num_threads; float32 rounding depends on it)", lo=1)
     noise: NoiseConfig = field(default_factory=NoiseConfig, metadata=dict(cli=False))
@@ -93,8 +138,9 @@ class AttackRun:
         if self.labels is not None:
             self.labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
         if not isinstance(self.model, str) or not self.model:
-            raise ParameterError(f"model: must be a checkpoint path, official:<kind>[:path] or classical:<method>, "
-                                 f"got {self.model!r}")
+            raise ParameterError(
+                f"model: must be a checkpoint path, official:<kind>[:path] or classical:<method>, got {self.model!r}"
+            )
         if self.model.startswith("official:"):
             check_choice("model (official:<kind>)", self.model.split(":", 2)[1], sorted(OFFICIAL))
         if is_user_spec(self.model):
@@ -102,8 +148,10 @@ class AttackRun:
         if self.model.startswith("classical:"):
             parse_spec(self.model)
             if self.precision != "fp32":
-                raise ParameterError(f"precision: {self.precision!r} has no effect on {self.model} (a classical method, "
-                                     "no network to autocast); use precision: fp32")
+                raise ParameterError(
+                    f"precision: {self.precision!r} has no effect on {self.model} (a classical method, "
+                    "no network to autocast); use precision: fp32"
+                )
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as e:
@@ -112,7 +160,7 @@ class AttackRun:
             raise ParameterError(f"device: {self.device!r} requested but CUDA is not available here")
 
     @classmethod
-    def from_params(cls, attack: str, **p) -> "AttackRun":
+    def from_params(cls, attack: str, **p) -> AttackRun:
         """The run of notebook 03 (noise) / 04 (rotation) from its papermill parameters (the sweep
         validates its configs through this too). Unknown names are rejected with the closest valid one."""
         check_choice("attack", attack, ("noise", "rotation"))
@@ -180,25 +228,52 @@ def load_model(spec: str, device: str = "cpu") -> Reconstructor:
 def select_targets(ds: AnnotatedSlices, n: int, shard: int = 0, shards: int = 1) -> list[int]:
     """``n`` evenly spaced item indices (all when ``n <= 0`` or ``n >= len``); with ``shards > 1`` the
     ``shard``-th of that many contiguous, near-equal parts (their union is the unsharded list)."""
-    idx = list(range(len(ds))) if n <= 0 or n >= len(ds) else \
-        sorted({int(round(x)) for x in np.linspace(0, len(ds) - 1, n)})
+    idx = (
+        list(range(len(ds)))
+        if n <= 0 or n >= len(ds)
+        else sorted({int(round(x)) for x in np.linspace(0, len(ds) - 1, n)})
+    )
     return [int(i) for i in np.array_split(np.asarray(idx, dtype=int), shards)[shard]]
 
 
-def _rows(run: AttackRun, model: Reconstructor, tb: TargetBatch, scores: dict, attack: str, param, kind: str,
-          draw: int, angle=None, version: str = "") -> list[dict]:
+def _rows(
+    run: AttackRun,
+    model: Reconstructor,
+    tb: TargetBatch,
+    scores: dict,
+    attack: str,
+    param,
+    kind: str,
+    draw: int,
+    angle=None,
+    version: str = "",
+) -> list[dict]:
     rows = []
     for i, s in enumerate(tb.samples):
         b = s.box
-        rows.append(dict(
-            run_id=run.id, file=s.fname, slice=s.slice_idx, label=s.label, bx=b.x, by=b.y, bw=b.w, bh=b.h,
-            model=model.kind, config=model.config, acceleration=run.acceleration, attack=attack,
-            param=round(float(param[i]) if hasattr(param, "__len__") else float(param), 6),
-            angle=None if angle is None else float(angle[i] if hasattr(angle, "__len__") else angle),
-            kind=kind, draw=draw, seed=run.noise.seed if attack == "noise" else run.rotation.seed,
-            **{m: float(scores[m][i]) if m in scores else float("nan") for m in METRICS},
-            code_version=version,
-        ))
+        rows.append(
+            dict(
+                run_id=run.id,
+                file=s.fname,
+                slice=s.slice_idx,
+                label=s.label,
+                bx=b.x,
+                by=b.y,
+                bw=b.w,
+                bh=b.h,
+                model=model.kind,
+                config=model.config,
+                acceleration=run.acceleration,
+                attack=attack,
+                param=round(float(param[i]) if hasattr(param, "__len__") else float(param), 6),
+                angle=None if angle is None else float(angle[i] if hasattr(angle, "__len__") else angle),
+                kind=kind,
+                draw=draw,
+                seed=run.noise.seed if attack == "noise" else run.rotation.seed,
+                **{m: float(scores[m][i]) if m in scores else float("nan") for m in METRICS},
+                code_version=version,
+            )
+        )
     return rows
 
 
@@ -246,8 +321,15 @@ class Reuse:
 
 
 def _row_key(r: dict) -> tuple:
-    return (str(r["file"]), int(r["slice"]), int(r["bx"]), int(r["by"]), int(r["bw"]), int(r["bh"]),
-            round(float(r["param"]), 6))
+    return (
+        str(r["file"]),
+        int(r["slice"]),
+        int(r["bx"]),
+        int(r["by"]),
+        int(r["bw"]),
+        int(r["bh"]),
+        round(float(r["param"]), 6),
+    )
 
 
 def _sample_key(s, eps: float) -> tuple:
@@ -255,8 +337,16 @@ def _sample_key(s, eps: float) -> tuple:
     return (str(s.fname), int(s.slice_idx), int(b.x), int(b.y), int(b.w), int(b.h), round(eps, 6))
 
 
-def _noise_pass(run: AttackRun, model: Reconstructor, sub: TargetBatch, eps: torch.Tensor, keys: list[tuple],
-                mask_func, version: str, reuse: Reuse | None) -> tuple[list[dict], dict]:
+def _noise_pass(
+    run: AttackRun,
+    model: Reconstructor,
+    sub: TargetBatch,
+    eps: torch.Tensor,
+    keys: list[tuple],
+    mask_func,
+    version: str,
+    reuse: Reuse | None,
+) -> tuple[list[dict], dict]:
     """One pass of the noise attack on the items of ``sub`` (item ``j``: budget ``eps[j]``, image key ``keys[j]``):
     the adversarial rows, then ``random_draws`` rows of the random control, and their reconstructions.
 
@@ -285,21 +375,54 @@ def _noise_pass(run: AttackRun, model: Reconstructor, sub: TargetBatch, eps: tor
         mean_rnd = torch.stack(rnd_frac).mean(0) if rnd_frac else torch.full_like(adv_frac, float("nan"))
         if old is not None:
             reuse.reused += 1
-            rows = [dict(r, run_id=run.id, adv_sampled_fraction=float(adv_frac[j]),
-                         random_sampled_fraction=float(mean_rnd[j])) for j, r in enumerate(old)]
+            rows = [
+                dict(
+                    r,
+                    run_id=run.id,
+                    adv_sampled_fraction=float(adv_frac[j]),
+                    random_sampled_fraction=float(mean_rnd[j]),
+                )
+                for j, r in enumerate(old)
+            ]
         else:
             rec = recon_with_noise(model, sub, z)
-            rows = _rows(run, model, sub, dict(box_scores(rec, sub), budget_fraction=frac, adv_sampled_fraction=adv_frac,
-                                               random_sampled_fraction=mean_rnd), "noise", eps.cpu(), "adversarial", 0,
-                         version=version)
+            rows = _rows(
+                run,
+                model,
+                sub,
+                dict(
+                    box_scores(rec, sub),
+                    budget_fraction=frac,
+                    adv_sampled_fraction=adv_frac,
+                    random_sampled_fraction=mean_rnd,
+                ),
+                "noise",
+                eps.cpu(),
+                "adversarial",
+                0,
+                version=version,
+            )
             if reuse is not None:
                 reuse.recomputed += 1
                 reuse.compare(rows)
             images.update({(*k, "adversarial"): rec[j].cpu() for j, k in enumerate(keys)})
         for d, rr in enumerate(randoms):
-            rows += _rows(run, model, sub, dict(box_scores(rr, sub), budget_fraction=frac, adv_sampled_fraction=adv_frac,
-                                                random_sampled_fraction=rnd_frac[d]), "noise", eps.cpu(), "random", d,
-                          version=version)
+            rows += _rows(
+                run,
+                model,
+                sub,
+                dict(
+                    box_scores(rr, sub),
+                    budget_fraction=frac,
+                    adv_sampled_fraction=adv_frac,
+                    random_sampled_fraction=rnd_frac[d],
+                ),
+                "noise",
+                eps.cpu(),
+                "random",
+                d,
+                version=version,
+            )
         if randoms:
             images.update({(*k, "random"): randoms[0][j].cpu() for j, k in enumerate(keys)})
     return rows, images
@@ -313,9 +436,14 @@ def _auto_chunk(run: AttackRun, model: Reconstructor, tb: TargetBatch, one_pass)
     return run.items_per_pass(tb.kspace[0].numel())
 
 
-def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
-            subset: Sequence[int] | None = None, reuse: "Reuse | None" = None,
-            recorded: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+def execute(
+    run: AttackRun,
+    progress: bool = True,
+    keep_images: bool = False,
+    subset: Sequence[int] | None = None,
+    reuse: Reuse | None = None,
+    recorded: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
     maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets.
 
@@ -341,19 +469,30 @@ def execute(run: AttackRun, progress: bool = True, keep_images: bool = False,
 
 def run_dataset(run: AttackRun) -> AnnotatedSlices:
     """The run's annotated slices, checked: some boxes, and the lesion-free twins its ``target`` needs."""
-    ds = AnnotatedSlices(run.data, run.annotations, acceleration=run.acceleration, mask_type=run.mask_type,
-                         labels=run.labels, lesion_free=run.target == "lesion")  # lesion: the twins are attacked
+    ds = AnnotatedSlices(
+        run.data,
+        run.annotations,
+        acceleration=run.acceleration,
+        mask_type=run.mask_type,
+        labels=run.labels,
+        lesion_free=run.target == "lesion",
+    )  # lesion: the twins are attacked
     if not len(ds):
         raise ds.no_boxes_error()
     if run.target in ("healthy", "lesion"):
         need = "has_healthy" if run.target == "healthy" else "has_healthy_kspace"
         lacking = [i.path for i in ds.infos.values() if not getattr(i, need)]
         if lacking:
-            what = ("pulls the box toward the lesion-free twin" if run.target == "healthy"
-                    else "attacks the lesion-free twin toward the lesion")
+            what = (
+                "pulls the box toward the lesion-free twin"
+                if run.target == "healthy"
+                else "attacks the lesion-free twin toward the lesion"
+            )
             field_ = "reconstruction_rss_healthy" if run.target == "healthy" else "kspace_healthy"
-            raise ParameterError(f"target: {run.target!r} {what}, which {lacking[0]} lacks ({field_!r}; real fastMRI "
-                                 "data has none): use target: clean")
+            raise ParameterError(
+                f"target: {run.target!r} {what}, which {lacking[0]} lacks ({field_!r}; real fastMRI "
+                "data has none): use target: clean"
+            )
     return ds
 
 
@@ -368,8 +507,15 @@ def _recorded_angles(recorded: pd.DataFrame | None, s, angles: Sequence[float], 
     if recorded is None:
         return None
     b = s.box
-    r = recorded[(recorded.kind == "adversarial") & (recorded.file == s.fname) & (recorded.slice == s.slice_idx)
-                 & (recorded.bx == b.x) & (recorded.by == b.y) & (recorded.bw == b.w) & (recorded.bh == b.h)]
+    r = recorded[
+        (recorded.kind == "adversarial")
+        & (recorded.file == s.fname)
+        & (recorded.slice == s.slice_idx)
+        & (recorded.bx == b.x)
+        & (recorded.by == b.y)
+        & (recorded.bw == b.w)
+        & (recorded.bh == b.h)
+    ]
     grid = np.asarray(angles, dtype=float)
     out = {}
     for bound in bounds:
@@ -381,8 +527,15 @@ def _recorded_angles(recorded: pd.DataFrame | None, s, angles: Sequence[float], 
     return out
 
 
-def _rotation_target(run: AttackRun, model: Reconstructor, sub: TargetBatch, rnd: list, per_pass: int, version: str,
-                     recorded: pd.DataFrame | None = None) -> tuple[list[dict], dict, list[dict]]:
+def _rotation_target(
+    run: AttackRun,
+    model: Reconstructor,
+    sub: TargetBatch,
+    rnd: list,
+    per_pass: int,
+    version: str,
+    recorded: pd.DataFrame | None = None,
+) -> tuple[list[dict], dict, list[dict]]:
     """The rows of one rotation target: clean, the worst angle of each bound, the random angles.
 
     With ``recorded`` (verification: the run's table) only the passes holding the recorded worst angles and the
@@ -395,35 +548,74 @@ def _rotation_target(run: AttackRun, model: Reconstructor, sub: TargetBatch, rnd
     need = None if known is None else set(known.values()) | set(range(len(angles), len(all_angles)))
     sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation, only=need)
     with torch.inference_mode():  # the reference row: the clean, un-rotated reconstruction
-        rows = _rows(run, model, sub, box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)), sub),
-                     "rotation", 0.0, "clean", 0, version=version)
-    grid_sc = {k: v[:, :len(angles)] for k, v in sc.items()}
+        rows = _rows(
+            run,
+            model,
+            sub,
+            box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)), sub),
+            "rotation",
+            0.0,
+            "clean",
+            0,
+            version=version,
+        )
+    grid_sc = {k: v[:, : len(angles)] for k, v in sc.items()}
     if known is None:
         worst = worst_case(grid_sc, angles, cfg.bounds, cfg.target)
     else:
-        worst = [dict(item=0, bound=b, angle=float(angles[j]), **{k: float(v[0, j]) for k, v in grid_sc.items()})
-                 for b, j in known.items()]
+        worst = [
+            dict(item=0, bound=b, angle=float(angles[j]), **{k: float(v[0, j]) for k, v in grid_sc.items()})
+            for b, j in known.items()
+        ]
     for w in worst:
-        rows += _rows(run, model, sub, {k: [w[k]] for k in sc}, "rotation", w["bound"], "adversarial", 0,
-                      angle=w["angle"], version=version)
+        rows += _rows(
+            run,
+            model,
+            sub,
+            {k: [w[k]] for k in sc},
+            "rotation",
+            w["bound"],
+            "adversarial",
+            0,
+            angle=w["angle"],
+            version=version,
+        )
     for d, (b, a) in enumerate(rnd):
         j = len(angles) + d
-        rows += _rows(run, model, sub, {k: v[:, j] for k, v in sc.items()}, "rotation", b, "random",
-                      d % cfg.random_draws, angle=a, version=version)
+        rows += _rows(
+            run,
+            model,
+            sub,
+            {k: v[:, j] for k, v in sc.items()},
+            "rotation",
+            b,
+            "random",
+            d % cfg.random_draws,
+            angle=a,
+            version=version,
+        )
     return rows, sc, worst
 
 
-def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
-             subset: set[int] | None, reuse: "Reuse | None" = None,
-             recorded: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+def _execute(
+    run: AttackRun,
+    progress: bool,
+    keep_images: bool,
+    t0: float,
+    subset: set[int] | None,
+    reuse: Reuse | None = None,
+    recorded: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict]:
     if torch.device(run.device).type == "cpu":
         keep_freed_memory()
     model = load_model(run.model, run.device).set_precision(run.precision)
     ds = run_dataset(run)
     idx = select_targets(ds, run.max_targets, run.shard, run.shards)
     if not idx:
-        raise ParameterError(f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
-                             "targets); use fewer shards")
+        raise ParameterError(
+            f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
+            "targets); use fewer shards"
+        )
     samples = [ds[i] for i in idx]
     groups = geometry_groups(samples)  # one group unless the volumes differ in coils / columns
     version = code_version()
@@ -447,15 +639,26 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
                 if subset is None or passes - 1 in subset:
                     ids = list(range(lo, hi))
                     keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
-                    new_rows, new_images = _noise_pass(run, model, rep.select(ids), eps_all[ids].to(run.device),
-                                                       keys, ds.mask_func, version, reuse)
+                    new_rows, new_images = _noise_pass(
+                        run, model, rep.select(ids), eps_all[ids].to(run.device), keys, ds.mask_func, version, reuse
+                    )
                     rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
                     if keep_images:
                         images.update(new_images)
                 bar.update(hi - lo)
 
-            per_pass = run.chunk or _auto_chunk(run, model, tb_all, lambda one: adversarial_noise(
-                model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1), mask_func=ds.mask_func))
+            per_pass = run.chunk or _auto_chunk(
+                run,
+                model,
+                tb_all,
+                lambda one: adversarial_noise(
+                    model,
+                    one,
+                    torch.full((1,), max(cfg.eps), device=run.device),
+                    replace(cfg, steps=1),
+                    mask_func=ds.mask_func,
+                ),
+            )
             run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
             bar.close()
     elif run.attack == "rotation":
@@ -469,22 +672,35 @@ def _execute(run: AttackRun, progress: bool, keep_images: bool, t0: float,
                 continue
             sub = make_batch([samples[t]]).to(run.device)
             if t == 0 or per_pass is None:
-                per_pass = run.chunk or _auto_chunk(run, model, sub, lambda one: rotated_recon(
-                    model, one, torch.zeros(1, device=run.device), cfg.interpolation))
+                per_pass = run.chunk or _auto_chunk(
+                    run,
+                    model,
+                    sub,
+                    lambda one: rotated_recon(model, one, torch.zeros(1, device=run.device), cfg.interpolation),
+                )
             new_rows, sc, worst = _rotation_target(run, model, sub, rnd, per_pass, version, recorded)
             rows += new_rows
             if keep_images:
                 for w in worst:
                     with torch.no_grad():
                         images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
-                            model, sub, torch.tensor([w["angle"]], device=run.device), cfg.interpolation)[0].cpu()
-            images.setdefault("_scores", {})[idx[t]] = {k: v[0, :len(angles)].numpy() for k, v in sc.items()}
+                            model, sub, torch.tensor([w["angle"]], device=run.device), cfg.interpolation
+                        )[0].cpu()
+            images.setdefault("_scores", {})[idx[t]] = {k: v[0, : len(angles)].numpy() for k, v in sc.items()}
     else:
         raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    extras = dict(images=images, targets=idx, samples=samples, seconds=time.perf_counter() - t0, passes=passes,
-                  pass_params=pass_params or None,
-                  angles=list(run.rotation.angles), annotations=ds.report, model_sha256=model.sha256)
+    extras = dict(
+        images=images,
+        targets=idx,
+        samples=samples,
+        seconds=time.perf_counter() - t0,
+        passes=passes,
+        pass_params=pass_params or None,
+        angles=list(run.rotation.angles),
+        annotations=ds.report,
+        model_sha256=model.sha256,
+    )
     return df, extras
 
 
@@ -496,7 +712,9 @@ def check_table_path(path: str | os.PathLike, overwrite: bool = True, inputs: Se
     existing file unless ``overwrite``, writable."""
     path = project_path(path)
     if path.suffix not in TABLE_SUFFIXES:
-        raise ParameterError(f"out: {path}: a result table must end in .csv or .parquet, not {path.suffix or '(none)'!r}")
+        raise ParameterError(
+            f"out: {path}: a result table must end in .csv or .parquet, not {path.suffix or '(none)'!r}"
+        )
     for i in inputs:
         if i is not None and project_path(i).resolve() == path.resolve():
             raise ParameterError(f"out: {path} is an input of the run; refusing to overwrite it")
@@ -523,9 +741,15 @@ def meta_path(table: str | os.PathLike) -> Path:
 
 
 def _meta_text(run: AttackRun, extras: dict) -> str:
-    meta = dict(run=run.as_dict(), run_id=run.id, code_version=code_version(), model_sha256=extras["model_sha256"],
-                annotations=extras["annotations"], targets=len(extras["targets"]),
-                seconds=round(extras["seconds"], 2))
+    meta = dict(
+        run=run.as_dict(),
+        run_id=run.id,
+        code_version=code_version(),
+        model_sha256=extras["model_sha256"],
+        annotations=extras["annotations"],
+        targets=len(extras["targets"]),
+        seconds=round(extras["seconds"], 2),
+    )
     return json.dumps(meta, indent=1, default=str)
 
 
@@ -557,8 +781,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         for c in CONTROL_COLUMNS:
             df[c] = df[c] if c in df.columns else float("nan")
     elif "attack" in df.columns and not all(c in df.columns for c in CONTROL_COLUMNS):
-        raise ValueError(f"{path}: a noise table without {' / '.join(CONTROL_COLUMNS)}: computed before the random "
-                         "control was drawn on the sampled columns; recompute it (python -m advmri.experiments.recontrol)")
+        raise ValueError(
+            f"{path}: a noise table without {' / '.join(CONTROL_COLUMNS)}: computed before the random "
+            "control was drawn on the sampled columns; recompute it (python -m advmri.experiments.recontrol)"
+        )
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not an advmri result table, missing columns {missing}")

@@ -29,7 +29,8 @@ __all__ = ["SlurmConfig", "SlurmError", "preflight", "pending_reasons", "cancel"
 
 class SlurmError(UserError):
     """SLURM refused or could not serve the request; the message carries SLURM's own words."""
-    fix = ("Change the option the message names (partition, cores, memory, GPUs, account, QOS) to what the site offers; `sinfo` lists partitions and nodes; pending jobs: see squeue's reason.")
+
+    fix = "Change the option the message names (partition, cores, memory, GPUs, account, QOS) to what the site offers; `sinfo` lists partitions and nodes; pending jobs: see squeue's reason."
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,22 @@ class SlurmConfig:
     walltime: str = option("01:00:00", "wall-time limit per job (sbatch --time, [D-]HH:MM:SS)")
     gpus: int = option(0, "GPUs per job (sbatch --gres=gpu:N); --device cuda makes it at least 1", lo=0)
     sbatch: tuple[str, ...] = option((), "an extra #SBATCH line, e.g. --sbatch=--constraint=avx512")
-    python: str | None = option(None, "the Python each job runs (default: this one; it must see advmri and "
-                                "the results folder on the shared file system)")
-    interface: str | None = option(None, "network interface the scheduler listens on (e.g. ib0; default: "
-                                   "dask's choice of this host's address)")
+    python: str | None = option(
+        None,
+        "the Python each job runs (default: this one; it must see advmri and "
+        "the results folder on the shared file system)",
+    )
+    interface: str | None = option(
+        None, "network interface the scheduler listens on (e.g. ib0; default: dask's choice of this host's address)"
+    )
     port: int = option(0, "scheduler port (0: any free one)", lo=0, hi=65535, flag="--scheduler-port")
-    join_timeout: float = option(300.0, "seconds to wait for a worker (first one, or after all were lost) "
-                                 "before cancelling the jobs", lo=1)
+    join_timeout: float = option(
+        300.0, "seconds to wait for a worker (first one, or after all were lost) before cancelling the jobs", lo=1
+    )
     tls: bool = option(True, "TLS with temporary credentials between scheduler, workers and this client")
     dashboard: str | None = option(None, "dashboard address, e.g. 127.0.0.1:8787 (default: no dashboard)")
 
-    def with_device(self, device: str | None) -> "SlurmConfig":
+    def with_device(self, device: str | None) -> SlurmConfig:
         """``--device cuda``: one GPU per job at least."""
         from dataclasses import replace
 
@@ -119,8 +125,10 @@ def pending_reasons(job_ids: list[str], name: str | None = None) -> str:
     rows = [ln.split(None, 2) for ln in p.stdout.splitlines() if ln.strip()]
     if p.returncode != 0 and not rows:
         return f"squeue: {_slurm_words(p.stderr)}"
-    return ", ".join(f"{r[0]} {r[1]} ({r[2] if len(r) > 2 else '?'})" for r in rows) or "no such jobs in squeue " \
-        "(they ended: see the job logs)"
+    return (
+        ", ".join(f"{r[0]} {r[1]} ({r[2] if len(r) > 2 else '?'})" for r in rows)
+        or "no such jobs in squeue (they ended: see the job logs)"
+    )
 
 
 def cancel(job_ids: list[str], name: str | None = None) -> None:
@@ -128,8 +136,9 @@ def cancel(job_ids: list[str], name: str | None = None) -> None:
     if job_ids:
         subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60)
     if name:
-        subprocess.run(["scancel", "-n", name, "-u", os.environ.get("USER") or _user()], capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            ["scancel", "-n", name, "-u", os.environ.get("USER") or _user()], capture_output=True, timeout=60
+        )
 
 
 def _user() -> str:
@@ -152,21 +161,36 @@ def make_cluster(cfg: SlurmConfig, workdir: Path, name: str) -> Any:
 
     resources = f"RUN=1,GPU={cfg.gpus}" if cfg.gpus else "RUN=1"
     # no dashboard unless asked; the scheduler's own HTTP routes (health) stay on the loopback
-    sched: dict[str, Any] = {"dashboard": cfg.dashboard is not None, "port": cfg.port,
-                             "dashboard_address": cfg.dashboard or "127.0.0.1:0"}
+    sched: dict[str, Any] = {
+        "dashboard": cfg.dashboard is not None,
+        "port": cfg.port,
+        "dashboard_address": cfg.dashboard or "127.0.0.1:0",
+    }
     if cfg.interface:
         sched["interface"] = cfg.interface
     workdir.mkdir(parents=True, exist_ok=True)
     extra = ([f"--qos={cfg.qos}"] if cfg.qos else []) + ([f"--gres=gpu:{cfg.gpus}"] if cfg.gpus else [])
     with dask.config.set({"jobqueue.slurm.shared-temp-directory": str(workdir)}):
         return SLURMCluster(
-            name=name, job_name=name, cores=cfg.cores, processes=1, memory=f"{_memory_mb(cfg.memory)}MB",
-            job_cpu=cfg.cores, job_mem=f"{_memory_mb(cfg.memory)}M", walltime=cfg.walltime, queue=cfg.partition,
-            account=cfg.account, job_extra_directives=[*extra, *cfg.sbatch],
-            worker_extra_args=["--resources", resources], python=cfg.python or sys.executable,
-            scheduler_options=sched, security=True if cfg.tls else None,
-            protocol="tls://" if cfg.tls else "tcp://", log_directory=str(workdir / "logs"),
-            local_directory=str(workdir / "worker-space"), shared_temp_directory=str(workdir),
+            name=name,
+            job_name=name,
+            cores=cfg.cores,
+            processes=1,
+            memory=f"{_memory_mb(cfg.memory)}MB",
+            job_cpu=cfg.cores,
+            job_mem=f"{_memory_mb(cfg.memory)}M",
+            walltime=cfg.walltime,
+            queue=cfg.partition,
+            account=cfg.account,
+            job_extra_directives=[*extra, *cfg.sbatch],
+            worker_extra_args=["--resources", resources],
+            python=cfg.python or sys.executable,
+            scheduler_options=sched,
+            security=True if cfg.tls else None,
+            protocol="tls://" if cfg.tls else "tcp://",
+            log_directory=str(workdir / "logs"),
+            local_directory=str(workdir / "worker-space"),
+            shared_temp_directory=str(workdir),
         )
 
 

@@ -38,8 +38,11 @@ def _build(kind: str, out: Path, seed: int) -> None:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
-            for f in sorted(folder.rglob("*")) if f.is_file()}
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
 
 
 def tiny_setup(kind: str = "varnet", tmp: str | Path | None = None, seed: int = 0) -> tuple[str, str]:
@@ -79,9 +82,15 @@ def noise_store(tmp: str | Path | None = None) -> Path:
 
     tmp = Path(tmp or tempfile.mkdtemp())
     model, data = tiny_setup("varnet", tmp)
-    run = AttackRun(model=model, data=data, attack="noise", max_targets=2,
-                    noise=NoiseConfig(eps=(0.0, 0.01), steps=2, random_draws=1))
+    run = AttackRun(
+        model=model,
+        data=data,
+        attack="noise",
+        max_targets=2,
+        noise=NoiseConfig(eps=(0.0, 0.01), steps=2, random_draws=1),
+    )
     df, extras = execute(run, progress=False, keep_images=True)
     out = write_table(df, tmp / "results.csv")
-    return recons.save(recons.store_path(out), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0],
-                       df.code_version.iloc[0])
+    return recons.save(
+        recons.store_path(out), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0], df.code_version.iloc[0]
+    )

@@ -58,7 +58,8 @@ if TYPE_CHECKING:
 
 class SweepError(UserError):
     """A sweep file is missing or malformed. The message names the file."""
-    fix = ("Fix the named sweep file or key (the message gives the closest valid name), or the engine options it names.")
+
+    fix = "Fix the named sweep file or key (the message gives the closest valid name), or the engine options it names."
 
 
 @dataclass
@@ -91,7 +92,9 @@ def _notebook(path: Path, attack: str, rel: str) -> Path:
     return nb
 
 
-def load_sweep(path: str | Path, results: str | Path = "results", overrides: dict | None = None) -> tuple[str, list[Run]]:
+def load_sweep(
+    path: str | Path, results: str | Path = "results", overrides: dict | None = None
+) -> tuple[str, list[Run]]:
     """Expand a sweep YAML into runs. ``overrides`` (e.g. ``{'device': 'cuda'}``) apply to every run.
 
     Validated before anything runs: unknown sections and keys are rejected with the closest valid
@@ -136,15 +139,20 @@ def load_sweep(path: str | Path, results: str | Path = "results", overrides: dic
         raise SweepError(f"{path}: {e}") from e
     exclude = spec.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, dict) and e for e in exclude):
-        raise SweepError(f"{path}: exclude must be a list of mappings (grid key: value), e.g. "
-                         "[{update: reference, acceleration: 4}]")
+        raise SweepError(
+            f"{path}: exclude must be a list of mappings (grid key: value), e.g. "
+            "[{update: reference, acceleration: 4}]"
+        )
     try:
         for e in exclude:
             unknown_keys(e, set().union(*grids), f"{path}: exclude")
     except UserError as e:
         raise SweepError(str(e)) from e
-    combos = [dict(zip(g, values)) for g in grids
-              for values in itertools.product(*(v if isinstance(v, list) else [v] for v in g.values()))]
+    combos = [
+        dict(zip(g, values))
+        for g in grids
+        for values in itertools.product(*(v if isinstance(v, list) else [v] for v in g.values()))
+    ]
     runs = []
     checked: dict = {}  # data checks already made, by (data, annotations, labels, target, max_targets, shards)
     for p, shard in itertools.product(combos, range(shards)):
@@ -194,13 +202,16 @@ def check_space(folder: Path, runs: list[Run], todo: list[Run]) -> None:
     sizes: dict[str, list[int]] = {}
     for r in runs:
         if r not in todo and r.folder.is_dir():
-            sizes.setdefault(r.id.split("-")[0], []).append(sum(f.stat().st_size for f in r.folder.iterdir()
-                                                               if f.is_file()))
+            sizes.setdefault(r.id.split("-")[0], []).append(
+                sum(f.stat().st_size for f in r.folder.iterdir() if f.is_file())
+            )
     need = sum(max(sizes.get(r.id.split("-")[0], [0])) for r in todo)
     free = free_bytes(folder)
     if need and free < need:
-        raise SweepError(f"{folder}: {len(todo)} run(s) to do need about {need:,} bytes (as much as the completed runs "
-                         f"of this sweep take), {free:,} bytes free; free some space first")
+        raise SweepError(
+            f"{folder}: {len(todo)} run(s) to do need about {need:,} bytes (as much as the completed runs "
+            f"of this sweep take), {free:,} bytes free; free some space first"
+        )
 
 
 def _check_targets(run, checked: dict) -> None:
@@ -212,15 +223,17 @@ def _check_targets(run, checked: dict) -> None:
         checked[key] = shard_sizes(run)
     sizes = checked[key]
     if 0 in sizes:
-        raise SweepError(f"shards: {run.shards} shards of {sum(sizes)} targets leave shard {sizes.index(0)} empty; "
-                         f"use at most {sum(sizes)} shards")
+        raise SweepError(
+            f"shards: {run.shards} shards of {sum(sizes)} targets leave shard {sizes.index(0)} empty; "
+            f"use at most {sum(sizes)} shards"
+        )
 
 
-def slurm_block(spec: dict, path: Path) -> "SlurmConfig":
+def slurm_block(spec: dict, path: Path) -> SlurmConfig:
     """The sweep's ``slurm:`` block, validated by :class:`advmri.experiments.slurm.SlurmConfig` (key and value errors
     name the file and the key)."""
-    from advmri.util.schema import from_mapping
     from advmri.experiments.slurm import SlurmConfig
+    from advmri.util.schema import from_mapping
 
     try:
         return from_mapping(SlurmConfig, spec.get("slurm"), f"{path}: slurm")
@@ -256,8 +269,10 @@ def verify_table(folder: Path) -> str | None:
     if "results_sha256" in st:
         sha, rows = table_digest(table)
         if sha != st["results_sha256"]:
-            return f"results.csv changed since the run (sha256 {sha[:12]} != recorded {st['results_sha256'][:12]}, " \
-                   f"{rows} rows, recorded {st.get('results_rows')})"
+            return (
+                f"results.csv changed since the run (sha256 {sha[:12]} != recorded {st['results_sha256'][:12]}, "
+                f"{rows} rows, recorded {st.get('results_rows')})"
+            )
     return None
 
 
@@ -319,11 +334,20 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     t0 = time.perf_counter()
     status = dict(run_id=run.id, code_version=code_version(), machine=machine())
     try:
-        write_text(run.folder / "params.json",
-                   json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True))
-        pm.execute_notebook(str(run.notebook), str(run.folder / "notebook.ipynb"), parameters=run.params,
-                            kernel_name=kernel, cwd=str(ROOT), progress_bar=False, log_output=False,
-                            kernel_manager_class=EncryptedKernelManager)
+        write_text(
+            run.folder / "params.json",
+            json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True),
+        )
+        pm.execute_notebook(
+            str(run.notebook),
+            str(run.folder / "notebook.ipynb"),
+            parameters=run.params,
+            kernel_name=kernel,
+            cwd=str(ROOT),
+            progress_bar=False,
+            log_output=False,
+            kernel_manager_class=EncryptedKernelManager,
+        )
         table = run.folder / "results.csv"
         if not table.is_file():
             raise RuntimeError("notebook finished without writing results.csv")
@@ -348,7 +372,7 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     return status
 
 
-def lock_for(folder: Path) -> "FileLock":
+def lock_for(folder: Path) -> FileLock:
     """The sweep folder's :class:`filelock.FileLock` (``.sweep.lock``; one sweep per folder)."""
     from filelock import FileLock
 
@@ -406,14 +430,18 @@ def _run_threads(todo: list[Run], jobs: int, log) -> dict[str, dict]:
                 _log_status(log, r, out[r.id])
         not_run = [rid for rid, st in out.items() if st["status"] == "not run"]
         if not_run:
-            log(f"  disk full: {len(not_run)} queued run(s) not run {not_run}; free space and run the sweep again "
-                "(the completed ones are kept)")
+            log(
+                f"  disk full: {len(not_run)} queued run(s) not run {not_run}; free space and run the sweep again "
+                "(the completed ones are kept)"
+            )
     except KeyboardInterrupt:
         INTERRUPTED.set()
         running = [r.id for f, r in futs.items() if f.running()]
         queued = sum(f.cancel() for f in futs)
-        log(f"interrupted: stopping {len(running)} running run(s) {running} at their next step, {queued} queued "
-            "run(s) cancelled; all of them resume on the next call (Ctrl-C again: stop at once)")
+        log(
+            f"interrupted: stopping {len(running)} running run(s) {running} at their next step, {queued} queued "
+            "run(s) cancelled; all of them resume on the next call (Ctrl-C again: stop at once)"
+        )
         _kernels(signal.SIGINT)
         try:
             left = wait([f for f in futs if not f.cancelled()], timeout=60).not_done
@@ -422,14 +450,18 @@ def _run_threads(todo: list[Run], jobs: int, log) -> dict[str, dict]:
                 wait(left, timeout=30)
         except KeyboardInterrupt:
             _kernels(signal.SIGKILL)
-            print("error: interrupted twice: stopped at once (unfinished runs resume on the next call)",
-                  file=sys.stderr, flush=True)
+            print(
+                "error: interrupted twice: stopped at once (unfinished runs resume on the next call)",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(130)
         raise
     finally:
         ex.shutdown(wait=False, cancel_futures=True)
         INTERRUPTED.clear()
     return out
+
 
 POLL_S = 2.0  # how often a cluster engine looks at its workers while runs are pending
 
@@ -450,8 +482,9 @@ def _dask_client(engine: str, scheduler: str | None, workers: int, log):
             raise SweepError("--engine dask needs --scheduler tcp://HOST:PORT (or use --engine dask-local)")
         client = Client(scheduler, timeout=30)
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0")
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        )
         client = Client(cluster)
     log(f"dask: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
     return client
@@ -467,11 +500,15 @@ def shared_folder_problem(folder: Path, token: str) -> str | None:
     try:
         seen = (folder / ".sweep-token").read_text()
     except OSError as e:
-        return f"host {host} cannot read the results folder {folder} ({e.strerror or e}): results must be on a " \
-               "file system every node mounts at the same path"
+        return (
+            f"host {host} cannot read the results folder {folder} ({e.strerror or e}): results must be on a "
+            "file system every node mounts at the same path"
+        )
     if seen != token:
-        return f"host {host} sees another {folder} than the submitting host (a node-local folder of the same " \
-               "name?): results must be on a file system every node mounts at the same path"
+        return (
+            f"host {host} sees another {folder} than the submitting host (a node-local folder of the same "
+            "name?): results must be on a file system every node mounts at the same path"
+        )
     probe = folder / f".probe-{host}-{uuid.uuid4().hex[:8]}"
     try:
         probe.write_text(host)
@@ -491,12 +528,15 @@ def worker_execute(run: Run, token: str | None = None) -> dict:
 
 
 def _log_status(log, r: Run, st: dict) -> None:
-    log(f"  {r.id}: {st['status']} ({st.get('seconds')} s)"
-        f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}")
+    log(
+        f"  {r.id}: {st['status']} ({st.get('seconds')} s)"
+        f"{'  ' + st.get('error', '')[:300] if st['status'] != 'ok' else ''}"
+    )
 
 
-def _run_on_dask(todo: list[Run], client, log, resources: dict | None = None, token: str | None = None,
-                 watch=None) -> dict[str, dict]:
+def _run_on_dask(
+    todo: list[Run], client, log, resources: dict | None = None, token: str | None = None, watch=None
+) -> dict[str, dict]:
     """Each run is one task (a papermill execution on a worker; CUDA runs ask for a ``GPU`` resource).
     A task whose worker dies is retried by the scheduler on another worker; when it cannot be done,
     the run is recorded failed and the next call redoes it. Results are written atomically, so a killed
@@ -509,8 +549,11 @@ def _run_on_dask(todo: list[Run], client, log, resources: dict | None = None, to
     for r in todo:
         gpu = str(r.params.get("device", "cpu")).startswith("cuda")
         res = dict(resources or {}, **({"GPU": 1} if gpu else {}))
-        futs[client.submit(worker_execute, r, token, key=f"advmri-run-{r.id}", pure=False, retries=1,
-                           resources=res or None)] = r
+        futs[
+            client.submit(
+                worker_execute, r, token, key=f"advmri-run-{r.id}", pure=False, retries=1, resources=res or None
+            )
+        ] = r
     out: dict[str, dict] = {}
     pending = set(futs)
     while pending:
@@ -519,7 +562,9 @@ def _run_on_dask(todo: list[Run], client, log, resources: dict | None = None, to
         except TimeoutError:
             done = set()
         except KeyboardInterrupt:
-            log(f"interrupted: cancelling {len(pending)} unfinished run(s) on the cluster; they resume on the next call")
+            log(
+                f"interrupted: cancelling {len(pending)} unfinished run(s) on the cluster; they resume on the next call"
+            )
             client.cancel(list(pending))
             raise
         for fut in done:
@@ -555,13 +600,17 @@ def _run_on_slurm(todo: list[Run], cfg, folder: Path, log) -> dict[str, dict]:
         write_text(folder / ".sweep-token", token)
         cluster.scale(jobs=cfg.jobs)
         client = Client(cluster)
-        log(f"slurm: {cfg.jobs} job(s) submitted ({name}), scheduler {cluster.scheduler_address}"
-            f"{' over TLS' if cfg.tls else ''}; waiting up to {cfg.join_timeout:.0f} s for a worker")
+        log(
+            f"slurm: {cfg.jobs} job(s) submitted ({name}), scheduler {cluster.scheduler_address}"
+            f"{' over TLS' if cfg.tls else ''}; waiting up to {cfg.join_timeout:.0f} s for a worker"
+        )
         watch = _slurm_watch(cluster, client, cfg, name, log)
         return _run_on_dask(todo, client, log, resources={"RUN": 1}, token=token, watch=watch)
     except KeyboardInterrupt:
-        log(f"slurm: interrupted; cancelling SLURM job(s) {', '.join(slurm.job_ids(cluster)) or name}; "
-            "unfinished runs resume on the next call")
+        log(
+            f"slurm: interrupted; cancelling SLURM job(s) {', '.join(slurm.job_ids(cluster)) or name}; "
+            "unfinished runs resume on the next call"
+        )
         raise
     finally:
         ids = slurm.job_ids(cluster)
@@ -590,7 +639,8 @@ def _slurm_watch(cluster, client, cfg, name: str, log):
             why = slurm.pending_reasons(slurm.job_ids(cluster), name)
             raise slurm.SlurmError(
                 f"no SLURM worker {'rejoined' if state['any'] else 'joined'} within {cfg.join_timeout:.0f} s "
-                f"(jobs: {why}); jobs cancelled, {pending} run(s) not done: run the sweep again to resume")
+                f"(jobs: {why}); jobs cancelled, {pending} run(s) not done: run the sweep again to resume"
+            )
 
     return watch
 
@@ -610,8 +660,9 @@ def confirm_fresh(n: int, folder: Path, yes: bool) -> None:
     question = f"--fresh recomputes and replaces the results of {n} complete run(s) in {folder}"
     if not sys.stdin.isatty():
         raise SweepError(f"{question}: add --yes to confirm (no terminal to ask)")
-    if input(f"{question}; the old ones are kept until the new ones are complete. Go on? [y/N] ").strip().lower() \
-            not in ("y", "yes"):
+    if input(
+        f"{question}; the old ones are kept until the new ones are complete. Go on? [y/N] "
+    ).strip().lower() not in ("y", "yes"):
         raise SweepError(f"{question}: not confirmed; nothing changed")
 
 
@@ -630,8 +681,10 @@ def _set_aside(runs: list[Run], folder: Path, log) -> list[Run]:
             os.replace(r.folder, dest)
         moved.append(r)
     if moved:
-        log(f"  --fresh: {len(moved)} complete run(s) set aside in {folder / BACKUP} until their new results are "
-            "complete")
+        log(
+            f"  --fresh: {len(moved)} complete run(s) set aside in {folder / BACKUP} until their new results are "
+            "complete"
+        )
     return moved
 
 
@@ -659,8 +712,9 @@ def _restore(folder: Path, log) -> None:
         log(f"  --fresh: restored {restored} run(s) whose recomputation did not complete ({dropped} replaced)")
 
 
-def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, slurm: dict | None,
-                   overrides: dict | None):
+def _engine_config(
+    path, engine: str, scheduler: str | None, jobs: int | None, slurm: dict | None, overrides: dict | None
+):
     """The SLURM resources (``--engine slurm``: YAML block, then command line), or None; contradictory
     engine options are refused with one line."""
     from dataclasses import replace
@@ -668,14 +722,17 @@ def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, s
     from advmri.util.schema import validate
 
     if engine == "dask-local" and scheduler:
-        raise SweepError("--engine dask-local starts its own cluster: drop --scheduler, or use --engine dask "
-                         f"--scheduler {scheduler}")
+        raise SweepError(
+            "--engine dask-local starts its own cluster: drop --scheduler, or use --engine dask "
+            f"--scheduler {scheduler}"
+        )
     if engine != "dask" and scheduler:
         raise SweepError(f"--scheduler applies to --engine dask only (got --engine {engine})")
     if engine != "slurm":
         if slurm:
-            raise SweepError(f"--{next(iter(slurm)).replace('_', '-')} applies to --engine slurm only "
-                             f"(got --engine {engine})")
+            raise SweepError(
+                f"--{next(iter(slurm)).replace('_', '-')} applies to --engine slurm only (got --engine {engine})"
+            )
         return None
     spec = yaml.safe_load(project_path(path).read_text())
     cfg = replace(slurm_block(spec, project_path(path)), **(slurm or {}), **({"jobs": jobs} if jobs else {}))
@@ -683,10 +740,21 @@ def _engine_config(path, engine: str, scheduler: str | None, jobs: int | None, s
     return cfg.with_device((overrides or {}).get("device"))
 
 
-def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "results",
-              overrides: dict | None = None, log=print, engine: str = "threads", scheduler: str | None = None,
-              verify: int | str = 0, verify_seed: int = 0, allow_dirty: bool = False,
-              slurm: dict | None = None, fresh: bool = False, verify_runs: str = "paths") -> dict[str, dict]:
+def run_sweep(
+    path: str | Path,
+    jobs: int | None = None,
+    results: str | Path = "results",
+    overrides: dict | None = None,
+    log=print,
+    engine: str = "threads",
+    scheduler: str | None = None,
+    verify: int | str = 0,
+    verify_seed: int = 0,
+    allow_dirty: bool = False,
+    slurm: dict | None = None,
+    fresh: bool = False,
+    verify_runs: str = "paths",
+) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
     ``engine``: ``threads`` (``jobs`` notebooks at a time on this machine), ``dask`` (the cluster of
@@ -722,8 +790,10 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise SweepError(f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
-                         f"lock {lock.lock_file}); wait for it to finish") from None
+        raise SweepError(
+            f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
+            f"lock {lock.lock_file}); wait for it to finish"
+        ) from None
     locks.claim(folder / ".sweep")  # the lock file is folder/.sweep.lock: its holder is named as advmri.util.locks does
     try:
         _restore(folder, log)  # a --fresh of an earlier call that did not finish
@@ -746,14 +816,18 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
         if verify and len(out):
             from advmri.experiments.verify import choose_runs, verify_many
 
-            log(f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs "
-                "(at least one per row type)")
+            log(
+                f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs "
+                "(at least one per row type)"
+            )
             t_verify = time.perf_counter()
             reused = [r.folder for r in runs if r not in todo]
             sample = reused if verify_runs == "all" else choose_runs(reused, verify_seed)
             if len(sample) < len(reused):
-                log(f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
-                    "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)")
+                log(
+                    f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
+                    "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)"
+                )
             reps = verify_many(sample, verify, verify_seed, jobs, log=log)
             done = total = 0
             for r in runs:
@@ -761,8 +835,10 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
                     rep = out[r.id]["verified"] = reps[r.folder.name]
                     done, total = done + len(rep["passes"]), total + rep["of"]
             out_verify_seconds = time.perf_counter() - t_verify
-            log(f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
-                f"{len(reps)} of {len(out)} reused runs in {out_verify_seconds:.0f} s")
+            log(
+                f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
+                f"{len(reps)} of {len(out)} reused runs in {out_verify_seconds:.0f} s"
+            )
         if engine == "threads":
             out.update(_run_threads(todo, jobs, log))
         elif engine == "slurm" and todo:
@@ -789,30 +865,52 @@ def run_sweep(path: str | Path, jobs: int | None = None, results: str | Path = "
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    from advmri.util.schema import add_arguments, given
     from advmri.experiments.slurm import SlurmConfig
+    from advmri.util.schema import add_arguments, given
 
     ap = argparse.ArgumentParser(prog=prog("advmri.experiments.sweep"), description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="parallel runs (threads), workers (dask-local) or SLURM jobs (slurm; default: the "
-                         "YAML's slurm.jobs); default 1")
-    ap.add_argument("--engine", choices=ENGINES, default="threads",
-                    help="threads on this machine; dask: the cluster at --scheduler; dask-local: a LocalCluster; "
-                         "slurm: SLURM jobs through dask-jobqueue (options below)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel runs (threads), workers (dask-local) or SLURM jobs (slurm; default: the "
+        "YAML's slurm.jobs); default 1",
+    )
+    ap.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="threads",
+        help="threads on this machine; dask: the cluster at --scheduler; dask-local: a LocalCluster; "
+        "slurm: SLURM jobs through dask-jobqueue (options below)",
+    )
     ap.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--verify", default="0", metavar="N|all",
-                    help="recompute N seeded passes (at least one per row type) of reused runs, or all of "
-                         "them, and stop if they differ (0: trust the recorded sha256)")
-    ap.add_argument("--verify-runs", default="paths", choices=("paths", "all"),
-                    help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
-                         "target, update rule and options; default) or all")
-    ap.add_argument("--allow-dirty", action="store_true",
-                    help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
-    ap.add_argument("--fresh", action="store_true",
-                    help="recompute every run; complete results are kept aside until the new ones are complete")
+    ap.add_argument(
+        "--verify",
+        default="0",
+        metavar="N|all",
+        help="recompute N seeded passes (at least one per row type) of reused runs, or all of "
+        "them, and stop if they differ (0: trust the recorded sha256)",
+    )
+    ap.add_argument(
+        "--verify-runs",
+        default="paths",
+        choices=("paths", "all"),
+        help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
+        "target, update rule and options; default) or all",
+    )
+    ap.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute every run; complete results are kept aside until the new ones are complete",
+    )
     ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces complete results")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     add_arguments(ap, SlurmConfig, "SLURM (--engine slurm; over the sweep YAML's slurm: block)")
@@ -821,9 +919,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.fresh:
         name, runs = load_sweep(a.config, a.results, overrides)
         confirm_fresh(len(committed_runs(runs)), project_path(a.results) / name, a.yes)
-    st = run_sweep(a.config, a.jobs, a.results, overrides, engine=a.engine, scheduler=a.scheduler,
-                   verify=a.verify, allow_dirty=a.allow_dirty, slurm=given(a, SlurmConfig), fresh=a.fresh,
-                   verify_runs=a.verify_runs)
+    st = run_sweep(
+        a.config,
+        a.jobs,
+        a.results,
+        overrides,
+        engine=a.engine,
+        scheduler=a.scheduler,
+        verify=a.verify,
+        allow_dirty=a.allow_dirty,
+        slurm=given(a, SlurmConfig),
+        fresh=a.fresh,
+        verify_runs=a.verify_runs,
+    )
     return 1 if any(v["status"] in ("failed", "not run") for v in st.values()) else 0
 
 

@@ -61,13 +61,22 @@ class KspaceNoise:
 
     def config(self) -> NoiseConfig:
         """The :class:`~advmri.attacks.noise.NoiseConfig` of these parameters (validated there)."""
-        return NoiseConfig(eps=tuple(self.eps), steps=self.steps, step_size=self.step_size, update=self.update,
-                           restarts=self.restarts, loss=self.loss, target=self.target,
-                           mask_draws=0 if self.mask_known else self.mask_draws, random_draws=self.random_draws,
-                           seed=self.seed)
+        return NoiseConfig(
+            eps=tuple(self.eps),
+            steps=self.steps,
+            step_size=self.step_size,
+            update=self.update,
+            restarts=self.restarts,
+            loss=self.loss,
+            target=self.target,
+            mask_draws=0 if self.mask_known else self.mask_draws,
+            random_draws=self.random_draws,
+            seed=self.seed,
+        )
 
-    def perturb(self, model: Reconstructor, batch: TargetBatch, eps: float | torch.Tensor,
-                mask_func=None) -> torch.Tensor:
+    def perturb(
+        self, model: Reconstructor, batch: TargetBatch, eps: float | torch.Tensor, mask_func=None
+    ) -> torch.Tensor:
         """The adversarial noise ``z`` ``(batch, coils, rows, cols)`` complex for budget(s) ``eps``
         (a float, or one per item). ``mask_func`` is needed when ``mask_known`` is False."""
         e = _eps_tensor(eps, len(batch), batch.kspace.device)
@@ -79,21 +88,27 @@ class KspaceNoise:
         with torch.no_grad():
             return recon_with_noise(model, batch, z)
 
-    def control(self) -> "RandomNoise":
+    def control(self) -> RandomNoise:
         return RandomNoise(seed=self.seed, draws=self.random_draws)
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(threat=self.name, budget="per coil ||z_i|| <= eps ||k_i||, mask applied after the noise",
-                 objective=f"maximise box {self.loss} against the {self.target} target")
+        d.update(
+            threat=self.name,
+            budget="per coil ||z_i|| <= eps ||k_i||, mask applied after the noise",
+            objective=f"maximise box {self.loss} against the {self.target} target",
+        )
         return d
 
     def run(self, model: str, data: str, acceleration: int, **common: Any):
         """An :class:`advmri.experiments.run.AttackRun` of this threat (``common``: max_targets, device, chunk, ...)."""
-        from advmri.experiments.run import AttackRun  # advmri.experiments.run builds on this module's lower layers, not on it
+        from advmri.experiments.run import (
+            AttackRun,
+        )  # advmri.experiments.run builds on this module's lower layers, not on it
 
-        return AttackRun(model=model, data=data, attack="noise", acceleration=acceleration, noise=self.config(),
-                         **common)
+        return AttackRun(
+            model=model, data=data, attack="noise", acceleration=acceleration, noise=self.config(), **common
+        )
 
 
 @dataclass(frozen=True)
@@ -111,8 +126,12 @@ class RandomNoise:
         return control_items(batch, *split_norms(z, batch), e, self.seed, draw)
 
     def describe(self) -> dict[str, Any]:
-        return dict(threat=self.name, seed=self.seed, draws=self.draws,
-                    matched="per coil, the adversarial noise's energy on the sampled and on the discarded columns")
+        return dict(
+            threat=self.name,
+            seed=self.seed,
+            draws=self.draws,
+            matched="per coil, the adversarial noise's energy on the sampled and on the discarded columns",
+        )
 
 
 @dataclass(frozen=True)
@@ -130,12 +149,19 @@ class Rotation:
     name = "rotation"
 
     def config(self) -> RotationConfig:
-        return RotationConfig(max_angle=self.max_angle, angle_step=self.angle_step, bounds=tuple(self.bounds),
-                              interpolation=self.interpolation, target=self.target, random_draws=self.random_draws,
-                              seed=self.seed)
+        return RotationConfig(
+            max_angle=self.max_angle,
+            angle_step=self.angle_step,
+            bounds=tuple(self.bounds),
+            interpolation=self.interpolation,
+            target=self.target,
+            random_draws=self.random_draws,
+            seed=self.seed,
+        )
 
-    def perturb(self, model: Reconstructor, batch: TargetBatch, bound: float,
-                chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def perturb(
+        self, model: Reconstructor, batch: TargetBatch, bound: float, chunk: int = 16
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(angles (batch,), reconstructions (batch, H, W))`` at each item's worst angle within ``bound``."""
         cfg = self.config()
         grid = cfg.angles
@@ -150,15 +176,19 @@ class Rotation:
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(threat=self.name, grid=f"-{self.max_angle:g}..{self.max_angle:g} deg in {self.angle_step:g} deg steps",
-                 objective=f"the angle with the largest box MSE against the {self.target} target")
+        d.update(
+            threat=self.name,
+            grid=f"-{self.max_angle:g}..{self.max_angle:g} deg in {self.angle_step:g} deg steps",
+            objective=f"the angle with the largest box MSE against the {self.target} target",
+        )
         return d
 
     def run(self, model: str, data: str, acceleration: int, **common: Any):
         from advmri.experiments.run import AttackRun
 
-        return AttackRun(model=model, data=data, attack="rotation", acceleration=acceleration,
-                         rotation=self.config(), **common)
+        return AttackRun(
+            model=model, data=data, attack="rotation", acceleration=acceleration, rotation=self.config(), **common
+        )
 
 
 THREATS = {"noise": KspaceNoise, "rotation": Rotation}

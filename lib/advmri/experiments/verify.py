@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advmri.util.errors import UserError, cli, prog
-from advmri.util.provenance import machine
 from advmri.experiments.run import METRICS, AttackRun, execute, read_table
 from advmri.experiments.sweep import read_status
+from advmri.util.errors import UserError, cli, prog
+from advmri.util.provenance import machine
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 # Rows of the noise PGA (eps > 0) recomputed on *another* machine (:func:`advmri.util.provenance.machine`): the clean
@@ -53,7 +53,8 @@ RUN_KEYS = {"out", "smoke", "notebook"}
 
 class CacheMismatch(UserError):
     """A committed result could not be reproduced within :data:`TOLERANCE`."""
-    fix = ("The code, data or model changed since the run was computed: recompute it (`python -m advmri.app.pipeline --fresh`, or the sweep with `--fresh`), or restore what changed.")
+
+    fix = "The code, data or model changed since the run was computed: recompute it (`python -m advmri.app.pipeline --fresh`, or the sweep with `--fresh`), or restore what changed."
 
 
 def run_of(folder: Path) -> AttackRun:
@@ -63,8 +64,9 @@ def run_of(folder: Path) -> AttackRun:
     return AttackRun.from_params(attack, **{k: v for k, v in p.items() if k not in RUN_KEYS})
 
 
-def choose_passes(n_passes: int, k: int | str, seed: int, run_id: str,
-                  cover: list[list[float]] | None = None) -> list[int]:
+def choose_passes(
+    n_passes: int, k: int | str, seed: int, run_id: str, cover: list[list[float]] | None = None
+) -> list[int]:
     """``k`` distinct pass numbers in ``[0, n_passes)`` (``'all'``: every pass), seeded by ``seed`` and the run
     id; with ``cover`` (the parameters each pass computes, e.g. its eps values), more passes in the same seeded
     order until every parameter of the run is in at least one chosen pass (every row type gets checked)."""
@@ -72,10 +74,10 @@ def choose_passes(n_passes: int, k: int | str, seed: int, run_id: str,
         return list(range(n_passes))
     rng = np.random.default_rng([seed, zlib.crc32(run_id.encode())])
     order = [int(i) for i in rng.permutation(n_passes)]
-    chosen = order[:min(int(k), n_passes)]
+    chosen = order[: min(int(k), n_passes)]
     if cover:
         need = set().union(*map(set, cover)) - set().union(*(set(cover[i]) for i in chosen))
-        for i in order[len(chosen):]:
+        for i in order[len(chosen) :]:
             if not need:
                 break
             if need & set(cover[i]):
@@ -103,8 +105,9 @@ def pga_rows(df: pd.DataFrame) -> np.ndarray:
     return ((df["attack"] == "noise") & (df["param"] > 0)).to_numpy()
 
 
-def compare(got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machine: bool = False,
-            bf16: bool = False) -> pd.DataFrame:
+def compare(
+    got: pd.DataFrame, table: pd.DataFrame, metrics=METRICS, cross_machine: bool = False, bf16: bool = False
+) -> pd.DataFrame:
     """Rows of ``got`` joined to ``table`` on :data:`KEY`; columns ``<m>`` (table), ``<m>_new`` and
     ``bad`` (any metric outside :data:`TOLERANCE`, or the row missing from the table; with ``cross_machine``, the
     PGA rows (:func:`pga_rows`; every row of a ``bf16`` run) are bad together when their median relative box-MSE
@@ -138,9 +141,11 @@ def check_weights(folder: Path, now: str | None) -> None:
     except (OSError, ValueError):
         raise CacheMismatch(f"{meta}: unreadable run metadata") from None
     if recorded and now and recorded != now:
-        raise CacheMismatch(f"{folder / 'results.csv'}: computed with another checkpoint file (sha256 "
-                            f"{recorded[:12]}, the file now {now[:12]}): the weights were replaced; re-run the sweep "
-                            "to recompute with them, or restore the checkpoint")
+        raise CacheMismatch(
+            f"{folder / 'results.csv'}: computed with another checkpoint file (sha256 "
+            f"{recorded[:12]}, the file now {now[:12]}): the weights were replaced; re-run the sweep "
+            "to recompute with them, or restore the checkpoint"
+        )
 
 
 def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=print) -> dict:
@@ -162,23 +167,35 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
     recorded = (read_status(folder) or {}).get("machine")
     cross = recorded != machine()  # unknown (recorded before machines were) counts as another machine
     m = compare(got, table, cross_machine=cross, bf16=run.precision == "bf16")
-    report = dict(run=folder.name, passes=chosen, of=n, rows=len(m), seconds=round(extras["seconds"], 1),
-                  coverage=round(len(chosen) / max(n, 1), 4),
-                  max_rel_box_mse=float(np.nanmax(np.abs(m["box_mse_new"] / m["box_mse"] - 1))) if len(m) else None)
+    report = dict(
+        run=folder.name,
+        passes=chosen,
+        of=n,
+        rows=len(m),
+        seconds=round(extras["seconds"], 1),
+        coverage=round(len(chosen) / max(n, 1), 4),
+        max_rel_box_mse=float(np.nanmax(np.abs(m["box_mse_new"] / m["box_mse"] - 1))) if len(m) else None,
+    )
     if m["bad"].any():
         r = m[m["bad"]].iloc[0]
-        diffs = [f"{c} {r[c]:.6g} -> {r[c + '_new']:.6g}" for c in METRICS
-                 if not np.isclose(r[f"{c}_new"], r[c], equal_nan=True, **TOLERANCE)]
+        diffs = [
+            f"{c} {r[c]:.6g} -> {r[c + '_new']:.6g}"
+            for c in METRICS
+            if not np.isclose(r[f"{c}_new"], r[c], equal_nan=True, **TOLERANCE)
+        ]
         raise CacheMismatch(
             f"{folder / 'results.csv'}: committed result not reproduced ({int(m['bad'].sum())} of {len(m)} recomputed "
             f"rows differ; e.g. {r['file']} slice {r['slice']} box {r['bx']},{r['by']} {r['kind']} param {r['param']}: "
             f"{'; '.join(diffs) or 'row missing from the table'}); the code, data or model changed since it was "
-            "computed: recompute with python -m advmri.app.pipeline --fresh")
+            "computed: recompute with python -m advmri.app.pipeline --fresh"
+        )
     report["cross_machine"] = cross
     shown = chosen if len(chosen) <= 8 else f"{chosen[:8]}..."
-    log(f"  {folder.name}: verified {len(chosen)} of {n} passes ({100 * len(chosen) / max(n, 1):.0f}%; {len(m)} rows, "
+    log(
+        f"  {folder.name}: verified {len(chosen)} of {n} passes ({100 * len(chosen) / max(n, 1):.0f}%; {len(m)} rows, "
         f"pass(es) {shown}; {report['seconds']} s"
-        f"{f'; computed on another machine: PGA rows by their median, within {PGA_MEDIAN:g}' if cross else ''})")
+        f"{f'; computed on another machine: PGA rows by their median, within {PGA_MEDIAN:g}' if cross else ''})"
+    )
     return report
 
 
@@ -188,9 +205,21 @@ def code_path(run: AttackRun) -> tuple:
     interpolation. Runs that differ only in numbers (budgets, steps, step size, boxes, acceleration, seed) share it."""
     d = run.as_dict()
     c = d["noise"] or d["rotation"]
-    return (run.attack, run.model, run.data, run.precision, c.get("update"), c.get("target", "clean"), c.get("loss"),
-            c.get("region"), bool(c.get("restarts")), bool(c.get("momentum")), bool(c.get("mask_draws")),
-            c.get("random_draws", 0) > 0, c.get("interpolation"))
+    return (
+        run.attack,
+        run.model,
+        run.data,
+        run.precision,
+        c.get("update"),
+        c.get("target", "clean"),
+        c.get("loss"),
+        c.get("region"),
+        bool(c.get("restarts")),
+        bool(c.get("momentum")),
+        bool(c.get("mask_draws")),
+        c.get("random_draws", 0) > 0,
+        c.get("interpolation"),
+    )
 
 
 def choose_runs(folders: list[Path], seed: int = 0) -> list[Path]:
@@ -213,8 +242,9 @@ def _verify_one(args: tuple) -> dict:
     return verify_run(folder, passes, seed, log=lambda *a, **k: None)
 
 
-def verify_many(folders: list[Path], passes: int | str = 1, seed: int = 0, jobs: int | None = None,
-                log=print) -> dict[str, dict]:
+def verify_many(
+    folders: list[Path], passes: int | str = 1, seed: int = 0, jobs: int | None = None, log=print
+) -> dict[str, dict]:
     """:func:`verify_run` of every folder, ``jobs`` at a time in separate processes (default: the cores this
     process may use), largest tables first; a line per verified run and the first mismatch raised as it is."""
     import os
@@ -244,13 +274,17 @@ def verify_many(folders: list[Path], passes: int | str = 1, seed: int = 0, jobs:
                         other.cancel()
                     raise
                 reports[f.name] = rep
-                log(f"  [{len(reports)}/{len(folders)}] {f.name}: verified {len(rep['passes'])} of {rep['of']} passes "
-                    f"({rep['rows']} rows, {rep['seconds']} s{', other machine' if rep.get('cross_machine') else ''})")
+                log(
+                    f"  [{len(reports)}/{len(folders)}] {f.name}: verified {len(rep['passes'])} of {rep['of']} passes "
+                    f"({rep['rows']} rows, {rep['seconds']} s{', other machine' if rep.get('cross_machine') else ''})"
+                )
             if not done and pending:  # a line at least every 10 s
                 el = time.perf_counter() - t0
                 eta = f", about {el / len(reports) * len(pending) / jobs:.0f} s left" if reports else ""
-                log(f"  verifying: {len(reports)}/{len(folders)} runs done, {min(jobs, len(pending))} running "
-                    f"({el:.0f} s{eta})")
+                log(
+                    f"  verifying: {len(reports)}/{len(folders)} runs done, {min(jobs, len(pending))} running "
+                    f"({el:.0f} s{eta})"
+                )
     return reports
 
 
@@ -260,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     checked; exit 0 when every run reproduces, 2 (one line) at the first that does not."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog=prog("advmri.experiments.verify"), description=main.__doc__.split(":", 1)[1].strip())
+    ap = argparse.ArgumentParser(
+        prog=prog("advmri.experiments.verify"), description=main.__doc__.split(":", 1)[1].strip()
+    )
     ap.add_argument("folders", nargs="+", help="run folders (with params.json, results.csv, status.json)")
     ap.add_argument("--passes", default="1", help="passes per run: N (at least one per row type) or all")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pass choice")

@@ -2,10 +2,38 @@
 with a verified sha256 (networks), CG-SENSE and l1-wavelet (classical), training (train), and a user's own module
 (usermodel). The names below are the public API; ``advmri.models.networks`` holds their definitions."""
 
-from advmri.models.networks import (CONFIGS, OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, build,
-                                    file_sha256, load_checkpoint, load_official, save_checkpoint, sha256_file,
-                                    unet_input, zero_filled)
+from advmri.models.networks import (
+    CONFIGS,
+    OFFICIAL,
+    PRECISIONS,
+    CheckpointError,
+    Reconstructor,
+    build,
+    file_sha256,
+    load_checkpoint,
+    load_official,
+    save_checkpoint,
+    sha256_file,
+    unet_input,
+    zero_filled,
+)
 
-__all__ = ["CONFIGS", "OFFICIAL", "PRECISIONS", "CheckpointError", "Reconstructor", "build", "file_sha256",
-           "load_checkpoint", "load_official", "save_checkpoint", "sha256_file", "unet_input", "zero_filled",
-           "classical", "networks", "train", "usermodel"]
+__all__ = [
+    "CONFIGS",
+    "OFFICIAL",
+    "PRECISIONS",
+    "CheckpointError",
+    "Reconstructor",
+    "build",
+    "file_sha256",
+    "load_checkpoint",
+    "load_official",
+    "save_checkpoint",
+    "sha256_file",
+    "unet_input",
+    "zero_filled",
+    "classical",
+    "networks",
+    "train",
+    "usermodel",
+]

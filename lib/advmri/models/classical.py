@@ -27,14 +27,12 @@ torch and PyWavelets. The CG and FISTA loops are a dozen lines each.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import nn
 
 from advmri.core import kspace as K
-from advmri.util.errors import ParameterError, check_choice
 from advmri.models.networks import Reconstructor
+from advmri.util.errors import ParameterError, check_choice
 
 METHODS = {
     # chosen on 30 slices of the *train* split by whole-image SSIM at 4x and 8x (2026-11-30): CG iterations
@@ -75,7 +73,9 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.conj() * b).real.flatten(1).sum(1)
 
 
-def cg_sense(y: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor, iterations: int, lam: float = 0.0) -> torch.Tensor:
+def cg_sense(
+    y: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor, iterations: int, lam: float = 0.0
+) -> torch.Tensor:
     """``iterations`` CG steps on ``(S^H F^H M F S + lam) x = S^H F^H M y`` from ``x = 0`` -> ``(B, R, Cols)``."""
     rhs = _adjoint(y, sens, mask)
     x = torch.zeros_like(rhs)
@@ -112,8 +112,15 @@ def wavelet_prox(x: torch.Tensor, tau: torch.Tensor, wavelet: str = "db4", level
     return torch.complex(rec[0], rec[1])
 
 
-def l1_wavelet(y: torch.Tensor, sens: torch.Tensor, mask: torch.Tensor, iterations: int, lam: float,
-               wavelet: str = "db4", levels: int = 3) -> torch.Tensor:
+def l1_wavelet(
+    y: torch.Tensor,
+    sens: torch.Tensor,
+    mask: torch.Tensor,
+    iterations: int,
+    lam: float,
+    wavelet: str = "db4",
+    levels: int = 3,
+) -> torch.Tensor:
     """FISTA on ``1/2 ||M F S x - y||^2 + lam * max|S^H F^H M y| * ||W x||_1`` -> ``(B, R, Cols)``."""
     x0 = _adjoint(y, sens, mask)
     tau = lam * x0.abs().flatten(1).amax(1)  # (B,) relative threshold

@@ -17,18 +17,17 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-import fastmri
 import torch
 from fastmri.models import Unet, VarNet
 from torch import nn
 
-from advmri.util.errors import UserError, check_choice
 from advmri.core import kspace as K
 from advmri.util.atomic import atomic_path
 from advmri.util.atomic import write_text as atomic_write_text
+from advmri.util.errors import UserError, check_choice
 from advmri.util.paths import project_path
 
 CONFIGS: dict[str, dict[str, dict]] = {
@@ -63,7 +62,8 @@ OFFICIAL = {
 
 class CheckpointError(UserError):
     """A checkpoint is missing, corrupt or does not match the model. The message names the file."""
-    fix = ("Restore the named checkpoint (its .sha256 or the digest inside it tells the intact file), retrain it, or give the right model spec (path, official:<kind>:PATH, classical:<method>).")
+
+    fix = "Restore the named checkpoint (its .sha256 or the digest inside it tells the intact file), retrain it, or give the right model spec (path, official:<kind>:PATH, classical:<method>)."
 
 
 def _mask5(mask: torch.Tensor, batch: int) -> torch.Tensor:
@@ -89,7 +89,7 @@ class Reconstructor(nn.Module):
             if type(m) is Unet:
                 m.__class__ = MixedPrecisionUnet
 
-    def set_precision(self, precision: str) -> "Reconstructor":
+    def set_precision(self, precision: str) -> Reconstructor:
         """``fp32`` or ``bf16``: with ``bf16`` the networks' U-Net convolution blocks run under autocast
         (bfloat16 on CPU AMX units and CUDA) and hand float32 back; FFTs, coil combination, data
         consistency, the U-Net input normalisation, the attack's projection and the metrics stay float32."""
@@ -103,7 +103,7 @@ class Reconstructor(nn.Module):
     def forward(self, masked_kspace, mask, num_low_frequencies, crop: Sequence[int]):  # pragma: no cover
         raise NotImplementedError
 
-    def freeze(self) -> "Reconstructor":
+    def freeze(self) -> Reconstructor:
         """Eval mode, no parameter gradients (attacks differentiate w.r.t. the input only)."""
         self.eval()
         for p in self.parameters():
@@ -113,6 +113,7 @@ class Reconstructor(nn.Module):
 
 class VarNetRecon(Reconstructor):
     """fastMRI's E2E-VarNet (k-space in, magnitude image out), as a :class:`Reconstructor`."""
+
     kind = "varnet"
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop):
@@ -128,6 +129,7 @@ class VarNetRecon(Reconstructor):
 
 class UnetRecon(Reconstructor):
     """fastMRI's U-Net on the zero-filled RSS image (fastMRI's normalisation), as a :class:`Reconstructor`."""
+
     kind = "unet"
 
     def forward(self, masked_kspace, mask, num_low_frequencies, crop):
@@ -269,18 +271,26 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
         raise CheckpointError(f"{path}: sha256 {got} does not match {side.name} ({want})")
     blob = _safe_load(path)
     if verify and got is not None and want is None and not (isinstance(blob, dict) and "content_sha256" in blob):
-        warnings.warn(f"{path}: no {side.name} beside it and no digest inside it, so its integrity is unverified; "
-                      f"its sha256 {got} is recorded with the run", stacklevel=2)
+        warnings.warn(
+            f"{path}: no {side.name} beside it and no digest inside it, so its integrity is unverified; "
+            f"its sha256 {got} is recorded with the run",
+            stacklevel=2,
+        )
     if not isinstance(blob, dict) or not {"kind", "config", "state_dict"} <= set(blob):
         raise CheckpointError(f"{path}: not an advmri checkpoint (expected keys kind, config, state_dict)")
     model = build(blob["kind"], blob["config"]) if blob["config"] in CONFIGS.get(blob["kind"], {}) else None
     if model is None or model.params != blob.get("params", model.params):
         raise CheckpointError(f"{path}: unknown or changed model configuration {blob['kind']}/{blob['config']}")
-    if "content_sha256" in blob and isinstance(blob["state_dict"], dict) and all(
-            isinstance(v, torch.Tensor) for v in blob["state_dict"].values()):
+    if (
+        "content_sha256" in blob
+        and isinstance(blob["state_dict"], dict)
+        and all(isinstance(v, torch.Tensor) for v in blob["state_dict"].values())
+    ):
         if state_digest(blob["state_dict"]) != blob["content_sha256"]:
-            raise CheckpointError(f"{path}: damaged checkpoint (its weights do not match the digest stored inside "
-                                  "it); restore the file or retrain")
+            raise CheckpointError(
+                f"{path}: damaged checkpoint (its weights do not match the digest stored inside "
+                "it); restore the file or retrain"
+            )
     _load_state(model, blob["state_dict"], path)
     model.sha256 = got
     return model, blob.get("extra", {})
@@ -289,19 +299,25 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[Recon
 def _load_state(model: Reconstructor, state: dict, path: Path) -> None:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = sorted(state)[:4] if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path}: not a {model.kind} state_dict (found {keys}; an advmri checkpoint "
-                              "loads by its path, official weights with official:<kind>:PATH)")
+        raise CheckpointError(
+            f"{path}: not a {model.kind} state_dict (found {keys}; an advmri checkpoint "
+            "loads by its path, official weights with official:<kind>:PATH)"
+        )
     try:
         model.net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         missing = [k for k in model.net.state_dict() if k not in state]
-        hint = f"{len(missing)} of its tensors missing (e.g. {missing[0]})" if missing else " ".join(str(e).split())[:300]
-        raise CheckpointError(f"{path}: weights do not fit fastMRI {model.kind}/{model.config} ({hint}); "
-                              "a checkpoint of the other model?") from e
+        hint = (
+            f"{len(missing)} of its tensors missing (e.g. {missing[0]})" if missing else " ".join(str(e).split())[:300]
+        )
+        raise CheckpointError(
+            f"{path}: weights do not fit fastMRI {model.kind}/{model.config} ({hint}); a checkpoint of the other model?"
+        ) from e
 
 
-def load_official(kind: str, path: str | os.PathLike | None = None, download: bool = False,
-                  cache: str | os.PathLike = "data/weights") -> Reconstructor:
+def load_official(
+    kind: str, path: str | os.PathLike | None = None, download: bool = False, cache: str | os.PathLike = "data/weights"
+) -> Reconstructor:
     """Load fastMRI's official knee state_dict into the ``paper`` config.
 
     ``path``: a local ``.pt`` state_dict. Without it, ``cache/<official file>`` is used; if
@@ -321,12 +337,15 @@ def load_official(kind: str, path: str | os.PathLike | None = None, download: bo
         _download(info["url"], p, info["sha256"])
     digest = sha256_file(p)
     if info.get("sha256") and digest != info["sha256"]:
-        raise CheckpointError(f"{p}: sha256 {digest} is not that of fastMRI's published {info['file']} "
-                              f"({info['sha256']})")
+        raise CheckpointError(
+            f"{p}: sha256 {digest} is not that of fastMRI's published {info['file']} ({info['sha256']})"
+        )
     state = _safe_load(p)
     if isinstance(state, dict) and {"kind", "config", "state_dict"} <= set(state):
-        raise CheckpointError(f"{p}: an advmri checkpoint ({state['kind']}/{state['config']}), not fastMRI's "
-                              f"official {kind} weights; pass it as the model path itself")
+        raise CheckpointError(
+            f"{p}: an advmri checkpoint ({state['kind']}/{state['config']}), not fastMRI's "
+            f"official {kind} weights; pass it as the model path itself"
+        )
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     model = build(kind, "paper")

@@ -27,12 +27,12 @@ from fastmri.losses import SSIMLoss
 from tqdm.auto import tqdm
 
 from advmri.core import metrics as M
-from advmri.data.fastmri_h5 import read_info
 from advmri.core.masks import mask_func, sample_mask, slice_seed
+from advmri.data.fastmri_h5 import read_info
 from advmri.models.networks import Reconstructor, build, load_checkpoint, save_checkpoint
 from advmri.util.atomic import atomic_path, check_writable
-from advmri.util.locks import exclusive
 from advmri.util.errors import ParameterError, UserError, check_choice, check_range, cli, prog
+from advmri.util.locks import exclusive
 from advmri.util.paths import project_path
 
 
@@ -70,9 +70,11 @@ class SliceCache:
             shapes.setdefault((tuple(k.shape), tuple(t.shape)), fname)
         if len(shapes) > 1:
             (a, fa), (b, fb) = list(shapes.items())[:2]
-            raise UserError(f"{data}: volumes of different geometry cannot be trained together: {fa} has k-space "
-                            f"{a[0]} and target {a[1]}, {fb} has {b[0]} and {b[1]} (coils, rows, cols); train on "
-                            "a folder of one geometry")
+            raise UserError(
+                f"{data}: volumes of different geometry cannot be trained together: {fa} has k-space "
+                f"{a[0]} and target {a[1]}, {fb} has {b[0]} and {b[1]} (coils, rows, cols); train on "
+                "a folder of one geometry"
+            )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -168,25 +170,53 @@ def train(
         check_range("plateau", plateau, lo=0.0, lo_open=True)
     out = project_path(out)
     # one trainer per checkpoint: a second one with the same out (and so the same resume file) stops at once
-    with exclusive(out, "training (python -m advmri.models.train)", wait=wait,
-                   hint="wait for it (--wait SECONDS), or train into another --out"):
-        return _train(model_kind, config, data, out, steps, batch, lr, seed, device, val_interval, save_every,
-                      resume, val_every_nth, progress, stop_at, force, init, plateau, precision)
+    with exclusive(
+        out,
+        "training (python -m advmri.models.train)",
+        wait=wait,
+        hint="wait for it (--wait SECONDS), or train into another --out",
+    ):
+        return _train(
+            model_kind,
+            config,
+            data,
+            out,
+            steps,
+            batch,
+            lr,
+            seed,
+            device,
+            val_interval,
+            save_every,
+            resume,
+            val_every_nth,
+            progress,
+            stop_at,
+            force,
+            init,
+            plateau,
+            precision,
+        )
 
 
 def _check_paths(out: Path, resume_file: Path, resume: bool, force: bool) -> None:
     """Refuse a ``resume`` without a resume file and an existing ``out`` without ``force`` (or ``resume``)."""
     if resume and not resume_file.is_file():
-        raise UserError(f"{resume_file}: nothing to resume (no resume file); train without --resume"
-                        + (f", and --force to replace {out}" if out.exists() else ""))
+        raise UserError(
+            f"{resume_file}: nothing to resume (no resume file); train without --resume"
+            + (f", and --force to replace {out}" if out.exists() else "")
+        )
     if out.exists() and not resume and not force:
-        raise FileExistsError(f"{out}: checkpoint exists; pass --force to train a new one over it "
-                              "(or --resume to continue an interrupted run)")
+        raise FileExistsError(
+            f"{out}: checkpoint exists; pass --force to train a new one over it "
+            "(or --resume to continue an interrupted run)"
+        )
     check_writable(resume_file, "resume file")
 
 
-def _warm_start(model: Reconstructor, init: str | Path | None, resume: bool, model_kind: str, config: str,
-                steps: int) -> tuple[dict, int, dict | None]:
+def _warm_start(
+    model: Reconstructor, init: str | Path | None, resume: bool, model_kind: str, config: str, steps: int
+) -> tuple[dict, int, dict | None]:
     """Load ``init``'s weights into ``model`` (unless ``resume``: the resume file has them). Returns the history
     to continue (``init``'s learning curve, else empty), the first step and the ``init`` record of the meta."""
     hist = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
@@ -201,24 +231,31 @@ def _warm_start(model: Reconstructor, init: str | Path | None, resume: bool, mod
         start = int(extra.get("step", len(h0.get("step", []))))
         if start >= steps:
             raise ParameterError(f"steps: {steps} is not beyond the {start} steps of {init}")
-        hist = dict(step=list(h0.get("step", [])), loss=list(h0.get("loss", [])),
-                    val_step=list(h0.get("val_step", [])), val_ssim=list(h0.get("val_ssim", [])),
-                    seconds=float(h0.get("seconds", 0.0)))
+        hist = dict(
+            step=list(h0.get("step", [])),
+            loss=list(h0.get("loss", [])),
+            val_step=list(h0.get("val_step", [])),
+            val_ssim=list(h0.get("val_ssim", [])),
+            seconds=float(h0.get("seconds", 0.0)),
+        )
         init_info = dict(path=str(init), sha256=src.sha256, step=start)
     elif init is not None:
         init_info = dict(path=str(init))
     return hist, start, init_info
 
 
-def _load_resume(resume_file: Path, model: Reconstructor, opt: torch.optim.Optimizer, sched, steps: int,
-                 name: str) -> tuple[dict, int, int]:
+def _load_resume(
+    resume_file: Path, model: Reconstructor, opt: torch.optim.Optimizer, sched, steps: int, name: str
+) -> tuple[dict, int, int]:
     """Restore weights, optimiser and schedule from ``resume_file`` (of the model ``name`` = ``kind/config``
     with ``steps`` steps). Returns the history, the step to continue from and the run's first step."""
     try:
         st = torch.load(resume_file, map_location="cpu", weights_only=True)
         if st.get("steps", steps) != steps or st.get("model") not in (None, name):
-            raise UserError(f"{resume_file}: a resume file of {st.get('model')} with {st.get('steps')} steps, "
-                            f"not {name} with {steps}")
+            raise UserError(
+                f"{resume_file}: a resume file of {st.get('model')} with {st.get('steps')} steps, "
+                f"not {name} with {steps}"
+            )
         model.net.load_state_dict(st["model_state"])
     except UserError:
         raise
@@ -242,8 +279,19 @@ def _plateaued(hist: dict, plateau: float | None, init_step: int) -> bool:
     return gain < plateau
 
 
-def _optimise(model: Reconstructor, model_kind: str, tr: SliceCache, func, loss_ssim: SSIMLoss,
-              opt: torch.optim.Optimizer, sched, seed: int, step: int, batch: int, device) -> torch.Tensor:
+def _optimise(
+    model: Reconstructor,
+    model_kind: str,
+    tr: SliceCache,
+    func,
+    loss_ssim: SSIMLoss,
+    opt: torch.optim.Optimizer,
+    sched,
+    seed: int,
+    step: int,
+    batch: int,
+    device,
+) -> torch.Tensor:
     """One optimisation step on a batch drawn from ``SeedSequence([seed, step])``; returns the loss."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, step]))
     idx = rng.integers(0, len(tr), batch).tolist()
@@ -261,8 +309,27 @@ def _optimise(model: Reconstructor, model_kind: str, tr: SliceCache, func, loss_
     return loss
 
 
-def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, val_interval, save_every, resume,
-           val_every_nth, progress, stop_at, force, init, plateau, precision) -> dict:
+def _train(
+    model_kind,
+    config,
+    data,
+    out: Path,
+    steps,
+    batch,
+    lr,
+    seed,
+    device,
+    val_interval,
+    save_every,
+    resume,
+    val_every_nth,
+    progress,
+    stop_at,
+    force,
+    init,
+    plateau,
+    precision,
+) -> dict:
     """:func:`train` under its lock."""
     torch.manual_seed(seed)
     resume_file = Path(str(out) + ".resume.pt")
@@ -284,21 +351,75 @@ def _train(model_kind, config, data, out: Path, steps, batch, lr, seed, device, 
         sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     if resume:
         hist, start, init_step = _load_resume(resume_file, model, opt, sched, steps, f"{model_kind}/{config}")
-    meta = dict(model=model_kind, config=config, data=str(data), steps=steps, batch=batch, lr=lr, seed=seed,
-                train_files=train_files, val_files=val_files, precision=precision,
-                schedule="cosine" if plateau is None else f"constant, stop when val gain over the last doubling < {plateau}",
-                init=init_info)
-    return _fit(model, tr, va, opt, sched, hist, meta, out=out, resume_file=resume_file, start=start,
-                init_step=init_step, model_kind=model_kind, config=config, steps=steps, batch=batch, seed=seed,
-                device=device, val_interval=val_interval, save_every=save_every, progress=progress,
-                stop_at=stop_at, init=init, plateau=plateau, precision=precision)
+    meta = dict(
+        model=model_kind,
+        config=config,
+        data=str(data),
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        train_files=train_files,
+        val_files=val_files,
+        precision=precision,
+        schedule="cosine" if plateau is None else f"constant, stop when val gain over the last doubling < {plateau}",
+        init=init_info,
+    )
+    return _fit(
+        model,
+        tr,
+        va,
+        opt,
+        sched,
+        hist,
+        meta,
+        out=out,
+        resume_file=resume_file,
+        start=start,
+        init_step=init_step,
+        model_kind=model_kind,
+        config=config,
+        steps=steps,
+        batch=batch,
+        seed=seed,
+        device=device,
+        val_interval=val_interval,
+        save_every=save_every,
+        progress=progress,
+        stop_at=stop_at,
+        init=init,
+        plateau=plateau,
+        precision=precision,
+    )
 
 
-def _fit(model: Reconstructor, tr: SliceCache, va: SliceCache | None, opt: torch.optim.Optimizer, sched,
-         hist: dict, meta: dict, *, out: Path, resume_file: Path, start: int, init_step: int, model_kind: str,
-         config: str, steps: int, batch: int, seed: int, device, val_interval: int, save_every: int,
-         progress: bool, stop_at: int | None, init: str | Path | None, plateau: float | None,
-         precision: str) -> dict:
+def _fit(
+    model: Reconstructor,
+    tr: SliceCache,
+    va: SliceCache | None,
+    opt: torch.optim.Optimizer,
+    sched,
+    hist: dict,
+    meta: dict,
+    *,
+    out: Path,
+    resume_file: Path,
+    start: int,
+    init_step: int,
+    model_kind: str,
+    config: str,
+    steps: int,
+    batch: int,
+    seed: int,
+    device,
+    val_interval: int,
+    save_every: int,
+    progress: bool,
+    stop_at: int | None,
+    init: str | Path | None,
+    plateau: float | None,
+    precision: str,
+) -> dict:
     """The training loop of :func:`_train` from step ``start`` (``hist`` is extended in place): validate every
     ``val_interval`` steps, save the resume file every ``save_every`` steps and ``out`` once all ``steps`` are
     done or the validation SSIM plateaued (``meta`` goes into its ``extra``). Returns the history."""
@@ -309,8 +430,16 @@ def _fit(model: Reconstructor, tr: SliceCache, va: SliceCache | None, opt: torch
 
     def save(step, done=False):
         hist["seconds"] = time.perf_counter() - t0
-        state = dict(model_state=model.net.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                     history=hist, step=step, steps=steps, model=f"{model_kind}/{config}", init_step=init_step)
+        state = dict(
+            model_state=model.net.state_dict(),
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            history=hist,
+            step=step,
+            steps=steps,
+            model=f"{model_kind}/{config}",
+            init_step=init_step,
+        )
         with atomic_path(resume_file) as tmp:
             torch.save(state, tmp)
         if done or step == steps:  # complete: only now does the final path change
@@ -318,7 +447,9 @@ def _fit(model: Reconstructor, tr: SliceCache, va: SliceCache | None, opt: torch
             save_checkpoint(out, model, extra=dict(meta, history=hist, step=step, plateau_reached=done))
             model.set_precision(precision)
 
-    bar = tqdm(range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps)
+    bar = tqdm(
+        range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps
+    )
     for step in bar:
         loss = _optimise(model, model_kind, tr, func, loss_ssim, opt, sched, seed, step, batch, device)
         hist["step"].append(step)
@@ -355,20 +486,48 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--val-interval", type=int, default=100)
     ap.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt")
-    ap.add_argument("--init", default=None, help="warm start from this checkpoint (its steps and learning curve continue)")
-    ap.add_argument("--plateau", type=float, default=None,
-                    help="constant lr; stop when val SSIM gains less than this over the last doubling of steps")
+    ap.add_argument(
+        "--init", default=None, help="warm start from this checkpoint (its steps and learning curve continue)"
+    )
+    ap.add_argument(
+        "--plateau",
+        type=float,
+        default=None,
+        help="constant lr; stop when val SSIM gains less than this over the last doubling of steps",
+    )
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--force", action="store_true", help="replace an existing OUT when training completes")
-    ap.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                    help="if another training writes OUT, wait up to this long for it (default: stop at once)")
+    ap.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another training writes OUT, wait up to this long for it (default: stop at once)",
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
-    h = train(a.model, a.config, a.data, a.out, a.steps, a.batch, a.lr, a.seed, a.device, a.val_interval,
-              resume=a.resume, force=a.force, init=a.init, plateau=a.plateau, precision=a.precision,
-              wait=a.wait)
-    print(f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
-          f"val SSIM {h['val_ssim'][-1] if h['val_ssim'] else float('nan'):.4f} -> {a.out}")
+    h = train(
+        a.model,
+        a.config,
+        a.data,
+        a.out,
+        a.steps,
+        a.batch,
+        a.lr,
+        a.seed,
+        a.device,
+        a.val_interval,
+        resume=a.resume,
+        force=a.force,
+        init=a.init,
+        plateau=a.plateau,
+        precision=a.precision,
+        wait=a.wait,
+    )
+    print(
+        f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
+        f"val SSIM {h['val_ssim'][-1] if h['val_ssim'] else float('nan'):.4f} -> {a.out}"
+    )
     return 0
 
 

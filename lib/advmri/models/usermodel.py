@@ -23,28 +23,39 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
 
 from advmri.core import kspace as K
-from advmri.util.errors import UserError
 from advmri.models.networks import Reconstructor, _mask5, file_sha256, unet_input, zero_filled
+from advmri.util.errors import UserError
 from advmri.util.paths import project_path
 
-__all__ = ["KINDS", "ModelError", "UserModelSpec", "is_user_spec", "parse_user_spec", "load_user_model",
-           "detect_kind", "parameter_count"]
+__all__ = [
+    "KINDS",
+    "ModelError",
+    "UserModelSpec",
+    "is_user_spec",
+    "parse_user_spec",
+    "load_user_model",
+    "detect_kind",
+    "parameter_count",
+]
 
 KINDS = ("kspace", "image")
 
 
 class ModelError(UserError):
     """A user model (``file.py:factory``) could not be loaded, or returned the wrong thing."""
-    fix = ("Check the named file and factory: the factory takes no arguments and returns a torch.nn.Module whose "
-           "forward is forward(masked_kspace, mask) (kspace) or forward(x) (image), returning the shape the message "
-           "expects; give the kind with --model-kind (or :kspace / :image at the end of the spec) if it is not detected.")
+
+    fix = (
+        "Check the named file and factory: the factory takes no arguments and returns a torch.nn.Module whose "
+        "forward is forward(masked_kspace, mask) (kspace) or forward(x) (image), returning the shape the message "
+        "expects; give the kind with --model-kind (or :kspace / :image at the end of the spec) if it is not detected."
+    )
 
 
 class UserModelSpec:
@@ -95,10 +106,14 @@ def _make(spec: UserModelSpec) -> nn.Module:
     module = _import(spec)
     factory = getattr(module, spec.factory, None)
     if factory is None or not callable(factory):
-        names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-                       and getattr(v, "__module__", None) == module.__name__)
-        raise ModelError(f"{spec.where}: no factory {spec.factory!r} in the file (callables there: "
-                         f"{', '.join(names) or 'none'})")
+        names = sorted(
+            n
+            for n, v in vars(module).items()
+            if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
+        )
+        raise ModelError(
+            f"{spec.where}: no factory {spec.factory!r} in the file (callables there: {', '.join(names) or 'none'})"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         try:
@@ -112,14 +127,19 @@ def _make(spec: UserModelSpec) -> nn.Module:
 
 def detect_kind(net: nn.Module, where: str) -> str:
     """``kspace`` when ``forward`` takes two required arguments, ``image`` when it takes one."""
-    params = [p for p in inspect.signature(net.forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    params = [
+        p
+        for p in inspect.signature(net.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
     if len(params) == 2:
         return "kspace"
     if len(params) == 1:
         return "image"
-    raise ModelError(f"{where}: cannot tell the model kind from forward{inspect.signature(net.forward)} (one argument: "
-                     "image, two: kspace); give --model-kind kspace|image")
+    raise ModelError(
+        f"{where}: cannot tell the model kind from forward{inspect.signature(net.forward)} (one argument: "
+        "image, two: kspace); give --model-kind kspace|image"
+    )
 
 
 def parameter_count(net: nn.Module) -> int:
@@ -152,10 +172,14 @@ class UserRecon(Reconstructor):
         if out.dim() == 4 and out.shape[1] == 1:
             out = out[:, 0]
         if out.is_complex() or not out.is_floating_point():
-            raise ModelError(f"{self.where}: output dtype {out.dtype}, expected a real floating-point magnitude "
-                             f"image {expected}")
-        ok = out.dim() == 3 and out.shape[0] == batch and (out.shape[-2:] == (h, w) if image_kind
-                                                          else out.shape[-2] >= h and out.shape[-1] >= w)
+            raise ModelError(
+                f"{self.where}: output dtype {out.dtype}, expected a real floating-point magnitude image {expected}"
+            )
+        ok = (
+            out.dim() == 3
+            and out.shape[0] == batch
+            and (out.shape[-2:] == (h, w) if image_kind else out.shape[-2] >= h and out.shape[-1] >= w)
+        )
         if not ok:
             raise ModelError(f"{self.where}: output shape {got}, expected {expected}")
         out = K.center_crop(out, (h, w)).float()  # (batch, H, W)
@@ -166,7 +190,9 @@ class UserRecon(Reconstructor):
     def forward(self, masked_kspace, mask, num_low_frequencies, crop):
         b = masked_kspace.shape[0]
         if self.model_kind == "kspace":
-            out = self._call(K.to_real(masked_kspace).float(), _mask5(mask, b))  # (b, coils, rows, cols, 2), (b,1,1,cols,1)
+            out = self._call(
+                K.to_real(masked_kspace).float(), _mask5(mask, b)
+            )  # (b, coils, rows, cols, 2), (b,1,1,cols,1)
             return self._checked(out, b, crop, image_kind=False)
         x, mean, std = unet_input(zero_filled(masked_kspace, crop))  # the RSS of the zero-filled coil images
         out = self._checked(self._call(x.unsqueeze(1)), b, x.shape[-2:], image_kind=True)

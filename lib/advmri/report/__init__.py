@@ -3,4 +3,17 @@ beyond), figures, numbers for the article (values), the article itself (book, pa
 leaderboard (card, leaderboard), model cards (modelcard).
 """
 
-__all__ = ["analysis", "beyond", "book", "card", "checks", "claims", "figures", "leaderboard", "modelcard", "paper", "stats", "values"]
+__all__ = [
+    "analysis",
+    "beyond",
+    "book",
+    "card",
+    "checks",
+    "claims",
+    "figures",
+    "leaderboard",
+    "modelcard",
+    "paper",
+    "stats",
+    "values",
+]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from advmri.report.figures import metric_curves, summarise
-from advmri.util.paths import project_path
-from advmri.util.provenance import code_version
 from advmri.experiments.run import read_table
 from advmri.experiments.sweep import SweepError, read_status, verify_table
+from advmri.report.figures import metric_curves, summarise
 from advmri.report.values import interval, num, write_values
+from advmri.util.paths import project_path
+from advmri.util.provenance import code_version
 
 
 def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
@@ -38,9 +38,14 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
             why = verify_table(st.parent)
             if why is not None:
                 raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
-            frames.append(_label_update(read_table(st.parent / "results.csv"), run_update(st.parent))
-                          .assign(sweep_run=st.parent.name, target=run_target(st.parent),
-                                  variant=run_variant(st.parent), data_dir=run_params(st.parent).get("data")))
+            frames.append(
+                _label_update(read_table(st.parent / "results.csv"), run_update(st.parent)).assign(
+                    sweep_run=st.parent.name,
+                    target=run_target(st.parent),
+                    variant=run_variant(st.parent),
+                    data_dir=run_params(st.parent).get("data"),
+                )
+            )
     if run_ids is not None:
         missing = sorted(set(run_ids) - {st.parent.name for st in found})
         if missing:
@@ -55,8 +60,10 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
     if run_ids is None and (cover > 1).any():
         dup = cover[cover > 1].reset_index()
         where = ", ".join(sorted({"/".join(map(str, r)) for r in dup[key[:4]].itertuples(index=False)}))
-        warnings.warn(f"{sweep_dir}: several runs cover {where} ({len(dup)} boxes); their results are pooled. "
-                      "Pass run_ids to analyse one configuration.")
+        warnings.warn(
+            f"{sweep_dir}: several runs cover {where} ({len(dup)} boxes); their results are pooled. "
+            "Pass run_ids to analyse one configuration."
+        )
     return df, statuses
 
 
@@ -98,8 +105,11 @@ def run_variant(folder: Path) -> str:
     if p.get("attack", "noise") != "noise":
         return DEFAULT_VARIANT
     cfg = p.get("noise") or {}
-    parts = [f"{label} {cfg[k]:g}" for k, label in (("restarts", "restarts"), ("momentum", "momentum"),
-                                                     ("mask_draws", "mask draws")) if cfg.get(k)]
+    parts = [
+        f"{label} {cfg[k]:g}"
+        for k, label in (("restarts", "restarts"), ("momentum", "momentum"), ("mask_draws", "mask draws"))
+        if cfg.get(k)
+    ]
     return " + ".join(parts) or DEFAULT_VARIANT
 
 
@@ -117,21 +127,33 @@ def _label_update(df: pd.DataFrame, update: str = "ours") -> pd.DataFrame:
 
 def stamp(df: pd.DataFrame, sweep: str) -> dict:
     """Provenance of a results frame: sweep name, run ids and the code versions that computed them."""
-    return dict(sweep=sweep, runs=sorted(df.sweep_run.unique().tolist()),
-                result_code_versions=sorted(df.code_version.astype(str).unique().tolist()),
-                analysis_code_version=code_version())
+    return dict(
+        sweep=sweep,
+        runs=sorted(df.sweep_run.unique().tolist()),
+        result_code_versions=sorted(df.code_version.astype(str).unique().tolist()),
+        analysis_code_version=code_version(),
+    )
 
 
 def _md_table(d: pd.DataFrame, stamp_line: str) -> str:
     return d.to_markdown(index=False, floatfmt=".3f") + f"\n\n<sub>{stamp_line}</sub>\n"
 
 
-def save_figure(fig, folder: Path, name: str, stamp_line: str, formats=("png", "svg"), stamp_y: float = -0.22,
-                bottom: int = 70, size: dict | None = None) -> list[Path]:
+def save_figure(
+    fig,
+    folder: Path,
+    name: str,
+    stamp_line: str,
+    formats=("png", "svg"),
+    stamp_y: float = -0.22,
+    bottom: int = 70,
+    size: dict | None = None,
+) -> list[Path]:
     """``folder/name.html`` and one static image per format of ``fig``, the stamp line under the plot; a failed
     static export (kaleido missing) is reported and skipped, the html is always written. Returns the files."""
-    fig.add_annotation(text=stamp_line, xref="paper", yref="paper", x=0, y=stamp_y, showarrow=False,
-                       font=dict(size=9, color="grey"))
+    fig.add_annotation(
+        text=stamp_line, xref="paper", yref="paper", x=0, y=stamp_y, showarrow=False, font=dict(size=9, color="grey")
+    )
     fig.update_layout(margin=dict(b=bottom))
     fig.write_html(folder / f"{name}.html", include_plotlyjs="cdn")
     out = [folder / f"{name}.html"]
@@ -144,8 +166,9 @@ def save_figure(fig, folder: Path, name: str, stamp_line: str, formats=("png", "
     return out
 
 
-def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str | Path,
-                  formats=("png", "svg")) -> dict[str, list[Path]]:
+def write_outputs(
+    df: pd.DataFrame, sweep: str, figures: str | Path, tables: str | Path, formats=("png", "svg")
+) -> dict[str, list[Path]]:
     """Figures (html + static) and Markdown tables for the paper, each stamped with the sweep,
     run ids and code version (stamp in the figure title/footer and in ``provenance.json``)."""
     figures, tables = project_path(figures), project_path(tables)
@@ -154,16 +177,29 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
     st = stamp(df, sweep)
     line = f"sweep {sweep} · {len(st['runs'])} runs · code {','.join(st['result_code_versions'])}"
     written: dict[str, list[Path]] = {"figures": [], "tables": []}
-    specs = [("noise", "box_ssim", "eps"), ("noise", "box_psnr", "eps"), ("noise", "img_ssim", "eps"),
-             ("rotation", "box_ssim", "angle bound (deg)"), ("rotation", "box_psnr", "angle bound (deg)")]
+    specs = [
+        ("noise", "box_ssim", "eps"),
+        ("noise", "box_psnr", "eps"),
+        ("noise", "img_ssim", "eps"),
+        ("rotation", "box_ssim", "angle bound (deg)"),
+        ("rotation", "box_psnr", "angle bound (deg)"),
+    ]
     for attack, metric, xt in specs:
         d = df[df.attack == attack]
         if d.empty:
             continue
         for acc, da in d.groupby("acceleration"):
             fig = metric_curves(da, metric, x_title=xt, title=f"{attack}: {metric.replace('_', ' ')} at {acc}x")
-            written["figures"] += save_figure(fig, figures, f"{attack}_{metric}_{acc}x", line, formats,
-                                              stamp_y=-0.22, bottom=70, size=dict(width=640, height=400))
+            written["figures"] += save_figure(
+                fig,
+                figures,
+                f"{attack}_{metric}_{acc}x",
+                line,
+                formats,
+                stamp_y=-0.22,
+                bottom=70,
+                size=dict(width=640, height=400),
+            )
     for attack in ("noise", "rotation"):
         d = df[df.attack == attack]
         if d.empty:
@@ -171,17 +207,25 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         rows = []
         clean = d[d.kind == "clean"]
         if len(clean):  # the reference row: the un-rotated reconstruction, shown as bound "clean"
-            d = pd.concat([d[d.kind != "clean"], clean.assign(kind="adversarial", param=-1.0),
-                           clean.assign(kind="random", param=-1.0)], ignore_index=True)
+            d = pd.concat(
+                [
+                    d[d.kind != "clean"],
+                    clean.assign(kind="adversarial", param=-1.0),
+                    clean.assign(kind="random", param=-1.0),
+                ],
+                ignore_index=True,
+            )
         for metric in ("box_psnr", "box_ssim", "img_ssim", "lesion_retained") + (
-                ("budget_fraction", "adv_sampled_fraction", "random_sampled_fraction") if attack == "noise" else ()):
+            ("budget_fraction", "adv_sampled_fraction", "random_sampled_fraction") if attack == "noise" else ()
+        ):
             s = summarise(d, ["model", "acceleration", "kind", "param"], metric)
             s["metric"] = metric
             rows.append(s)
         s = pd.concat(rows)
         s["value"] = s.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1)
-        wide = s.pivot_table(index=["model", "acceleration", "param"], columns=["metric", "kind"], values="value",
-                             aggfunc="first")
+        wide = s.pivot_table(
+            index=["model", "acceleration", "param"], columns=["metric", "kind"], values="value", aggfunc="first"
+        )
         wide.columns = [f"{m} {k}" for m, k in wide.columns]
         wide = wide.reset_index()
         if len(clean):
@@ -191,21 +235,35 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
         p.write_text(_md_table(wide, line))
         written["tables"].append(p)
         d = d[d.param >= 0]
-        pe = paired_effect(d).drop(columns="attack").rename(
-            columns={"param": "eps" if attack == "noise" else "bound (deg)", "mean": "adv - random",
-                     "worse": "boxes worse", "count": "boxes"})
+        pe = (
+            paired_effect(d)
+            .drop(columns="attack")
+            .rename(
+                columns={
+                    "param": "eps" if attack == "noise" else "bound (deg)",
+                    "mean": "adv - random",
+                    "worse": "boxes worse",
+                    "count": "boxes",
+                }
+            )
+        )
         p = tables / f"{attack}_paired.md"
-        p.write_text("Box SSIM, adversarial minus random, paired per box (mean, 95% volume-clustered bootstrap "
-                     "interval, volume-level Wilcoxon p; exploratory, uncorrected: the primary family is in "
-                     "`primary`)\n\n"
-                     + _md_table(pe, line))
+        p.write_text(
+            "Box SSIM, adversarial minus random, paired per box (mean, 95% volume-clustered bootstrap "
+            "interval, volume-level Wilcoxon p; exploratory, uncorrected: the primary family is in "
+            "`primary`)\n\n" + _md_table(pe, line)
+        )
         written["tables"].append(p)
         # per-label breakdown at the largest setting
         top = d[d.param == d.param.max()]
-        lab = summarise(top, ["model", "label", "kind"], "box_ssim")[["model", "label", "kind", "mean", "lo", "hi", "count"]]
+        lab = summarise(top, ["model", "label", "kind"], "box_ssim")[
+            ["model", "label", "kind", "mean", "lo", "hi", "count"]
+        ]
         p = tables / f"{attack}_per_label.md"
-        p.write_text(f"Box SSIM by label at {'eps' if attack == 'noise' else 'bound'} = {d.param.max()}\n\n"
-                     + _md_table(lab, line))
+        p.write_text(
+            f"Box SSIM by label at {'eps' if attack == 'noise' else 'bound'} = {d.param.max()}\n\n"
+            + _md_table(lab, line)
+        )
         written["tables"].append(p)
     from advmri.report.claims import claims_markdown, primary_claims
 
@@ -215,16 +273,19 @@ def write_outputs(df: pd.DataFrame, sweep: str, figures: str | Path, tables: str
     written["tables"].append(p)
     written["tables"].append(write_values(tables, "paper", paper_values(df, claims, height=image_height(df))))
     p = tables / "small_boxes.md"
-    p.write_text(f"Box SSIM by box size: boxes at least {SSIM_WIN} px wide and high, and the smaller ones, whose SSIM "
-                 f"is computed on the box grown symmetrically to {SSIM_WIN} px (clipped to the image), so it also "
-                 "scores tissue outside the lesion (mean, 95% volume-clustered bootstrap interval; exploratory)\n\n"
-                 + _md_table(small_box_split(df), line))
+    p.write_text(
+        f"Box SSIM by box size: boxes at least {SSIM_WIN} px wide and high, and the smaller ones, whose SSIM "
+        f"is computed on the box grown symmetrically to {SSIM_WIN} px (clipped to the image), so it also "
+        "scores tissue outside the lesion (mean, 95% volume-clustered bootstrap interval; exploratory)\n\n"
+        + _md_table(small_box_split(df), line)
+    )
     written["tables"].append(p)
     if (df.kind == "clean").any():
         z = zero_vs_clean(df).rename(columns={"mean": "mean rel. box MSE", "max": "max rel. box MSE", "count": "boxes"})
         p = tables / "rotation_zero_vs_clean.md"
-        p.write_text("Rotation by 0 deg and back vs the clean reconstruction: box MSE ratio - 1 per box\n\n"
-                     + _md_table(z, line))
+        p.write_text(
+            "Rotation by 0 deg and back vs the clean reconstruction: box MSE ratio - 1 per box\n\n" + _md_table(z, line)
+        )
         written["tables"].append(p)
     (figures / "provenance.json").write_text(json.dumps(st, indent=1))
     (tables / "provenance.json").write_text(json.dumps(st, indent=1))
@@ -253,8 +314,9 @@ def paired_effect(df: pd.DataFrame, metric: str = "box_ssim") -> pd.DataFrame:
 SSIM_WIN = 7  # advmri.core.metrics.WIN
 
 
-def paper_values(df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, bound: float = 5.0,
-                 height: int | None = None) -> dict[str, str]:
+def paper_values(
+    df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, bound: float = 5.0, height: int | None = None
+) -> dict[str, str]:
     """The paper sweep's numbers the prose cites (:mod:`advmri.report.values`): per network and acceleration the clean,
     adversarial and random box PSNR / SSIM at ``eps``, the rotation's drop at ``bound``, each primary claim, the
     attained budget and sampled fractions, the box counts and (with the image ``height``) :func:`flip_effect`."""
@@ -267,8 +329,9 @@ def paper_values(df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, boun
             v[f"noise_{key}_clean_{short}"] = num(get("noise", "adversarial", 0.0, m), dg)
             v[f"noise_{key}_adv_{short}"] = num(get("noise", "adversarial", eps, m), dg)
             v[f"noise_{key}_rnd_{short}"] = num(get("noise", "random", eps, m), dg)
-            v[f"rot_{key}_drop_{short}"] = num(get("rotation", "adversarial", bound, m) - get("rotation", "clean", 0.0, m),
-                                               dg, sign=True)
+            v[f"rot_{key}_drop_{short}"] = num(
+                get("rotation", "adversarial", bound, m) - get("rotation", "clean", 0.0, m), dg, sign=True
+            )
     for r in claims.itertuples():
         tag = {"noise: adversarial - random": "noise", "rotation: worst - random": "rot"}.get(r.claim, "model")
         key = f"claim_{tag}_{r.model if tag != 'model' else 'varnet_unet'}_{r.acceleration}x"
@@ -281,16 +344,21 @@ def paper_values(df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, boun
         v["claims_level"] = num(float(claims.level.iloc[0]) * 100, 1) + "%"
         v["claims_max_p"] = f"{claims.p_holm.max():.1g}"
         failing = claims[~claims.holds]
-        v["claims_summary"] = (f"all {len(claims)} primary claims hold (largest Holm-adjusted p = {claims.p_holm.max():.1g})"
-                               if failing.empty else
-                               f"{int(claims.holds.sum())} of {len(claims)} primary claims hold; not supported: " +
-                               "; ".join(f"{r.claim}, {r.model} {r.acceleration}x (Holm p = {r.p_holm:.2g})"
-                                         for r in failing.itertuples()))
+        v["claims_summary"] = (
+            f"all {len(claims)} primary claims hold (largest Holm-adjusted p = {claims.p_holm.max():.1g})"
+            if failing.empty
+            else f"{int(claims.holds.sum())} of {len(claims)} primary claims hold; not supported: "
+            + "; ".join(
+                f"{r.claim}, {r.model} {r.acceleration}x (Holm p = {r.p_holm:.2g})" for r in failing.itertuples()
+            )
+        )
     noise = df[(df.attack == "noise") & (df.param > 0)]
     ref = noise[noise.model.str.endswith(REF_SUFFIX) & (noise.kind == "adversarial")].budget_fraction
     if len(ref):
-        v["ref_fraction_min"], v["ref_fraction_max"] = num(ref.groupby(noise.model).mean().min(), 2), \
-            num(ref.groupby(noise.model).mean().max(), 2)
+        v["ref_fraction_min"], v["ref_fraction_max"] = (
+            num(ref.groupby(noise.model).mean().min(), 2),
+            num(ref.groupby(noise.model).mean().max(), 2),
+        )
     for col, short in (("adv_sampled_fraction", "adv"), ("random_sampled_fraction", "rnd")):
         if col in noise:
             ours = noise[~noise.model.str.endswith(REF_SUFFIX)][col]
@@ -299,8 +367,11 @@ def paper_values(df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, boun
             if len(refc):
                 v[f"sampled_fraction_ref_{short}"] = num(float(refc.mean()), 3)
     for m in ("unet", "varnet"):  # equal attained norm: ours at eps vs the reference update at 2 eps
-        mse = df[(df.attack == "noise") & (df.kind == "adversarial") & (df.acceleration == 8)].groupby(["model", "param"])[
-            "box_mse"].mean()
+        mse = (
+            df[(df.attack == "noise") & (df.kind == "adversarial") & (df.acceleration == 8)]
+            .groupby(["model", "param"])["box_mse"]
+            .mean()
+        )
         ours, ref = mse.get((m, eps)), mse.get((m + REF_SUFFIX, 2 * eps))
         if ours is not None and ref is not None:
             v[f"equal_norm_{m}"] = f"{num(ours, 4)} vs {num(ref, 4)} ({100 * (ref / ours - 1):+.1f}%)"
@@ -310,8 +381,14 @@ def paper_values(df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, boun
     v["n_small_boxes"] = str(len(small))
     if height:
         f = flip_effect(df, height)
-        v.update(flip_moved=str(f["moved"]), flip_no_overlap=str(f["no_overlap"]), flip_median_shift=num(f["median_shift"], 0),
-                 flip_max_shift=num(f["max_shift"], 0), flip_median_iou=num(f["median_iou"], 2), flip_height=str(height))
+        v.update(
+            flip_moved=str(f["moved"]),
+            flip_no_overlap=str(f["no_overlap"]),
+            flip_median_shift=num(f["median_shift"], 0),
+            flip_max_shift=num(f["max_shift"], 0),
+            flip_median_iou=num(f["median_iou"], 2),
+            flip_height=str(height),
+        )
     return v
 
 
@@ -335,8 +412,14 @@ def flip_effect(boxes: pd.DataFrame, height: int) -> dict[str, float]:
     shift = (y_csv - b.by).abs()
     inter = (b.bh - shift).clip(lower=0)
     iou = inter / (2 * b.bh - inter)
-    return dict(boxes=len(b), moved=int((shift > 0).sum()), no_overlap=int((iou == 0).sum()),
-                median_shift=float(shift.median()), max_shift=float(shift.max()), median_iou=float(iou.median()))
+    return dict(
+        boxes=len(b),
+        moved=int((shift > 0).sum()),
+        no_overlap=int((iou == 0).sum()),
+        median_shift=float(shift.median()),
+        max_shift=float(shift.max()),
+        median_iou=float(iou.median()),
+    )
 
 
 def small_box_split(df: pd.DataFrame, eps: float = 0.01, bound: float = 5.0) -> pd.DataFrame:
@@ -344,16 +427,26 @@ def small_box_split(df: pd.DataFrame, eps: float = 0.01, bound: float = 5.0) -> 
     noise at eps 0 and ``eps``, rotation clean and at ``bound``, per model x acceleration x kind."""
     from advmri.report.figures import summarise
 
-    d = df[((df.attack == "noise") & df.param.isin([0.0, eps])) | ((df.attack == "rotation") & ((df.kind == "clean") |
-                                                                                               (df.param == bound)))]
-    d = d.assign(box_size=((d.bw >= SSIM_WIN) & (d.bh >= SSIM_WIN)).map({True: f">= {SSIM_WIN} px", False: "grown"}),
-                 setting=[("clean" if (k == "clean" or (a == "noise" and p == 0)) else f"{k} {p:g}")
-                          for a, k, p in zip(d.attack, d.kind, d.param)])
+    d = df[
+        ((df.attack == "noise") & df.param.isin([0.0, eps]))
+        | ((df.attack == "rotation") & ((df.kind == "clean") | (df.param == bound)))
+    ]
+    d = d.assign(
+        box_size=((d.bw >= SSIM_WIN) & (d.bh >= SSIM_WIN)).map({True: f">= {SSIM_WIN} px", False: "grown"}),
+        setting=[
+            ("clean" if (k == "clean" or (a == "noise" and p == 0)) else f"{k} {p:g}")
+            for a, k, p in zip(d.attack, d.kind, d.param)
+        ],
+    )
     d = d[~((d.attack == "noise") & (d.param == 0) & (d.kind == "random"))]
     s = summarise(d, ["model", "acceleration", "attack", "setting", "box_size"], "box_ssim")
     s["box SSIM"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(s["mean"], s["lo"], s["hi"])]
-    w = s.pivot_table(index=["model", "acceleration", "attack", "setting"], columns="box_size",
-                      values=["box SSIM", "count"], aggfunc="first")
+    w = s.pivot_table(
+        index=["model", "acceleration", "attack", "setting"],
+        columns="box_size",
+        values=["box SSIM", "count"],
+        aggfunc="first",
+    )
     w.columns = [f"{a} ({b})" if a == "box SSIM" else f"boxes ({b})" for a, b in w.columns]
     return w.reset_index()
 
@@ -382,10 +475,18 @@ def interpolation_effect(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for b, d in adv.groupby("param"):
             d = d.set_index(BOX_KEY)
             c = clean.loc[d.index]
-            out.append(dict(interpolation=name, model=d.model.iloc[0], bound=b, boxes=len(d),
-                            worst_box_ssim=d.box_ssim.mean(), clean_box_ssim=c.box_ssim.mean(),
-                            drop_vs_clean=(d.box_ssim - c.box_ssim).mean(),
-                            box_mse_rel_to_clean=(d.box_mse / c.box_mse - 1).mean()))
+            out.append(
+                dict(
+                    interpolation=name,
+                    model=d.model.iloc[0],
+                    bound=b,
+                    boxes=len(d),
+                    worst_box_ssim=d.box_ssim.mean(),
+                    clean_box_ssim=c.box_ssim.mean(),
+                    drop_vs_clean=(d.box_ssim - c.box_ssim).mean(),
+                    box_mse_rel_to_clean=(d.box_mse / c.box_mse - 1).mean(),
+                )
+            )
     return pd.DataFrame(out)
 
 
@@ -407,22 +508,29 @@ def write_interpolation(df: pd.DataFrame, interpolation_dir: str | Path, tables:
     for run, d in other.groupby("sweep_run"):
         frames[run_interpolation(folder / run)] = d
     first = next(iter(frames.values()))
-    ref = df[(df.attack == "rotation") & (df.model == first.model.iloc[0]) &
-             (df.acceleration == first.acceleration.iloc[0])]
+    ref = df[
+        (df.attack == "rotation") & (df.model == first.model.iloc[0]) & (df.acceleration == first.acceleration.iloc[0])
+    ]
     frames = {"reference": ref, **frames}
     common = set.intersection(*(set(map(tuple, d[BOX_KEY].drop_duplicates().to_numpy())) for d in frames.values()))
     frames = {k: d[d[BOX_KEY].apply(tuple, axis=1).isin(common)] for k, d in frames.items()}
     eff = interpolation_effect(frames)
     p = project_path(tables) / "interpolation.md"
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(f"Rotation attack, {first.model.iloc[0]} at {first.acceleration.iloc[0]}x, {len(common)} boxes: "
-                 "the interpolation's effect (box MSE at 0 deg relative to clean: 0 for an exact rotation)\n\n"
-                 + eff.to_markdown(index=False, floatfmt=".4f") + f"\n\n<sub>runs {', '.join(sorted(other.sweep_run.unique()))}</sub>\n")
+    p.write_text(
+        f"Rotation attack, {first.model.iloc[0]} at {first.acceleration.iloc[0]}x, {len(common)} boxes: "
+        "the interpolation's effect (box MSE at 0 deg relative to clean: 0 for an exact rotation)\n\n"
+        + eff.to_markdown(index=False, floatfmt=".4f")
+        + f"\n\n<sub>runs {', '.join(sorted(other.sweep_run.unique()))}</sub>\n"
+    )
     return p
 
 
-TWIN_TASK = {"clean": "paper attack (away from the clean target)", "healthy": "erasure (toward the lesion-free twin)",
-             "lesion": "hallucination (lesion-free twin toward the lesion)"}
+TWIN_TASK = {
+    "clean": "paper attack (away from the clean target)",
+    "healthy": "erasure (toward the lesion-free twin)",
+    "lesion": "hallucination (lesion-free twin toward the lesion)",
+}
 
 
 def twin_rates(df: pd.DataFrame) -> pd.DataFrame:
@@ -453,15 +561,35 @@ def twin_rates(df: pd.DataFrame) -> pd.DataFrame:
         both = pd.concat([a, r], axis=1, keys=["a", "r"]).dropna()
         # paired binary outcomes per box: adversarial vs random (a box counts as random-erased when most draws were)
         only_adv, only_rnd, p_mcnemar = mcnemar_exact(both["a"] > 0.5, both["r"] > 0.5)
-        rows.append(dict(zip(by, key), adversarial=a.mean(), random=r.mean(), adv_minus_random=m, lo=lo, hi=hi,
-                         only_adversarial=only_adv, only_random=only_rnd, p_mcnemar=p_mcnemar,
-                         lesion_retained_adv=per["lesion_retained"]["adversarial"].mean(),
-                         lesion_retained_random=per["lesion_retained"]["random"].mean(), boxes=n))
+        rows.append(
+            dict(
+                zip(by, key),
+                adversarial=a.mean(),
+                random=r.mean(),
+                adv_minus_random=m,
+                lo=lo,
+                hi=hi,
+                only_adversarial=only_adv,
+                only_random=only_rnd,
+                p_mcnemar=p_mcnemar,
+                lesion_retained_adv=per["lesion_retained"]["adversarial"].mean(),
+                lesion_retained_random=per["lesion_retained"]["random"].mean(),
+                boxes=n,
+            )
+        )
     out = pd.DataFrame(rows)
     clean = d[d.kind == "clean"]
     if len(clean):
-        c = clean.groupby(by[:-1]).agg(adversarial=("healthy_closer", "mean"), lesion_retained_adv=("lesion_retained", "mean"),
-                                       boxes=("healthy_closer", "size")).reset_index().assign(param=-1.0)
+        c = (
+            clean.groupby(by[:-1])
+            .agg(
+                adversarial=("healthy_closer", "mean"),
+                lesion_retained_adv=("lesion_retained", "mean"),
+                boxes=("healthy_closer", "size"),
+            )
+            .reset_index()
+            .assign(param=-1.0)
+        )
         out = pd.concat([out, c], ignore_index=True)
     return out.sort_values(by, ignore_index=True) if len(out) else out
 
@@ -477,12 +605,30 @@ def write_twin_rates(frames: list[pd.DataFrame], tables: str | Path, stamp_line:
     t["param"] = t["param"].map(lambda v: "clean (no rotation)" if v == -1.0 else f"{v:g}")
     p = project_path(tables) / "erasure.md"
     p.parent.mkdir(parents=True, exist_ok=True)
-    cols = ["model", "acceleration", "attack", "task", "param", "adversarial", "random", "adv_minus_random", "lo", "hi",
-            "only_adversarial", "only_random", "p_mcnemar", "lesion_retained_adv", "lesion_retained_random", "boxes"]
-    p.write_text("Fraction of boxes closer (box MSE) to the twin than to the truth: erasure (twin lesion-free) and "
-                 "hallucination (truth lesion-free, twin with the lesion); adversarial vs random of equal strength, "
-                 "paired per box (mean, 95% volume-clustered bootstrap interval; exact McNemar test of the boxes "
-                 "erased only under one of the two; exploratory, uncorrected)\n\n" + _md_table(t[cols], stamp_line))
+    cols = [
+        "model",
+        "acceleration",
+        "attack",
+        "task",
+        "param",
+        "adversarial",
+        "random",
+        "adv_minus_random",
+        "lo",
+        "hi",
+        "only_adversarial",
+        "only_random",
+        "p_mcnemar",
+        "lesion_retained_adv",
+        "lesion_retained_random",
+        "boxes",
+    ]
+    p.write_text(
+        "Fraction of boxes closer (box MSE) to the twin than to the truth: erasure (twin lesion-free) and "
+        "hallucination (truth lesion-free, twin with the lesion); adversarial vs random of equal strength, "
+        "paired per box (mean, 95% volume-clustered bootstrap interval; exact McNemar test of the boxes "
+        "erased only under one of the two; exploratory, uncorrected)\n\n" + _md_table(t[cols], stamp_line)
+    )
     return p
 
 

@@ -77,12 +77,26 @@ def attack_drops(df: pd.DataFrame, metric: str = "box_ssim") -> pd.DataFrame:
             drop = _ci(adv[metric] - clean[metric])
             rdrop = _ci(rnd[metric] - clean[metric])
             vs = _ci(adv[metric] - rnd[metric])
-            rows.append(dict(model=model, acceleration=acc, attack=attack, param=p,
-                             clean=clean.loc[adv.index.intersection(clean.index), metric].mean(),
-                             adversarial=adv[metric].mean(), random=rnd[metric].mean(),
-                             drop=drop[0], drop_lo=drop[1], drop_hi=drop[2], random_drop=rdrop[0],
-                             adv_minus_random=vs[0], amr_lo=vs[1], amr_hi=vs[2],
-                             mse_ratio=float((adv["box_mse"] / clean["box_mse"]).median()), boxes=drop[3]))
+            rows.append(
+                dict(
+                    model=model,
+                    acceleration=acc,
+                    attack=attack,
+                    param=p,
+                    clean=clean.loc[adv.index.intersection(clean.index), metric].mean(),
+                    adversarial=adv[metric].mean(),
+                    random=rnd[metric].mean(),
+                    drop=drop[0],
+                    drop_lo=drop[1],
+                    drop_hi=drop[2],
+                    random_drop=rdrop[0],
+                    adv_minus_random=vs[0],
+                    amr_lo=vs[1],
+                    amr_hi=vs[2],
+                    mse_ratio=float((adv["box_mse"] / clean["box_mse"]).median()),
+                    boxes=drop[3],
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -111,10 +125,28 @@ def classical_comparison(df: pd.DataFrame, metric: str = "box_ssim") -> pd.DataF
                 s = _ci(d)
                 diff = d - drops[(c, p)] if m != c and (c, p) in drops else None
                 vs = _ci(diff) if diff is not None else (np.nan,) * 3 + (0,)
-                pv = volume_test(diff.dropna(), diff.dropna().index.get_level_values("file")) if diff is not None else np.nan
-                rows.append(dict(classical_boxes=c, acceleration=acc, attack=attack, param=p, method=m,
-                                 drop=s[0], drop_lo=s[1], drop_hi=s[2], minus_classical=vs[0], mc_lo=vs[1],
-                                 mc_hi=vs[2], p=pv, boxes=s[3]))
+                pv = (
+                    volume_test(diff.dropna(), diff.dropna().index.get_level_values("file"))
+                    if diff is not None
+                    else np.nan
+                )
+                rows.append(
+                    dict(
+                        classical_boxes=c,
+                        acceleration=acc,
+                        attack=attack,
+                        param=p,
+                        method=m,
+                        drop=s[0],
+                        drop_lo=s[1],
+                        drop_hi=s[2],
+                        minus_classical=vs[0],
+                        mc_lo=vs[1],
+                        mc_hi=vs[2],
+                        p=pv,
+                        boxes=s[3],
+                    )
+                )
     out = pd.DataFrame(rows)
     if len(out):  # one family: every network-minus-classical comparison of the table
         out["p_holm"] = holm(out["p"])
@@ -132,17 +164,30 @@ def stronger_deltas(df: pd.DataFrame) -> pd.DataFrame:
     base = adv[adv.variant == DEFAULT_VARIANT].set_index(["model", "acceleration", "param"] + BOX_KEY)
     rows = []
     for (model, acc, variant, p), g in adv[adv.variant != DEFAULT_VARIANT].groupby(
-            ["model", "acceleration", "variant", "param"]):
+        ["model", "acceleration", "variant", "param"]
+    ):
         g = g.set_index(["model", "acceleration", "param"] + BOX_KEY)
         b = base.reindex(g.index)
         ok = b.box_ssim.notna()
         if not ok.any():
             continue
         s = _ci((g.box_ssim - b.box_ssim)[ok])
-        rows.append(dict(model=model, acceleration=acc, variant=variant, param=p, default=b.box_ssim[ok].mean(),
-                         stronger=g.box_ssim[ok].mean(), delta=s[0], lo=s[1], hi=s[2],
-                         worse=int((g.box_mse[ok] > b.box_mse[ok] * (1 + 1e-6)).sum()),
-                         mse_ratio=float((g.box_mse[ok] / b.box_mse[ok]).median()), boxes=s[3]))
+        rows.append(
+            dict(
+                model=model,
+                acceleration=acc,
+                variant=variant,
+                param=p,
+                default=b.box_ssim[ok].mean(),
+                stronger=g.box_ssim[ok].mean(),
+                delta=s[0],
+                lo=s[1],
+                hi=s[2],
+                worse=int((g.box_mse[ok] > b.box_mse[ok] * (1 + 1e-6)).sum()),
+                mse_ratio=float((g.box_mse[ok] / b.box_mse[ok]).median()),
+                boxes=s[3],
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -159,10 +204,30 @@ def erasure_figure(rates: pd.DataFrame, attack: str = "noise") -> go.Figure:
         for model, g in r[r.target == target].groupby("model"):
             g = g.sort_values("param")
             col = COLORS.get(model, "black")
-            fig.add_trace(go.Scatter(x=g.param, y=g.adversarial, name=f"{model} adversarial", legendgroup=model,
-                                     showlegend=j == 1, line=dict(color=col)), row=1, col=j)
-            fig.add_trace(go.Scatter(x=g.param, y=g.random, name=f"{model} random", legendgroup=model,
-                                     showlegend=j == 1, line=dict(color=col, dash="dash")), row=1, col=j)
+            fig.add_trace(
+                go.Scatter(
+                    x=g.param,
+                    y=g.adversarial,
+                    name=f"{model} adversarial",
+                    legendgroup=model,
+                    showlegend=j == 1,
+                    line=dict(color=col),
+                ),
+                row=1,
+                col=j,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=g.param,
+                    y=g.random,
+                    name=f"{model} random",
+                    legendgroup=model,
+                    showlegend=j == 1,
+                    line=dict(color=col, dash="dash"),
+                ),
+                row=1,
+                col=j,
+            )
     fig.update_yaxes(title_text="fraction of boxes", range=[-0.02, 1.02], row=1, col=1)
     fig.update_xaxes(title_text="eps" if attack == "noise" else "bound (deg)")
     fig.update_layout(height=380, width=900, margin=dict(t=60))
@@ -174,12 +239,20 @@ def drops_figure(drops: pd.DataFrame, attack: str = "noise") -> go.Figure:
     fig = go.Figure()
     for model, g in drops[drops.attack == attack].groupby("model"):
         g = g.sort_values("param")
-        fig.add_trace(go.Scatter(x=g.param, y=g["drop"], name=f"{model} ({int(g.boxes.max())} boxes)",
-                                 line=dict(color=COLORS.get(model, "black")),
-                                 error_y=dict(type="data", symmetric=False, array=g.drop_hi - g["drop"],
-                                              arrayminus=g["drop"] - g.drop_lo)))
-    fig.update_layout(xaxis_title="eps" if attack == "noise" else "bound (deg)", yaxis_title="box SSIM drop",
-                      height=380, width=640)
+        fig.add_trace(
+            go.Scatter(
+                x=g.param,
+                y=g["drop"],
+                name=f"{model} ({int(g.boxes.max())} boxes)",
+                line=dict(color=COLORS.get(model, "black")),
+                error_y=dict(
+                    type="data", symmetric=False, array=g.drop_hi - g["drop"], arrayminus=g["drop"] - g.drop_lo
+                ),
+            )
+        )
+    fig.update_layout(
+        xaxis_title="eps" if attack == "noise" else "bound (deg)", yaxis_title="box SSIM drop", height=380, width=640
+    )
     return fig
 
 
@@ -197,21 +270,34 @@ def _classical_table(comp: pd.DataFrame, drops: pd.DataFrame, tables: Path, line
     stamped with ``line``."""
     from advmri.report.analysis import _md_table
 
-    t = _fmt(comp, {"drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
-                    "method - classical": ("minus_classical", "mc_lo", "mc_hi")})
+    t = _fmt(
+        comp,
+        {
+            "drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
+            "method - classical": ("minus_classical", "mc_lo", "mc_hi"),
+        },
+    )
     t["Holm p"] = [("" if np.isnan(v) else f"{v:.2g}") for v in t.pop("p_holm")]
     t = t.drop(columns="p")
     t = t.rename(columns={"param": "eps / bound", "classical_boxes": "boxes of"})
-    d = _fmt(drops, {"drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
-                     "adv - random": ("adv_minus_random", "amr_lo", "amr_hi")})
+    d = _fmt(
+        drops,
+        {
+            "drop (adv - clean)": ("drop", "drop_lo", "drop_hi"),
+            "adv - random": ("adv_minus_random", "amr_lo", "amr_hi"),
+        },
+    )
     p = tables / "classical.md"
-    p.write_text("Box SSIM drop from the clean reconstruction under the paper's attacks, every method on the "
-                 "boxes of a classical run, paired per box (mean, 95% volume-clustered bootstrap interval; "
-                 "method - classical < 0: the method loses more than the classical reconstruction on the same "
-                 "boxes; Holm p: Wilcoxon on volume means, Holm-adjusted over the table's comparisons)\n\n"
-                 + _md_table(t, line) + "\nEach method on its own boxes: clean, adversarial and random box SSIM, "
-                 "the drop, adversarial minus random, median box-MSE ratio adversarial / clean\n\n"
-                 + _md_table(d.rename(columns={"param": "eps / bound"}), line))
+    p.write_text(
+        "Box SSIM drop from the clean reconstruction under the paper's attacks, every method on the "
+        "boxes of a classical run, paired per box (mean, 95% volume-clustered bootstrap interval; "
+        "method - classical < 0: the method loses more than the classical reconstruction on the same "
+        "boxes; Holm p: Wilcoxon on volume means, Holm-adjusted over the table's comparisons)\n\n"
+        + _md_table(t, line)
+        + "\nEach method on its own boxes: clean, adversarial and random box SSIM, "
+        "the drop, adversarial minus random, median box-MSE ratio adversarial / clean\n\n"
+        + _md_table(d.rename(columns={"param": "eps / bound"}), line)
+    )
     return p
 
 
@@ -220,17 +306,25 @@ def _stronger_table(st: pd.DataFrame, tables: Path, line: str) -> Path:
     from advmri.report.analysis import _md_table
 
     t = _fmt(st, {"stronger - default": ("delta", "lo", "hi")}).rename(
-        columns={"param": "eps", "default": "default PGA box SSIM", "stronger": "stronger box SSIM",
-                 "worse": "boxes worse (MSE)", "mse_ratio": "median MSE ratio"})
+        columns={
+            "param": "eps",
+            "default": "default PGA box SSIM",
+            "stronger": "stronger box SSIM",
+            "worse": "boxes worse (MSE)",
+            "mse_ratio": "median MSE ratio",
+        }
+    )
     p = tables / "stronger.md"
-    p.write_text("Stronger noise attacks at the same per-coil budget minus the default 10-step PGA (paper "
-                 "sweep) on the same boxes: box SSIM paired per box (mean, 95% interval; < 0: stronger)\n\n"
-                 + _md_table(t, line))
+    p.write_text(
+        "Stronger noise attacks at the same per-coil budget minus the default 10-step PGA (paper "
+        "sweep) on the same boxes: box SSIM paired per box (mean, 95% interval; < 0: stronger)\n\n" + _md_table(t, line)
+    )
     return p
 
 
-def _beyond_figures(tw: pd.DataFrame, drops: pd.DataFrame,
-                    comp: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, go.Figure]]]:
+def _beyond_figures(
+    tw: pd.DataFrame, drops: pd.DataFrame, comp: pd.DataFrame
+) -> tuple[pd.DataFrame, list[tuple[str, go.Figure]]]:
     """The twin rates of the default-variant rows ``tw`` (empty without twin columns) and the ``(name, figure)``
     pairs: erasure / hallucination per attack, classical-drop per attack on the cg-sense boxes."""
     from advmri.report.analysis import twin_rates
@@ -246,8 +340,7 @@ def _beyond_figures(tw: pd.DataFrame, drops: pd.DataFrame,
         for attack in ("noise", "rotation"):
             boxes = comp[(comp.attack == attack) & (comp.classical_boxes == "cg-sense")] if len(comp) else comp
             if len(boxes):
-                figs.append((f"classical_{attack}", drops_figure(
-                    boxes.rename(columns={"method": "model"}), attack)))
+                figs.append((f"classical_{attack}", drops_figure(boxes.rename(columns={"method": "model"}), attack)))
     return rates, figs
 
 
@@ -263,8 +356,10 @@ def write_beyond(df: pd.DataFrame, tables, figures, stamp: dict, formats=("png",
     tables, figures = project_path(tables), project_path(figures)
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
-    line = (f"sweeps {', '.join(stamp['sweeps'])} · {len(stamp['runs'])} runs · code "
-            f"{','.join(stamp['result_code_versions'])}")
+    line = (
+        f"sweeps {', '.join(stamp['sweeps'])} · {len(stamp['runs'])} runs · code "
+        f"{','.join(stamp['result_code_versions'])}"
+    )
     out: dict[str, list] = {"tables": [], "figures": []}
     tw = df[df.variant == DEFAULT_VARIANT]
     p = write_twin_rates([tw], tables, line)
@@ -312,8 +407,11 @@ def beyond_values(rates: pd.DataFrame, drops: pd.DataFrame, comp: pd.DataFrame, 
         if not pd.isna(r.minus_classical):
             v[k + "_minus"] = interval(r.minus_classical, r.mc_lo, r.mc_hi, 2)
             v[k + "_p"] = f"{r.p_holm:.2g}"
-        v[_key("cl", r.classical_boxes, "boxes")] = str(int(r.boxes)) if r.method == r.classical_boxes else \
-            v.get(_key("cl", r.classical_boxes, "boxes"), str(int(r.boxes)))
+        v[_key("cl", r.classical_boxes, "boxes")] = (
+            str(int(r.boxes))
+            if r.method == r.classical_boxes
+            else v.get(_key("cl", r.classical_boxes, "boxes"), str(int(r.boxes)))
+        )
     for r in drops.itertuples() if len(drops) else []:
         v[_key("drop", r.model, r.attack, float(r.param), "mse_ratio")] = num(r.mse_ratio, 1)
     for r in st.itertuples() if len(st) else []:

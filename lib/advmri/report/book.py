@@ -22,26 +22,47 @@ import subprocess
 import sys
 from pathlib import Path
 
+from advmri.report.values import fill_values
 from advmri.util.errors import UserError, prog
 from advmri.util.errors import cli as _cli_wrapper
 from advmri.util.paths import project_path
 from advmri.util.provenance import ROOT, code_version
-from advmri.report.values import fill_values
 
 __all__ = ["CLIS", "MAX_COLUMNS", "build_book", "error_kinds", "hand_typed_numbers", "print_pdf", "stage"]
 
 # the command-line entry points whose --help the CLI reference shows (generated at build time: it cannot drift)
-CLIS = ("advmri.app.cli", "advmri.app.benchmark", "advmri.report.leaderboard", "advmri.app.pipeline", "advmri.experiments.sweep", "advmri.app.attack",
-        "advmri.models.train", "advmri.experiments.verify", "advmri.experiments.recontrol", "advmri.app.explore", "advmri.app.lab", "advmri.report.book",
-        "advmri.data.synth", "advmri.report.modelcard")
+CLIS = (
+    "advmri.app.cli",
+    "advmri.app.benchmark",
+    "advmri.report.leaderboard",
+    "advmri.app.pipeline",
+    "advmri.experiments.sweep",
+    "advmri.app.attack",
+    "advmri.models.train",
+    "advmri.experiments.verify",
+    "advmri.experiments.recontrol",
+    "advmri.app.explore",
+    "advmri.app.lab",
+    "advmri.report.book",
+    "advmri.data.synth",
+    "advmri.report.modelcard",
+)
 
 MAX_COLUMNS = 9  # wider tables are set in the appendix
-NOTEBOOKS = ("01_data", "02_models", "03_noise_attack", "04_rotation_attack", "05_analysis", "06_explorer",
-             "07_beyond", "08_your_model")
+NOTEBOOKS = (
+    "01_data",
+    "02_models",
+    "03_noise_attack",
+    "04_rotation_attack",
+    "05_analysis",
+    "06_explorer",
+    "07_beyond",
+    "08_your_model",
+)
 CAPTIONS = {
     "quality": "Reconstruction quality on the held-out test volumes (whole image and clean box metrics).",
     "primary": "The primary claims: paired differences in box PSNR (dB), Holm-adjusted p-values, simultaneous "
-               "intervals at the Bonferroni level.",
+    "intervals at the Bonferroni level.",
     "small_boxes": "Box SSIM of the boxes of at least 7 pixels and of the grown (smaller) boxes.",
     "noise": "Adversarial k-space noise: box and image metrics per model, acceleration and budget.",
     "noise_paired": "Adversarial minus random noise, paired per box (volume bootstrap intervals).",
@@ -60,18 +81,18 @@ CAPTIONS = {
 }
 FIGURES = {
     "noise_box_ssim_8x": "Box SSIM against the noise budget $\\epsilon$ at 8x: adversarial (solid) and the random "
-                         "control of equal delivered energy (dashed), mean and 95% volume-bootstrap interval.",
+    "control of equal delivered energy (dashed), mean and 95% volume-bootstrap interval.",
     "noise_box_ssim_4x": "Box SSIM against the noise budget $\\epsilon$ at 4x (as in the 8x figure).",
     "noise_box_psnr_8x": "Box PSNR (dB) against the noise budget $\\epsilon$ at 8x, the metric of the primary claims.",
     "rotation_box_ssim_8x": "Box SSIM against the rotation bound at 8x: the worst angle within the bound (solid) "
-                            "and random angles within it (dashed).",
+    "and random angles within it (dashed).",
     "rotation_box_ssim_4x": "Box SSIM against the rotation bound at 4x (as in the 8x figure).",
     "erasure_noise": "Erasure and hallucination rates under adversarial noise and under the random control.",
     "erasure_rotation": "Erasure and hallucination rates under adversarial and random rotation.",
     "classical_noise": "Drop of box SSIM under adversarial noise: networks and CG-SENSE on the same boxes.",
     "classical_rotation": "Drop of box SSIM under adversarial rotation: networks and CG-SENSE on the same boxes.",
     "budget_law": "Attained fraction of the budget of the authors' update against the coil count, with the fitted "
-                  "law $c/\\sqrt{C}$.",
+    "law $c/\\sqrt{C}$.",
 }
 PLOTLY_CDN = re.compile(r'<script[^>]*src="https://cdn\.plot\.ly/[^"]*"[^>]*></script>')
 CITE_PLAIN = re.compile(r"\{cite:[pt]\}`([^`]+)`")
@@ -84,8 +105,9 @@ def _table(name: str, tables: Path) -> tuple[str, int]:
     largest number of columns."""
     p = tables / f"{name}.md"
     if not p.is_file():
-        raise UserError(f"{p}: table {name!r} is not generated (run the analysis: python -m advmri.app.pipeline "
-                        "--from analysis)")
+        raise UserError(
+            f"{p}: table {name!r} is not generated (run the analysis: python -m advmri.app.pipeline --from analysis)"
+        )
     blocks: list[tuple[str, list[str]]] = []  # (text before, pipe lines)
     text: list[str] = []
     for ln in p.read_text().strip().splitlines():
@@ -117,11 +139,14 @@ def _figure(alt: str, name: str, figures: Path, static: Path) -> str:
     caption = FIGURES.get(name) or f"{alt[:1].upper() + alt[1:]}."
     out = f":::{{figure}} _static/figures/{png.name}\n:name: fig-{name}\n:width: 90%\n\n{caption}\n:::\n"
     if html.is_file():
-        (static / html.name).write_text(PLOTLY_CDN.sub('<script charset="utf-8" src="plotly.min.js"></script>',
-                                                       html.read_text()))
-        out += (f'\n<details class="interactive-figure"><summary>Interactive version (plotly)</summary>'
-                f'<iframe class="plotly-figure" src="_static/figures/{html.name}" width="100%" height="420" '
-                f'title="{alt}"></iframe></details>\n')
+        (static / html.name).write_text(
+            PLOTLY_CDN.sub('<script charset="utf-8" src="plotly.min.js"></script>', html.read_text())
+        )
+        out += (
+            f'\n<details class="interactive-figure"><summary>Interactive version (plotly)</summary>'
+            f'<iframe class="plotly-figure" src="_static/figures/{html.name}" width="100%" height="420" '
+            f'title="{alt}"></iframe></details>\n'
+        )
     return out
 
 
@@ -129,17 +154,24 @@ def _provenance(paper_dir: Path) -> str:
     rows = []
     for p in sorted((paper_dir / "tables").glob("*provenance.json")):
         st = json.loads(p.read_text())
-        rows.append(f"- `{p.name}`: sweep `{st.get('sweep', '?')}`, runs " +
-                    ", ".join(f"`{r}`" for r in st.get("runs", [])) +
-                    (f"; result code versions {', '.join(f'`{v}`' for v in st.get('result_code_versions', []))}"
-                     if st.get("result_code_versions") else ""))
+        rows.append(
+            f"- `{p.name}`: sweep `{st.get('sweep', '?')}`, runs "
+            + ", ".join(f"`{r}`" for r in st.get("runs", []))
+            + (
+                f"; result code versions {', '.join(f'`{v}`' for v in st.get('result_code_versions', []))}"
+                if st.get("result_code_versions")
+                else ""
+            )
+        )
     from advmri.util.provenance import dirty_results
 
     dirty = dirty_results(paper_dir / "tables")
-    warn = (f"**Results from uncommitted code (--allow-dirty): {', '.join(dirty)}.**\n\n" if dirty else "")
-    return warn + (f"Built by `python3 tasks.py paper` from code version `{code_version()}`. Every result table is a "
-            "verified run record (`results/<sweep>/<run id>/`: `params.json`, `results.csv` with the sha256 in "
-            "`status.json`, `results.meta.json` with the checkpoint's sha256).\n\n" + "\n".join(rows) + "\n")
+    warn = f"**Results from uncommitted code (--allow-dirty): {', '.join(dirty)}.**\n\n" if dirty else ""
+    return warn + (
+        f"Built by `python3 tasks.py paper` from code version `{code_version()}`. Every result table is a "
+        "verified run record (`results/<sweep>/<run id>/`: `params.json`, `results.csv` with the sha256 in "
+        "`status.json`, `results.meta.json` with the checkpoint's sha256).\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 def _myst(text: str, paper_dir: Path, static: Path, setup_text: str) -> tuple[str, list[str]]:
@@ -158,13 +190,18 @@ def _myst(text: str, paper_dir: Path, static: Path, setup_text: str) -> tuple[st
         return f"(Table {{numref}}`tab-{m.group(1)}`, in the appendix: {cols} columns.)\n"
 
     text = re.sub(r"\{\{table:([\w-]+)\}\}", table, text)
-    text = re.sub(r"!\[([^\]]*)\]\(\{\{figure:([\w-]+)\}\}\)",
-                  lambda m: _figure(m.group(1), m.group(2), paper_dir / "figures", static), text)
+    text = re.sub(
+        r"!\[([^\]]*)\]\(\{\{figure:([\w-]+)\}\}\)",
+        lambda m: _figure(m.group(1), m.group(2), paper_dir / "figures", static),
+        text,
+    )
     text = re.sub(r"\(table `([\w-]+)`\)", r"(table {numref}`tab-\1`)", text)
     text = re.sub(r"table `([\w-]+)`", r"table {numref}`tab-\1`", text)
     more = "guide/index\ncli\napi/index\n" if (paper_dir / "guide").is_dir() else ""
-    text += ("\n## References\n\n```{bibliography}\n```\n\n```{toctree}\n:hidden:\n:caption: More\n\n"
-             f"{more}notebooks\nappendix\n```\n")
+    text += (
+        "\n## References\n\n```{bibliography}\n```\n\n```{toctree}\n:hidden:\n:caption: More\n\n"
+        f"{more}notebooks\nappendix\n```\n"
+    )
     return text, wide
 
 
@@ -193,6 +230,7 @@ _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 def _local_links(text: str) -> str:
     """Links into the repository (not pages of the book) as ``text (path)``; images dropped (the guide
     pages come from the README, whose links are relative to the repository root)."""
+
     def sub(m: re.Match) -> str:
         bang, label, target = m.groups()
         if target.startswith(("http://", "https://", "#")) or target.endswith(".md") and "/" not in target:
@@ -221,14 +259,30 @@ def error_kinds() -> list[type]:
 
 
 def _troubleshooting() -> str:
-    rows = ["# Troubleshooting", "", "Every error a command prints is one line, `error: <file or parameter>: <what is "
-            "wrong>`, exit status 2 (`--debug` shows the traceback). The kinds, with their cause and fix, generated from "
-            "the classes that raise them:", ""]
+    rows = [
+        "# Troubleshooting",
+        "",
+        "Every error a command prints is one line, `error: <file or parameter>: <what is "
+        "wrong>`, exit status 2 (`--debug` shows the traceback). The kinds, with their cause and fix, generated from "
+        "the classes that raise them:",
+        "",
+    ]
     for c in error_kinds():
-        rows += [f"## `{c.__name__}`", "", f"Defined in `{c.__module__}`. **Cause:** {' '.join((c.__doc__ or '').split())}",
-                 "", f"**Fix:** {c.fix}", ""]
-    rows += ["## Anything else", "", "`error: internal error <Type>: <message> (at <file>:<line>; --debug shows the "
-             "traceback)` is a bug of advmri, not of the input: please report it with the `--debug` output.", ""]
+        rows += [
+            f"## `{c.__name__}`",
+            "",
+            f"Defined in `{c.__module__}`. **Cause:** {' '.join((c.__doc__ or '').split())}",
+            "",
+            f"**Fix:** {c.fix}",
+            "",
+        ]
+    rows += [
+        "## Anything else",
+        "",
+        "`error: internal error <Type>: <message> (at <file>:<line>; --debug shows the "
+        "traceback)` is a bug of advmri, not of the input: please report it with the `--debug` output.",
+        "",
+    ]
     return "\n".join(rows)
 
 
@@ -237,16 +291,22 @@ def _cli_reference() -> str:
 
     def helptext(mod: str) -> str:
         env = dict(os.environ, COLUMNS="100", PYTHONWARNINGS="ignore")
-        p = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True, env=env,
-                           cwd=ROOT, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-m", mod, "--help"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+        )
         if p.returncode != 0:
             raise UserError(f"python -m {mod} --help failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
         return p.stdout.strip()
 
     with ThreadPoolExecutor(max_workers=4) as ex:
         helps = list(ex.map(helptext, CLIS))
-    out = ["# Command-line reference", "", "Generated at build time from each command's own `--help`, so it "
-           "cannot drift from it. Every command prints errors as one line and exits 2 (`--debug`: traceback).", ""]
+    out = [
+        "# Command-line reference",
+        "",
+        "Generated at build time from each command's own `--help`, so it "
+        "cannot drift from it. Every command prints errors as one line and exits 2 (`--debug`: traceback).",
+        "",
+    ]
     for mod, text in zip(CLIS, helps):
         out += [f"## `python -m {mod}`", "", "```text", text, "```", ""]
     return "\n".join(out)
@@ -264,14 +324,20 @@ def _api_reference(src: Path) -> str:
     for name in names:
         mod = importlib.import_module(name)
         first = ((mod.__doc__ or "").strip().splitlines() or [""])[0].replace("``", "`")
-        (src / "api" / f"{name}.md").write_text(f"# `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n"
-                                               "   :members:\n   :show-inheritance:\n```\n")
+        (src / "api" / f"{name}.md").write_text(
+            f"# `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n   :members:\n   :show-inheritance:\n```\n"
+        )
         rows.append(f"| [`{name}`]({name}.md) | {first.replace('|', '/')} |")
         toc.append(name)
-    return ("# API reference\n\nEvery module of the library, with its public functions and classes (autodoc). "
-            "Shapes, conventions (FFT normalisation, orientation) and units are stated in the docstrings.\n\n"
-            "| module | what it does |\n|---|---|\n" + "\n".join(rows) +
-            "\n\n```{toctree}\n:hidden:\n\n" + "\n".join(toc) + "\n```\n")
+    return (
+        "# API reference\n\nEvery module of the library, with its public functions and classes (autodoc). "
+        "Shapes, conventions (FFT normalisation, orientation) and units are stated in the docstrings.\n\n"
+        "| module | what it does |\n|---|---|\n"
+        + "\n".join(rows)
+        + "\n\n```{toctree}\n:hidden:\n\n"
+        + "\n".join(toc)
+        + "\n```\n"
+    )
 
 
 def _guide(paper_dir: Path, src: Path) -> None:
@@ -285,8 +351,9 @@ def _guide(paper_dir: Path, src: Path) -> None:
     (src / "guide" / "troubleshooting.md").write_text(_troubleshooting())
 
 
-def stage(paper_dir: str | Path = ROOT / "paper", setup_text: str = "",
-          executed: str | Path = ROOT / "results" / "notebooks") -> Path:
+def stage(
+    paper_dir: str | Path = ROOT / "paper", setup_text: str = "", executed: str | Path = ROOT / "results" / "notebooks"
+) -> Path:
     """Write the book's sources to ``paper_dir/_build/src`` (see the module docstring)."""
     import plotly
 
@@ -308,23 +375,32 @@ def stage(paper_dir: str | Path = ROOT / "paper", setup_text: str = "",
     if (paper_dir / "guide").is_dir():
         _guide(paper_dir, src)
         (src / "cli.md").write_text(_cli_reference())
-        (src / "api" ).mkdir(exist_ok=True)
+        (src / "api").mkdir(exist_ok=True)
         (src / "api" / "index.md").write_text(_api_reference(src))
     return src
 
 
-def build_book(paper_dir: str | Path = ROOT / "paper", setup_text: str = "", pdf: bool = True,
-               executed: str | Path = ROOT / "results" / "notebooks") -> dict[str, Path]:
+def build_book(
+    paper_dir: str | Path = ROOT / "paper",
+    setup_text: str = "",
+    pdf: bool = True,
+    executed: str | Path = ROOT / "results" / "notebooks",
+) -> dict[str, Path]:
     """Stage, build the HTML book with Sphinx (warnings are errors), print the article to PDF."""
     paper_dir = project_path(paper_dir)
     src = stage(paper_dir, setup_text, executed)
     html = paper_dir / "_build" / "html"
-    p = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-j", "1",
-                        str(src), str(html)], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-j", "1", str(src), str(html)],
+        capture_output=True,
+        text=True,
+    )
     if p.returncode != 0:
         lines = [ln for ln in (p.stderr or p.stdout).splitlines() if ln.strip()]
-        raise UserError(f"{src}: the book build failed with {len(lines)} warning(s)/error(s); first: "
-                        f"{lines[0] if lines else p.returncode}")
+        raise UserError(
+            f"{src}: the book build failed with {len(lines)} warning(s)/error(s); first: "
+            f"{lines[0] if lines else p.returncode}"
+        )
     out = {"html": html / "index.html"}
     if pdf:
         made = print_pdf(html / "index.html", paper_dir / "_build" / "pdf" / "paper.pdf")
@@ -343,23 +419,30 @@ def print_pdf(page: Path, out: Path) -> Path | None:
     figures, no navigation). None, with a message, when there is no chromium."""
     exe = _chromium()
     if exe is None:
-        print("book: no chromium here (apt-get install chromium, or set ADVMRI_CHROMIUM): the PDF was not made",
-              file=sys.stderr)
+        print(
+            "book: no chromium here (apt-get install chromium, or set ADVMRI_CHROMIUM): the PDF was not made",
+            file=sys.stderr,
+        )
         return None
     from playwright.sync_api import sync_playwright
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = pw.chromium.launch(
+            executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
         try:
             tab = browser.new_page()
             tab.goto(page.resolve().as_uri(), wait_until="load")
             tab.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60000)
             tab.evaluate("MathJax.startup.promise")
             tab.emulate_media(media="print")
-            tab.pdf(path=str(out), format="A4", print_background=True,
-                    margin=dict(top="18mm", bottom="18mm", left="16mm", right="16mm"))
+            tab.pdf(
+                path=str(out),
+                format="A4",
+                print_background=True,
+                margin=dict(top="18mm", bottom="18mm", left="16mm", right="16mm"),
+            )
         finally:
             browser.close()
     return out
@@ -376,7 +459,7 @@ def hand_typed_numbers(text: str) -> list[str]:
     t = _CODE.sub(" ", _MATH.sub(" ", text))
     t = re.sub(r"\{\{[^}]+\}\}", " ", t)
     t = re.sub(r"\]\([^)]*\)", "]", t)  # link targets
-    return [t[max(0, m.start() - 40):m.end() + 10].replace("\n", " ") for m in _RESULT_LIKE.finditer(t)]
+    return [t[max(0, m.start() - 40) : m.end() + 10].replace("\n", " ") for m in _RESULT_LIKE.finditer(t)]
 
 
 def plain_citations(text: str) -> str:

@@ -22,8 +22,20 @@ import pandas as pd
 from advmri.util.atomic import write_text
 from advmri.util.paths import ROOT
 
-__all__ = ["REFERENCE_DIR", "write_card", "read_card", "card_markdown", "card_html", "reference_cards",
-           "reference_table", "headline", "headline_table", "rows_table", "figure", "worst_examples"]
+__all__ = [
+    "REFERENCE_DIR",
+    "write_card",
+    "read_card",
+    "card_markdown",
+    "card_html",
+    "reference_cards",
+    "reference_table",
+    "headline",
+    "headline_table",
+    "rows_table",
+    "figure",
+    "worst_examples",
+]
 
 REFERENCE_DIR = ROOT / "results" / "leaderboard" / "cards"
 KIND_COLOURS = {"clean": "#444444", "adversarial": "#d62728", "random": "#1f77b4"}
@@ -53,7 +65,9 @@ def headline(card: dict) -> list[dict[str, Any]]:
         rot = g[(g.threat == "rotation") & (g.kind == "adversarial")]
         if len(rot):
             worst = rot[rot.param == rot.param.max()]
-            h.update(rotation_bound=float(worst.param.iloc[0]), rotation_adversarial_box_psnr=_num(worst.box_psnr.iloc[0]))
+            h.update(
+                rotation_bound=float(worst.param.iloc[0]), rotation_adversarial_box_psnr=_num(worst.box_psnr.iloc[0])
+            )
         out.append(h)
     return out
 
@@ -95,11 +109,17 @@ def rows_table(card: dict) -> pd.DataFrame:
     """The card's rows as a display table (means with 95% volume-bootstrap intervals)."""
     out = []
     for r in card["rows"]:
-        d = dict(threat=r["threat"], acceleration=f"{r['acceleration']}x", param=f"{r['param']:g}", kind=r["kind"],
-                 boxes=r["n_boxes"], volumes=r["n_volumes"],
-                 box_psnr=_fmt(r["box_psnr"], r["box_psnr_lo"], r["box_psnr_hi"]),
-                 box_ssim=_fmt(r["box_ssim"], r["box_ssim_lo"], r["box_ssim_hi"], 3),
-                 image_ssim=_fmt(r["image_ssim"], r["image_ssim_lo"], r["image_ssim_hi"], 3))
+        d = dict(
+            threat=r["threat"],
+            acceleration=f"{r['acceleration']}x",
+            param=f"{r['param']:g}",
+            kind=r["kind"],
+            boxes=r["n_boxes"],
+            volumes=r["n_volumes"],
+            box_psnr=_fmt(r["box_psnr"], r["box_psnr_lo"], r["box_psnr_hi"]),
+            box_ssim=_fmt(r["box_ssim"], r["box_ssim_lo"], r["box_ssim_hi"], 3),
+            image_ssim=_fmt(r["image_ssim"], r["image_ssim_lo"], r["image_ssim_hi"], 3),
+        )
         for k in ("erasure_rate", "hallucination_rate"):
             if k in r:
                 d[k] = _fmt(r[k])
@@ -111,16 +131,24 @@ def headline_table(card: dict, name: str | None = None) -> pd.DataFrame:
     """Per acceleration: clean, adversarial and random box PSNR at the budget, and the worst rotation."""
     rows = []
     for h in headline(card):
-        rows.append({
-            "model": name or card["model"]["name"], "acceleration": f"{h['acceleration']}x",
-            "clean box PSNR": _fmt(h.get("noise_clean_box_psnr")),
-            f"adversarial eps={card['budget']:g}": _fmt(h.get("noise_adversarial_box_psnr"),
-                                                        h.get("noise_adversarial_box_psnr_lo"),
-                                                        h.get("noise_adversarial_box_psnr_hi")),
-            f"random eps={card['budget']:g}": _fmt(h.get("noise_random_box_psnr")),
-            "worst rotation": (f"{_fmt(h['rotation_adversarial_box_psnr'])} (<= {h['rotation_bound']:g} deg)"
-                               if "rotation_bound" in h else "–"),
-        })
+        rows.append(
+            {
+                "model": name or card["model"]["name"],
+                "acceleration": f"{h['acceleration']}x",
+                "clean box PSNR": _fmt(h.get("noise_clean_box_psnr")),
+                f"adversarial eps={card['budget']:g}": _fmt(
+                    h.get("noise_adversarial_box_psnr"),
+                    h.get("noise_adversarial_box_psnr_lo"),
+                    h.get("noise_adversarial_box_psnr_hi"),
+                ),
+                f"random eps={card['budget']:g}": _fmt(h.get("noise_random_box_psnr")),
+                "worst rotation": (
+                    f"{_fmt(h['rotation_adversarial_box_psnr'])} (<= {h['rotation_bound']:g} deg)"
+                    if "rotation_bound" in h
+                    else "–"
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -145,18 +173,27 @@ def card_markdown(card: dict, examples: list[str] = ()) -> str:
     m, d = card["model"], card["data"]
     files = ", ".join(f"`{p}` (sha256 `{h[:16]}…`)" for p, h in m["files"].items()) or "none (no weights)"
     lines = [
-        f"# Robustness card: {m['name']}", "",
+        f"# Robustness card: {m['name']}",
+        "",
         f"- **Model**: `{m['spec']}`, {m['kind']}, {m['parameters']:,} parameters; files: {files}",
         f"- **Data**: `{d['dir']}`, {d['boxes']} boxes in {d['volumes']} volumes",
         f"- **Profile**: {card['profile']}; advmri {card['advmri_version']}; {card['seconds']:.0f} s",
-        "- **Threat models**: " + "; ".join(f"{k}: {_threat_line(v)}" for k, v in card["settings"]["threat_models"].items()),
-        "", "Box metrics are means over the attacked boxes, with 95% intervals from resampling volumes "
+        "- **Threat models**: "
+        + "; ".join(f"{k}: {_threat_line(v)}" for k, v in card["settings"]["threat_models"].items()),
+        "",
+        "Box metrics are means over the attacked boxes, with 95% intervals from resampling volumes "
         "(the unit of resampling; boxes of one volume are not independent). Random rows average each box's draws. "
-        "These intervals are descriptive: no comparison below is a tested claim.", "",
-        f"## Headline (noise budget eps = {card['budget']:g})", "", _md(headline_table(card)),
-        "## Reference: advmri's own models (committed leaderboard cards)", "",
+        "These intervals are descriptive: no comparison below is a tested claim.",
+        "",
+        f"## Headline (noise budget eps = {card['budget']:g})",
+        "",
+        _md(headline_table(card)),
+        "## Reference: advmri's own models (committed leaderboard cards)",
+        "",
         _md(reference_table(card)),
-        "## Every row", "", _md(rows_table(card)),
+        "## Every row",
+        "",
+        _md(rows_table(card)),
     ]
     if examples:
         lines += ["## Worst boxes", "", "Target, clean, adversarial and random reconstruction; the box in red.", ""]
@@ -167,19 +204,25 @@ def card_markdown(card: dict, examples: list[str] = ()) -> str:
 def _threat_line(t: dict) -> str:
     if t.get("threat") == "rotation":
         return f"bounds {t['bounds']} deg, grid {t['grid']}, {t['interpolation']} interpolation"
-    return (f"eps {t['eps']}, {t['steps']} PGA steps of {t['step_size']:g}, {t['update']} update, "
-            f"target {t['target']}, mask {'known' if t['mask_known'] else 'unknown'}")
+    return (
+        f"eps {t['eps']}, {t['steps']} PGA steps of {t['step_size']:g}, {t['update']} update, "
+        f"target {t['target']}, mask {'known' if t['mask_known'] else 'unknown'}"
+    )
 
 
 def figure(card: dict):
     """The card's curves: box PSNR and SSIM against eps / bound, adversarial vs random, per acceleration."""
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     rows = pd.DataFrame(card["rows"])
     threats = [t for t in ("noise", "rotation") if t in set(rows.threat)]
-    fig = make_subplots(rows=2, cols=max(len(threats), 1), shared_xaxes=False,
-                        subplot_titles=[f"{t}: box {m}" for m in ("PSNR (dB)", "SSIM") for t in threats])
+    fig = make_subplots(
+        rows=2,
+        cols=max(len(threats), 1),
+        shared_xaxes=False,
+        subplot_titles=[f"{t}: box {m}" for m in ("PSNR (dB)", "SSIM") for t in threats],
+    )
     dash = {4: "solid", 8: "dot"}
     for c, t in enumerate(threats, 1):
         g = rows[rows.threat == t]
@@ -188,39 +231,59 @@ def figure(card: dict):
                 clean = g[(g.acceleration == acc) & (g.kind == "clean")].assign(param=0.0)
                 d = pd.concat([clean, g[(g.acceleration == acc) & (g.kind == kind)]]).sort_values("param")
                 for r, metric in enumerate(("box_psnr", "box_ssim"), 1):
-                    fig.add_trace(go.Scatter(
-                        x=d.param, y=d[metric], mode="lines+markers", name=f"{kind} {acc}x",
-                        legendgroup=f"{kind}{acc}", showlegend=(r == 1 and c == 1),
-                        line=dict(color=KIND_COLOURS[kind], dash=dash.get(acc, "dash")),
-                        error_y=dict(type="data", symmetric=False, array=d[f"{metric}_hi"] - d[metric],
-                                     arrayminus=d[metric] - d[f"{metric}_lo"])), row=r, col=c)
+                    fig.add_trace(
+                        go.Scatter(
+                            x=d.param,
+                            y=d[metric],
+                            mode="lines+markers",
+                            name=f"{kind} {acc}x",
+                            legendgroup=f"{kind}{acc}",
+                            showlegend=(r == 1 and c == 1),
+                            line=dict(color=KIND_COLOURS[kind], dash=dash.get(acc, "dash")),
+                            error_y=dict(
+                                type="data",
+                                symmetric=False,
+                                array=d[f"{metric}_hi"] - d[metric],
+                                arrayminus=d[metric] - d[f"{metric}_lo"],
+                            ),
+                        ),
+                        row=r,
+                        col=c,
+                    )
         for r in (1, 2):
             fig.update_xaxes(title_text="eps (relative per coil)" if t == "noise" else "bound (degrees)", row=r, col=c)
-    fig.update_layout(height=640, width=520 * max(len(threats), 1), template="plotly_white",
-                      title=f"{card['model']['name']}: box metrics under attack (95% volume-bootstrap intervals)")
+    fig.update_layout(
+        height=640,
+        width=520 * max(len(threats), 1),
+        template="plotly_white",
+        title=f"{card['model']['name']}: box metrics under attack (95% volume-bootstrap intervals)",
+    )
     return fig
 
 
 def card_html(card: dict, examples: list[Path] = ()) -> str:
     """A standalone page: the curves (plotly, from ``plotly.min.js`` beside the page), tables, example images."""
     fig = figure(card).to_html(include_plotlyjs="directory", full_html=False, config={"displaylogo": False})
-    imgs = "".join(f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-                   f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
-                   for p in examples)
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
+        for p in examples
+    )
     m = card["model"]
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Robustness card: {html.escape(m['name'])}</title>"
-            "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style></head><body>"
-            f"<h1>Robustness card: {html.escape(m['name'])}</h1>"
-            f"<p>Model <code>{html.escape(m['spec'])}</code> ({html.escape(m['kind'])}, {m['parameters']:,} parameters); "
-            f"data <code>{html.escape(card['data']['dir'])}</code>, {card['data']['boxes']} boxes in "
-            f"{card['data']['volumes']} volumes; profile {card['profile']}; advmri {html.escape(card['advmri_version'])}.</p>"
-            f"<div id='curves'>{fig}</div>"
-            f"<h2>Headline (eps = {card['budget']:g})</h2>{headline_table(card).to_html(index=False)}"
-            f"<h2>Reference: advmri's own models</h2>{reference_table(card).to_html(index=False)}"
-            f"<h2>Every row</h2><p>Means over boxes with 95% intervals from resampling volumes.</p>"
-            f"{rows_table(card).to_html(index=False)}"
-            + (f"<h2>Worst boxes</h2>{imgs}" if imgs else "") + "</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Robustness card: {html.escape(m['name'])}</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style></head><body>"
+        f"<h1>Robustness card: {html.escape(m['name'])}</h1>"
+        f"<p>Model <code>{html.escape(m['spec'])}</code> ({html.escape(m['kind'])}, {m['parameters']:,} parameters); "
+        f"data <code>{html.escape(card['data']['dir'])}</code>, {card['data']['boxes']} boxes in "
+        f"{card['data']['volumes']} volumes; profile {card['profile']}; advmri {html.escape(card['advmri_version'])}.</p>"
+        f"<div id='curves'>{fig}</div>"
+        f"<h2>Headline (eps = {card['budget']:g})</h2>{headline_table(card).to_html(index=False)}"
+        f"<h2>Reference: advmri's own models</h2>{reference_table(card).to_html(index=False)}"
+        f"<h2>Every row</h2><p>Means over boxes with 95% intervals from resampling volumes.</p>"
+        f"{rows_table(card).to_html(index=False)}" + (f"<h2>Worst boxes</h2>{imgs}" if imgs else "") + "</body></html>"
+    )
 
 
 def _panel(img, vmax: float, box: tuple[int, int, int, int], title: str, scale: int = 2):
@@ -252,12 +315,18 @@ def worst_examples(extras: dict, card: dict, n: int, folder: Path) -> list[Path]
     folder.mkdir(parents=True, exist_ok=True)
     eps = next(e for e in card["settings"]["eps"] if np.isclose(e, card["budget"]))
     for rank, (psnr, label, r, ex) in enumerate(sorted(cands, key=lambda c: (c[0], c[1]))[:n], 1):
-        pos = next(i for i, s in enumerate(ex["samples"]) if (s.fname, s.slice_idx, s.box.x, s.box.y, s.box.w, s.box.h)
-                   == (r.file, r.slice, r.bx, r.by, r.bw, r.bh))
+        pos = next(
+            i
+            for i, s in enumerate(ex["samples"])
+            if (s.fname, s.slice_idx, s.box.x, s.box.y, s.box.w, s.box.h) == (r.file, r.slice, r.bx, r.by, r.bw, r.bh)
+        )
         s, ti = ex["samples"][pos], ex["targets"][pos]
-        panels = [("target", s.target), ("clean", ex["images"].get((ti, 0.0, "adversarial"))),
-                  (f"adversarial eps={eps:g}", ex["images"].get((ti, eps, "adversarial"))),
-                  (f"random eps={eps:g}", ex["images"].get((ti, eps, "random")))]
+        panels = [
+            ("target", s.target),
+            ("clean", ex["images"].get((ti, 0.0, "adversarial"))),
+            (f"adversarial eps={eps:g}", ex["images"].get((ti, eps, "adversarial"))),
+            (f"random eps={eps:g}", ex["images"].get((ti, eps, "random"))),
+        ]
         vmax = float(s.target.max())
         tiles = [_panel(img, vmax, (r.bx, r.by, r.bw, r.bh), t) for t, img in panels if img is not None]
         sheet = Image.new("RGB", (sum(t.width for t in tiles) + 4 * len(tiles), tiles[0].height), "white")
@@ -265,7 +334,10 @@ def worst_examples(extras: dict, card: dict, n: int, folder: Path) -> list[Path]
         for t in tiles:
             sheet.paste(t, (x, 0))
             x += t.width + 4
-        p = folder / f"worst{rank:02d}-{label}-{Path(r.file).stem}-s{r.slice}-{re.sub(r'[^A-Za-z0-9]+', '_', str(r.label)).strip('_')}.png"
+        p = (
+            folder
+            / f"worst{rank:02d}-{label}-{Path(r.file).stem}-s{r.slice}-{re.sub(r'[^A-Za-z0-9]+', '_', str(r.label)).strip('_')}.png"
+        )
         sheet.save(p, optimize=True)
         paths.append(p)
     return paths

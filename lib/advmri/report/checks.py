@@ -18,14 +18,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from advmri.report.analysis import BOX_KEY, collect, run_params
 from advmri.data.fastmri_h5 import read_info
-from advmri.util.paths import project_path
+from advmri.report.analysis import BOX_KEY, collect, run_params
 from advmri.report.stats import cluster_bootstrap, seed_of
 from advmri.report.values import num, pct, write_values
+from advmri.util.paths import project_path
 
-__all__ = ["collect_checks", "budget_law", "fit_law", "law_figure", "precision_check", "step_sweep", "write_checks",
-           "BOUND_CONSTANT"]
+__all__ = [
+    "collect_checks",
+    "budget_law",
+    "fit_law",
+    "law_figure",
+    "precision_check",
+    "step_sweep",
+    "write_checks",
+    "BOUND_CONSTANT",
+]
 
 PRECISION_TOLERANCE = {"box_psnr": 0.1, "box_ssim": 0.01}  # on a reported mean (dB, SSIM units), stated in advance
 CONVERGED = 0.95  # 10 steps of 0.5 have converged when they reach this share of the strongest setting's box MSE
@@ -45,7 +53,9 @@ def _coils(data: str) -> int:
     m = re.search(r"(?:^|/)c(\d+)/test/?$", str(data))
     if m:
         return int(m.group(1))
-    raise UserError(f"{project_path(data)}: data folder of a checks run not found (python -m advmri.app.pipeline --until data)")
+    raise UserError(
+        f"{project_path(data)}: data folder of a checks run not found (python -m advmri.app.pipeline --until data)"
+    )
 
 
 def collect_checks(folder: str | Path) -> pd.DataFrame:
@@ -57,8 +67,14 @@ def collect_checks(folder: str | Path) -> pd.DataFrame:
     for run in df.sweep_run.unique():
         p = run_params(folder / run)
         n = p.get("noise") or {}
-        cols[run] = dict(steps=n.get("steps"), step_size=n.get("step_size"), update=n.get("update", "ours"),
-                         precision=p.get("precision", "fp32"), data=p.get("data"), coils=_coils(p.get("data")))
+        cols[run] = dict(
+            steps=n.get("steps"),
+            step_size=n.get("step_size"),
+            update=n.get("update", "ours"),
+            precision=p.get("precision", "fp32"),
+            data=p.get("data"),
+            coils=_coils(p.get("data")),
+        )
     extra = pd.DataFrame.from_dict(cols, orient="index")
     return df.drop(columns=[c for c in extra.columns if c in df.columns]).join(extra, on="sweep_run")
 
@@ -84,15 +100,27 @@ def law_figure(law: pd.DataFrame, c: float) -> go.Figure:
     """The budget-law figure: attained budget fraction against the coil count, with the fitted ``c / sqrt(C)``."""
     fig = go.Figure()
     for eps, d in law.groupby("eps"):
-        fig.add_trace(go.Scatter(x=d["coils"], y=d["mean"], mode="markers", name=f"measured, eps {eps:g}",
-                                 error_y=dict(type="data", symmetric=False, array=d["max"] - d["mean"],
-                                              arrayminus=d["mean"] - d["min"])))
+        fig.add_trace(
+            go.Scatter(
+                x=d["coils"],
+                y=d["mean"],
+                mode="markers",
+                name=f"measured, eps {eps:g}",
+                error_y=dict(type="data", symmetric=False, array=d["max"] - d["mean"], arrayminus=d["mean"] - d["min"]),
+            )
+        )
     cs = np.linspace(law["coils"].min(), law["coils"].max(), 100)
     fig.add_trace(go.Scatter(x=cs, y=c / np.sqrt(cs), mode="lines", name=f"fit {c:.2f}/sqrt(C)"))
-    fig.add_trace(go.Scatter(x=cs, y=BOUND_CONSTANT / np.sqrt(cs), mode="lines", line=dict(dash="dash"),
-                             name="bound 1.5/sqrt(C)"))
-    fig.update_layout(title="Authors' update: attained per-coil budget fraction vs coil count",
-                      xaxis_title="coils C", yaxis_title="attained fraction of eps ||k_i||", width=640, height=400)
+    fig.add_trace(
+        go.Scatter(x=cs, y=BOUND_CONSTANT / np.sqrt(cs), mode="lines", line=dict(dash="dash"), name="bound 1.5/sqrt(C)")
+    )
+    fig.update_layout(
+        title="Authors' update: attained per-coil budget fraction vs coil count",
+        xaxis_title="coils C",
+        yaxis_title="attained fraction of eps ||k_i||",
+        width=640,
+        height=400,
+    )
     return fig
 
 
@@ -111,15 +139,28 @@ def precision_check(checks: pd.DataFrame, paper: pd.DataFrame, eps: float = 0.01
         if p not in (0.0, eps) or (p == 0 and kind == "random"):
             continue
         a = g.groupby(BOX_KEY)[["box_psnr", "box_ssim"]].mean()
-        b = bf[(bf.acceleration == acc) & (bf.param == p) & (bf.kind == kind)].groupby(BOX_KEY)[
-            ["box_psnr", "box_ssim"]].mean().reindex(a.index)
+        b = (
+            bf[(bf.acceleration == acc) & (bf.param == p) & (bf.kind == kind)]
+            .groupby(BOX_KEY)[["box_psnr", "box_ssim"]]
+            .mean()
+            .reindex(a.index)
+        )
         diff = (a - b).reset_index()
-        rows.append(dict(acceleration=acc, setting="clean" if p == 0 else f"{kind} {p:g}", boxes=len(a),
-                         psnr_fp32=a.box_psnr.mean(), psnr_bf16=b.box_psnr.mean(),
-                         psnr_diff=_mean_ci(diff, "box_psnr", acc, p, kind), max_abs_psnr=float(diff.box_psnr.abs().max()),
-                         ssim_fp32=a.box_ssim.mean(), ssim_bf16=b.box_ssim.mean(),
-                         ssim_diff=_mean_ci(diff, "box_ssim", acc, p, kind),
-                         max_abs_ssim=float(diff.box_ssim.abs().max())))
+        rows.append(
+            dict(
+                acceleration=acc,
+                setting="clean" if p == 0 else f"{kind} {p:g}",
+                boxes=len(a),
+                psnr_fp32=a.box_psnr.mean(),
+                psnr_bf16=b.box_psnr.mean(),
+                psnr_diff=_mean_ci(diff, "box_psnr", acc, p, kind),
+                max_abs_psnr=float(diff.box_psnr.abs().max()),
+                ssim_fp32=a.box_ssim.mean(),
+                ssim_bf16=b.box_ssim.mean(),
+                ssim_diff=_mean_ci(diff, "box_ssim", acc, p, kind),
+                max_abs_ssim=float(diff.box_ssim.abs().max()),
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -127,41 +168,65 @@ def step_sweep(checks: pd.DataFrame, eps: float = 0.01) -> pd.DataFrame:
     """Steps x step size at ``eps`` (runs without random draws): mean adversarial box PSNR per model x acceleration
     x step size x steps, and box MSE relative to the strongest setting on the same boxes (median over boxes; 1:
     as strong as the best)."""
-    d = checks[(checks.kind == "adversarial") & (checks.param == eps) & (checks["update"] == "ours") & checks.steps.notna()
-               & (checks.precision == np.where(checks.model == "varnet", "bf16", "fp32"))]
+    d = checks[
+        (checks.kind == "adversarial")
+        & (checks.param == eps)
+        & (checks["update"] == "ours")
+        & checks.steps.notna()
+        & (checks.precision == np.where(checks.model == "varnet", "bf16", "fp32"))
+    ]
     rows = []
     for (model, acc), g in d.groupby(["model", "acceleration"]):
         best = g.groupby(BOX_KEY)["box_mse"].max()
         for (ss, st), h in g.groupby(["step_size", "steps"]):
             h = h.set_index(BOX_KEY)
-            rows.append(dict(model=model, acceleration=acc, step_size=ss, steps=int(st), boxes=len(h),
-                             box_psnr=h.box_psnr.mean(), box_ssim=h.box_ssim.mean(),
-                             mse_vs_best=float((h.box_mse / best.reindex(h.index)).median())))
+            rows.append(
+                dict(
+                    model=model,
+                    acceleration=acc,
+                    step_size=ss,
+                    steps=int(st),
+                    boxes=len(h),
+                    box_psnr=h.box_psnr.mean(),
+                    box_ssim=h.box_ssim.mean(),
+                    mse_vs_best=float((h.box_mse / best.reindex(h.index)).median()),
+                )
+            )
     return pd.DataFrame(rows)
 
 
-def _law_outputs(law: pd.DataFrame, tables: Path, figures: Path, line: str,
-                 formats) -> tuple[dict[str, str], Path, list[Path]]:
+def _law_outputs(
+    law: pd.DataFrame, tables: Path, figures: Path, line: str, formats
+) -> tuple[dict[str, str], Path, list[Path]]:
     """From :func:`budget_law` (``law``): the values the prose cites (``law_*``), ``budget_law.md`` and the
     ``budget_law`` figure files (html + ``formats``), stamped with ``line``."""
     from advmri.report.analysis import _md_table, save_figure
 
     c = fit_law(law)
-    values = dict(law_c=num(c, 2), law_f15=num(c / np.sqrt(15), 2), law_f8=num(c / np.sqrt(8), 2),
-                  law_factor15=num(np.sqrt(15) / c, 1), law_factor8=num(np.sqrt(8) / c, 1),
-                  law_coils=", ".join(str(int(x)) for x in sorted(law.coils.unique())),
-                  law_boxes=str(int(law["boxes"].min())))
+    values = dict(
+        law_c=num(c, 2),
+        law_f15=num(c / np.sqrt(15), 2),
+        law_f8=num(c / np.sqrt(8), 2),
+        law_factor15=num(np.sqrt(15) / c, 1),
+        law_factor8=num(np.sqrt(8) / c, 1),
+        law_coils=", ".join(str(int(x)) for x in sorted(law.coils.unique())),
+        law_boxes=str(int(law["boxes"].min())),
+    )
     for coils, g in law.groupby("coils"):
         values[f"law_meas_c{int(coils)}"] = num(float(g["mean"].mean()), 2)
     conv = pd.DataFrame({"coils": [4, 8, 15, 24]}).assign(
-        attained=lambda t: c / np.sqrt(t.coils), eps_authors_for_ours_0_01=lambda t: 0.01 / (c / np.sqrt(t.coils)))
+        attained=lambda t: c / np.sqrt(t.coils), eps_authors_for_ours_0_01=lambda t: 0.01 / (c / np.sqrt(t.coils))
+    )
     shown = law.assign(coils=law.coils.astype(int).astype(str), boxes=law.boxes.astype(int).astype(str))
     conv = conv.assign(coils=conv.coils.astype(str))  # (an all-numeric frame prints its integers as floats)
     p = tables / "budget_law.md"
-    p.write_text(f"Authors' update (`update: reference`): attained fraction of the per-coil budget per coil count "
-                 f"(U-Net, 8x, the same boxes per coil count); least-squares fit fraction = {c:.3f} / sqrt(C)\n\n"
-                 + _md_table(shown, line) + "\nOur eps -> the authors' eps of equal attained per-coil norm "
-                 "(eps_authors = eps_ours / f(C)), e.g. for our eps 0.01\n\n" + _md_table(conv, line))
+    p.write_text(
+        f"Authors' update (`update: reference`): attained fraction of the per-coil budget per coil count "
+        f"(U-Net, 8x, the same boxes per coil count); least-squares fit fraction = {c:.3f} / sqrt(C)\n\n"
+        + _md_table(shown, line)
+        + "\nOur eps -> the authors' eps of equal attained per-coil norm "
+        "(eps_authors = eps_ours / f(C)), e.g. for our eps 0.01\n\n" + _md_table(conv, line)
+    )
     return values, p, save_figure(law_figure(law, c), figures, "budget_law", line, formats)
 
 
@@ -172,16 +237,23 @@ def _precision_outputs(prec: pd.DataFrame, tables: Path, line: str) -> tuple[dic
 
     worst_psnr = float((prec.psnr_fp32 - prec.psnr_bf16).abs().max())
     worst_ssim = float((prec.ssim_fp32 - prec.ssim_bf16).abs().max())
-    values = dict(prec_max_psnr=num(worst_psnr, 2), prec_max_ssim=num(worst_ssim, 3),
-                  prec_max_box_psnr=num(float(prec.max_abs_psnr.max()), 2), prec_boxes=str(int(prec.boxes.min())))
+    values = dict(
+        prec_max_psnr=num(worst_psnr, 2),
+        prec_max_ssim=num(worst_ssim, 3),
+        prec_max_box_psnr=num(float(prec.max_abs_psnr.max()), 2),
+        prec_boxes=str(int(prec.boxes.min())),
+    )
     ok = worst_psnr <= PRECISION_TOLERANCE["box_psnr"] and worst_ssim <= PRECISION_TOLERANCE["box_ssim"]
     values["prec_verdict"] = ("within" if ok else "**outside**") + (
         f" the stated tolerance of {PRECISION_TOLERANCE['box_psnr']:g} dB box PSNR and "
-        f"{PRECISION_TOLERANCE['box_ssim']:g} box SSIM on every reported mean")
+        f"{PRECISION_TOLERANCE['box_ssim']:g} box SSIM on every reported mean"
+    )
     p = tables / "precision.md"
-    p.write_text("VarNet in float32 (checks sweep) vs bfloat16 autocast (paper sweep) on the same boxes: mean box "
-                 "PSNR (dB) and box SSIM, and float32 minus bf16 paired per box (mean, 95% volume-clustered "
-                 "interval; max |difference| over boxes)\n\n" + _md_table(prec, line))
+    p.write_text(
+        "VarNet in float32 (checks sweep) vs bfloat16 autocast (paper sweep) on the same boxes: mean box "
+        "PSNR (dB) and box SSIM, and float32 minus bf16 paired per box (mean, 95% volume-clustered "
+        "interval; max |difference| over boxes)\n\n" + _md_table(prec, line)
+    )
     return values, p
 
 
@@ -202,24 +274,31 @@ def _steps_outputs(steps: pd.DataFrame, tables: Path, line: str) -> tuple[dict[s
     values["steps_default_vs_best_min"] = pct(float(dflt.min()))
     values["steps_verdict"] = (
         f"had converged: within {100 * (1 - CONVERGED):.0f}% of the strongest setting's box MSE for every model "
-        "and acceleration" if len(dflt) and dflt.min() >= CONVERGED else
-        f"had **not** converged everywhere (at worst {pct(float(dflt.min()))} of the strongest setting's box MSE)")
+        "and acceleration"
+        if len(dflt) and dflt.min() >= CONVERGED
+        else f"had **not** converged everywhere (at worst {pct(float(dflt.min()))} of the strongest setting's box MSE)"
+    )
     p = tables / "steps.md"
-    p.write_text("Attack strength at eps 0.01: steps x step size (fraction of the budget per step); mean "
-                 "adversarial box PSNR and SSIM, and median box MSE relative to the strongest setting on the same "
-                 "boxes (1: as strong)\n\n" + _md_table(steps, line))
+    p.write_text(
+        "Attack strength at eps 0.01: steps x step size (fraction of the budget per step); mean "
+        "adversarial box PSNR and SSIM, and median box MSE relative to the strongest setting on the same "
+        "boxes (1: as strong)\n\n" + _md_table(steps, line)
+    )
     return values, p
 
 
-def write_checks(checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path, figures: str | Path,
-                 formats=("png",)) -> dict[str, list[Path]]:
+def write_checks(
+    checks_dir: str | Path, paper: pd.DataFrame, tables: str | Path, figures: str | Path, formats=("png",)
+) -> dict[str, list[Path]]:
     """``budget_law.md`` (+ figure ``budget_law``), ``precision.md`` and ``steps.md`` from the checks sweep."""
     tables, figures = project_path(tables), project_path(figures)
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     checks = collect_checks(checks_dir)
-    line = (f"sweep checks · {checks.sweep_run.nunique()} runs · code "
-            f"{','.join(sorted(checks.code_version.astype(str).unique()))}")
+    line = (
+        f"sweep checks · {checks.sweep_run.nunique()} runs · code "
+        f"{','.join(sorted(checks.code_version.astype(str).unique()))}"
+    )
     out: dict[str, list[Path]] = {"tables": [], "figures": []}
     values: dict[str, str] = {}
     law = budget_law(checks)

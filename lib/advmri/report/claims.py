@@ -73,9 +73,20 @@ def primary_claims(df: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     rows = []
     for (claim, model, acc), g in groups:
         est, lo, hi = cluster_bootstrap(g["diff"], g["file"], level=level, seed=seed_of(claim, model, acc))
-        rows.append(dict(claim=claim, model=model, acceleration=int(acc), estimate=est, lo=lo, hi=hi,
-                         p=volume_test(g["diff"], g["file"]), boxes=len(g), volumes=g["file"].nunique(),
-                         worse=int((g["diff"] < 0).sum())))
+        rows.append(
+            dict(
+                claim=claim,
+                model=model,
+                acceleration=int(acc),
+                estimate=est,
+                lo=lo,
+                hi=hi,
+                p=volume_test(g["diff"], g["file"]),
+                boxes=len(g),
+                volumes=g["file"].nunique(),
+                worse=int((g["diff"] < 0).sum()),
+            )
+        )
     t = pd.DataFrame(rows)
     if len(t):
         t["p_holm"] = holm(t["p"], alpha)
@@ -89,12 +100,23 @@ def claims_markdown(t: pd.DataFrame, stamp_line: str = "") -> str:
     if t.empty:
         return "*(no primary claims: the paper sweep has no completed runs)*\n"
     lvl = float(t["level"].iloc[0])
-    d = pd.DataFrame({
-        "claim": t["claim"], "model": t["model"], "acc.": t["acceleration"].map(lambda a: f"{a}x"),
-        "box PSNR difference (dB)": [f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]" for e, lo, hi in zip(t.estimate, t.lo, t.hi)],
-        "boxes worse": [f"{w}/{b}" for w, b in zip(t.worse, t.boxes)], "volumes": t["volumes"],
-        "Holm p": t["p_holm"].map(lambda p: f"{p:.2g}"), "holds": t["holds"].map({True: "yes", False: "**no**"})})
-    head = (f"Primary claims ({len(t)}, one family): paired per box, mean over boxes with a volume-clustered "
-            f"bootstrap interval at the Bonferroni level {lvl:.4f} (simultaneous), Wilcoxon signed-rank test on "
-            "volume means, Holm-adjusted; eps 0.01 for noise, 5 deg for rotation.\n\n")
+    d = pd.DataFrame(
+        {
+            "claim": t["claim"],
+            "model": t["model"],
+            "acc.": t["acceleration"].map(lambda a: f"{a}x"),
+            "box PSNR difference (dB)": [
+                f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]" for e, lo, hi in zip(t.estimate, t.lo, t.hi)
+            ],
+            "boxes worse": [f"{w}/{b}" for w, b in zip(t.worse, t.boxes)],
+            "volumes": t["volumes"],
+            "Holm p": t["p_holm"].map(lambda p: f"{p:.2g}"),
+            "holds": t["holds"].map({True: "yes", False: "**no**"}),
+        }
+    )
+    head = (
+        f"Primary claims ({len(t)}, one family): paired per box, mean over boxes with a volume-clustered "
+        f"bootstrap interval at the Bonferroni level {lvl:.4f} (simultaneous), Wilcoxon signed-rank test on "
+        "volume means, Holm-adjusted; eps 0.01 for noise, 5 deg for rotation.\n\n"
+    )
     return head + d.to_markdown(index=False) + (f"\n\n<sub>{stamp_line}</sub>\n" if stamp_line else "\n")

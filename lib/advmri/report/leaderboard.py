@@ -29,18 +29,27 @@ def _row(card: dict, source: str, budget: float, acceleration: int) -> dict:
     pick = lambda p, k: g[np.isclose(g.param, p) & (g.kind == k)]  # noqa: E731
     adv, rnd, clean = pick(budget, "adversarial"), pick(budget, "random"), pick(0.0, "clean")
     if adv.empty or clean.empty:
-        raise UserError(f"{source}: has no noise rows at eps {budget:g}, {acceleration}x (its budgets: "
-                        f"{sorted(set(rows[rows.threat == 'noise'].param))}, accelerations: "
-                        f"{sorted(set(rows.acceleration))}); use --budget / --acceleration")
+        raise UserError(
+            f"{source}: has no noise rows at eps {budget:g}, {acceleration}x (its budgets: "
+            f"{sorted(set(rows[rows.threat == 'noise'].param))}, accelerations: "
+            f"{sorted(set(rows.acceleration))}); use --budget / --acceleration"
+        )
     rot = rows[(rows.threat == "rotation") & (rows.acceleration == acceleration) & (rows.kind == "adversarial")]
     worst = rot[rot.param == rot.param.max()] if len(rot) else rot
     a = adv.iloc[0]
     return {
-        "model": card["model"]["name"], "spec": card["model"]["spec"], "kind": card["model"]["kind"],
-        "parameters": card["model"]["parameters"], "profile": card["profile"], "data": card["data"]["dir"],
-        "boxes": int(a.n_boxes), "volumes": int(a.n_volumes),
+        "model": card["model"]["name"],
+        "spec": card["model"]["spec"],
+        "kind": card["model"]["kind"],
+        "parameters": card["model"]["parameters"],
+        "profile": card["profile"],
+        "data": card["data"]["dir"],
+        "boxes": int(a.n_boxes),
+        "volumes": int(a.n_volumes),
         "clean_box_psnr": float(clean.box_psnr.iloc[0]),
-        "robust_box_psnr": float(a.box_psnr), "robust_lo": a.box_psnr_lo, "robust_hi": a.box_psnr_hi,
+        "robust_box_psnr": float(a.box_psnr),
+        "robust_lo": a.box_psnr_lo,
+        "robust_hi": a.box_psnr_hi,
         "random_box_psnr": float(rnd.box_psnr.iloc[0]) if len(rnd) else float("nan"),
         "drop_db": float(clean.box_psnr.iloc[0] - a.box_psnr),
         "rotation_bound": float(worst.param.iloc[0]) if len(worst) else float("nan"),
@@ -61,31 +70,41 @@ def leaderboard(cards: dict[str, dict], budget: float = 0.01, acceleration: int 
 
 def _comparable(df: pd.DataFrame) -> str:
     if df.profile.nunique() > 1 or df.data.nunique() > 1 or df.boxes.nunique() > 1:
-        return ("**Not comparable**: the cards differ in profile, data or boxes "
-                f"({', '.join(sorted(set(df.profile)))}; {', '.join(sorted(set(df.data)))}); rank with care.\n\n")
+        return (
+            "**Not comparable**: the cards differ in profile, data or boxes "
+            f"({', '.join(sorted(set(df.profile)))}; {', '.join(sorted(set(df.data)))}); rank with care.\n\n"
+        )
     return ""
 
 
 def markdown(df: pd.DataFrame, budget: float, acceleration: int) -> str:
     f = lambda v: "–" if not np.isfinite(v) else f"{v:.2f}"  # noqa: E731
-    lines = [f"# Leaderboard: robust box PSNR at eps = {budget:g}, {acceleration}x", "",
-             f"Ranked by the mean box PSNR under adversarial k-space noise at eps = {budget:g} ({acceleration}x, "
-             f"{df.boxes.iloc[0]} boxes in {df.volumes.iloc[0]} volumes of `{df.data.iloc[0]}`, profile "
-             f"{df.profile.iloc[0]}); 95% intervals from resampling volumes. The intervals overlap where the ranking "
-             "is not resolved; it is a description, not a tested claim.", "", _comparable(df) +
-             "| rank | model | kind | parameters | clean | robust [95% CI] | random | drop (dB) | worst rotation |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Leaderboard: robust box PSNR at eps = {budget:g}, {acceleration}x",
+        "",
+        f"Ranked by the mean box PSNR under adversarial k-space noise at eps = {budget:g} ({acceleration}x, "
+        f"{df.boxes.iloc[0]} boxes in {df.volumes.iloc[0]} volumes of `{df.data.iloc[0]}`, profile "
+        f"{df.profile.iloc[0]}); 95% intervals from resampling volumes. The intervals overlap where the ranking "
+        "is not resolved; it is a description, not a tested claim.",
+        "",
+        _comparable(df)
+        + "| rank | model | kind | parameters | clean | robust [95% CI] | random | drop (dB) | worst rotation |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in df.itertuples():
         rot = f"{f(r.rotation_box_psnr)} (<= {r.rotation_bound:g} deg)" if np.isfinite(r.rotation_bound) else "–"
-        lines.append(f"| {r.rank} | {r.model} | {r.kind} | {r.parameters:,} | {f(r.clean_box_psnr)} | "
-                     f"{f(r.robust_box_psnr)} [{f(r.robust_lo)}, {f(r.robust_hi)}] | {f(r.random_box_psnr)} | "
-                     f"{f(r.drop_db)} | {rot} |")
+        lines.append(
+            f"| {r.rank} | {r.model} | {r.kind} | {r.parameters:,} | {f(r.clean_box_psnr)} | "
+            f"{f(r.robust_box_psnr)} [{f(r.robust_lo)}, {f(r.robust_hi)}] | {f(r.random_box_psnr)} | "
+            f"{f(r.drop_db)} | {rot} |"
+        )
     lines += ["", "Cards: " + ", ".join(f"[{m}]({c})" for m, c in zip(df.model, df.card))]
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(df: pd.DataFrame, out: Path, budget: float, acceleration: int,
-                      relative_to: Path | None = None) -> dict[str, Path]:
+def write_leaderboard(
+    df: pd.DataFrame, out: Path, budget: float, acceleration: int, relative_to: Path | None = None
+) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``.csv`` and ``.html`` into ``out`` (card paths relative to ``relative_to``)."""
     out.mkdir(parents=True, exist_ok=True)
     if relative_to is not None:
@@ -94,12 +113,16 @@ def write_leaderboard(df: pd.DataFrame, out: Path, budget: float, acceleration: 
     md = markdown(df, budget, acceleration)
     write_text(files["md"], md)
     write_text(files["csv"], df.to_csv(index=False, float_format="%.6g"))
-    write_text(files["html"], "<!doctype html><html><head><meta charset='utf-8'><title>advmri leaderboard</title>"
-               "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:3px 6px}"
-               "table{border-collapse:collapse}</style></head><body>"
-               f"<h1>Leaderboard: robust box PSNR at eps = {budget:g}, {acceleration}x</h1>"
-               f"<p>{html.escape(md.split(chr(10))[2])}</p>"
-               + df.drop(columns=["spec"]).to_html(index=False, float_format=lambda v: f"{v:.2f}") + "</body></html>")
+    write_text(
+        files["html"],
+        "<!doctype html><html><head><meta charset='utf-8'><title>advmri leaderboard</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "table{border-collapse:collapse}</style></head><body>"
+        f"<h1>Leaderboard: robust box PSNR at eps = {budget:g}, {acceleration}x</h1>"
+        f"<p>{html.escape(md.split(chr(10))[2])}</p>"
+        + df.drop(columns=["spec"]).to_html(index=False, float_format=lambda v: f"{v:.2f}")
+        + "</body></html>",
+    )
     return files
 
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from advmri.report.book import plain_citations, read_setup_text
+from advmri.report.values import fill_values
 from advmri.util.paths import project_path
 from advmri.util.provenance import ROOT, code_version, dirty_results
-from advmri.report.values import fill_values
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
@@ -40,7 +40,12 @@ def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[
     dirty = dirty_results(paper_dir / "tables")
     if dirty:  # recorded with --allow-dirty: the reader is told
         stamp += f" · **results from uncommitted code (--allow-dirty): {', '.join(dirty)}**"
-    text = plain_citations(src).replace("{{stamp}}", stamp).replace("{{pdf}}", "[PDF](../_build/pdf/paper.pdf)").replace("{{setup}}", setup_text or read_setup_text(paper_dir))
+    text = (
+        plain_citations(src)
+        .replace("{{stamp}}", stamp)
+        .replace("{{pdf}}", "[PDF](../_build/pdf/paper.pdf)")
+        .replace("{{setup}}", setup_text or read_setup_text(paper_dir))
+    )
     text = fill_values(text, paper_dir / "tables", paper_dir / "paper.md", ROOT / "models")
     text = re.sub(r"\{\{table:([\w-]+)\}\}", table, text)
     text = re.sub(r"\{\{figure:([\w-]+)\}\}", figure, text)

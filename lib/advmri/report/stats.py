@@ -18,13 +18,22 @@ in which its rows are computed.
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["N_BOOT", "ALPHA", "seed_of", "cluster_bootstrap", "volume_test", "paired_summary", "holm",
-           "mcnemar_exact", "BOX_KEY"]
+__all__ = [
+    "N_BOOT",
+    "ALPHA",
+    "seed_of",
+    "cluster_bootstrap",
+    "volume_test",
+    "paired_summary",
+    "holm",
+    "mcnemar_exact",
+    "BOX_KEY",
+]
 
 N_BOOT = 10_000
 ALPHA = 0.05
@@ -36,8 +45,9 @@ def seed_of(*key) -> int:
     return zlib.crc32(repr(tuple(str(k) for k in key)).encode()) & 0x7FFFFFFF
 
 
-def cluster_bootstrap(values: Sequence[float], clusters: Sequence, level: float = 0.95, n_boot: int = N_BOOT,
-                      seed: int = 0) -> tuple[float, float, float]:
+def cluster_bootstrap(
+    values: Sequence[float], clusters: Sequence, level: float = 0.95, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, float, float]:
     """``(mean, lo, hi)``: the mean of ``values`` over boxes and its ``level`` percentile interval from
     ``n_boot`` resamples of the clusters (volumes) with replacement. NaN bounds with fewer than 2 clusters."""
     v = np.asarray(values, dtype=float)
@@ -72,16 +82,24 @@ def volume_test(values: Sequence[float], clusters: Sequence) -> float:
     return float(stats.wilcoxon(means, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def paired_summary(d: pd.DataFrame, by: list[str], value: str = "diff", level: float = 0.95,
-                   worse_below: float | None = -1e-6) -> pd.DataFrame:
+def paired_summary(
+    d: pd.DataFrame, by: list[str], value: str = "diff", level: float = 0.95, worse_below: float | None = -1e-6
+) -> pd.DataFrame:
     """Per group of ``by``: mean of ``value`` over boxes, volume-clustered bootstrap interval at ``level``,
     the volume-level test's p-value, boxes, volumes, and (with ``worse_below``) boxes with ``value`` below it."""
     rows = []
     for key, g in d.groupby(by, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         m, lo, hi = cluster_bootstrap(g[value], g["file"], level, seed=seed_of(*key, value, level))
-        row = dict(zip(by, key), mean=m, lo=lo, hi=hi, p=volume_test(g[value], g["file"]), boxes=int(g[value].notna().sum()),
-                   volumes=int(g.loc[g[value].notna(), "file"].nunique()))
+        row = dict(
+            zip(by, key),
+            mean=m,
+            lo=lo,
+            hi=hi,
+            p=volume_test(g[value], g["file"]),
+            boxes=int(g[value].notna().sum()),
+            volumes=int(g.loc[g[value].notna(), "file"].nunique()),
+        )
         if worse_below is not None:
             row["worse"] = int((g[value] < worse_below).sum())
         rows.append(row)

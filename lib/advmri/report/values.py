@@ -19,8 +19,10 @@ __all__ = ["write_values", "load_values", "num", "interval", "pct", "read_md_tab
 
 def write_values(folder: str | Path, part: str, values: dict[str, str]) -> Path:
     """``folder/values-<part>.json`` (sorted keys, strings ready to print)."""
-    return write_text(project_path(folder) / f"values-{part}.json",
-                      json.dumps({k: str(v) for k, v in sorted(values.items())}, indent=1) + "\n")
+    return write_text(
+        project_path(folder) / f"values-{part}.json",
+        json.dumps({k: str(v) for k, v in sorted(values.items())}, indent=1) + "\n",
+    )
 
 
 def load_values(folder: str | Path) -> dict[str, str]:
@@ -114,8 +116,10 @@ def fill_values(text: str, tables: str | Path, source: str | Path, models: str |
 
     def value(m: re.Match) -> str:
         if m.group(1) not in values:
-            raise UserError(f"{source}: {{{{value:{m.group(1)}}}}} is not computed by the analysis "
-                            f"(values-*.json in {project_path(tables)}); rerun it or fix the name")
+            raise UserError(
+                f"{source}: {{{{value:{m.group(1)}}}}} is not computed by the analysis "
+                f"(values-*.json in {project_path(tables)}); rerun it or fix the name"
+            )
         return values[m.group(1)]
 
     return re.sub(r"\{\{value:([\w.-]+)\}\}", value, text)

@@ -7,8 +7,8 @@ import contextlib
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from advmri.util.paths import project_path
 
@@ -28,14 +28,16 @@ def free_bytes(folder: str | os.PathLike) -> int:
     return shutil.disk_usage(p).free
 
 
-def disk_full(path: str | os.PathLike, need: int | None = None) -> "UserError":
+def disk_full(path: str | os.PathLike, need: int | None = None) -> UserError:
     """The one-line error for a write that found no space (names the path, the bytes needed and free)."""
     from advmri.util.errors import DiskFullError
 
     path = project_path(path)
     needs = f"needs about {need:,} bytes, " if need else ""
-    return DiskFullError(f"{path}: no space left on its file system ({needs}{free_bytes(path.parent):,} bytes free); "
-                         "free some space and run again (nothing was half-written)")
+    return DiskFullError(
+        f"{path}: no space left on its file system ({needs}{free_bytes(path.parent):,} bytes free); "
+        "free some space and run again (nothing was half-written)"
+    )
 
 
 def is_disk_full(e: BaseException) -> bool:

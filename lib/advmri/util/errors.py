@@ -11,22 +11,25 @@ import difflib
 import math
 import sys
 import traceback
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 
 class UserError(ValueError):
     """A bad input (parameter, file, configuration). The message names it."""
-    fix = ("Read the named file or parameter in the message; every subclass below says more.")
+
+    fix = "Read the named file or parameter in the message; every subclass below says more."
 
 
 class DiskFullError(UserError):
     """No space left where a result is written; the message names the path and the bytes needed."""
-    fix = ("Free space on the named file system (or write elsewhere) and run the same command again; completed runs are kept.")
+
+    fix = "Free space on the named file system (or write elsewhere) and run the same command again; completed runs are kept."
 
 
 class ParameterError(UserError):
     """A parameter value outside its valid range, or an unknown parameter."""
-    fix = ("Change the named parameter (on the command line, in the sweep YAML or the notebook's parameters cell) to one of the values the message lists.")
+
+    fix = "Change the named parameter (on the command line, in the sweep YAML or the notebook's parameters cell) to one of the values the message lists."
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
@@ -53,8 +56,9 @@ def _num(name: str, v) -> float:
     return float(v)
 
 
-def check_range(name: str, v, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-                integer: bool = False) -> None:
+def check_range(
+    name: str, v, lo: float | None = None, hi: float | None = None, lo_open: bool = False, integer: bool = False
+) -> None:
     """``lo <= v <= hi`` (``lo < v`` with ``lo_open``), finite, an int when ``integer``."""
     if integer and (isinstance(v, bool) or not isinstance(v, int)):
         raise ParameterError(f"{name}: must be an integer, got {v!r}")
@@ -68,8 +72,10 @@ def check_range(name: str, v, lo: float | None = None, hi: float | None = None, 
 def check_choice(name: str, v, choices: Sequence) -> None:
     """Raise :class:`ParameterError` naming ``name`` when ``v`` is not one of ``choices`` (with the closest one)."""
     if v not in choices:
-        raise ParameterError(f"{name}: {v!r} is not one of {', '.join(map(repr, choices))}"
-                             + (did_you_mean(v, map(str, choices)) if isinstance(v, str) else ""))
+        raise ParameterError(
+            f"{name}: {v!r} is not one of {', '.join(map(repr, choices))}"
+            + (did_you_mean(v, map(str, choices)) if isinstance(v, str) else "")
+        )
 
 
 PROG: dict[str, str] = {}  # module -> program name, set by the ``advmri`` console script (advmri.app.cli)
@@ -111,9 +117,11 @@ def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None],
             if debug:
                 raise
             where = traceback.extract_tb(e.__traceback__)[-1]
-            print(f"error: internal error {e.__class__.__name__}: {one_line(e)} "
-                  f"(at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}; --debug shows the traceback)",
-                  file=sys.stderr)
+            print(
+                f"error: internal error {e.__class__.__name__}: {one_line(e)} "
+                f"(at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}; --debug shows the traceback)",
+                file=sys.stderr,
+            )
             return 1
 
     wrapped.__doc__, wrapped.__name__ = main.__doc__, main.__name__

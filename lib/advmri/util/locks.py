@@ -22,7 +22,8 @@ __all__ = ["Busy", "exclusive", "holder", "claim", "release"]
 
 class Busy(UserError):
     """Another process is writing the same output."""
-    fix = ("Wait for the holder named in the message to finish (`advmri.models.train --wait SECONDS` waits), or write to another path.")
+
+    fix = "Wait for the holder named in the message to finish (`advmri.models.train --wait SECONDS` waits), or write to another path."
 
 
 def _owner(path: Path) -> Path:
@@ -40,8 +41,9 @@ def holder(path: str | os.PathLike) -> str:
 
 def claim(path: str | os.PathLike) -> None:
     """Record this process as the holder of ``path``'s lock (pid, host, start time), once it holds it."""
-    _owner(Path(path)).write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
-                                                  started=time.strftime("%Y-%m-%d %H:%M:%S"))))
+    _owner(Path(path)).write_text(
+        json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime("%Y-%m-%d %H:%M:%S")))
+    )
 
 
 def release(path: str | os.PathLike) -> None:
@@ -60,8 +62,10 @@ def exclusive(path: str | os.PathLike, what: str, wait: float = 0.0, hint: str =
     try:
         lock.acquire(timeout=wait)
     except Timeout:
-        raise Busy(f"{path}: another {what} is writing it ({holder(path)}); "
-                   f"{hint or 'wait for it to finish, or write elsewhere'}") from None
+        raise Busy(
+            f"{path}: another {what} is writing it ({holder(path)}); "
+            f"{hint or 'wait for it to finish, or write elsewhere'}"
+        ) from None
     try:
         claim(path)
         yield

@@ -19,7 +19,9 @@ import os
 from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parents[3]  # lib/advmri/util/paths.py -> the checkout
-ROOT = Path(os.environ.get("ADVMRI_ROOT") or (_CHECKOUT if (_CHECKOUT / "lib" / "advmri").is_dir() else Path.cwd())).resolve()
+ROOT = Path(
+    os.environ.get("ADVMRI_ROOT") or (_CHECKOUT if (_CHECKOUT / "lib" / "advmri").is_dir() else Path.cwd())
+).resolve()
 
 
 def project_path(path: str | os.PathLike) -> Path:

@@ -74,8 +74,10 @@ def cuda_chunk(measure_one, device: str | torch.device, cap: int = 256, log=prin
     peak = max(1, torch.cuda.max_memory_allocated(dev) - base)
     free, total = torch.cuda.mem_get_info(dev)
     n = int(max(1, min(cap, SAFE_FRACTION * free // peak)))
-    log(f"cuda: one item peaks at {peak / 2**30:.2f} GiB, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free "
-        f"-> {n} items per pass")
+    log(
+        f"cuda: one item peaks at {peak / 2**30:.2f} GiB, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free "
+        f"-> {n} items per pass"
+    )
     return n
 
 

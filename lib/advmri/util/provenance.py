@@ -14,10 +14,16 @@ from advmri.util.paths import ROOT
 def code_version() -> str:
     """``<git commit>[+dirty]`` of the working tree, or ``advmri-<version>`` outside git."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "lib"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "lib"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return f"advmri-{__version__}"
@@ -54,8 +60,14 @@ def dirty_results(tables: Path) -> list[str]:
     """The ``+dirty`` code versions that computed the results behind ``tables`` (its ``*provenance.json``)."""
     import json
 
-    return sorted({v for p in Path(tables).glob("*provenance.json")
-                   for v in json.loads(p.read_text()).get("result_code_versions", []) if is_dirty(v)})
+    return sorted(
+        {
+            v
+            for p in Path(tables).glob("*provenance.json")
+            for v in json.loads(p.read_text()).get("result_code_versions", [])
+            if is_dirty(v)
+        }
+    )
 
 
 def require_clean(allow_dirty: bool, what: str) -> str:
@@ -65,8 +77,10 @@ def require_clean(allow_dirty: bool, what: str) -> str:
 
     version = code_version()
     if is_dirty(version) and not allow_dirty:
-        raise UserError(f"{what}: the code in {ROOT / 'lib'} has uncommitted changes, so results would not be "
-                        "traceable to a commit; commit them (or pass --allow-dirty, which the paper then shows)")
+        raise UserError(
+            f"{what}: the code in {ROOT / 'lib'} has uncommitted changes, so results would not be "
+            "traceable to a commit; commit them (or pass --allow-dirty, which the paper then shows)"
+        )
     return version
 
 

@@ -20,7 +20,17 @@ from typing import Any
 
 from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
 
-__all__ = ["OneLineParser", "option", "add_arguments", "from_mapping", "given", "describe", "validate", "cli_fields", "to_argv"]
+__all__ = [
+    "OneLineParser",
+    "option",
+    "add_arguments",
+    "from_mapping",
+    "given",
+    "describe",
+    "validate",
+    "cli_fields",
+    "to_argv",
+]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -39,8 +49,17 @@ class OneLineParser(argparse.ArgumentParser):
         raise ParameterError(f"command line: {message} (--help lists the options)")
 
 
-def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-           choices: tuple | None = None, flag: str | None = None, cli: bool = True, many: bool = False) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple | None = None,
+    flag: str | None = None,
+    cli: bool = True,
+    many: bool = False,
+) -> Any:
     """A dataclass field with its help text and constraints (``flag``: the CLI name if not ``--field-name``;
     ``cli=False``: set only from YAML or code; ``many``: a sequence given as ``--flag A B C`` rather than by
     repeating the flag)."""
@@ -69,8 +88,12 @@ def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, title: str | None = None,
-                  skip: frozenset[str] | set[str] = frozenset()) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    title: str | None = None,
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> None:
     """One option per field of ``cls`` (defaults are None, so :func:`given` tells what the user set); fields in
     ``skip`` (already added by another schema sharing them) and ``cli=False`` fields get none."""
     group = parser.add_argument_group(title) if title else parser
@@ -82,23 +105,45 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, title: str |
         default = "" if f.default in (None, (), "") else f" (default: {f.default!r})"
         helptext = f"{f.metadata.get('help', '')}{default}".replace("%", "%%")
         if tp is bool:
-            group.add_argument(_flag(f), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=helptext)
+            group.add_argument(
+                _flag(f), dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=helptext
+            )
         elif seq and f.metadata.get("many"):
-            group.add_argument(_flag(f), dest=f.name, nargs="+", type=tp, default=None, choices=f.metadata.get("choices"),
-                               metavar=None if f.metadata.get("choices") else "VALUE", help=helptext)
+            group.add_argument(
+                _flag(f),
+                dest=f.name,
+                nargs="+",
+                type=tp,
+                default=None,
+                choices=f.metadata.get("choices"),
+                metavar=None if f.metadata.get("choices") else "VALUE",
+                help=helptext,
+            )
         elif seq:
-            group.add_argument(_flag(f), dest=f.name, action="append", type=tp, default=None, metavar="VALUE",
-                               help=helptext + "; repeat for several")
+            group.add_argument(
+                _flag(f),
+                dest=f.name,
+                action="append",
+                type=tp,
+                default=None,
+                metavar="VALUE",
+                help=helptext + "; repeat for several",
+            )
         else:
-            group.add_argument(_flag(f), dest=f.name, type=tp, default=None, choices=f.metadata.get("choices"),
-                               metavar=None if f.metadata.get("choices") else f.name.upper(), help=helptext)
+            group.add_argument(
+                _flag(f),
+                dest=f.name,
+                type=tp,
+                default=None,
+                choices=f.metadata.get("choices"),
+                metavar=None if f.metadata.get("choices") else f.name.upper(),
+                help=helptext,
+            )
 
 
 def given(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The fields of ``cls`` set on the command line."""
-    return {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)
-            if getattr(ns, f.name, None) is not None}
+    return {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if getattr(ns, f.name, None) is not None}
 
 
 def _coerce(name: str, tp: type, v: Any) -> Any:
@@ -131,8 +176,7 @@ def validate(obj: Any, where: str = "") -> None:
             if f.metadata.get("choices"):
                 check_choice(name, x, f.metadata["choices"])
             if f.metadata.get("lo") is not None or f.metadata.get("hi") is not None:
-                check_range(name, x, lo=f.metadata.get("lo"), hi=f.metadata.get("hi"),
-                            integer=tp is int)
+                check_range(name, x, lo=f.metadata.get("lo"), hi=f.metadata.get("hi"), integer=tp is int)
 
 
 def from_mapping(cls: type, values: dict | None, where: str) -> Any:
@@ -148,8 +192,11 @@ def from_mapping(cls: type, values: dict | None, where: str) -> Any:
     for k, v in values.items():
         tp, seq = _base(hints[k])
         if v is not None:
-            v = tuple(_coerce(f"{where}.{k}", tp, x) for x in (v if isinstance(v, list) else [v])) if seq \
+            v = (
+                tuple(_coerce(f"{where}.{k}", tp, x) for x in (v if isinstance(v, list) else [v]))
+                if seq
                 else _coerce(f"{where}.{k}", tp, v)
+            )
         out[k] = v
     obj = cls(**out)
     validate(obj, f"{where}.")
@@ -158,8 +205,10 @@ def from_mapping(cls: type, values: dict | None, where: str) -> Any:
 
 def describe(cls: type) -> list[tuple[str, str, Any, str]]:
     """``(field, CLI flag, default, help)`` for every field (the reference tables are generated from this)."""
-    return [(f.name, _flag(f) if f.metadata.get("cli", True) else "", f.default, f.metadata.get("help", ""))
-            for f in dataclasses.fields(cls)]
+    return [
+        (f.name, _flag(f) if f.metadata.get("cli", True) else "", f.default, f.metadata.get("help", ""))
+        for f in dataclasses.fields(cls)
+    ]
 
 
 def cli_fields(cls: type) -> list[str]:
