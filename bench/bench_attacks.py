@@ -4,7 +4,8 @@
     python bench/bench_attacks.py --device cuda --model-config paper --preset fastmri --out bench/RESULTS.md
 
 Cases: rotation grid (99 angles) on one slice -- batched (``sweep_angles``, ``--chunk`` angles per
-pass; default ``advmri.util.perf.default_chunk``: 16 on CUDA, on CPU 4 or fewer for large k-space) vs one angle per forward pass;
+pass; default ``advmri.util.perf.default_chunk``: 16 on CUDA, on CPU 4 or fewer for large k-space) vs one angle per
+forward pass;
 noise attack on B boxes x E eps values -- batched (PGA over ``--chunk`` items at a time, as
 ``advmri.experiments.run`` does) vs one (box, eps) per forward/backward pass. Medians over ``--repeats``.
 
@@ -175,9 +176,12 @@ def main(argv=None) -> int:
     scan = []
     for c in a.scan_chunks:
         ang = torch.linspace(-4.9, 4.9, max(c, 8)).tolist()
-        t_rot, _ = timeit(lambda: sweep_angles(model, one, ang, chunk=c), 1, sync)
+        # timeit calls each closure at once, inside this iteration: the defaults bind this iteration's values
+        t_rot, _ = timeit(lambda ang=ang, c=c: sweep_angles(model, one, ang, chunk=c), 1, sync)
         items = rep.select(list(range(min(len(rep), max(c, 4)))))
-        t_noise, _ = timeit(lambda: batched(t=items, e=eps[: len(items)], c=NoiseConfig(steps=1), k=c), 1, sync)
+        t_noise, _ = timeit(
+            lambda items=items, c=c: batched(t=items, e=eps[: len(items)], c=NoiseConfig(steps=1), k=c), 1, sync
+        )
         scan.append(dict(chunk=c, rotation_s_per_angle=t_rot / len(ang), noise_s_per_item_step=t_noise / len(items)))
 
     head = (

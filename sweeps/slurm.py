@@ -2,7 +2,8 @@
 
     python -m advmri.experiments.sweep SWEEP.yaml --engine slurm --jobs 4 --partition cpu [--gpus 1 --device cuda]
 
-Every resource is an option there (or a ``slurm:`` block of the sweep YAML): ``python -m advmri.experiments.sweep --help``.
+Every resource is an option there (or a ``slurm:`` block of the sweep YAML):
+``python -m advmri.experiments.sweep --help``.
 This wrapper passes its arguments on unchanged.
 """
 

@@ -59,16 +59,124 @@ def one_error_line(err: str, *needles: str) -> None:
         assert n in lines[0], (n, err)
 
 
-@pytest.fixture()
-def tiny(tiny_data, tmp_path):
-    """A private copy of the tiny set and an untrained tiny VarNet checkpoint."""
-    d = tmp_path / "data"
-    shutil.copytree(tiny_data, d)
+def untrained(path: Path, kind: str = "unet", seed: int | None = None) -> Path:
+    """Save an untrained tiny ``kind`` network at ``path`` (weights drawn after ``torch.manual_seed(seed)`` unless
+    ``seed`` is None) and return ``path``."""
     from advmri.models.networks import build, save_checkpoint
 
-    ck = tmp_path / "m.pt"
-    save_checkpoint(ck, build("varnet", "tiny"))
-    return d, ck
+    if seed is not None:
+        torch.manual_seed(seed)
+    save_checkpoint(path, build(kind, "tiny"))
+    return path
+
+
+@pytest.fixture()
+def tiny_copy(tiny_data, tmp_path) -> tuple[Path, Path]:
+    """A private copy of the tiny set (``tmp_path/data``) and its first HDF5 file, to damage."""
+    d = tmp_path / "data"
+    shutil.copytree(tiny_data, d)
+    return d, sorted((d / "multicoil").glob("*.h5"))[0]
+
+
+@pytest.fixture()
+def tiny(tiny_copy, tmp_path):
+    """A private copy of the tiny set and an untrained tiny VarNet checkpoint."""
+    d, _ = tiny_copy
+    return d, untrained(tmp_path / "m.pt", "varnet")
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-ups shared by the test files of one layer. They live here, not in a tests/<layer>/conftest.py: pytest imports
+# every conftest.py outside a package as the module ``conftest``, so a second one would replace this module in
+# sys.modules and break ``from conftest import ROOT`` in the files collected after it (test_layout.py keeps the
+# file names unique).
+
+
+# attacks (test_noise.py, test_rotation.py): one batch of the tiny set, untrained tiny networks. Module-scoped: the
+# tests only read them.
+@pytest.fixture(scope="module")
+def tiny_batch(tiny_data):
+    """The first three located boxes of the tiny set (acceleration 8) as one batch."""
+    from advmri.attacks.common import make_batch
+    from advmri.data.dataset import AnnotatedSlices
+
+    ds = AnnotatedSlices(tiny_data)
+    return make_batch([ds[i] for i in range(min(3, len(ds)))])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained tiny VarNet (seed 0), frozen."""
+    from advmri.models.networks import build
+
+    torch.manual_seed(0)
+    return build("varnet", "tiny").freeze()
+
+
+@pytest.fixture(scope="module")
+def tiny_unet():
+    """An untrained tiny U-Net (seed 0), frozen."""
+    from advmri.models.networks import build
+
+    torch.manual_seed(0)
+    return build("unet", "tiny").freeze()
+
+
+# experiments: runs, sweeps and model tables on the tiny set against untrained tiny U-Nets
+@pytest.fixture()
+def noise_run(tmp_path, tiny_data):
+    """``noise_run(**noise)``: a 3-box noise run (eps 0, 0.01, 0.02; 3 steps; 2 random draws; 1 thread) against an
+    untrained tiny U-Net (seed 1) saved once at ``tmp_path/u.pt``; ``noise`` adds or overrides parameters."""
+    from advmri.experiments.run import AttackRun
+
+    def make(**noise):
+        ck = tmp_path / "u.pt"
+        if not ck.is_file():
+            untrained(ck, seed=1)
+        return AttackRun.from_params(
+            "noise",
+            model=str(ck),
+            data_dir=str(tiny_data),
+            max_targets=3,
+            eps=[0.0, 0.01, 0.02],
+            steps=3,
+            random_draws=2,
+            threads=1,
+            **noise,
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sweep_spec(tiny_data):
+    """``sweep_spec(folder, **extra)``: the spec of sweep ``v`` (a noise and a rotation run, 3 boxes of the tiny set)
+    against an untrained tiny U-Net (seed 3) saved once at ``folder/m.pt``; ``extra`` adds top-level keys."""
+
+    def make(folder: Path, **extra) -> dict:
+        ck = folder / "m.pt"
+        if not ck.is_file():
+            untrained(ck, seed=3)
+        return dict(
+            name="v",
+            notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
+            grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
+            common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
+            per_attack=dict(
+                noise=dict(eps=[0.0, 0.01, 0.02], steps=3),
+                rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0]),
+            ),
+            **extra,
+        )
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def quality_specs(tmp_path_factory) -> dict[str, str]:
+    """The models of the quality-table tests: an untrained tiny U-Net (seed 1) and CG-SENSE."""
+    tmp = tmp_path_factory.mktemp("qmodels")
+    return {"unet": str(untrained(tmp / "u.pt", seed=1)), "cg-sense": "classical:cg-sense"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,20 +25,7 @@ from advmri.attacks.noise import (
 )
 from advmri.data.dataset import AnnotatedSlices
 from advmri.experiments.run import AttackRun, load_model
-from advmri.models.networks import build
 from advmri.util.errors import ParameterError
-
-
-@pytest.fixture(scope="module")
-def tiny_batch(tiny_data):
-    ds = AnnotatedSlices(tiny_data)
-    return make_batch([ds[i] for i in range(min(3, len(ds)))])
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return build("varnet", "tiny").freeze()
 
 
 @settings(max_examples=25, deadline=None)
@@ -196,21 +183,13 @@ def test_mask_draws_are_the_attackers_own(tiny_data):
     assert "mask_draws" not in AttackRun().as_dict()["noise"]  # earlier runs keep their ids
 
 
-@pytest.fixture(scope="module")
-def setup(tiny_data):
-    ds = AnnotatedSlices(tiny_data, acceleration=8)
-    tb = make_batch([ds[i] for i in range(min(3, len(ds)))])
-    torch.manual_seed(0)
-    return tb, build("unet", "tiny").freeze()
-
-
 @pytest.mark.parametrize(
     "cfg",
     [NoiseConfig(steps=3), NoiseConfig(steps=3, update="reference"), NoiseConfig(steps=2, restarts=1)],
     ids=["ours", "reference", "restarts"],
 )
-def test_control_matches_the_energy_the_network_sees(setup, cfg):
-    tb, model = setup
+def test_control_matches_the_energy_the_network_sees(tiny_batch, tiny_unet, cfg):
+    tb, model = tiny_batch, tiny_unet
     eps = torch.full((len(tb),), 0.02)
     z = adversarial_noise(model, tb, eps, cfg)
     zr = random_noise_items(z, tb, eps, seed=0, draw=0)
@@ -226,17 +205,16 @@ def test_control_matches_the_energy_the_network_sees(setup, cfg):
         assert torch.all(sampled_fraction(z, tb) < 0.9)
 
 
-def test_the_old_control_would_have_wasted_most_of_its_energy(setup):
+def test_the_old_control_would_have_wasted_most_of_its_energy(tiny_batch):
     """The earlier draw over every acquired column: only about 1/acceleration of it reached the network."""
-    tb, _ = setup
+    tb = tiny_batch
     g = torch.view_as_complex(torch.randn(*tb.kspace.shape, 2, generator=torch.Generator().manual_seed(0)))
     old = g * tb.acquired[:, None, None, :]
     assert float(sampled_fraction(old, tb).mean()) < 0.35
 
 
-def test_erasure_pulls_the_box_toward_the_twin(tiny_data, tiny_model):
-    ds = AnnotatedSlices(tiny_data)
-    tb = make_batch([ds[i] for i in range(min(3, len(ds)))])
+def test_erasure_pulls_the_box_toward_the_twin(tiny_batch, tiny_model):
+    tb = tiny_batch
     eps = torch.full((len(tb),), 0.02)
     # pulling toward a point, not pushing to the boundary: steps of half the budget overshoot on this
     # untrained model (twin MSE 0.0002-0.0012 at eps 0.05), a fifth of it converges

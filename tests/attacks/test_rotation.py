@@ -4,23 +4,8 @@ the worst case per bound (also for the twin targets)."""
 import pytest
 import torch
 
-from advmri.attacks.common import make_batch
 from advmri.attacks.noise import recon_with_noise
 from advmri.attacks.rotation import angle_grid, rotate, sweep_angles, sweep_angles_looped, worst_case
-from advmri.data.dataset import AnnotatedSlices
-from advmri.models.networks import build
-
-
-@pytest.fixture(scope="module")
-def tiny_batch(tiny_data):
-    ds = AnnotatedSlices(tiny_data)
-    return make_batch([ds[i] for i in range(min(3, len(ds)))])
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return build("varnet", "tiny").freeze()
 
 
 def test_rotation_zero_and_roundtrip():
@@ -80,9 +65,9 @@ def test_rotation_batched_equals_looped(tiny_batch, tiny_model):
     tb = tiny_batch.select([0, 1])
     angles = [-2.0, 0.0, 1.5]
     b = sweep_angles(tiny_model, tb, angles, chunk=4)
-    l = sweep_angles_looped(tiny_model, tb, angles)
+    looped = sweep_angles_looped(tiny_model, tb, angles)
     for k in ("box_mse", "box_ssim", "img_ssim"):
-        assert torch.allclose(b[k], l[k], rtol=1e-4, atol=1e-6), k
+        assert torch.allclose(b[k], looped[k], rtol=1e-4, atol=1e-6), k
     w = worst_case(b, angles, [0.0, 2.0])
     assert all(r["angle"] == 0.0 for r in w if r["bound"] == 0.0)
     for r in w:

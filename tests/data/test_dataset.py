@@ -3,8 +3,6 @@ dropped or merged annotation row counted, and a stray file in the data folder na
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 import torch
@@ -15,15 +13,8 @@ from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError
 
 
-@pytest.fixture()
-def copy(tiny_data, tmp_path):
-    d = tmp_path / "data"
-    shutil.copytree(tiny_data, d)
-    return d, sorted((d / "multicoil").glob("*.h5"))[0]
-
-
-def test_stray_file_in_h5_folder(copy):
-    d, _ = copy
+def test_stray_file_in_h5_folder(tiny_copy):
+    d, _ = tiny_copy
     (d / "multicoil" / "notes.txt").write_text("x")
     with pytest.raises(DataFileError, match="notes.txt"):
         AnnotatedSlices(d)
@@ -45,8 +36,8 @@ def test_lesion_free_items_are_the_twins(tiny_data):
 
 # ---------------------------------------------------------------------------------------------
 # data and annotations: every dropped or merged row counted
-def test_annotation_rows_are_accounted_for(tiny):
-    d, _ = tiny
+def test_annotation_rows_are_accounted_for(tiny_copy):
+    d, _ = tiny_copy
     csv = d / "knee.csv"
     df = pd.read_csv(csv)
     f = df.loc[~df.study_level.eq("Yes"), "file"].iloc[0]

@@ -3,8 +3,6 @@ the file (read directly or through the data set)."""
 
 from __future__ import annotations
 
-import shutil
-
 import h5py
 import numpy as np
 import pytest
@@ -13,15 +11,8 @@ from advmri.data.dataset import AnnotatedSlices
 from advmri.data.fastmri_h5 import DataFileError, read_info
 
 
-@pytest.fixture()
-def copy(tiny_data, tmp_path):
-    d = tmp_path / "data"
-    shutil.copytree(tiny_data, d)
-    return d, sorted((d / "multicoil").glob("*.h5"))[0]
-
-
-def test_truncated_hdf5(copy):
-    d, f = copy
+def test_truncated_hdf5(tiny_copy):
+    d, f = tiny_copy
     data = f.read_bytes()
     f.write_bytes(data[: len(data) // 3])
     with pytest.raises(DataFileError, match=f.name):
@@ -30,23 +21,23 @@ def test_truncated_hdf5(copy):
         AnnotatedSlices(d)
 
 
-def test_corrupt_hdf5(copy):
-    _, f = copy
+def test_corrupt_hdf5(tiny_copy):
+    _, f = tiny_copy
     f.write_bytes(b"not an hdf5 file at all" * 100)
     with pytest.raises(DataFileError, match=rf"{f.name}.*not a readable HDF5"):
         read_info(f)
 
 
-def test_missing_kspace(copy):
-    _, f = copy
+def test_missing_kspace(tiny_copy):
+    _, f = tiny_copy
     with h5py.File(f, "a") as hf:
         del hf["kspace"]
     with pytest.raises(DataFileError, match=rf"{f.name}.*missing dataset 'kspace'"):
         read_info(f)
 
 
-def test_wrong_ndim(copy):
-    _, f = copy
+def test_wrong_ndim(tiny_copy):
+    _, f = tiny_copy
     with h5py.File(f, "a") as hf:
         k = hf["kspace"][()]
         del hf["kspace"]
@@ -55,8 +46,8 @@ def test_wrong_ndim(copy):
         read_info(f)
 
 
-def test_nan_kspace(copy):
-    d, f = copy
+def test_nan_kspace(tiny_copy):
+    d, f = tiny_copy
     with h5py.File(f, "a") as hf:
         k = hf["kspace"][()]
         k[:] = np.nan
@@ -68,9 +59,8 @@ def test_nan_kspace(copy):
         ds[0]
 
 
-def test_zero_slice_volume_and_nan_target_and_missing_max(tiny):
-    d, _ = tiny
-    f = sorted((d / "multicoil").glob("*.h5"))[0]
+def test_zero_slice_volume_and_nan_target_and_missing_max(tiny_copy):
+    d, f = tiny_copy
     with h5py.File(f, "a") as hf:
         t = hf["reconstruction_rss"][()]
         t[0, 3, 3] = np.nan

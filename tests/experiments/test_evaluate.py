@@ -4,11 +4,9 @@ pass."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
 from advmri.experiments.evaluate import box_quality, quality_table
-from advmri.models.networks import build, save_checkpoint
+from advmri.models.networks import build
 
 
 def test_box_quality_covers_every_located_box(tiny_data):
@@ -24,18 +22,10 @@ def test_box_quality_covers_every_located_box(tiny_data):
     assert {"box_ssim", "box_psnr", "boxes"} <= set(s.columns) and (s.boxes == n).all()
 
 
-@pytest.fixture(scope="module")
-def specs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("qmodels")
-    torch.manual_seed(1)
-    save_checkpoint(tmp / "u.pt", build("unet", "tiny"))
-    return {"unet": str(tmp / "u.pt"), "cg-sense": "classical:cg-sense"}
-
-
-def test_batched_evaluation_equals_one_slice_per_pass(specs, tiny_data):
+def test_batched_evaluation_equals_one_slice_per_pass(quality_specs, tiny_data):
     from advmri.experiments.run import load_model
 
-    models = {k: load_model(v) for k, v in specs.items()}
+    models = {k: load_model(v) for k, v in quality_specs.items()}
     one = quality_table(models, tiny_data, (8,), max_slices=6, batch=1, progress=False)
     many = quality_table(models, tiny_data, (8,), max_slices=6, batch=4, progress=False)
     m = one.merge(many, on=["method", "acceleration", "file", "slice"])

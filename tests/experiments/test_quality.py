@@ -6,44 +6,34 @@ import hashlib
 import json
 
 import pytest
-import torch
 
 from advmri.experiments.quality import QualityMismatch, quality_tables
-from advmri.models.networks import build, save_checkpoint
-
-
-@pytest.fixture(scope="module")
-def specs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("qmodels")
-    torch.manual_seed(1)
-    save_checkpoint(tmp / "u.pt", build("unet", "tiny"))
-    return {"unet": str(tmp / "u.pt"), "cg-sense": "classical:cg-sense"}
 
 
 def test_quality_table_is_recorded_reused_after_verification_and_recomputed_when_inputs_change(
-    specs, tiny_data, tmp_path
+    quality_specs, tiny_data, tmp_path
 ):
     logs: list[str] = []
     folder = tmp_path / "quality"
-    q, qb, rep = quality_tables(specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
+    q, qb, rep = quality_tables(quality_specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
     assert rep["status"] == "computed" and (folder / "record.json").is_file()
     rec = json.loads((folder / "record.json").read_text())
     assert (
         rec["inputs"][next(k for k in rec["inputs"] if k.endswith("u.pt"))]
-        == hashlib.sha256(open(specs["unet"], "rb").read()).hexdigest()
+        == hashlib.sha256(open(quality_specs["unet"], "rb").read()).hexdigest()
     )
-    q2, qb2, rep2 = quality_tables(specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
+    q2, qb2, rep2 = quality_tables(quality_specs, tiny_data, folder, max_slices=6, batch=4, verify=2, log=logs.append)
     assert rep2["status"] == "reused" and rep2["verified_rows"] > 0
     assert q2.equals(q) and qb2.equals(qb)
     assert any(line.startswith("quality: verified") for line in logs)
     # other parameters: recomputed, not reused
-    _, _, rep3 = quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=logs.append)
+    _, _, rep3 = quality_tables(quality_specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=logs.append)
     assert rep3["status"] == "computed" and rep3["why"] == "parameters changed"
 
 
-def test_a_changed_recorded_value_is_caught_by_the_sample(specs, tiny_data, tmp_path):
+def test_a_changed_recorded_value_is_caught_by_the_sample(quality_specs, tiny_data, tmp_path):
     folder = tmp_path / "quality"
-    quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    quality_tables(quality_specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
     t = folder / "slices.csv"
     lines = t.read_text().splitlines()
     head = lines[0].split(",")
@@ -56,10 +46,10 @@ def test_a_changed_recorded_value_is_caught_by_the_sample(specs, tiny_data, tmp_
     rec["tables"]["slices.csv"] = hashlib.sha256(t.read_bytes()).hexdigest()
     (folder / "record.json").write_text(json.dumps(rec))
     with pytest.raises(QualityMismatch) as e:
-        quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+        quality_tables(quality_specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
     assert "slices.csv: recorded quality not reproduced" in str(e.value) and "ssim" in str(e.value)
     assert "\n" not in str(e.value)
     # a table edited without its digest is not reused at all: recomputed
     t.write_text(t.read_text().replace("unet", "unet", 1) + "\n")
-    _, _, rep = quality_tables(specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    _, _, rep = quality_tables(quality_specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
     assert rep["status"] == "computed" and "slices.csv missing or altered" in rep["why"]

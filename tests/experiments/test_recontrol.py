@@ -2,10 +2,9 @@
 21) agrees with a fresh run; a dirty tree is refused."""
 
 import pytest
-import torch
+from conftest import untrained
 
 from advmri.experiments.verify import compare
-from advmri.models.networks import build, save_checkpoint
 
 
 def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
@@ -21,9 +20,7 @@ def test_recontrol_rewrites_only_the_control(tmp_path, tiny_data, monkeypatch):
     from advmri.util import provenance
     from advmri.util.errors import UserError
 
-    ck = tmp_path / "u.pt"
-    torch.manual_seed(1)
-    save_checkpoint(ck, build("unet", "tiny"))
+    ck = untrained(tmp_path / "u.pt", seed=1)
     cfg = tmp_path / "rc.yaml"
     cfg.write_text(
         yaml.safe_dump(

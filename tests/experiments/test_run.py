@@ -4,7 +4,6 @@ back-off, thread pinning and concurrent writers of one table."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 
 import h5py
@@ -12,14 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, untrained
 
 from advmri.attacks.noise import NoiseConfig
 from advmri.attacks.rotation import RotationConfig
 from advmri.data.fastmri_h5 import DataFileError
 from advmri.experiments.run import RESULT_COLUMNS, AttackRun, Reuse, execute, read_table, write_table
 from advmri.experiments.verify import TOLERANCE, compare
-from advmri.models.networks import build, save_checkpoint
 from advmri.util.errors import ParameterError
 
 
@@ -36,8 +34,7 @@ def test_target_is_left_out_of_the_run_id_at_its_default():
 
 @pytest.mark.parametrize("attack", ["noise", "rotation"])
 def test_erasure_and_hallucination_runs(tiny_data, tmp_path, attack):
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    untrained(tmp_path / "m.pt", seed=0)
     out = {}
     for target in ("clean", "healthy", "lesion"):
         run = AttackRun.from_params(
@@ -63,14 +60,12 @@ def test_erasure_and_hallucination_runs(tiny_data, tmp_path, attack):
     assert hall.healthy_closer.notna().all() and erase.healthy_closer.notna().all()
 
 
-def test_twin_targets_need_twins(tiny_data, tmp_path):
-    real = tmp_path / "real"
-    shutil.copytree(tiny_data, real)
+def test_twin_targets_need_twins(tiny_copy, tmp_path):
+    real, _ = tiny_copy
     for f in (real / "multicoil").glob("*.h5"):
         with h5py.File(f, "a") as hf:
             del hf["reconstruction_rss_healthy"], hf["kspace_healthy"]
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    untrained(tmp_path / "m.pt", seed=0)
     kw = dict(model=str(tmp_path / "m.pt"), data_dir=str(real), max_targets=1, eps=[0.01], steps=1)
     with pytest.raises(ParameterError, match=r"target: 'healthy'.*\.h5 lacks"):
         execute(AttackRun.from_params("noise", target="healthy", **kw), progress=False)
@@ -81,10 +76,7 @@ def test_twin_targets_need_twins(tiny_data, tmp_path):
 
 
 def test_result_table_schema(tiny_data, tmp_path):
-    from advmri.models.networks import save_checkpoint
-
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    untrained(tmp_path / "m.pt", seed=0)
     for attack in ("noise", "rotation"):
         run = AttackRun(model=str(tmp_path / "m.pt"), data=str(tiny_data), attack=attack, max_targets=2)
         run.noise = NoiseConfig(eps=(0.0, 0.01), steps=2, random_draws=2)
@@ -114,34 +106,16 @@ def test_adversarial_beats_random_on_trained_model(small_data):
     assert adv < rnd - 0.05
 
 
-def _run(tmp_path, tiny_data, **noise):
-    ck = tmp_path / "u.pt"
-    if not ck.is_file():
-        torch.manual_seed(1)
-        save_checkpoint(ck, build("unet", "tiny"))
-    return AttackRun.from_params(
-        "noise",
-        model=str(ck),
-        data_dir=str(tiny_data),
-        max_targets=3,
-        eps=[0.0, 0.01, 0.02],
-        steps=3,
-        random_draws=2,
-        threads=1,
-        **noise,
-    )
-
-
-def test_tables_carry_both_sampled_fractions(tmp_path, tiny_data):
-    df, _ = execute(_run(tmp_path, tiny_data), progress=False)
+def test_tables_carry_both_sampled_fractions(noise_run):
+    df, _ = execute(noise_run(), progress=False)
     live = df[df.param > 0]
     assert np.allclose(live.random_sampled_fraction / live.adv_sampled_fraction, 1, atol=1e-3)
     assert df[df.param == 0].adv_sampled_fraction.isna().all()
 
 
 @pytest.mark.parametrize("update", ["ours", "reference"])
-def test_reusing_adversarial_rows_agrees_with_a_full_recomputation(tmp_path, tiny_data, update):
-    run = _run(tmp_path, tiny_data, update=update)
+def test_reusing_adversarial_rows_agrees_with_a_full_recomputation(noise_run, update):
+    run = noise_run(update=update)
     full, _ = execute(run, progress=False)
     full = full.assign(code_version="0123456789ab")  # as from a clean tree (rows of a +dirty one are never reused)
     reuse = Reuse(full)
@@ -156,9 +130,9 @@ def test_reusing_adversarial_rows_agrees_with_a_full_recomputation(tmp_path, tin
     pd.testing.assert_frame_equal(again[full.columns].iloc[:0], full.iloc[:0])
 
 
-def test_a_tampered_boundary_row_is_recomputed(tmp_path, tiny_data):
+def test_a_tampered_boundary_row_is_recomputed(noise_run):
     """A row whose noise is not on the sphere cannot be reused (its norms are unknown)."""
-    run = _run(tmp_path, tiny_data)
+    run = noise_run()
     full, _ = execute(run, progress=False)
     t = full.assign(code_version="0123456789ab")
     t.loc[(t.kind == "adversarial") & (t.param > 0), "budget_fraction"] = 0.9
@@ -171,10 +145,8 @@ def test_a_tampered_boundary_row_is_recomputed(tmp_path, tiny_data):
 def test_attack_run_survives_simulated_oom_with_identical_results(tiny_data, tmp_path, monkeypatch):
     """A GPU that holds only one item per pass: the run backs off to 1 and gives the chunk=1 results."""
     import advmri.experiments.run as R
-    from advmri.models.networks import build, save_checkpoint
 
-    ck = tmp_path / "m.pt"
-    save_checkpoint(ck, build("unet", "tiny"))
+    ck = untrained(tmp_path / "m.pt")
     kw = dict(model=str(ck), data_dir=str(tiny_data), max_targets=2, eps=[0.0, 0.01, 0.02], steps=2, random_draws=2)
     ref, _ = R.execute(R.AttackRun.from_params("noise", chunk=1, **kw), progress=False)
     real = R.adversarial_noise
@@ -231,8 +203,7 @@ def test_mixed_geometries_are_attacked_per_group(tiny_data, tmp_path):
         for p in (d / sub / "multicoil").glob("*.h5"):
             p.rename(d / "multicoil" / p.name)
     pd.concat([pd.read_csv(d / sub / "knee.csv") for sub in ("a", "b")]).to_csv(d / "knee.csv", index=False)
-    ck = tmp_path / "m.pt"
-    save_checkpoint(ck, build("varnet", "tiny"))
+    ck = untrained(tmp_path / "m.pt", "varnet")
     run = AttackRun.from_params(
         "noise", model=str(ck), data_dir=str(d), max_targets=0, eps=[0.0, 0.01], steps=1, random_draws=1
     )
@@ -244,8 +215,7 @@ def test_mixed_geometries_are_attacked_per_group(tiny_data, tmp_path):
 def test_threads_are_pinned_per_run_and_restored(tiny_data, tmp_path):
     from advmri.experiments.run import AttackRun, execute
 
-    torch.manual_seed(3)
-    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    untrained(tmp_path / "m.pt", seed=3)
     seen = []
     import advmri.experiments.run as R
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
-from conftest import ROOT
+from conftest import ROOT, untrained
 
 from advmri.experiments.sweep import SweepError, load_sweep, run_sweep
-from advmri.models.networks import build, save_checkpoint
 from advmri.util import provenance
 from advmri.util.errors import UserError
 
@@ -54,10 +52,9 @@ def test_bad_sweep_file(tmp_path):
 def test_sharded_sweep_equals_unsharded(tmp_path, tiny_data):
     """Shards split the boxes into contiguous parts, one run each; concatenated they give the unsharded
     result (one item per pass, so no float32 batch-composition effect; random draws are seeded per item)."""
-    from advmri.models.networks import build, save_checkpoint
     from advmri.report.analysis import collect
 
-    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))
+    untrained(tmp_path / "m.pt")
     spec = dict(
         name="full",
         notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
@@ -222,25 +219,8 @@ def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
     assert not list((tmp_path / "smoke").glob("*/status.json"))  # nothing was run
 
 
-def _spec(tmp_path, tiny_data, **extra):
-    ck = tmp_path / "m.pt"
-    if not ck.is_file():
-        torch.manual_seed(3)
-        save_checkpoint(ck, build("unet", "tiny"))
-    return dict(
-        name="v",
-        notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
-        grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
-        common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
-        per_attack=dict(
-            noise=dict(eps=[0.0, 0.01, 0.02], steps=3), rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])
-        ),
-        **extra,
-    )
-
-
-def test_sweep_exclude(tmp_path, tiny_data):
-    spec = _spec(tmp_path, tiny_data)
+def test_sweep_exclude(tmp_path, sweep_spec):
+    spec = sweep_spec(tmp_path)
     spec["grid"]["acceleration"] = [4, 8]
     spec["exclude"] = [{"attack": "rotation", "acceleration": 4}]
     cfg = tmp_path / "e.yaml"
@@ -254,14 +234,13 @@ def test_sweep_exclude(tmp_path, tiny_data):
         load_sweep(cfg, tmp_path)
 
 
-def test_results_of_other_weights_are_recomputed(tmp_path, tiny_data):
+def test_results_of_other_weights_are_recomputed(tmp_path, sweep_spec):
     cfg = tmp_path / "w.yaml"
-    spec = _spec(tmp_path, tiny_data)
+    spec = sweep_spec(tmp_path)
     spec["grid"]["attack"] = ["noise"]
     cfg.write_text(yaml.safe_dump(spec))
     assert run_sweep(cfg, results=tmp_path, log=lambda *a: None) and True
-    torch.manual_seed(4)
-    save_checkpoint(tmp_path / "m.pt", build("unet", "tiny"))  # retrained: same path, other weights
+    untrained(tmp_path / "m.pt", seed=4)  # retrained: same path, other weights
     logs = []
     st = run_sweep(cfg, results=tmp_path, log=logs.append)
     assert [v["status"] for v in st.values()] == ["ok"]

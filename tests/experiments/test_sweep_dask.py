@@ -105,7 +105,7 @@ def test_sweep_on_dask_survives_a_killed_worker(cluster, tmp_path):
             time.sleep(0.2)
     t.join(600)
     assert killed is not None and not t.is_alive()
-    assert any(l.startswith("dask: scheduler tcp://127.0.0.1") and "dashboard" in l for l in logs), logs
+    assert any(line.startswith("dask: scheduler tcp://127.0.0.1") and "dashboard" in line for line in logs), logs
     _, runs = load_sweep(cfg, tmp_path / "res")
     assert set(result) == {r.id for r in runs}
     res = tmp_path / "res" / "smoke"

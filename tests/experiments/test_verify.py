@@ -7,36 +7,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from advmri.experiments.sweep import read_status, run_sweep, table_digest
 from advmri.experiments.verify import CacheMismatch, choose_passes, verify_run
-from advmri.models.networks import build, save_checkpoint
-
-
-def _spec(tmp_path, tiny_data, **extra):
-    ck = tmp_path / "m.pt"
-    if not ck.is_file():
-        torch.manual_seed(3)
-        save_checkpoint(ck, build("unet", "tiny"))
-    return dict(
-        name="v",
-        notebooks={"noise": "notebooks/03_noise_attack.ipynb", "rotation": "notebooks/04_rotation_attack.ipynb"},
-        grid=dict(model=[str(ck)], acceleration=[8], attack=["noise", "rotation"]),
-        common=dict(data_dir=str(tiny_data), max_targets=3, random_draws=2, threads=1),
-        per_attack=dict(
-            noise=dict(eps=[0.0, 0.01, 0.02], steps=3), rotation=dict(max_angle=1.0, angle_step=0.5, bounds=[0.0, 1.0])
-        ),
-        **extra,
-    )
 
 
 @pytest.fixture(scope="module")
-def done_sweep(tmp_path_factory, tiny_data):
+def done_sweep(tmp_path_factory, sweep_spec):
     tmp = tmp_path_factory.mktemp("verify")
     cfg = tmp / "v.yaml"
-    cfg.write_text(yaml.safe_dump(_spec(tmp, tiny_data)))
+    cfg.write_text(yaml.safe_dump(sweep_spec(tmp)))
     st = run_sweep(cfg, results=tmp, log=lambda *a: None)
     assert all(v["status"] == "ok" for v in st.values()), st
     return cfg, tmp

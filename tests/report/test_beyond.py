@@ -10,7 +10,7 @@ from advmri.report.beyond import attack_drops, classical_comparison, stronger_de
 def _rows(model, box_ids, clean, adv, rnd, attack="noise", variant="PGA", target="clean", param=0.01):
     """Rows of one run: per box the clean value (eps 0 / the rotation's clean row), adversarial, 2 random draws."""
     out = []
-    for b, c, a, r in zip(box_ids, clean, adv, rnd):
+    for b, c, a, r in zip(box_ids, clean, adv, rnd, strict=True):
         box = dict(
             file=f"f{b}",
             slice=b,

@@ -70,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     run = run_from_args(a)
     run.check_inputs()
     data = project_path(run.data)
-    out = check_table_path(
-        a.out, overwrite=a.force, inputs=[run.annotations, run.model, data / "knee.csv", data.parent / "knee.csv"]
-    )
+    inputs = [run.annotations, run.model, data / "knee.csv", data.parent / "knee.csv"]
+    out = check_table_path(a.out, overwrite=a.force, inputs=[i for i in inputs if i is not None])
     h5dir = data / "multicoil" if (data / "multicoil").is_dir() else data
     if out.parent.resolve() == h5dir.resolve():
         raise ParameterError(f"out: {out} is inside the .h5 folder {h5dir}; fastMRI's SliceDataset would open it")
@@ -88,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

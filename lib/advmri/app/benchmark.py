@@ -18,6 +18,7 @@ import argparse
 import functools
 import json
 import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,12 @@ class BenchmarkConfig:
         return "smoke" if self.smoke else "standard"
 
 
-SMOKE = dict(
+SMOKE: dict[str, Any] = dict(
     max_targets=2, eps=(0.0, 0.01), steps=2, bounds=(0.0, 1.0, 2.0), max_angle=2.0, angle_step=1.0, random_draws=1
 )
 
 
-def effective(cfg: BenchmarkConfig, set_by_user: set[str] = frozenset()) -> BenchmarkConfig:
+def effective(cfg: BenchmarkConfig, set_by_user: Collection[str] = frozenset()) -> BenchmarkConfig:
     """``cfg`` with the smoke profile applied to every field the user did not set."""
     if not cfg.smoke:
         return cfg
@@ -179,7 +180,7 @@ def describe_model(spec: str) -> dict[str, Any]:
     model = load_model(spec)
     files: dict[str, str] = {}
     if is_user_spec(spec):
-        kind, path = f"user ({model.model_kind})", spec.partition(".py:")[0] + ".py"  # type: ignore[attr-defined]
+        kind, path = f"user ({model.model_kind})", spec.partition(".py:")[0] + ".py"
     elif spec.startswith("classical:"):
         kind, path = "classical", None
     elif spec.startswith("official:"):
@@ -260,7 +261,7 @@ def _hallucination(rows: list[dict], df: pd.DataFrame, acceleration: int) -> Non
             r["n_twins"] = int(len(d[(d.param == r["param"]) & (d.kind == r["kind"])]))
 
 
-def ensure_embedded(cfg: BenchmarkConfig, log) -> None:
+def ensure_embedded(cfg: BenchmarkConfig, log: Callable[[str], object]) -> None:
     """Generate the embedded test set (synthetic, seeded) when ``--data`` is its default folder and it does not
     exist yet; any other missing folder is the run's one-line error."""
     from advmri.app.pipeline import DATA, make_data
@@ -296,8 +297,11 @@ def has_twins(run) -> bool:
     return True
 
 
+_LOG = functools.partial(print, flush=True)  # the default progress log: stdout, unbuffered
+
+
 def benchmark(
-    cfg: BenchmarkConfig, log=functools.partial(print, flush=True), keep_images: bool = False
+    cfg: BenchmarkConfig, log: Callable[[str], object] = _LOG, keep_images: bool = False
 ) -> tuple[dict, dict]:
     """Run every (acceleration, threat) of ``cfg``; returns ``(card, extras)`` with ``extras['tables']`` the run
     tables by name and (``keep_images``) ``extras['examples']`` the images of the worst boxes."""
@@ -385,7 +389,7 @@ def add_cli(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(ns: argparse.Namespace) -> BenchmarkConfig:
     """The command line over the defaults (and ``--smoke`` over the defaults the user did not set)."""
-    g = {k: tuple(v) if isinstance(v, list) else v for k, v in given(ns, BenchmarkConfig).items()}
+    g: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in given(ns, BenchmarkConfig).items()}
     cfg = replace(BenchmarkConfig(), **g)
     return effective(cfg, set(g))
 
@@ -454,4 +458,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    sys.exit(main(None))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import torch
 
 from advmri.attacks.common import make_batch
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, random_noise_items, recon_with_noise
-from advmri.data.dataset import AnnotatedSlices
+from advmri.data.dataset import AnnotatedSlices, SliceSample
 from advmri.experiments.recons import RunRecons, TargetRecons
 from advmri.util.errors import check_range
 
@@ -25,7 +26,7 @@ from advmri.util.errors import check_range
 class LiveAttack:
     """Model and data of one run, loaded once; :meth:`compute` attacks one target."""
 
-    def __init__(self, rr: RunRecons, device: str = "cpu"):
+    def __init__(self, rr: RunRecons, device: str = "cpu") -> None:
         from advmri.experiments.run import load_model  # run imports the attack stack; keep this module light to import
 
         r = rr.run
@@ -39,11 +40,12 @@ class LiveAttack:
             labels=r.get("labels"),
         )
         known = {f.name for f in fields(NoiseConfig)}
-        self.cfg = NoiseConfig(
-            **{k: tuple(v) if k == "eps" else v for k, v in (r.get("noise") or {}).items() if k in known}
-        )
+        params: dict[str, Any] = {
+            k: tuple(v) if k == "eps" else v for k, v in (r.get("noise") or {}).items() if k in known
+        }
+        self.cfg = NoiseConfig(**params)
 
-    def _sample(self, t: TargetRecons):
+    def _sample(self, t: TargetRecons) -> SliceSample:
         cands = [t.index] + list(range(len(self.ds.items)))
         for i in cands:
             f, s, b, _ = self.ds.items[i] if i < len(self.ds.items) else (None, None, None, None)
@@ -62,7 +64,7 @@ class LiveAttack:
         z = adversarial_noise(self.model, tb, e, self.cfg, on_step)
         with torch.inference_mode():
             adv = recon_with_noise(self.model, tb, z)[0].float().cpu().numpy()
-            rnd = recon_with_noise(self.model, tb, random_noise_items(z, tb, e.cpu(), self.cfg.seed, 0))[0]
-            rnd = rnd.float().cpu().numpy()
+            z_rnd = random_noise_items(z, tb, e.cpu(), self.cfg.seed, 0)
+            rnd = recon_with_noise(self.model, tb, z_rnd)[0].float().cpu().numpy()
         y0, y1, x0, x1 = t.window
         return adv[y0:y1, x0:x1], rnd[y0:y1, x0:x1], time.perf_counter() - t0

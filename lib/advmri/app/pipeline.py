@@ -15,22 +15,38 @@ book) and ``paper/_build/pdf/paper.pdf`` (:mod:`advmri.report.book`), and ``pape
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
+from advmri.experiments.sweep import VERIFY_HELP, SweepOptions
 from advmri.util.errors import cli, prog
 from advmri.util.provenance import ROOT
+from advmri.util.schema import add_arguments, given, option
 
 STEPS = ["data", "train", "notebooks", "sweep", "analysis", "paper"]
 DATA = ROOT / "data" / "synthetic" / "small"
 TEST_VOLUMES = 28
+
+
+class Plateau(TypedDict):
+    """Phase 2 of training (:data:`PLATEAU`)."""
+
+    max_steps: int
+    lr: float
+    tol: float
+    precision: str
+
+
 # phase 2 of training: constant lr from the phase-1 checkpoint until val SSIM gains < tol per doubling
-PLATEAU = dict(max_steps=6000, lr=5e-4, tol=0.005, precision="bf16")
+PLATEAU: Plateau = {"max_steps": 6000, "lr": 5e-4, "tol": 0.005, "precision": "bf16"}
 SWEEPS = ("paper", "interpolation", "beyond", "checks")  # sweeps/<name>.yaml, results in results/<name>/
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
@@ -114,8 +130,17 @@ def _boxes(max_targets: int) -> str:
     return "all located boxes (93)" if not max_targets else f"{max_targets} evenly spaced boxes"
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class PipelineOptions(SweepOptions):
+    """The sweep options of the main job: those of ``advmri sweep`` (one schema, :class:`SweepOptions`) but for the
+    default of ``--verify``, overridden here and only here: the main job recomputes one seeded pass of every reused
+    run (the sweep alone trusts the recorded sha256)."""
+
+    verify: str = option("1", VERIFY_HELP)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The main job's CLI: the steps, training and job options, then the sweep options (:class:`PipelineOptions`)."""
     ap = argparse.ArgumentParser(prog=prog("advmri.app.pipeline"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--until", choices=STEPS, default="paper")
     ap.add_argument(
@@ -133,37 +158,24 @@ def main(argv: list[str] | None = None) -> int:
         help="attack runs at a time (each pinned to its own thread count; default: CPU cores)",
     )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument(
-        "--fresh",
-        action="store_true",
-        help="recompute every attack run of the sweeps (the committed results are kept aside and put "
-        "back unless the new ones complete; asks first)",
-    )
-    ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces committed results")
-    ap.add_argument(
-        "--verify",
-        default="1",
-        metavar="N|all",
-        help="before reusing a committed attack run, recompute N seeded passes of it (at least one "
-        "per row type; all: every pass) and stop if they differ (advmri.experiments.verify; 0: trust the "
-        "recorded sha256 only)",
-    )
-    ap.add_argument(
-        "--verify-runs",
-        default="paths",
-        choices=("paths", "all"),
-        help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
-        "target, update rule and options; default; every table's sha256 is checked) or all",
-    )
-    ap.add_argument(
-        "--allow-dirty",
-        action="store_true",
-        help="let the sweeps record runs from a tree with uncommitted changes (stamped +dirty)",
-    )
+    add_arguments(ap, PipelineOptions)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def _current_step(times: dict[str, float], start: str) -> str:
+    """The step that was running (the first from ``start`` on that did not finish), or ``?``."""
+    return next((s for s in STEPS if s not in times and STEPS.index(s) >= STEPS.index(start)), "?")
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    """The main job: the steps ``--from`` .. ``--until``, then the summary of what each reused and recomputed."""
+    a = parser().parse_args(argv)
+    vars(a).update(asdict(PipelineOptions(**given(a, PipelineOptions))))  # the sweep options, defaults filled in
     overrides = {"device": a.device} if a.device != "cpu" else None
-    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they are printed, also in a log file
+    if isinstance(sys.stdout, io.TextIOWrapper):  # progress lines appear as they are printed, also in a log file
+        sys.stdout.reconfigure(line_buffering=True)
     t_all = time.perf_counter()
     times: dict[str, float] = {}
     try:
@@ -171,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         done = ", ".join(times) or "none"
         print(
-            f"interrupted during step {next((s for s in STEPS if s not in times and STEPS.index(s) >= STEPS.index(a.start)), '?')}"
+            f"interrupted during step {_current_step(times, a.start)}"
             f" (completed: {done}); run again to go on: finished steps and completed runs are reused",
             flush=True,
         )
@@ -379,4 +391,4 @@ def _steps(a: argparse.Namespace, overrides: dict | None, times: dict[str, float
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypedDict
 
 import ipywidgets as W
 import numpy as np
@@ -14,10 +15,27 @@ from advmri.experiments.recons import RunRecons, TargetRecons
 from advmri.report.figures import image_grid
 
 
+class _State(TypedDict):
+    """What the explorer's panels show (``shown``), the target's image and difference ranges (``scales``) and
+    whether callbacks are muted (``quiet``)."""
+
+    shown: tuple[str, float] | None
+    scales: tuple[float, float]
+    quiet: bool
+
+
+class _Live(Protocol):
+    """A live attack (:class:`advmri.app.live.LiveAttack`): ``compute(target, eps, on_step)``."""
+
+    def compute(
+        self, t: TargetRecons, eps: float, on_step: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]: ...
+
+
 class Explorer(W.VBox):
     """The explorer's box; ``shown`` says what the panels show: ``("stored" | "live", eps)``."""
 
-    _state: dict
+    _state: _State
 
     @property
     def shown(self) -> tuple[str, float] | None:
@@ -124,10 +142,10 @@ class _EpsCallbacks:
     """The explorer's callbacks on its controls ``c`` and figure ``fig``; ``state`` holds ``shown`` (what the
     panels show), ``scales`` (the target's image and difference ranges) and ``quiet`` (no redraw)."""
 
-    def __init__(self, runs: list[RunRecons], live: Callable[[RunRecons], object], c: _Controls, fig: go.Figure):
+    def __init__(self, runs: list[RunRecons], live: Callable[[RunRecons], _Live], c: _Controls, fig: go.Figure):
         self.runs, self.live, self.c, self.fig = runs, live, c, fig
-        self.live_cache: dict[int, object] = {}
-        self.state = dict(shown=None, scales=(1.0, 1.0), quiet=False)
+        self.live_cache: dict[int, _Live] = {}
+        self.state = _State(shown=None, scales=(1.0, 1.0), quiet=False)
 
     def run_(self) -> RunRecons:
         return self.runs[self.c.model.value]
@@ -152,10 +170,10 @@ class _EpsCallbacks:
         ]
         ma, mr = _box_mse(adv, t), _box_mse(rnd, t)
         with self.fig.batch_update():
-            for i, (tr, img) in enumerate(zip(self.fig.data, imgs)):
+            for i, (tr, img) in enumerate(zip(self.fig.data, imgs, strict=True)):
                 tr.z = img
                 tr.zmin, tr.zmax = 0.0, (dmax if i >= 4 else vmax)
-            for ann, txt in zip(self.fig.layout.annotations, titles):
+            for ann, txt in zip(self.fig.layout.annotations, titles, strict=True):
                 ann.text = txt
         self.c.header.value = (
             f"<b>{t.name}</b> &nbsp; box x={t.box.x} y={t.box.y} w={t.box.w} h={t.box.h} "
@@ -216,15 +234,15 @@ class _EpsCallbacks:
 
 def eps_explorer(
     runs: Sequence[RunRecons],
-    live: Callable[[RunRecons], object] | None = None,
+    live: Callable[[RunRecons], _Live] | None = None,
     live_max_eps: float = 0.03,
     height: int = 300,
 ) -> Explorer:
     """Explore stored noise-attack reconstructions: model, target and eps pickers, 2x3 panels.
 
     Top: fully sampled target, adversarial and paired random reconstruction (the control: the same
-    per-coil noise energy on the sampled columns) at the chosen eps; bottom: the clean reconstruction (eps = 0; the lesion-free
-    twin when eps = 0 was not run), ``|adversarial - target|`` and ``|random - target|``. Each target has
+    per-coil noise energy on the sampled columns) at the chosen eps; bottom: the clean reconstruction (eps = 0; the
+    lesion-free twin when eps = 0 was not run), ``|adversarial - target|`` and ``|random - target|``. Each target has
     one fixed intensity range for the images and one for the differences, the same for every eps
     and kind, so contrast never jumps. ``live(run)`` returns an object with
     ``compute(target, eps, on_step) -> (adv, rand, seconds)`` (default

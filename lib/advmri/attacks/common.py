@@ -7,7 +7,7 @@ Box losses use per-item weight maps instead of crops, which keeps every item in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +15,8 @@ import torch
 from advmri.core import metrics as M
 from advmri.core.boxes import Box, ssim_box
 from advmri.data.dataset import SliceSample
+
+_TensorMap = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -30,65 +32,62 @@ class TargetBatch:
 
     @property
     def crop(self) -> tuple[int, int]:
-        return tuple(self.target.shape[-2:])
+        """The image size ``(H, W)`` of the targets (and reconstructions)."""
+        return (self.target.shape[-2], self.target.shape[-1])
 
     def __len__(self) -> int:
         return self.kspace.shape[0]
 
-    def to(self, device) -> TargetBatch:
-        f = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def _apply(self, data: _TensorMap, masks: _TensorMap, boxes: list[Box], samples: list[SliceSample]) -> TargetBatch:
+        """A new batch: ``data`` applied to k-space, target and twin, ``masks`` to mask, acquired and num_low."""
         return TargetBatch(
-            f(self.kspace),
-            f(self.mask),
-            f(self.acquired),
-            f(self.num_low),
-            f(self.target),
-            f(self.healthy),
-            self.boxes,
-            self.samples,
+            data(self.kspace),
+            masks(self.mask),
+            masks(self.acquired),
+            masks(self.num_low),
+            data(self.target),
+            None if self.healthy is None else data(self.healthy),
+            boxes,
+            samples,
         )
+
+    def to(self, device: torch.device | str) -> TargetBatch:
+        """The same batch with every tensor on ``device``."""
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device)
+
+        return self._apply(f, f, self.boxes, self.samples)
 
     def double(self) -> TargetBatch:
         """The same batch in double precision (complex128 k-space, float64 images); masks unchanged."""
-        f = lambda t: None if t is None else t.to(torch.complex128 if t.is_complex() else torch.float64)  # noqa: E731
-        return TargetBatch(
-            f(self.kspace),
-            self.mask,
-            self.acquired,
-            self.num_low,
-            f(self.target),
-            f(self.healthy),
-            self.boxes,
-            self.samples,
-        )
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            return t.to(torch.complex128 if t.is_complex() else torch.float64)
+
+        return self._apply(f, _same, self.boxes, self.samples)
 
     def repeat(self, n: int) -> TargetBatch:
         """Each item ``n`` times in a row (item-major): index ``i * n + j``."""
-        r = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731
-        return TargetBatch(
-            r(self.kspace),
-            r(self.mask),
-            r(self.acquired),
-            r(self.num_low),
-            r(self.target),
-            r(self.healthy),
-            [b for b in self.boxes for _ in range(n)],
-            [s for s in self.samples for _ in range(n)],
-        )
+
+        def r(t: torch.Tensor) -> torch.Tensor:
+            return t.repeat_interleave(n, dim=0)
+
+        return self._apply(r, r, [b for b in self.boxes for _ in range(n)], [s for s in self.samples for _ in range(n)])
 
     def select(self, idx: Sequence[int]) -> TargetBatch:
-        ix = torch.as_tensor(list(idx), dtype=torch.long)
-        f = lambda t: None if t is None else t[ix.to(t.device)]  # noqa: E731
-        return TargetBatch(
-            f(self.kspace),
-            f(self.mask),
-            f(self.acquired),
-            f(self.num_low),
-            f(self.target),
-            f(self.healthy),
-            [self.boxes[i] for i in idx],
-            [self.samples[i] for i in idx],
-        )
+        """The items at positions ``idx`` (in that order)."""
+        ix = torch.as_tensor(list(idx), dtype=torch.long)  # (len(idx),)
+
+        def f(t: torch.Tensor) -> torch.Tensor:
+            return t[ix.to(t.device)]
+
+        return self._apply(f, f, [self.boxes[i] for i in idx], [self.samples[i] for i in idx])
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    """The tensor itself (fields a conversion leaves alone)."""
+    return t
 
 
 def _geometry(s: SliceSample) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -98,7 +97,7 @@ def _geometry(s: SliceSample) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def geometry_groups(samples: Sequence[SliceSample]) -> list[list[int]]:
     """Positions of ``samples`` grouped by (k-space shape, image shape), in order of first appearance
     (real fastMRI volumes differ in coils and columns; each group is one batchable set)."""
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(_geometry(s), []).append(i)
     return list(groups.values())
@@ -115,18 +114,18 @@ def make_batch(samples: Sequence[SliceSample]) -> TargetBatch:
             f"cannot batch slices of different geometry (k-space, image): {desc}; "
             "batch each group separately (advmri.attacks.common.geometry_groups)"
         )
-    if any(s.box is None for s in samples):
+    boxes = [s.box for s in samples if s.box is not None]
+    if len(boxes) != len(samples):
         missing = next(s for s in samples if s.box is None)
         raise ValueError(
             f"{missing.fname} slice {missing.slice_idx}: every attack target needs a box (study-level rows have none)"
         )
     cols = samples[0].kspace.shape[-1]
-    acq = torch.zeros(len(samples), cols, dtype=torch.bool)
+    acq = torch.zeros(len(samples), cols, dtype=torch.bool)  # (B, cols)
     for i, s in enumerate(samples):
         acq[i, s.padding[0] : s.padding[1]] = True
-    healthy = None
-    if all(s.healthy is not None for s in samples):
-        healthy = torch.stack([s.healthy for s in samples])
+    twins = [s.healthy for s in samples if s.healthy is not None]
+    healthy = torch.stack(twins) if len(twins) == len(samples) else None  # (B, H, W) float, or None
     return TargetBatch(
         kspace=torch.stack([s.kspace for s in samples]),
         mask=torch.stack([s.mask for s in samples]),
@@ -134,12 +133,12 @@ def make_batch(samples: Sequence[SliceSample]) -> TargetBatch:
         num_low=torch.tensor([s.num_low_frequencies for s in samples]),
         target=torch.stack([s.target for s in samples]),
         healthy=healthy,
-        boxes=[s.box for s in samples],
+        boxes=boxes,
         samples=list(samples),
     )
 
 
-def box_weights(boxes: Sequence[Box], shape: tuple[int, int], device=None) -> torch.Tensor:
+def box_weights(boxes: Sequence[Box], shape: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
     """``(B, H, W)`` float: 1 inside each item's box."""
     w = torch.zeros(len(boxes), *shape, device=device)
     for i, b in enumerate(boxes):
@@ -147,7 +146,9 @@ def box_weights(boxes: Sequence[Box], shape: tuple[int, int], device=None) -> to
     return w
 
 
-def ssim_weights(boxes: Sequence[Box], shape: tuple[int, int], device=None) -> torch.Tensor:
+def ssim_weights(
+    boxes: Sequence[Box], shape: tuple[int, int], device: torch.device | str | None = None
+) -> torch.Tensor:
     """``(B, H-6, W-6)`` float: 1 at the SSIM-map positions whose 7x7 window lies inside the
     (grown) SSIM box, so a masked mean of the full SSIM map equals SSIM of the box crop."""
     H, W = shape
@@ -199,7 +200,9 @@ def attack_loss(
     mse = masked_mean((recon - target).pow(2), wb)
     if kind == "mse":
         return mse
-    dr = target.flatten(1).amax(1)
+    if ws is None:
+        raise ValueError(f"attack loss {kind!r} needs the SSIM weights ws (advmri.attacks.common.ssim_weights)")
+    dr = target.flatten(1).amax(1)  # (B,)
     ssim_term = 1 - masked_mean(M.ssim_map(recon, target, dr).to(recon.dtype), ws)
     if kind == "ssim":
         return ssim_term

@@ -27,15 +27,18 @@ All functions are batched: item ``n`` of a batch has its own slice, box and eps.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import torch
 from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
+from advmri.core.boxes import Box
 from advmri.core.masks import sample_mask
+from advmri.data.dataset import SliceSample
 from advmri.models.networks import Reconstructor
 from advmri.util.errors import ParameterError, check_choice, check_range
 from advmri.util.schema import option
@@ -75,7 +78,7 @@ class NoiseConfig:
         0, "0: the attacker knows the mask (paper); N: expectation over N random masks per step", lo=0
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.eps = tuple(self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
         if not isinstance(self.eps, tuple) or not self.eps:
             raise ParameterError(f"eps: must be a non-empty list of budgets, got {self.eps!r}")
@@ -100,13 +103,14 @@ class NoiseConfig:
                 f"(got restarts={self.restarts}, momentum={self.momentum}, mask_draws={self.mask_draws})"
             )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict (``eps`` a tuple)."""
         return asdict(self)
 
 
 def coil_norms(x: torch.Tensor) -> torch.Tensor:
     """Per-coil L2 norm of complex ``(B, coils, rows, cols)`` -> ``(B, coils)``."""
-    return torch.linalg.vector_norm(x.flatten(2), dim=2)
+    return cast(torch.Tensor, torch.linalg.vector_norm(x.flatten(2), dim=2))
 
 
 def project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
@@ -122,12 +126,16 @@ def budget(kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 
 
 def random_in_ball(
-    shape, acquired: torch.Tensor, radius: torch.Tensor, generator: torch.Generator, on_sphere: bool = True
+    shape: Sequence[int],
+    acquired: torch.Tensor,
+    radius: torch.Tensor,
+    generator: torch.Generator,
+    on_sphere: bool = True,
 ) -> torch.Tensor:
     """Complex Gaussian noise on the acquired columns scaled to per-coil norm ``radius`` (or inside it)."""
     dev = acquired.device
-    g = torch.randn(*shape, 2, generator=generator).to(dev)
-    z = torch.view_as_complex(g) * acquired[:, None, None, :]
+    g = torch.randn(*shape, 2, generator=generator).to(dev)  # (B, C, R, Cols, 2) real
+    z = torch.view_as_complex(g) * acquired[:, None, None, :]  # (B, C, R, Cols) complex
     n = coil_norms(z).clamp_min(1e-30)
     r = radius if on_sphere else radius * torch.rand(radius.shape, generator=generator).to(dev)
     return z * (r / n)[..., None, None]
@@ -135,7 +143,7 @@ def random_in_ball(
 
 def recon_with_noise(model: Reconstructor, tb: TargetBatch, z: torch.Tensor) -> torch.Tensor:
     """``recon(M (k + z))`` for a batch; ``z`` ``(B, C, R, Cols)`` complex -> ``(B, H, W)``."""
-    y = (tb.kspace + z) * tb.mask[:, None, None, :].to(tb.kspace.real.dtype)
+    y = (tb.kspace + z) * tb.mask[:, None, None, :].to(tb.kspace.real.dtype)  # (B, C, R, Cols) complex
     return model(y, tb.mask, tb.num_low, tb.crop)
 
 
@@ -148,7 +156,7 @@ def mask_draw_batch(tb: TargetBatch, func: MaskFunc, draws: int, key: str) -> Ta
     for i, s in enumerate(rep.samples):
         cols = rep.acquired[i].nonzero().flatten()
         seed = zlib.crc32(f"{s.fname}:{s.slice_idx}:{key}:{i % draws}".encode()) & 0x7FFFFFFF
-        m, nl = sample_mask(func, tuple(rep.kspace.shape[-2:]), (int(cols[0]), int(cols[-1]) + 1), seed)
+        m, nl = sample_mask(func, (rep.kspace.shape[-2], rep.kspace.shape[-1]), (int(cols[0]), int(cols[-1]) + 1), seed)
         masks.append(m)
         lows.append(nl)
     rep.mask = torch.stack(masks).to(tb.mask.device)  # (B * draws, cols) bool
@@ -160,8 +168,8 @@ def expected_objective(
     model: Reconstructor,
     tb: TargetBatch,
     z: torch.Tensor,
-    wb,
-    ws,
+    wb: torch.Tensor,
+    ws: torch.Tensor | None,
     cfg: NoiseConfig,
     mask_func: MaskFunc | None,
     key: str,
@@ -174,8 +182,13 @@ def expected_objective(
         raise ValueError("mask_draws needs the run's mask function (mask_func)")
     n = cfg.mask_draws
     rep = mask_draw_batch(tb, mask_func, n, key)
-    rw = lambda t: None if t is None else t.repeat_interleave(n, dim=0)  # noqa: E731
-    obj = objective(recon_with_noise(model, rep, rw(z)), rep, rw(wb), rw(ws), cfg.loss, cfg.target)
+
+    def rw(t: torch.Tensor) -> torch.Tensor:
+        return t.repeat_interleave(n, dim=0)  # (B * n, ...), item-major as ``rep``
+
+    obj = objective(
+        recon_with_noise(model, rep, rw(z)), rep, rw(wb), None if ws is None else rw(ws), cfg.loss, cfg.target
+    )
     return obj.view(len(tb), n).mean(1)
 
 
@@ -196,21 +209,16 @@ def adversarial_noise(
     The model must be frozen (:meth:`Reconstructor.freeze`): gradients flow to ``z`` only.
     Items with ``eps == 0`` get ``z = 0`` without entering the PGA (their budget is zero).
     """
-    zero = eps == 0
+    zero = eps == 0  # (B,) bool
     if bool(zero.any()):
-        z = torch.zeros_like(tb.kspace)
+        z = torch.zeros_like(tb.kspace)  # (B, C, R, Cols) complex
         if not bool(zero.all()):
             live = (~zero).nonzero().flatten()
             z[live] = adversarial_noise(model, tb.select(live.tolist()), eps[live], cfg, on_step, mask_func)
         return z
     radius = budget(tb.kspace, eps)  # (B, C)
-    acq = tb.acquired[:, None, None, :].to(tb.kspace.real.dtype)
-    wb = box_weights(tb.boxes, tb.crop, tb.target.device)
-    if cfg.region == "image":
-        wb = torch.ones_like(wb)
-    ws = ssim_weights(tb.boxes, tb.crop, tb.target.device) if cfg.loss != "mse" else None
-    if cfg.region == "image" and ws is not None:
-        ws = torch.ones_like(ws)
+    acq = tb.acquired[:, None, None, :].to(tb.kspace.real.dtype)  # (B, 1, 1, Cols) real
+    wb, ws = _loss_weights(tb, cfg)
     if cfg.update == "reference":
         return _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -221,23 +229,9 @@ def adversarial_noise(
             if start == 0
             else random_in_ball(tb.kspace.shape, tb.acquired, radius, gen, on_sphere=False)
         )
-        vel = torch.zeros_like(z)
-        for it in range(cfg.steps):
-            z = z.detach().requires_grad_(True)
-            with record_function("noise.forward"):
-                loss = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:{it}")
-            with record_function("noise.backward"):
-                (g,) = torch.autograd.grad(loss.sum(), z)
-            with record_function("noise.step+project"):
-                g = g * acq  # torch's complex grad of a real loss = dL/dRe + i dL/dIm (ascent direction)
-                g = g / coil_norms(g).clamp_min(1e-30)[..., None, None]
-                vel = cfg.momentum * vel + g if cfg.momentum else g
-                step = vel / coil_norms(vel).clamp_min(1e-30)[..., None, None]
-                z = project(z.detach() + cfg.step_size * radius[..., None, None] * step, radius)
-            if on_step is not None:
-                on_step(start * cfg.steps + it + 1, (cfg.restarts + 1) * cfg.steps)
+        z = _pga_start(model, tb, z, radius, acq, wb, ws, cfg, mask_func, start, on_step)
         if cfg.restarts == 0:
-            return z.detach()  # one start: nothing to compare, skip the extra forward pass
+            return z  # one start: nothing to compare, skip the extra forward pass
         with torch.inference_mode():  # restarts compared as the attacker sees them (expected over masks)
             final = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:final")
             better = final > best_loss
@@ -246,9 +240,52 @@ def adversarial_noise(
     return best_z.detach()
 
 
+def _loss_weights(tb: TargetBatch, cfg: NoiseConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The objective's weights: box ``(B, H, W)``, SSIM map ``(B, H-6, W-6)`` or None; ones for the image."""
+    wb = box_weights(tb.boxes, tb.crop, tb.target.device)
+    if cfg.region == "image":
+        wb = torch.ones_like(wb)
+    ws = ssim_weights(tb.boxes, tb.crop, tb.target.device) if cfg.loss != "mse" else None
+    if cfg.region == "image" and ws is not None:
+        ws = torch.ones_like(ws)
+    return wb, ws
+
+
+def _pga_start(
+    model: Reconstructor,
+    tb: TargetBatch,
+    z: torch.Tensor,
+    radius: torch.Tensor,
+    acq: torch.Tensor,
+    wb: torch.Tensor,
+    ws: torch.Tensor | None,
+    cfg: NoiseConfig,
+    mask_func: MaskFunc | None,
+    start: int,
+    on_step: Callable[[int, int], None] | None,
+) -> torch.Tensor:
+    """``cfg.steps`` PGA steps (update ``ours``) of restart ``start`` from ``z`` ``(B, C, R, Cols)`` complex."""
+    vel = torch.zeros_like(z)  # (B, C, R, Cols) complex, momentum
+    for it in range(cfg.steps):
+        z = z.detach().requires_grad_(True)
+        with record_function("noise.forward"):
+            loss = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:{it}")
+        with record_function("noise.backward"):
+            (g,) = torch.autograd.grad(loss.sum(), z)
+        with record_function("noise.step+project"):
+            g = g * acq  # torch's complex grad of a real loss = dL/dRe + i dL/dIm (ascent direction)
+            g = g / coil_norms(g).clamp_min(1e-30)[..., None, None]
+            vel = cfg.momentum * vel + g if cfg.momentum else g
+            step = vel / coil_norms(vel).clamp_min(1e-30)[..., None, None]
+            z = project(z.detach() + cfg.step_size * radius[..., None, None] * step, radius)
+        if on_step is not None:
+            on_step(start * cfg.steps + it + 1, (cfg.restarts + 1) * cfg.steps)
+    return z.detach()
+
+
 def _item_norms(x: torch.Tensor) -> torch.Tensor:
     """L2 norm of each item over all coils ``(B,)``."""
-    return torch.linalg.vector_norm(x.flatten(1), dim=1)
+    return cast(torch.Tensor, torch.linalg.vector_norm(x.flatten(1), dim=1))
 
 
 def reference_step(
@@ -268,9 +305,19 @@ def reference_step(
     return p / torch.where(n > 1, n, torch.ones_like(n))[..., None, None] * radius[..., None, None]
 
 
-def _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step):
+def _reference_pga(
+    model: Reconstructor,
+    tb: TargetBatch,
+    eps: torch.Tensor,
+    cfg: NoiseConfig,
+    radius: torch.Tensor,
+    acq: torch.Tensor,
+    wb: torch.Tensor,
+    ws: torch.Tensor | None,
+    on_step: Callable[[int, int], None] | None,
+) -> torch.Tensor:
     """Random start on the budget sphere (per-item seed), then ``steps`` reference updates."""
-    z = random_items(tb, radius, eps, cfg.seed, draw=-1)
+    z = random_items(tb, radius, eps, cfg.seed, draw=-1)  # (B, C, R, Cols) complex, on the budget sphere
     for it in range(cfg.steps):
         z = z.detach().requires_grad_(True)
         loss = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
@@ -336,9 +383,16 @@ def random_noise_like(z: torch.Tensor, tb: TargetBatch, generator: torch.Generat
     return control_noise(g, tb, *split_norms(z, tb))
 
 
-def item_seed(seed: int, fname: str, slice_idx: int, box: tuple, eps: float, draw: int) -> int:
+def item_seed(seed: int, fname: str, slice_idx: int, box: tuple[int, ...], eps: float, draw: int) -> int:
     """A random draw's own seed, from what identifies it (not from its place in a batch or a shard)."""
     return zlib.crc32(f"{seed}:{fname}:{slice_idx}:{tuple(box)}:{float(eps):.8g}:{draw}".encode()) & 0x7FFFFFFF
+
+
+def _box(s: SliceSample) -> Box:
+    """The box of an attack target (every sample of a :class:`TargetBatch` has one)."""
+    if s.box is None:
+        raise ValueError(f"{s.fname} slice {s.slice_idx}: an attack target without a box")
+    return s.box
 
 
 def item_gaussians(tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
@@ -353,7 +407,7 @@ def item_gaussians(tb: TargetBatch, eps: torch.Tensor, seed: int, draw: int) -> 
                     *shape,
                     2,
                     generator=torch.Generator().manual_seed(
-                        item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)
+                        item_seed(seed, s.fname, s.slice_idx, _box(s).as_tuple(), float(eps[i]), draw)
                     ),
                 )
             )
@@ -372,7 +426,7 @@ def random_items(tb: TargetBatch, norms: torch.Tensor, eps: torch.Tensor, seed: 
                 tb.acquired[i : i + 1],
                 norms[i : i + 1],
                 torch.Generator().manual_seed(
-                    item_seed(seed, s.fname, s.slice_idx, s.box.as_tuple(), float(eps[i]), draw)
+                    item_seed(seed, s.fname, s.slice_idx, _box(s).as_tuple(), float(eps[i]), draw)
                 ),
             )
             for i, s in enumerate(tb.samples)

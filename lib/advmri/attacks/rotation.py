@@ -18,7 +18,9 @@ slice go through the model as one batch (chunked to bound memory) -- no per-angl
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +61,7 @@ class RotationConfig:
         "clean", "clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin", choices=TARGETS
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_range("max_angle", self.max_angle, lo=0.0, hi=45.0, lo_open=True)
         check_range("angle_step", self.angle_step, lo=0.0, hi=self.max_angle, lo_open=True)
         self.bounds = tuple(self.bounds) if isinstance(self.bounds, (list, tuple)) else self.bounds
@@ -80,9 +82,11 @@ class RotationConfig:
 
     @property
     def angles(self) -> tuple[float, ...]:
+        """The searched angle grid (deg), ``-max_angle..max_angle`` in ``angle_step`` steps."""
         return angle_grid(self.max_angle, self.angle_step)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict (``bounds`` a tuple)."""
         return asdict(self)
 
 
@@ -134,7 +138,8 @@ def _fourier_shear(x: torch.Tensor, factor: torch.Tensor, dim: int) -> torch.Ten
         phase = torch.exp(-2j * math.pi * shift[:, None, :, None] * freq)  # (B, 1, H, W)
     else:
         phase = torch.exp(-2j * math.pi * shift[:, None, None, :] * freq[:, None])  # (B, 1, H, W)
-    return torch.fft.ifft(torch.fft.fft(x, dim=dim) * phase, dim=dim).real
+    out: torch.Tensor = torch.fft.ifft(torch.fft.fft(x, dim=dim) * phase, dim=dim).real  # (B, ch, H, W) real
+    return out
 
 
 def rotate_fourier(x: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
@@ -172,7 +177,7 @@ def rotated_recon(
 def sweep_angles(
     model: Reconstructor,
     tb: TargetBatch,
-    angles,
+    angles: Sequence[float] | torch.Tensor,
     chunk: int = 16,
     interpolation: str = "reference",
     only: set[int] | None = None,
@@ -180,9 +185,9 @@ def sweep_angles(
     """Scores for every (item, angle): each metric ``(B, A)``. Items x angles are flattened and
     sent through the model ``chunk`` at a time. ``only``: compute just the passes holding these flat indices
     (``item * A + angle``); the other entries are NaN (the computed ones are those of the full sweep)."""
-    angles = torch.as_tensor(angles, dtype=torch.float32)
-    B, A = len(tb), len(angles)
-    flat = torch.arange(B * A)
+    ang_all = torch.as_tensor(angles, dtype=torch.float32)  # (A,)
+    B, A = len(tb), len(ang_all)
+    flat = torch.arange(B * A)  # (B * A,) flat index item * A + angle
     parts: list[tuple[int, int, dict[str, torch.Tensor]]] = []  # (lo, hi, scores of the pass)
 
     def step(lo: int, hi: int) -> None:
@@ -190,7 +195,7 @@ def sweep_angles(
             return  # a pass the caller does not need: left NaN
         idx = flat[lo:hi]
         sub = tb.select((idx // A).tolist())
-        ang = angles[idx % A].to(sub.kspace.device)
+        ang = ang_all[idx % A].to(sub.kspace.device)
         sc = box_scores(rotated_recon(model, sub, ang, interpolation), sub)
         parts.append((lo, hi, {k: v.cpu() for k, v in sc.items()}))  # committed only once the pass succeeded
 
@@ -204,10 +209,10 @@ def sweep_angles(
 
 @torch.inference_mode()
 def sweep_angles_looped(
-    model: Reconstructor, tb: TargetBatch, angles, interpolation: str = "reference"
+    model: Reconstructor, tb: TargetBatch, angles: Sequence[float] | torch.Tensor, interpolation: str = "reference"
 ) -> dict[str, torch.Tensor]:
     """Straightforward reference: one item and one angle per forward pass (for benchmarks/tests)."""
-    res: dict[str, list] = {}
+    res: dict[str, list[torch.Tensor]] = {}
     for i in range(len(tb)):
         sub = tb.select([i])
         for a in angles:
@@ -219,7 +224,12 @@ def sweep_angles_looped(
     return {k: torch.cat(v).view(len(tb), len(angles)) for k, v in res.items()}
 
 
-def worst_case(scores: dict[str, torch.Tensor], angles, bounds, target: str = "clean") -> list[dict]:
+def worst_case(
+    scores: dict[str, torch.Tensor],
+    angles: Sequence[float] | torch.Tensor,
+    bounds: Sequence[float],
+    target: str = "clean",
+) -> list[dict[str, Any]]:
     """For each item and bound: the angle with the largest box MSE among ``|theta| <= bound``
     (``target`` ``healthy``/``lesion``: the smallest box MSE to the twin, ``twin_mse``).
 
@@ -230,8 +240,8 @@ def worst_case(scores: dict[str, torch.Tensor], angles, bounds, target: str = "c
     if target != "clean" and "twin_mse" not in scores:
         raise ValueError(f"target {target!r} needs the lesion-free twin, which these items lack; use target 'clean'")
     crit = scores["box_mse"] if target == "clean" else -scores["twin_mse"]  # (items, angles), larger = worse
-    ang = np.asarray(angles, dtype=float)
-    rows = []
+    ang = np.asarray(angles, dtype=float)  # (angles,)
+    rows: list[dict[str, Any]] = []
     for b in bounds:
         sel = np.nonzero(np.abs(ang) <= b + 1e-9)[0]
         for i in range(scores["box_mse"].shape[0]):
@@ -242,7 +252,7 @@ def worst_case(scores: dict[str, torch.Tensor], angles, bounds, target: str = "c
     return rows
 
 
-def random_angles(bounds, draws: int, seed: int) -> list[tuple[float, float]]:
+def random_angles(bounds: Sequence[float], draws: int, seed: int) -> list[tuple[float, float]]:
     """``(bound, angle)`` pairs: ``draws`` uniform angles in ``[-bound, bound]`` per bound (seeded)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     return [(float(b), float(rng.uniform(-b, b))) for b in bounds for _ in range(draws)]

@@ -11,6 +11,7 @@ the phase-encoding direction in which k-space is undersampled.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import fastmri
 import torch
@@ -50,7 +51,7 @@ def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
 
 def rss(coil_images: torch.Tensor, dim: int = -3) -> torch.Tensor:
     """Root-sum-of-squares over the coil dimension of complex coil images -> real magnitude."""
-    return fastmri.rss_complex(to_real(coil_images), dim=dim)
+    return cast(torch.Tensor, fastmri.rss_complex(to_real(coil_images), dim=dim))
 
 
 def center_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
@@ -58,7 +59,7 @@ def center_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     h, w = int(shape[0]), int(shape[1])
     if x.shape[-2] < h or x.shape[-1] < w:
         raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to {(h, w)}")
-    return fm_transforms.center_crop(x, (h, w))
+    return cast(torch.Tensor, fm_transforms.center_crop(x, (h, w)))
 
 
 def rss_recon(kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:
@@ -66,7 +67,7 @@ def rss_recon(kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tensor:
     return center_crop(rss(ifft2c(kspace)), crop)
 
 
-def column_mask(width: int, left: int, right: int, device=None) -> torch.Tensor:
+def column_mask(width: int, left: int, right: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Boolean ``(width,)`` mask of the acquired phase-encoding columns ``left <= c < right``."""
     if not 0 <= left < right <= width:
         raise ValueError(f"invalid acquired columns [{left}, {right}) for width {width}")

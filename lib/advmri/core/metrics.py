@@ -36,7 +36,7 @@ def ssim_map(pred: torch.Tensor, gt: torch.Tensor, data_range: torch.Tensor | fl
     return s.squeeze(1)
 
 
-def ssim(pred: torch.Tensor, gt: torch.Tensor, data_range=None) -> torch.Tensor:
+def ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: torch.Tensor | float | None = None) -> torch.Tensor:
     """Mean SSIM per image, ``(batch, H, W)`` -> ``(batch,)``. ``data_range`` defaults to ``gt.max()`` per image.
 
     Like scikit-image, the mean is over the valid region (borders of half a window cropped).
@@ -55,7 +55,7 @@ def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return (pred - gt).pow(2).flatten(1).mean(1)
 
 
-def psnr(pred: torch.Tensor, gt: torch.Tensor, data_range=None) -> torch.Tensor:
+def psnr(pred: torch.Tensor, gt: torch.Tensor, data_range: torch.Tensor | float | None = None) -> torch.Tensor:
     """PSNR in dB per item against ``data_range`` (default: the maximum of each ``gt`` item, as fastMRI).
 
     >>> psnr(torch.full((1, 4, 4), 0.9), torch.ones(1, 4, 4))
@@ -84,7 +84,7 @@ def crop_box(x: torch.Tensor, box: Box) -> torch.Tensor:
 def box_metrics(pred: torch.Tensor, gt: torch.Tensor, box: Box) -> dict[str, torch.Tensor]:
     """SSIM/PSNR/MSE/NMSE inside ``box`` for ``(batch, H, W)`` images (data range: full target max)."""
     dr = gt.flatten(1).amax(1)
-    sb = ssim_box(box, tuple(gt.shape[-2:]))
+    sb = ssim_box(box, (gt.shape[-2], gt.shape[-1]))  # (H, W)
     p, g = crop_box(pred, box), crop_box(gt, box)
     return dict(
         ssim=ssim(crop_box(pred, sb), crop_box(gt, sb), dr),

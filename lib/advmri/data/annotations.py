@@ -42,7 +42,10 @@ KNOWN_SHA256 = {
 class AnnotationError(UserError):
     """A fastMRI+ CSV is missing, malformed or cannot be fetched. The message names the file."""
 
-    fix = "Fix the named row or column of the fastMRI+ CSV (or take the published file); boxes are in flipped 320x320 coordinates."
+    fix = (
+        "Fix the named row or column of the fastMRI+ CSV (or take the published file); "
+        "boxes are in flipped 320x320 coordinates."
+    )
 
 
 def read_annotations(path: str | os.PathLike) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -151,11 +152,11 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         items: list[tuple[str, int, Box | None, str]] = []
         self.annotation_path = ann_path
         # every annotation row is accounted for: kept, or dropped / merged with a reason (in this order)
-        self.report: dict = dict(
+        self.report: dict[str, Any] = dict(
             annotation_file=str(ann_path) if self.annotations is not None else None, files_in_folder=len(self.infos)
         )
         if self.annotations is not None:
-            items += self._box_items(labels)
+            items += self._box_items(self.annotations, labels)
         if with_unannotated:
             have = {(f, s) for f, s, _, _ in items}
             for f, info in self.infos.items():
@@ -164,10 +165,9 @@ class AnnotatedSlices(torch.utils.data.Dataset):
                         items.append((f, s, None, ""))
         self.items = sorted(items, key=lambda t: (t[0], t[1], t[2].as_tuple() if t[2] else ()))
 
-    def _box_items(self, labels: Iterable[str] | None) -> list[tuple[str, int, Box, str]]:
-        """``(file, slice, box, label)`` of every located box of :attr:`annotations` on the folder's files
+    def _box_items(self, ann: pd.DataFrame, labels: Iterable[str] | None) -> list[tuple[str, int, Box, str]]:
+        """``(file, slice, box, label)`` of every located box of the annotations ``ann`` on the folder's files
         (with ``labels`` given: of those labels only); counts every dropped row in :attr:`report` by reason."""
-        ann = self.annotations
         rep = self.report
         rep["rows"] = len(ann)
         rep["files_in_csv"] = int(ann["file"].nunique())
@@ -177,7 +177,9 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         rep["file_not_in_folder"] = int((~mine).sum())
         boxes = box_rows(ann[mine], shapes, report=rep)
         in_range = (
-            np.array([s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"])], dtype=bool)
+            np.array(
+                [s < self.infos[f].num_slices for f, s in zip(boxes["file"], boxes["slice"], strict=True)], dtype=bool
+            )
             if len(boxes)
             else np.zeros(0, dtype=bool)
         )
@@ -251,10 +253,12 @@ class AnnotatedSlices(torch.utils.data.Dataset):
                 kspace = hf["kspace_healthy"][sl]
             if not np.isfinite(kspace).all():
                 raise DataFileError(f"{info.path}: 'kspace_healthy' slice {sl} contains NaN or Inf")
+            if healthy is None:  # __init__'s _check_twins rules this out; named here should the file change
+                raise DataFileError(f"{info.path}: no 'reconstruction_rss_healthy' (the lesion-free twin's target)")
             target, healthy = healthy.numpy(), torch.from_numpy(np.asarray(target, dtype=np.float32))
         k = torch.from_numpy(kspace)  # (coils, rows, cols) complex64
         pad = (info.padding_left, info.padding_right)
-        mask, num_low = sample_mask(self.mask_func, tuple(k.shape[-2:]), pad, slice_seed(fname, sl))
+        mask, num_low = sample_mask(self.mask_func, (k.shape[-2], k.shape[-1]), pad, slice_seed(fname, sl))
         return SliceSample(
             kspace=k,
             masked_kspace=k * mask.to(k.real.dtype),

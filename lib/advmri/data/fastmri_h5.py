@@ -34,7 +34,10 @@ ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 class DataFileError(UserError):
     """A data file is missing, unreadable or not in the fastMRI layout. The message names the file."""
 
-    fix = "Replace the named .h5 file (truncated or not a fastMRI multi-coil file), or regenerate the embedded set (`python -m advmri.data.synth ... --force`)."
+    fix = (
+        "Replace the named .h5 file (truncated or not a fastMRI multi-coil file), or regenerate the embedded set "
+        "(`python -m advmri.data.synth ... --force`)."
+    )
 
 
 def ismrmrd_header(
@@ -144,10 +147,17 @@ class VolumeInfo:
 def _query(root: etree.Element, *names: str) -> str:
     node = root
     for n in names:
-        node = node.find(f"{{{ISMRMRD_NS}}}{n}")
-        if node is None:
+        child = node.find(f"{{{ISMRMRD_NS}}}{n}")
+        if child is None:
             raise KeyError("/".join(names))
+        node = child
     return node.text or ""
+
+
+def _matrix_size(root: etree.Element, space: str) -> tuple[int, int]:
+    """The ``(x, y)`` matrix size of the header's ``encodedSpace`` or ``reconSpace``."""
+    x, y = (int(_query(root, "encoding", space, "matrixSize", a)) for a in ("x", "y"))
+    return x, y
 
 
 def _check_kspace(path: Path, hf: h5py.File) -> h5py.Dataset:
@@ -173,8 +183,8 @@ def _header_geometry(path: Path, hf: h5py.File, width: int) -> tuple[tuple[int, 
         raise DataFileError(f"{path}: missing dataset 'ismrmrd_header'")
     try:
         root = etree.fromstring(hf["ismrmrd_header"][()])
-        enc = tuple(int(_query(root, "encoding", "encodedSpace", "matrixSize", a)) for a in ("x", "y"))
-        rec = tuple(int(_query(root, "encoding", "reconSpace", "matrixSize", a)) for a in ("x", "y"))
+        enc = _matrix_size(root, "encodedSpace")
+        rec = _matrix_size(root, "reconSpace")
         center = int(_query(root, "encoding", "encodingLimits", "kspace_encoding_step_1", "center"))
         maximum = int(_query(root, "encoding", "encodingLimits", "kspace_encoding_step_1", "maximum"))
     except (etree.ParseError, KeyError, ValueError) as e:

@@ -85,8 +85,8 @@ def coil_maps(rng: np.random.Generator, nc: int, x: np.ndarray, y: np.ndarray) -
         mag = (1.0 + d2 / r0**2) ** -1.5
         ph = rng.uniform(-np.pi, np.pi) + rng.normal(0, 0.6) * (x - cx[i]) + rng.normal(0, 0.6) * (y - cy[i])
         maps.append(mag * np.exp(1j * ph))
-    maps = np.stack(maps).astype(np.complex64)
-    return maps / np.sqrt((np.abs(maps) ** 2).sum(0)).max()
+    out = np.stack(maps).astype(np.complex64)  # (nc, rows, cols) complex
+    return out / np.sqrt((np.abs(out) ** 2).sum(0)).max()
 
 
 def _choose_lesions(rng: np.random.Generator, slices: int) -> list[Lesion]:

@@ -1,6 +1,19 @@
-"""Experiments: one attack run's parameters and execution (run), sweeps over grids (sweep, on threads, Dask or SLURM),
-bit-for-bit verification (verify), reconstruction stores (recons), the random-control recomputation (recontrol),
-cached quality tables (quality, evaluate), threat-model objects (threats), the smoke set-up (smoke).
+"""Experiments: one attack run's parameters and execution (run), the files of a run (record: names, layout,
+digests, status, atomic writes), sweeps over grids (sweep, on threads, Dask or SLURM), bit-for-bit verification
+(verify), reconstruction stores (recons), the random-control recomputation (recontrol), cached quality tables
+(quality, evaluate), threat-model objects (threats), the smoke set-up (smoke).
 """
 
-__all__ = ["evaluate", "quality", "recons", "recontrol", "run", "slurm", "smoke", "sweep", "threats", "verify"]
+__all__ = [
+    "evaluate",
+    "quality",
+    "recons",
+    "recontrol",
+    "record",
+    "run",
+    "slurm",
+    "smoke",
+    "sweep",
+    "threats",
+    "verify",
+]

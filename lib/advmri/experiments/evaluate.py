@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -92,12 +93,12 @@ def box_quality(
 ) -> pd.DataFrame:
     """Clean reconstruction quality inside every located fastMRI+ box: one row per (method, acceleration,
     box) with box SSIM / PSNR / MSE and ``lesion_retained`` (1: the lesion as in the target, 0: as in
-    the lesion-free twin; synthetic data only); ``max_boxes > 0``: only the first that many. Masks as the attacks use them
-    (:class:`advmri.data.dataset.AnnotatedSlices`), so this is the attacks' clean starting point."""
+    the lesion-free twin; synthetic data only); ``max_boxes > 0``: only the first that many. Masks as the attacks use
+    them (:class:`advmri.data.dataset.AnnotatedSlices`), so this is the attacks' clean starting point."""
     from advmri.attacks.common import box_scores, make_batch
     from advmri.data.dataset import AnnotatedSlices
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for acc in accelerations:
         ds = AnnotatedSlices(data, acceleration=acc)
         n = len(ds) if max_boxes <= 0 else min(max_boxes, len(ds))
@@ -105,29 +106,17 @@ def box_quality(
             tb = make_batch([ds[i] for i in ids]).to(device)
             y = tb.kspace * tb.mask[:, None, None, :].to(tb.kspace.real.dtype)
             recs = {"zero-filled": zero_filled(y, tb.crop)} | {
-                n: m(y, tb.mask, tb.num_low, tb.crop) for n, m in models.items()
+                name: model(y, tb.mask, tb.num_low, tb.crop) for name, model in models.items()
             }
             for name, r in recs.items():
                 sc = box_scores(r, tb)
                 for j, s in enumerate(tb.samples):
-                    rows.append(
-                        dict(
-                            method=name,
-                            acceleration=acc,
-                            file=s.fname,
-                            slice=s.slice_idx,
-                            label=s.label,
-                            bx=s.box.x,
-                            by=s.box.y,
-                            bw=s.box.w,
-                            bh=s.box.h,
-                            **{
-                                k: float(sc[k][j])
-                                for k in ("box_ssim", "box_psnr", "box_mse", "lesion_retained")
-                                if k in sc
-                            },
-                        )
-                    )
+                    box = s.box
+                    assert box is not None, "an AnnotatedSlices sample always has its box"
+                    keys = ("box_ssim", "box_psnr", "box_mse", "lesion_retained")
+                    scores = {k: float(sc[k][j]) for k in keys if k in sc}
+                    where = dict(file=s.fname, slice=s.slice_idx, label=s.label, bx=box.x, by=box.y, bw=box.w, bh=box.h)
+                    rows.append(dict(method=name, acceleration=acc, **where, **scores))
     return pd.DataFrame(rows)
 
 

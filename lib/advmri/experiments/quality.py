@@ -11,8 +11,8 @@ zero-filled and every method at 4x and 8x) is a recorded run in ``results/qualit
 :func:`quality_tables` reuses the record only when its parameters and input digests are the ones now and the
 tables still have their recorded digests, **and** a seeded sample (``verify`` slices and boxes per acceleration,
 every method) recomputes within :data:`advmri.experiments.verify.TOLERANCE` on this machine (median within
-:data:`advmri.experiments.verify.PGA_MEDIAN` on another, for the bfloat16 kernels); otherwise, or with ``fresh``, it computes
-everything and writes a new record. Evaluation is batched: ``batch`` slices per forward pass.
+:data:`advmri.experiments.verify.PGA_MEDIAN` on another, for the bfloat16 kernels); otherwise, or with ``fresh``, it
+computes everything and writes a new record. Evaluation is batched: ``batch`` slices per forward pass.
 """
 
 from __future__ import annotations

@@ -29,18 +29,14 @@ import h5py
 import numpy as np
 
 from advmri.core.boxes import Box
+from advmri.experiments.record import RunRecord
+from advmri.experiments.record import store_path as store_path
 from advmri.util.atomic import atomic_path
 from advmri.util.errors import UserError
 from advmri.util.paths import project_path
 
 FORMAT = 1
 MARGIN = 24  # pixels of context around each box
-
-
-def store_path(table: str | os.PathLike) -> Path:
-    """The store beside a result table: ``results.csv`` -> ``results.recons.h5``."""
-    p = project_path(table)
-    return p.with_name(p.stem + ".recons.h5")
 
 
 def window(box: Box, shape: tuple[int, int], margin: int = MARGIN) -> tuple[int, int, int, int]:
@@ -130,43 +126,63 @@ def save(
             code_version=code_version,
         )
         g = hf.create_group("targets")
-        for i, (t, s) in enumerate(zip(extras["targets"], extras["samples"])):
-            tgt = s.target.numpy()
-            y0, y1, x0, x1 = win = window(s.box, tgt.shape, margin)
-            crop = lambda a: np.asarray(a, dtype=np.float32)[..., y0:y1, x0:x1]  # noqa: E731
-            scale = float(crop(tgt).max()) or 1.0
-            half = lambda a: (crop(a) / scale).astype(np.float16)  # noqa: E731
-            d = g.create_group(str(i))
-            d.attrs.update(
-                index=int(t),
-                file=s.fname,
-                slice=int(s.slice_idx),
-                label=s.label,
-                box=np.asarray(s.box.as_tuple()),
-                window=np.asarray(win),
-                scale=scale,
-            )
-            kw = dict(compression="gzip", shuffle=True)
-            d.create_dataset("target", data=half(tgt), **kw)
-            if s.healthy is not None:
-                d.create_dataset("healthy", data=half(s.healthy.numpy()), **kw)
-            for kind in ("adversarial", "random"):
-                if kind == "random" and not (run.get("noise") or {}).get("random_draws", 1):  # a run without a control
-                    d.create_dataset(kind, data=np.full((len(params), y1 - y0, x1 - x0), np.nan, np.float16), **kw)
-                    continue
-                d.create_dataset(
-                    kind,
-                    data=np.stack(
-                        [
-                            half(images[(t, p, kind)].numpy())
-                            if (t, p, kind) in images
-                            else (_window_of(old, fallback, t, p, kind, win) / scale).astype(np.float16)
-                            for p in params
-                        ]
-                    ),
-                    **kw,
-                )
+        for i, (t, s) in enumerate(zip(extras["targets"], extras["samples"], strict=True)):
+            _save_target(g, i, t, s, images, params, run, margin, old, fallback)
     return path
+
+
+def _crop(a, win: tuple[int, int, int, int]) -> np.ndarray:
+    """``a`` ``(..., H, W)`` as float32, cut to the window ``(y0, y1, x0, x1)``."""
+    y0, y1, x0, x1 = win
+    return np.asarray(a, dtype=np.float32)[..., y0:y1, x0:x1]
+
+
+def _save_target(
+    g: h5py.Group,
+    i: int,
+    t: int,
+    s,
+    images: dict,
+    params: list[float],
+    run: dict,
+    margin: int,
+    old: dict,
+    fallback: RunRecons | None,
+) -> None:
+    """Group ``i`` of the store: target ``t`` (sample ``s``), its windows scaled by the target window's maximum."""
+    tgt = s.target.numpy()
+    y0, y1, x0, x1 = win = window(s.box, tgt.shape, margin)
+    scale = float(_crop(tgt, win).max()) or 1.0
+
+    def half(a) -> np.ndarray:
+        """A window of ``a`` divided by ``scale``, as float16."""
+        return (_crop(a, win) / scale).astype(np.float16)
+
+    d = g.create_group(str(i))
+    d.attrs.update(
+        index=int(t),
+        file=s.fname,
+        slice=int(s.slice_idx),
+        label=s.label,
+        box=np.asarray(s.box.as_tuple()),
+        window=np.asarray(win),
+        scale=scale,
+    )
+    kw: dict = dict(compression="gzip", shuffle=True)
+    d.create_dataset("target", data=half(tgt), **kw)
+    if s.healthy is not None:
+        d.create_dataset("healthy", data=half(s.healthy.numpy()), **kw)
+    for kind in ("adversarial", "random"):
+        if kind == "random" and not (run.get("noise") or {}).get("random_draws", 1):  # a run without a control
+            d.create_dataset(kind, data=np.full((len(params), y1 - y0, x1 - x0), np.nan, np.float16), **kw)
+            continue
+        stack = [
+            half(images[(t, p, kind)].numpy())
+            if (t, p, kind) in images
+            else (_window_of(old, fallback, t, p, kind, win) / scale).astype(np.float16)
+            for p in params
+        ]
+        d.create_dataset(kind, data=np.stack(stack), **kw)
 
 
 def _window_of(old: dict, fallback: RunRecons | None, t: int, p: float, kind: str, win: tuple) -> np.ndarray:
@@ -228,36 +244,39 @@ def _read(path: Path) -> RunRecons:
             run=json.loads(a["run"]),
             code_version=str(a["code_version"]),
         )
-        for key in sorted(hf["targets"], key=int):
-            d = hf["targets"][key]
-            sc = float(d.attrs["scale"])
-            f = lambda name: d[name][()].astype(np.float32) * sc  # noqa: E731
-            rr.targets.append(
-                TargetRecons(
-                    index=int(d.attrs["index"]),
-                    file=str(d.attrs["file"]),
-                    slice=int(d.attrs["slice"]),
-                    label=str(d.attrs["label"]),
-                    box=Box(*map(int, d.attrs["box"])),
-                    window=tuple(int(v) for v in d.attrs["window"]),
-                    target=f("target"),
-                    healthy=f("healthy") if "healthy" in d else None,
-                    adversarial=f("adversarial"),
-                    random=f("random"),
-                )
-            )
+        rr.targets = [_read_target(hf["targets"][key]) for key in sorted(hf["targets"], key=int)]
     return rr
+
+
+def _read_target(d: h5py.Group) -> TargetRecons:
+    """One target's group of a store, its windows as float32 at the original intensity scale."""
+    sc = float(d.attrs["scale"])
+
+    def f(name: str) -> np.ndarray:
+        """Dataset ``name`` of the group, times its scale."""
+        return d[name][()].astype(np.float32) * sc
+
+    y0, y1, x0, x1 = (int(v) for v in d.attrs["window"])
+    return TargetRecons(
+        index=int(d.attrs["index"]),
+        file=str(d.attrs["file"]),
+        slice=int(d.attrs["slice"]),
+        label=str(d.attrs["label"]),
+        box=Box(*map(int, d.attrs["box"])),
+        window=(y0, y1, x0, x1),
+        target=f("target"),
+        healthy=f("healthy") if "healthy" in d else None,
+        adversarial=f("adversarial"),
+        random=f("random"),
+    )
 
 
 def find(sweep_dir: str | os.PathLike, attack: str = "noise") -> list[Path]:
     """Stores of a sweep folder's completed runs of one attack (sorted by run folder)."""
-    from advmri.experiments.sweep import read_status
-
-    sweep_dir = project_path(sweep_dir)
     out = []
-    for st in sorted(sweep_dir.glob("*/status.json")):
-        if st.parent.name.startswith(f"{attack}-") and (read_status(st.parent) or {}).get("status") == "ok":
-            p = store_path(st.parent / "results.csv")
+    for rec in RunRecord.in_sweep(project_path(sweep_dir)):
+        if rec.folder.name.startswith(f"{attack}-") and (rec.read_status() or {}).get("status") == "ok":
+            p = store_path(rec.table)
             if p.is_file():
                 out.append(p)
     return out

@@ -4,9 +4,9 @@
 
 Issue 21 moved the random control onto the sampled columns (:func:`advmri.attacks.noise.control_noise`): the
 adversarial rows of a run do not change, its random rows do. For each run folder this recomputes the run with
-:func:`advmri.experiments.run.execute` and ``reuse`` (:class:`advmri.experiments.run.Reuse`): a pass whose adversarial noise is known
-without the PGA (``update: ours``, no restarts or mask draws, every item on its budget sphere, rows from a
-clean tree) keeps its adversarial rows and stored reconstructions and computes only the control; every other
+:func:`advmri.experiments.run.execute` and ``reuse`` (:class:`advmri.experiments.run.Reuse`): a pass whose adversarial
+noise is known without the PGA (``update: ours``, no restarts or mask draws, every item on its budget sphere, rows
+from a clean tree) keeps its adversarial rows and stored reconstructions and computes only the control; every other
 pass is recomputed in full, and its adversarial rows must agree with the table's within
 :data:`advmri.experiments.verify.TOLERANCE` (on another machine than the table's, the PGA rows by their median,
 :data:`advmri.experiments.verify.PGA_MEDIAN`). The folder's
@@ -17,7 +17,6 @@ many passes were reused and recomputed and the largest difference found.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,10 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from advmri.experiments import recons
+from advmri.experiments.record import RunRecord
 from advmri.experiments.run import CONTROL_COLUMNS, METRICS, Reuse, execute, write_meta, write_table
-from advmri.experiments.sweep import read_status, table_digest
 from advmri.experiments.verify import CacheMismatch, compare, run_of
-from advmri.util.atomic import write_text
 from advmri.util.errors import UserError, cli, prog
 from advmri.util.provenance import machine, require_clean
 
@@ -36,30 +34,30 @@ from advmri.util.provenance import machine, require_clean
 def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
     """Recompute the control of the noise run in ``folder`` in place; returns its ``status.json``."""
     folder = Path(folder)
+    rec = RunRecord(folder)
     version = require_clean(allow_dirty, f"{folder}: recontrol")
-    st = read_status(folder)
+    st = rec.read_status()
     if not folder.name.startswith("noise-") or st is None or st.get("status") != "ok":
         raise UserError(f"{folder}: not a completed noise run (status.json)")
     run = run_of(folder)
     t0 = time.perf_counter()
-    reuse = Reuse(pd.read_csv(folder / "results.csv"))
-    store = recons.store_path(folder / "results.csv")
+    reuse = Reuse(pd.read_csv(rec.table))  # not read_table: a table from before the fair control has no control columns
+    store = recons.store_path(rec.table)
     old_store = recons.load(store) if store.is_file() else None
     df, extras = execute(run, progress=False, keep_images=True, reuse=reuse)
     report = dict(reuse.report(), **_agreement(reuse, st, bf16=run.precision == "bf16"))
     if len(df) != len(reuse.table) or report["adversarial_rows_differing"]:
-        rejected = write_table(df, folder / "results.recontrol-rejected.csv")
+        rejected = write_table(df, rec.rejected)
         raise CacheMismatch(
-            f"{folder / 'results.csv'}: {report['adversarial_rows_differing']} recomputed adversarial "
+            f"{rec.table}: {report['adversarial_rows_differing']} recomputed adversarial "
             f"rows differ from the table beyond the tolerance ({len(df)} vs {len(reuse.table)} rows; "
             f"the new table is in {rejected}): recompute the run in full"
         )
-    table = write_table(df, folder / "results.csv")
+    table = write_table(df, rec.table)
     extras["recontrol"] = report
     write_meta(table, run, extras)
     if old_store is not None or not report["passes_reused"]:  # (the beyond sweep keeps no stores in git)
         recons.save(store, extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0], version, fallback=old_store)
-    sha, rows = table_digest(table)
     # the machine of the adversarial rows: this one only when none was reused (verify's tolerance depends on it)
     status = dict(
         run_id=run.id,
@@ -67,14 +65,13 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
         machine=st.get("machine") if report["passes_reused"] else machine(),
         control_machine=machine(),
         status="ok",
-        results_sha256=sha,
-        results_rows=rows,
+        **rec.record_table(),
         seconds=st.get("seconds"),
         recontrol=dict(
             report, seconds=round(time.perf_counter() - t0, 2), adversarial_from=sorted(set(reuse.table.code_version))
         ),
     )
-    write_text(folder / "status.json", json.dumps(status, indent=1))
+    rec.write_status(status)
     log(
         f"  {folder.name}: {report['passes_reused']} passes reused, {report['passes_recomputed']} recomputed "
         f"(adversarial rows: max rel. box MSE difference {report['max_rel_box_mse']:.2g}), "
@@ -85,7 +82,8 @@ def recontrol(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
 
 def _agreement(reuse: Reuse, status: dict, bf16: bool = False) -> dict:
     """How the recomputed passes' adversarial rows compare with the table's (:func:`advmri.experiments.verify.compare`;
-    PGA rows by their median, :data:`advmri.experiments.verify.PGA_MEDIAN`, when the table was computed on another machine)."""
+    PGA rows by their median, :data:`advmri.experiments.verify.PGA_MEDIAN`, when the table was computed on another
+    machine)."""
     if not reuse.recomputed_rows:
         return dict(adversarial_rows_compared=0, adversarial_rows_differing=0, max_rel_box_mse=0.0, cross_machine=None)
     cross = status.get("machine") != machine()
@@ -103,15 +101,16 @@ def _agreement(reuse: Reuse, status: dict, bf16: bool = False) -> dict:
 
 def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) -> dict:
     """Accept the ``results.recontrol-rejected.csv`` an earlier :func:`recontrol` left (a complete recomputation of
-    the run's control) when it agrees with the table under the current :func:`advmri.experiments.verify.compare`: it replaces
-    ``results.csv``; the metadata is the earlier one with this code version; a reconstruction store, which the
+    the run's control) when it agrees with the table under the current :func:`advmri.experiments.verify.compare`: it
+    replaces ``results.csv``; the metadata is the earlier one with this code version; a reconstruction store, which the
     rejected run did not write, is removed rather than left stale. Returns the new ``status.json``."""
     folder = Path(folder)
+    rec = RunRecord(folder)
     version = require_clean(allow_dirty, f"{folder}: recontrol --accept-rejected")
-    rejected, st = folder / "results.recontrol-rejected.csv", read_status(folder)
+    rejected, st = rec.rejected, rec.read_status()
     if not rejected.is_file() or st is None:
         raise UserError(f"{folder}: no results.recontrol-rejected.csv (or status.json) to accept")
-    run, old, new = run_of(folder), pd.read_csv(folder / "results.csv"), pd.read_csv(rejected)
+    run, old, new = run_of(folder), pd.read_csv(rec.table), pd.read_csv(rejected)
     earlier = [c for c in METRICS if c not in CONTROL_COLUMNS]
     m = compare(
         new[new.kind == "adversarial"],
@@ -122,30 +121,27 @@ def accept_rejected(folder: str | Path, log=print, allow_dirty: bool = False) ->
     )
     if len(new) != len(old) or m["bad"].any():
         raise CacheMismatch(
-            f"{rejected}: {int(m['bad'].sum())} adversarial rows differ from {folder / 'results.csv'} "
+            f"{rejected}: {int(m['bad'].sum())} adversarial rows differ from {rec.table} "
             "beyond the tolerance: recompute the run in full"
         )
-    table = write_table(new, folder / "results.csv")
-    meta_path = folder / "results.meta.json"
-    meta = json.loads(meta_path.read_text())
+    table = write_table(new, rec.table)
+    meta = rec.read_meta(required=True)
     rel = (m["box_mse_new"] / m["box_mse"] - 1).abs()
     report = dict(accepted_from=rejected.name, adversarial_rows_compared=len(m), max_rel_box_mse=float(rel.max()))
     meta.update(code_version=version, recontrol=report)
-    write_text(meta_path, json.dumps(meta, indent=1, default=str))
+    rec.write_meta(meta)
     recons.store_path(table).unlink(missing_ok=True)
-    sha, rows = table_digest(table)
     status = dict(
         run_id=run.id,
         code_version=version,
         machine=None,
         control_machine=machine(),
         status="ok",
-        results_sha256=sha,
-        results_rows=rows,
+        **rec.record_table(),
         seconds=st.get("seconds"),
         recontrol=report,
     )
-    write_text(folder / "status.json", json.dumps(status, indent=1))
+    rec.write_status(status)
     rejected.unlink()
     log(
         f"  {folder.name}: accepted the recomputed control (adversarial rows: max rel. box MSE difference "

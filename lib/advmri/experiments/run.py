@@ -8,8 +8,6 @@ tidy result table (schema :data:`RESULT_COLUMNS`), one row per target x setting 
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -35,35 +33,26 @@ from advmri.attacks.noise import (
 from advmri.attacks.rotation import RotationConfig, random_angles, rotated_recon, sweep_angles, worst_case
 from advmri.core.masks import CENTER_FRACTIONS
 from advmri.data.annotations import AnnotationError
-from advmri.data.dataset import AnnotatedSlices
+from advmri.data.dataset import AnnotatedSlices, SliceSample
 from advmri.data.fastmri_h5 import DataFileError
+from advmri.experiments import record
+from advmri.experiments.record import CONTROL_COLUMNS as CONTROL_COLUMNS
+from advmri.experiments.record import METRICS as METRICS
+from advmri.experiments.record import RESULT_COLUMNS as RESULT_COLUMNS
+from advmri.experiments.record import TABLE_SUFFIXES as TABLE_SUFFIXES
+from advmri.experiments.record import check_table_path as check_table_path
+from advmri.experiments.record import meta_path as meta_path
+from advmri.experiments.record import read_table as read_table
+from advmri.experiments.record import write_table as write_table
 from advmri.models.classical import parse_spec
 from advmri.models.networks import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, load_checkpoint, load_official
 from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec
-from advmri.util.atomic import atomic_path, check_writable, write_together
-from advmri.util.atomic import write_text as atomic_write_text
 from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
 from advmri.util.paths import project_path
 from advmri.util.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
 from advmri.util.provenance import code_version, run_id
 from advmri.util.schema import cli_fields, option
 
-METRICS = [
-    "box_ssim",
-    "box_psnr",
-    "box_mse",
-    "img_ssim",
-    "img_psnr",
-    "img_mse",
-    "lesion_retained",
-    "healthy_closer",
-    "budget_fraction",
-    "adv_sampled_fraction",
-    "random_sampled_fraction",
-]
-# energy fractions on the sampled columns (advmri.attacks.noise.sampled_fraction): noise tables only; a rotation
-# table written before they existed reads with NaN, a noise table without them predates the fair control
-CONTROL_COLUMNS = ("adv_sampled_fraction", "random_sampled_fraction")
 ADDED_DEFAULTS = {
     "target": "clean",
     "mask_draws": 0,
@@ -72,27 +61,6 @@ ADDED_DEFAULTS = {
 # notebook-only ones, and differ from the schema's defaults only here (tests/test_params.py)
 NOTEBOOK_ONLY = ("out", "smoke")  # the result table; the tiny smoke configuration
 NOTEBOOK_DEFAULTS = {"threads": 2}  # a notebook uses both cores of the reference machine; a CLI run or sweep job 1
-RESULT_COLUMNS = [
-    "run_id",
-    "file",
-    "slice",
-    "label",
-    "bx",
-    "by",
-    "bw",
-    "bh",
-    "model",
-    "config",
-    "acceleration",
-    "attack",
-    "param",
-    "angle",
-    "kind",
-    "draw",
-    "seed",
-    *METRICS,
-    "code_version",
-]  # the run's parameters are stored once per run (results.meta.json / the sweep's params.json), not per row
 
 
 @dataclass
@@ -213,6 +181,7 @@ def load_model(spec: str, device: str = "cpu") -> Reconstructor:
     """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights),
     ``classical:<cg-sense|l1-wavelet>`` (:mod:`advmri.models.classical`, no weights) or ``path.py:factory[:kind]``
     (any model, :mod:`advmri.models.usermodel`)."""
+    model: Reconstructor
     if is_user_spec(spec):
         model = load_user_model(spec)
     elif spec.startswith("classical:"):
@@ -251,6 +220,7 @@ def _rows(
     rows = []
     for i, s in enumerate(tb.samples):
         b = s.box
+        assert b is not None, "an attacked target has a box"
         rows.append(
             dict(
                 run_id=run.id,
@@ -304,16 +274,18 @@ class Reuse:
         """The table's adversarial rows of this pass when it can be reused, else None."""
         if cfg.update != "ours" or cfg.restarts or cfg.mask_draws:
             return None
-        keys = [_sample_key(s, float(e)) for s, e in zip(sub.samples, eps.tolist())]
-        got = [self.rows.get(k) for k in keys]
-        if any(r is None or "dirty" in str(r["code_version"]) for r in got):
+        keys = [_sample_key(s, float(e)) for s, e in zip(sub.samples, eps.tolist(), strict=True)]
+        found = [self.rows.get(k) for k in keys]
+        got = [r for r in found if r is not None and "dirty" not in str(r["code_version"])]
+        if len(got) < len(found):  # a row missing, or computed from a dirty tree
             return None
-        if any(float(e) > 0 and not r["budget_fraction"] >= BOUNDARY for r, e in zip(got, eps.tolist())):
+        if any(float(e) > 0 and not r["budget_fraction"] >= BOUNDARY for r, e in zip(got, eps.tolist(), strict=True)):
             return None
         return [dict(r) for r in got]
 
     def compare(self, new_rows: list[dict]) -> None:
-        """Keep recomputed adversarial rows, to be compared with the table's (:func:`advmri.experiments.verify.compare`)."""
+        """Keep recomputed adversarial rows, to be compared with the table's
+        (:func:`advmri.experiments.verify.compare`)."""
         self.recomputed_rows += [r for r in new_rows if r["kind"] == "adversarial"]
 
     def report(self) -> dict:
@@ -337,6 +309,62 @@ def _sample_key(s, eps: float) -> tuple:
     return (str(s.fname), int(s.slice_idx), int(b.x), int(b.y), int(b.w), int(b.h), round(eps, 6))
 
 
+def _pga_noise(model: Reconstructor, sub: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig, mask_func) -> torch.Tensor:
+    """The adversarial noise of the items of ``sub`` (zero where ``eps`` is 0: no PGA needed)."""
+    live = [j for j in range(len(sub)) if float(eps[j]) > 0]  # eps = 0: z = 0, no PGA needed
+    z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
+    if live:
+        z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg, mask_func=mask_func)
+    return z
+
+
+def _noise_fractions(
+    sub: TargetBatch, eps: torch.Tensor, z: torch.Tensor | None, old: list[dict] | None
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """``(per-coil norms (sampled, discarded), sampled fraction, budget fraction)`` of the adversarial noise ``z``;
+    for reused rows ``old`` (``z`` None) from the budget: all of the noise on the sampled columns, each coil on its
+    sphere."""
+    if z is not None:
+        return split_norms(z, sub), sampled_fraction(z, sub), budget_fraction(z, sub.kspace, eps)
+    assert old is not None, "reused rows when no noise was computed"
+    zero = torch.zeros(len(sub), sub.kspace.shape[1], device=eps.device)
+    norms, adv_frac = (budget(sub.kspace, eps), zero), torch.where(eps > 0, 1.0, float("nan"))
+    return norms, adv_frac, torch.tensor([float(r["budget_fraction"]) for r in old])
+
+
+def _control_draws(
+    model: Reconstructor,
+    sub: TargetBatch,
+    norms: tuple[torch.Tensor, torch.Tensor],
+    eps: torch.Tensor,
+    cfg: NoiseConfig,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The reconstructions and sampled fractions of the ``random_draws`` draws of the random control."""
+    randoms, rnd_frac = [], []
+    for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
+        zr = control_items(sub, *norms, eps.cpu(), cfg.seed, d)
+        randoms.append(recon_with_noise(model, sub, zr))
+        rnd_frac.append(sampled_fraction(zr, sub))
+    return randoms, rnd_frac
+
+
+def _noise_rows(
+    run: AttackRun,
+    model: Reconstructor,
+    sub: TargetBatch,
+    rec: torch.Tensor,
+    eps: torch.Tensor,
+    kind: str,
+    draw: int,
+    fractions: dict,
+    version: str,
+) -> list[dict]:
+    """The rows of one reconstruction of the noise attack (``kind`` adversarial or random, draw ``draw``)."""
+    return _rows(
+        run, model, sub, dict(box_scores(rec, sub), **fractions), "noise", eps.cpu(), kind, draw, version=version
+    )
+
+
 def _noise_pass(
     run: AttackRun,
     model: Reconstructor,
@@ -355,25 +383,12 @@ def _noise_pass(
     cfg = run.noise
     old = reuse.rows_for(sub, eps, cfg) if reuse is not None else None
     images: dict = {}
-    if old is None:
-        live = [j for j in range(len(sub)) if float(eps[j]) > 0]  # eps = 0: z = 0, no PGA needed
-        z = torch.zeros_like(sub.kspace)  # (items, coils, rows, cols) complex
-        if live:
-            z[live] = adversarial_noise(model, sub.select(live), eps[live], cfg, mask_func=mask_func)
+    z = _pga_noise(model, sub, eps, cfg, mask_func) if old is None else None
     with torch.inference_mode():
-        if old is None:
-            norms, adv_frac, frac = split_norms(z, sub), sampled_fraction(z, sub), budget_fraction(z, sub.kspace, eps)
-        else:  # all of the noise on the sampled columns, each coil on its sphere: its norms are the budget
-            zero = torch.zeros(len(sub), sub.kspace.shape[1], device=eps.device)
-            norms, adv_frac = (budget(sub.kspace, eps), zero), torch.where(eps > 0, 1.0, float("nan"))
-            frac = torch.tensor([float(r["budget_fraction"]) for r in old])
-        randoms, rnd_frac = [], []
-        for d in range(cfg.random_draws):  # each (box, eps, draw) has its own seed
-            zr = control_items(sub, *norms, eps.cpu(), cfg.seed, d)
-            randoms.append(recon_with_noise(model, sub, zr))
-            rnd_frac.append(sampled_fraction(zr, sub))
+        norms, adv_frac, frac = _noise_fractions(sub, eps, z, old)
+        randoms, rnd_frac = _control_draws(model, sub, norms, eps, cfg)
         mean_rnd = torch.stack(rnd_frac).mean(0) if rnd_frac else torch.full_like(adv_frac, float("nan"))
-        if old is not None:
+        if old is not None and reuse is not None:
             reuse.reused += 1
             rows = [
                 dict(
@@ -385,44 +400,17 @@ def _noise_pass(
                 for j, r in enumerate(old)
             ]
         else:
+            assert z is not None, "the adversarial noise is computed when no rows are reused"
             rec = recon_with_noise(model, sub, z)
-            rows = _rows(
-                run,
-                model,
-                sub,
-                dict(
-                    box_scores(rec, sub),
-                    budget_fraction=frac,
-                    adv_sampled_fraction=adv_frac,
-                    random_sampled_fraction=mean_rnd,
-                ),
-                "noise",
-                eps.cpu(),
-                "adversarial",
-                0,
-                version=version,
-            )
+            fractions = dict(budget_fraction=frac, adv_sampled_fraction=adv_frac, random_sampled_fraction=mean_rnd)
+            rows = _noise_rows(run, model, sub, rec, eps, "adversarial", 0, fractions, version)
             if reuse is not None:
                 reuse.recomputed += 1
                 reuse.compare(rows)
             images.update({(*k, "adversarial"): rec[j].cpu() for j, k in enumerate(keys)})
         for d, rr in enumerate(randoms):
-            rows += _rows(
-                run,
-                model,
-                sub,
-                dict(
-                    box_scores(rr, sub),
-                    budget_fraction=frac,
-                    adv_sampled_fraction=adv_frac,
-                    random_sampled_fraction=rnd_frac[d],
-                ),
-                "noise",
-                eps.cpu(),
-                "random",
-                d,
-                version=version,
-            )
+            fractions = dict(budget_fraction=frac, adv_sampled_fraction=adv_frac, random_sampled_fraction=rnd_frac[d])
+            rows += _noise_rows(run, model, sub, rr, eps, "random", d, fractions, version)
         if randoms:
             images.update({(*k, "random"): randoms[0][j].cpu() for j, k in enumerate(keys)})
     return rows, images
@@ -452,11 +440,11 @@ def execute(
     attack (positions in the run's target list), with exactly the batches of the full run, so their
     rows reproduce the full run's rows.
 
-    ``reuse`` (noise; :mod:`advmri.experiments.recontrol`): an earlier table of this run whose adversarial rows are taken
-    over where they cannot have changed (see :class:`Reuse`); only the random control is then computed.
+    ``reuse`` (noise; :mod:`advmri.experiments.recontrol`): an earlier table of this run whose adversarial rows are
+    taken over where they cannot have changed (see :class:`Reuse`); only the random control is then computed.
 
-    ``recorded`` (rotation, with ``subset``; :mod:`advmri.experiments.verify`): the run's table; each target's bounds are
-    recomputed at their recorded worst angles only (:func:`_rotation_target`)."""
+    ``recorded`` (rotation, with ``subset``; :mod:`advmri.experiments.verify`): the run's table; each target's bounds
+    are recomputed at their recorded worst angles only (:func:`_rotation_target`)."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
     threads_before = torch.get_num_threads()
@@ -520,11 +508,24 @@ def _recorded_angles(recorded: pd.DataFrame | None, s, angles: Sequence[float], 
     out = {}
     for bound in bounds:
         a = r[np.isclose(r.param, bound)].angle
-        hit = np.nonzero(np.isclose(grid, float(a.iloc[0]), atol=1e-6))[0] if len(a) == 1 else []
+        if len(a) != 1:
+            return None
+        hit = np.nonzero(np.isclose(grid, float(a.iloc[0]), atol=1e-6))[0]
         if len(hit) != 1:
             return None
         out[float(bound)] = int(hit[0])
     return out
+
+
+def _worst_angles(grid_sc: dict, cfg: RotationConfig, known: dict[float, int] | None) -> list[dict]:
+    """The worst angle of each bound on the grid (``item, bound, angle`` and the scores there): searched, or at the
+    ``known`` recorded grid indices."""
+    if known is None:
+        return worst_case(grid_sc, cfg.angles, cfg.bounds, cfg.target)
+    return [
+        dict(item=0, bound=b, angle=float(cfg.angles[j]), **{k: float(v[0, j]) for k, v in grid_sc.items()})
+        for b, j in known.items()
+    ]
 
 
 def _rotation_target(
@@ -548,53 +549,135 @@ def _rotation_target(
     need = None if known is None else set(known.values()) | set(range(len(angles), len(all_angles)))
     sc = sweep_angles(model, sub, all_angles, chunk=per_pass, interpolation=cfg.interpolation, only=need)
     with torch.inference_mode():  # the reference row: the clean, un-rotated reconstruction
-        rows = _rows(
-            run,
-            model,
-            sub,
-            box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)), sub),
-            "rotation",
-            0.0,
-            "clean",
-            0,
-            version=version,
-        )
-    grid_sc = {k: v[:, : len(angles)] for k, v in sc.items()}
-    if known is None:
-        worst = worst_case(grid_sc, angles, cfg.bounds, cfg.target)
-    else:
-        worst = [
-            dict(item=0, bound=b, angle=float(angles[j]), **{k: float(v[0, j]) for k, v in grid_sc.items()})
-            for b, j in known.items()
-        ]
+        clean = box_scores(recon_with_noise(model, sub, torch.zeros_like(sub.kspace)), sub)
+        rows = _rows(run, model, sub, clean, "rotation", 0.0, "clean", 0, version=version)
+    worst = _worst_angles({k: v[:, : len(angles)] for k, v in sc.items()}, cfg, known)
     for w in worst:
+        at_worst = {k: [w[k]] for k in sc}
         rows += _rows(
-            run,
-            model,
-            sub,
-            {k: [w[k]] for k in sc},
-            "rotation",
-            w["bound"],
-            "adversarial",
-            0,
-            angle=w["angle"],
-            version=version,
+            run, model, sub, at_worst, "rotation", w["bound"], "adversarial", 0, angle=w["angle"], version=version
         )
     for d, (b, a) in enumerate(rnd):
-        j = len(angles) + d
+        at_random = {k: v[:, len(angles) + d] for k, v in sc.items()}
         rows += _rows(
-            run,
-            model,
-            sub,
-            {k: v[:, j] for k, v in sc.items()},
-            "rotation",
-            b,
-            "random",
-            d % cfg.random_draws,
-            angle=a,
-            version=version,
+            run, model, sub, at_random, "rotation", b, "random", d % cfg.random_draws, angle=a, version=version
         )
     return rows, sc, worst
+
+
+@dataclass
+class _Setup:
+    """A run's loaded inputs: the model, the annotated slices, the selected targets (indices, samples), the code."""
+
+    run: AttackRun
+    model: Reconstructor
+    ds: AnnotatedSlices
+    idx: list[int]
+    samples: list[SliceSample]
+    version: str
+
+
+@dataclass
+class _Collected:
+    """What the passes of a run produced: rows, reconstructions, and the eps values each noise pass covers."""
+
+    rows: list[dict] = field(default_factory=list)
+    images: dict = field(default_factory=dict)
+    pass_params: list[list[float]] = field(default_factory=list)  # verification picks noise passes by them
+
+
+def _setup(run: AttackRun) -> _Setup:
+    """Load the run's model and data and select its targets (an empty shard is an error)."""
+    if torch.device(run.device).type == "cpu":
+        keep_freed_memory()
+    model = load_model(run.model, run.device).set_precision(run.precision)
+    ds = run_dataset(run)
+    idx = select_targets(ds, run.max_targets, run.shard, run.shards)
+    if not idx:
+        raise ParameterError(
+            f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
+            "targets); use fewer shards"
+        )
+    return _Setup(run, model, ds, idx, [ds[i] for i in idx], code_version())
+
+
+def _noise_group(
+    setup: _Setup,
+    pos: list[int],
+    out: _Collected,
+    progress: bool,
+    keep_images: bool,
+    subset: set[int] | None,
+    reuse: Reuse | None,
+) -> None:
+    """The noise attack on one geometry group (positions ``pos`` of the targets), pass by pass (passes numbered
+    over the run: ``len(out.pass_params)``), into ``out``."""
+    run, model, ds, idx = setup.run, setup.model, setup.ds, setup.idx
+    cfg = run.noise
+    E = len(cfg.eps)
+    tb_all = make_batch([setup.samples[i] for i in pos]).to(run.device)
+    eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
+    rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
+    bar = tqdm(total=len(rep), desc=f"noise {model.kind}", disable=not progress)
+
+    def step(lo: int, hi: int) -> None:
+        out.pass_params.append(sorted({float(cfg.eps[n % E]) for n in range(lo, hi)}))
+        if subset is None or len(out.pass_params) - 1 in subset:
+            ids = list(range(lo, hi))
+            keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
+            new_rows, new_images = _noise_pass(
+                run, model, rep.select(ids), eps_all[ids].to(run.device), keys, ds.mask_func, setup.version, reuse
+            )
+            out.rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
+            if keep_images:
+                out.images.update(new_images)
+        bar.update(hi - lo)
+
+    per_pass = run.chunk or _auto_chunk(
+        run,
+        model,
+        tb_all,
+        lambda one: adversarial_noise(
+            model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1), mask_func=ds.mask_func
+        ),
+    )
+    run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
+    bar.close()
+
+
+def _rotation_targets(
+    setup: _Setup,
+    out: _Collected,
+    progress: bool,
+    keep_images: bool,
+    subset: set[int] | None,
+    recorded: pd.DataFrame | None,
+) -> None:
+    """The rotation attack on each target (positions in ``subset`` only, when given), into ``out``."""
+    run, model, idx = setup.run, setup.model, setup.idx
+    cfg = run.rotation
+    rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
+    per_pass = None
+    for t in tqdm(range(len(setup.samples)), desc=f"rotation {model.kind}", disable=not progress):
+        if subset is not None and t not in subset:
+            continue
+        sub = make_batch([setup.samples[t]]).to(run.device)
+        if t == 0 or per_pass is None:
+            per_pass = run.chunk or _auto_chunk(
+                run,
+                model,
+                sub,
+                lambda one: rotated_recon(model, one, torch.zeros(1, device=run.device), cfg.interpolation),
+            )
+        new_rows, sc, worst = _rotation_target(run, model, sub, rnd, per_pass, setup.version, recorded)
+        out.rows += new_rows
+        if keep_images:
+            for w in worst:
+                with torch.no_grad():
+                    out.images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
+                        model, sub, torch.tensor([w["angle"]], device=run.device), cfg.interpolation
+                    )[0].cpu()
+        out.images.setdefault("_scores", {})[idx[t]] = {k: v[0, : len(cfg.angles)].numpy() for k, v in sc.items()}
 
 
 def _execute(
@@ -606,142 +689,37 @@ def _execute(
     reuse: Reuse | None = None,
     recorded: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    if torch.device(run.device).type == "cpu":
-        keep_freed_memory()
-    model = load_model(run.model, run.device).set_precision(run.precision)
-    ds = run_dataset(run)
-    idx = select_targets(ds, run.max_targets, run.shard, run.shards)
-    if not idx:
-        raise ParameterError(
-            f"shards: shard {run.shard} of {run.shards} is empty ({len(select_targets(ds, run.max_targets))} "
-            "targets); use fewer shards"
-        )
-    samples = [ds[i] for i in idx]
-    groups = geometry_groups(samples)  # one group unless the volumes differ in coils / columns
-    version = code_version()
-    rows: list[dict] = []
-    images: dict = {}
-    passes = 0
-    pass_params: list[list[float]] = []  # the eps values each noise pass covers (verification picks by them)
+    """:func:`execute` once the run's thread count is pinned: load, attack every pass or target, tabulate."""
+    setup = _setup(run)
+    out = _Collected()
     if run.attack == "noise":
-        cfg = run.noise
-        E = len(cfg.eps)
-        for pos in groups:
-            tb_all = make_batch([samples[i] for i in pos]).to(run.device)
-            eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
-            rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
-            bar = tqdm(total=len(rep), desc=f"noise {model.kind}", disable=not progress)
-
-            def step(lo: int, hi: int) -> None:
-                nonlocal passes
-                passes += 1
-                pass_params.append(sorted({float(cfg.eps[n % E]) for n in range(lo, hi)}))
-                if subset is None or passes - 1 in subset:
-                    ids = list(range(lo, hi))
-                    keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
-                    new_rows, new_images = _noise_pass(
-                        run, model, rep.select(ids), eps_all[ids].to(run.device), keys, ds.mask_func, version, reuse
-                    )
-                    rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
-                    if keep_images:
-                        images.update(new_images)
-                bar.update(hi - lo)
-
-            per_pass = run.chunk or _auto_chunk(
-                run,
-                model,
-                tb_all,
-                lambda one: adversarial_noise(
-                    model,
-                    one,
-                    torch.full((1,), max(cfg.eps), device=run.device),
-                    replace(cfg, steps=1),
-                    mask_func=ds.mask_func,
-                ),
-            )
-            run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
-            bar.close()
+        for pos in geometry_groups(setup.samples):  # one group unless the volumes differ in coils / columns
+            _noise_group(setup, pos, out, progress, keep_images, subset, reuse)
+        passes = len(out.pass_params)
     elif run.attack == "rotation":
-        cfg = run.rotation
-        angles = cfg.angles
-        rnd = random_angles(cfg.bounds, cfg.random_draws, cfg.seed)
-        per_pass = None
-        passes = len(samples)
-        for t in tqdm(range(len(samples)), desc=f"rotation {model.kind}", disable=not progress):
-            if subset is not None and t not in subset:
-                continue
-            sub = make_batch([samples[t]]).to(run.device)
-            if t == 0 or per_pass is None:
-                per_pass = run.chunk or _auto_chunk(
-                    run,
-                    model,
-                    sub,
-                    lambda one: rotated_recon(model, one, torch.zeros(1, device=run.device), cfg.interpolation),
-                )
-            new_rows, sc, worst = _rotation_target(run, model, sub, rnd, per_pass, version, recorded)
-            rows += new_rows
-            if keep_images:
-                for w in worst:
-                    with torch.no_grad():
-                        images[(idx[t], w["bound"], "adversarial")] = rotated_recon(
-                            model, sub, torch.tensor([w["angle"]], device=run.device), cfg.interpolation
-                        )[0].cpu()
-            images.setdefault("_scores", {})[idx[t]] = {k: v[0, : len(angles)].numpy() for k, v in sc.items()}
+        _rotation_targets(setup, out, progress, keep_images, subset, recorded)
+        passes = len(setup.samples)
     else:
         raise ValueError(f"unknown attack {run.attack!r} (noise | rotation)")
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    df = pd.DataFrame(out.rows, columns=RESULT_COLUMNS)
     extras = dict(
-        images=images,
-        targets=idx,
-        samples=samples,
+        images=out.images,
+        targets=setup.idx,
+        samples=setup.samples,
         seconds=time.perf_counter() - t0,
         passes=passes,
-        pass_params=pass_params or None,
+        pass_params=out.pass_params or None,
         angles=list(run.rotation.angles),
-        annotations=ds.report,
-        model_sha256=model.sha256,
+        annotations=setup.ds.report,
+        model_sha256=setup.model.sha256,
     )
     return df, extras
 
 
-TABLE_SUFFIXES = (".csv", ".parquet")
-
-
-def check_table_path(path: str | os.PathLike, overwrite: bool = True, inputs: Sequence[str | os.PathLike] = ()) -> Path:
-    """Validate a result-table path before any work: suffix, not one of the run's ``inputs``, not an
-    existing file unless ``overwrite``, writable."""
-    path = project_path(path)
-    if path.suffix not in TABLE_SUFFIXES:
-        raise ParameterError(
-            f"out: {path}: a result table must end in .csv or .parquet, not {path.suffix or '(none)'!r}"
-        )
-    for i in inputs:
-        if i is not None and project_path(i).resolve() == path.resolve():
-            raise ParameterError(f"out: {path} is an input of the run; refusing to overwrite it")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists; pass --force to overwrite it")
-    return check_writable(path, "out")
-
-
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a result table atomically (``.csv`` or ``.parquet`` by suffix; a writer-unique temp file)."""
-    path = check_table_path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-    return path
-
-
-def meta_path(table: str | os.PathLike) -> Path:
-    """``<table stem>.meta.json`` beside a result table."""
-    p = project_path(table)
-    return p.with_name(p.stem + ".meta.json")
-
-
-def _meta_text(run: AttackRun, extras: dict) -> str:
-    meta = dict(
+def _meta(run: AttackRun, extras: dict) -> dict:
+    """The metadata of a run's table (:func:`advmri.experiments.record.write_results`): its parameters, id, code
+    version, the sha256 of the weights loaded, the annotation accounting, targets and run time."""
+    return dict(
         run=run.as_dict(),
         run_id=run.id,
         code_version=code_version(),
@@ -750,42 +728,15 @@ def _meta_text(run: AttackRun, extras: dict) -> str:
         targets=len(extras["targets"]),
         seconds=round(extras["seconds"], 2),
     )
-    return json.dumps(meta, indent=1, default=str)
 
 
 def write_meta(table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
     """``<table stem>.meta.json`` beside a result table: the run's parameters, the sha256 of the weights
     actually loaded, the annotation accounting (rows kept / dropped by reason) and the run time."""
-    return atomic_write_text(meta_path(table), _meta_text(run, extras))
+    return record.write_meta(table, _meta(run, extras))
 
 
 def write_results(df: pd.DataFrame, table: str | os.PathLike, run: AttackRun, extras: dict) -> Path:
-    """The result table and its metadata together or not at all (:func:`advmri.util.atomic.write_together`: space
-    for both checked first; the metadata renamed into place first, the table last); returns the table."""
-    path = check_table_path(table)
-    if path.suffix == ".parquet":
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        data = buf.getvalue()
-    else:
-        data = df.to_csv(index=False).encode()
-    write_together({meta_path(path): _meta_text(run, extras).encode(), path: data})
-    return path
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A result table (``.csv`` / ``.parquet``) as written by :func:`write_results`; control columns of old rotation tables filled with NaN."""
-    path = project_path(path)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    if len(df) and (df["attack"] == "rotation").all():
-        for c in CONTROL_COLUMNS:
-            df[c] = df[c] if c in df.columns else float("nan")
-    elif "attack" in df.columns and not all(c in df.columns for c in CONTROL_COLUMNS):
-        raise ValueError(
-            f"{path}: a noise table without {' / '.join(CONTROL_COLUMNS)}: computed before the random "
-            "control was drawn on the sampled columns; recompute it (python -m advmri.experiments.recontrol)"
-        )
-    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: not an advmri result table, missing columns {missing}")
-    return df
+    """The result table and its metadata together or not at all (:func:`advmri.experiments.record.write_results`);
+    returns the table."""
+    return record.write_results(df, table, _meta(run, extras))

@@ -30,7 +30,10 @@ __all__ = ["SlurmConfig", "SlurmError", "preflight", "pending_reasons", "cancel"
 class SlurmError(UserError):
     """SLURM refused or could not serve the request; the message carries SLURM's own words."""
 
-    fix = "Change the option the message names (partition, cores, memory, GPUs, account, QOS) to what the site offers; `sinfo` lists partitions and nodes; pending jobs: see squeue's reason."
+    fix = (
+        "Change the option the message names (partition, cores, memory, GPUs, account, QOS) to what the site "
+        "offers; `sinfo` lists partitions and nodes; pending jobs: see squeue's reason."
+    )
 
 
 @dataclass(frozen=True)

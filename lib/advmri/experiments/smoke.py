@@ -77,8 +77,8 @@ def tiny_setup(kind: str = "varnet", tmp: str | Path | None = None, seed: int = 
 
 def noise_store(tmp: str | Path | None = None) -> Path:
     """A tiny noise run (2 boxes, eps 0 / 0.01, 2 steps) with its stored reconstructions; returns the store."""
-    from advmri.experiments import recons
-    from advmri.experiments.run import AttackRun, execute, write_table
+    from advmri.experiments import recons, record
+    from advmri.experiments.run import AttackRun, execute
 
     tmp = Path(tmp or tempfile.mkdtemp())
     model, data = tiny_setup("varnet", tmp)
@@ -90,7 +90,7 @@ def noise_store(tmp: str | Path | None = None) -> Path:
         noise=NoiseConfig(eps=(0.0, 0.01), steps=2, random_draws=1),
     )
     df, extras = execute(run, progress=False, keep_images=True)
-    out = write_table(df, tmp / "results.csv")
+    out = record.write_table(df, tmp / record.TABLE)
     return recons.save(
         recons.store_path(out), extras, run.as_dict(), df.model.iloc[0], df.config.iloc[0], df.code_version.iloc[0]
     )

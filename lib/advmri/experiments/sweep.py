@@ -15,27 +15,29 @@ the result table ``results.csv`` and ``status.json`` (ok/failed, error, seconds,
 * ``shards: N`` splits every run's boxes into N contiguous parts, one run each;
 * ``--engine dask --scheduler tcp://HOST:PORT`` runs each run as a task on a Dask cluster,
   ``--engine dask-local --jobs N`` on a ``LocalCluster``, ``--engine slurm --jobs N --partition P`` on N SLURM
-  jobs (:mod:`advmri.experiments.slurm`: resources from the ``slurm:`` block of the sweep YAML or the command line, TLS).
+  jobs (:mod:`advmri.experiments.slurm`: resources from the ``slurm:`` block of the sweep YAML or the command line,
+  TLS).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
-import json
 import os
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from advmri.experiments.record import STATUS, RunRecord
+from advmri.experiments.record import table_digest as table_digest  # re-exported: callers import it from here
 from advmri.util import locks
 from advmri.util.atomic import write_text
 from advmri.util.errors import (
@@ -49,6 +51,7 @@ from advmri.util.errors import (
 )
 from advmri.util.paths import project_path
 from advmri.util.provenance import ROOT, code_version, machine, require_clean, run_id
+from advmri.util.schema import option
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -68,6 +71,34 @@ class Run:
     notebook: Path
     params: dict
     folder: Path
+
+
+VERIFY_HELP = (
+    "N or all: before reusing a completed run, recompute N seeded passes of it (at least one per row type; all: "
+    "every pass) and stop if they differ (advmri.experiments.verify; 0: trust the recorded sha256 only)"
+)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The options of ``advmri sweep`` that the main job (``advmri pipeline``) shares, declared once: both CLIs are
+    generated from this schema (:func:`advmri.util.schema.add_arguments`). The main job overrides one default, that
+    of ``verify`` (it recomputes one seeded pass of the reused runs; the sweep alone trusts the recorded sha256)."""
+
+    verify: str = option("0", VERIFY_HELP)
+    verify_runs: str = option(
+        "paths",
+        "which reused runs --verify recomputes: paths, one per code path (attack, model, data, precision, target, "
+        "update rule and options; every table's sha256 is checked), or all",
+        choices=("paths", "all"),
+    )
+    allow_dirty: bool = option(False, "record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
+    fresh: bool = option(
+        False,
+        "recompute every attack run (the main job: also the model quality table); complete results are kept aside "
+        "and put back unless the new ones complete; asks first",
+    )
+    yes: bool = option(False, "do not ask before --fresh replaces complete results")
 
 
 SWEEP_KEYS = ("name", "notebooks", "grid", "common", "per_attack", "description", "shards", "exclude", "slurm")
@@ -92,18 +123,8 @@ def _notebook(path: Path, attack: str, rel: str) -> Path:
     return nb
 
 
-def load_sweep(
-    path: str | Path, results: str | Path = "results", overrides: dict | None = None
-) -> tuple[str, list[Run]]:
-    """Expand a sweep YAML into runs. ``overrides`` (e.g. ``{'device': 'cuda'}``) apply to every run.
-
-    Validated before anything runs: unknown sections and keys are rejected with the closest valid
-    name (parameter names are those of the notebook's ``parameters`` cell), and every run's values
-    go through :meth:`advmri.experiments.run.AttackRun.from_params`, the same check the notebook applies.
-    """
-    from advmri.experiments.run import AttackRun
-
-    path = project_path(path)
+def _read_spec(path: Path) -> dict:
+    """The sweep YAML as a mapping with the required keys (name, notebooks, grid), else one line naming the file."""
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
@@ -111,6 +132,12 @@ def load_sweep(
     for key in ("name", "notebooks", "grid"):
         if not isinstance(spec, dict) or key not in spec:
             raise SweepError(f"{path}: missing key {key!r} (need name, notebooks, grid)")
+    return spec
+
+
+def _check_keys(spec: dict, path: Path) -> tuple[list[dict], dict[str, Path], dict[str, set[str]]]:
+    """``(grids, notebook per attack, parameter names per attack)``; unknown sections and keys are refused with the
+    closest valid name (the parameter names are those of each notebook's ``parameters`` cell)."""
     try:
         unknown_keys(spec, SWEEP_KEYS, f"{path}")
         grid, notebooks = spec["grid"], spec["notebooks"]
@@ -131,7 +158,11 @@ def load_sweep(
             unknown_keys(d or {}, names[a] - set(RESERVED), f"{path}: per_attack.{a}")
     except UserError as e:
         raise e if isinstance(e, SweepError) else SweepError(str(e)) from e
-    slurm_block(spec, path)  # validated for every engine: a typo fails now, not on the cluster
+    return grids, nbs, names
+
+
+def _shards_and_exclude(spec: dict, path: Path, grids: list[dict]) -> tuple[int, list[dict]]:
+    """The validated ``shards`` (default 1) and ``exclude`` (grid points left out) of the sweep."""
     shards = spec.get("shards", 1)
     try:
         check_range("shards", shards, lo=1, integer=True)
@@ -144,53 +175,105 @@ def load_sweep(
             "[{update: reference, acceleration: 4}]"
         )
     try:
-        for e in exclude:
-            unknown_keys(e, set().union(*grids), f"{path}: exclude")
+        for ex in exclude:
+            unknown_keys(ex, set().union(*grids), f"{path}: exclude")
     except UserError as e:
         raise SweepError(str(e)) from e
+    return shards, exclude
+
+
+@dataclass
+class _Expansion:
+    """What every run of a sweep is made from: the validated YAML, its notebooks and their parameter names."""
+
+    path: Path
+    spec: dict
+    notebooks: dict[str, Path]
+    names: dict[str, set[str]]
+    shards: int
+    results: str | Path
+    overrides: dict | None
+    checked: dict = field(default_factory=dict)  # data checks already made, by (data, annotations, labels, ...)
+
+
+def _run_params(x: _Expansion, point: dict, shard: int) -> tuple[str, dict, str]:
+    """``(attack, notebook parameters, shard part of the id)`` of one grid point: common, then per-attack
+    values, then the point, then the overrides; keys the attack's notebook does not have are dropped."""
+    p = dict(point)
+    attack = p.pop("attack")
+    notebooks = x.spec["notebooks"]
+    if attack not in notebooks:
+        raise SweepError(f"{x.path}: no notebook for attack {attack!r}{did_you_mean(str(attack), notebooks)}")
+    params = dict(x.spec.get("common") or {})
+    params.update((x.spec.get("per_attack") or {}).get(attack, {}) or {})
+    params.update(p)
+    params.update(x.overrides or {})
+    params = {k: v for k, v in params.items() if k in x.names[attack]}  # common keys of the other notebook
+    part = ""
+    if x.shards > 1:  # one run per shard of the targets: resumed, failed and analysed per shard
+        params.update(shard=shard, shards=x.shards)
+        part = f"s{shard}of{x.shards}-"
+    return attack, params, part
+
+
+def _run_id(x: _Expansion, attack: str, params: dict, part: str) -> str:
+    """The run's id ``<attack>-<model>-<acc>x-[<shard>-]<hash>``; an attack run's inputs are checked first."""
+    from advmri.experiments.run import AttackRun
+
+    ident = dict(params, attack=attack)
+    name = Path(str(params.get("model", "model"))).stem.replace("classical:", "")  # classical:cg-sense -> cg-sense
+    stem = f"{attack}-{name}-{params.get('acceleration', '')}x-{part}"
+    if not params.get("smoke") and attack in ("noise", "rotation"):
+        try:
+            run = AttackRun.from_params(attack, **{k: v for k, v in params.items() if k != "smoke"})
+            run.check_inputs()
+            _check_targets(run, x.checked)
+        except UserError as e:
+            raise SweepError(f"{x.path}: run {stem}: {e}") from e
+        # the id covers every resolved parameter, defaults included: when a default changes, results
+        # computed under the old one are not reused
+        ident = run.as_dict()
+    return stem + run_id(ident)[:8]
+
+
+def _expand(x: _Expansion, point: dict, shard: int) -> Run:
+    """The run of one grid point (and shard): parameters, id, folder and table path."""
+    attack, params, part = _run_params(x, point, shard)
+    rid = _run_id(x, attack, params, part)
+    folder = project_path(x.results) / x.spec["name"] / rid
+    out = RunRecord(folder).table  # relative to the project root when inside it (no machine paths committed)
+    params["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
+    return Run(rid, x.notebooks[attack], params, folder)
+
+
+def load_sweep(
+    path: str | Path, results: str | Path = "results", overrides: dict | None = None
+) -> tuple[str, list[Run]]:
+    """Expand a sweep YAML into runs. ``overrides`` (e.g. ``{'device': 'cuda'}``) apply to every run.
+
+    Validated before anything runs: unknown sections and keys are rejected with the closest valid
+    name (parameter names are those of the notebook's ``parameters`` cell), and every run's values
+    go through :meth:`advmri.experiments.run.AttackRun.from_params`, the same check the notebook applies.
+    """
+    path = project_path(path)
+    spec = _read_spec(path)
+    grids, nbs, names = _check_keys(spec, path)
+    slurm_block(spec, path)  # validated for every engine: a typo fails now, not on the cluster
+    shards, exclude = _shards_and_exclude(spec, path, grids)
+    x = _Expansion(path, spec, nbs, names, shards, results, overrides)
     combos = [
-        dict(zip(g, values))
+        dict(zip(g, values, strict=True))
         for g in grids
         for values in itertools.product(*(v if isinstance(v, list) else [v] for v in g.values()))
     ]
-    runs = []
-    checked: dict = {}  # data checks already made, by (data, annotations, labels, target, max_targets, shards)
+    runs: list[Run] = []
     for p, shard in itertools.product(combos, range(shards)):
-        p = dict(p)
         if any(all(p.get(k) == v for k, v in e.items()) for e in exclude):
             continue
-        attack = p.pop("attack")
-        if attack not in notebooks:
-            raise SweepError(f"{path}: no notebook for attack {attack!r}{did_you_mean(str(attack), notebooks)}")
-        params = dict(spec.get("common") or {})
-        params.update(per_attack.get(attack, {}) or {})
-        params.update(p)
-        params.update(overrides or {})
-        params = {k: v for k, v in params.items() if k in names[attack]}  # common keys of the other notebook
-        part = ""
-        if shards > 1:  # one run per shard of the targets: resumed, failed and analysed per shard
-            params.update(shard=shard, shards=shards)
-            part = f"s{shard}of{shards}-"
-        ident = dict(params, attack=attack)
-        name = Path(str(params.get("model", "model"))).stem.replace("classical:", "")  # classical:cg-sense -> cg-sense
-        stem = f"{attack}-{name}-{params.get('acceleration', '')}x-{part}"
-        if not params.get("smoke") and attack in ("noise", "rotation"):
-            try:
-                run = AttackRun.from_params(attack, **{k: v for k, v in params.items() if k != "smoke"})
-                run.check_inputs()
-                _check_targets(run, checked)
-            except UserError as e:
-                raise SweepError(f"{path}: run {stem}: {e}") from e
-            # the id covers every resolved parameter, defaults included: when a default changes, results
-            # computed under the old one are not reused
-            ident = run.as_dict()
-        rid = stem + run_id(ident)[:8]
-        if any(r.id == rid for r in runs):  # a grid key of the other attack only: the same run again
+        run = _expand(x, p, shard)
+        if any(r.id == run.id for r in runs):  # a grid key of the other attack only: the same run again
             continue
-        folder = project_path(results) / spec["name"] / rid
-        out = folder / "results.csv"  # relative to the project root when inside it (no machine paths committed)
-        params["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
-        runs.append(Run(rid, nbs[attack], params, folder))
+        runs.append(run)
     return spec["name"], runs
 
 
@@ -241,39 +324,15 @@ def slurm_block(spec: dict, path: Path) -> SlurmConfig:
         raise SweepError(str(e)) from e
 
 
-def table_digest(path: Path) -> tuple[str, int]:
-    """``(sha256, data rows)`` of a result table file."""
-    data = path.read_bytes()
-    return hashlib.sha256(data).hexdigest(), max(0, data.count(b"\n") - 1)
-
-
 def read_status(folder: Path) -> dict | None:
-    """A run's ``status.json``, or None when missing or unreadable (a truncated file means not done)."""
-    try:
-        st = json.loads((folder / "status.json").read_text())
-        return st if isinstance(st, dict) else None
-    except (OSError, ValueError):
-        return None
+    """A run's ``status.json``, or None when missing or unreadable (:meth:`RunRecord.read_status`)."""
+    return RunRecord(folder).read_status()
 
 
 def verify_table(folder: Path) -> str | None:
-    """None when the run is complete and its ``results.csv`` is the one it wrote; else why not."""
-    st = read_status(folder)
-    if st is None:
-        return "no readable status.json"
-    if st.get("status") != "ok":
-        return f"status {st.get('status')!r}"
-    table = folder / "results.csv"
-    if not table.is_file():
-        return "results.csv missing"
-    if "results_sha256" in st:
-        sha, rows = table_digest(table)
-        if sha != st["results_sha256"]:
-            return (
-                f"results.csv changed since the run (sha256 {sha[:12]} != recorded {st['results_sha256'][:12]}, "
-                f"{rows} rows, recorded {st.get('results_rows')})"
-            )
-    return None
+    """None when the run is complete and its table is the one it wrote; else why not
+    (:meth:`RunRecord.why_not_done`)."""
+    return RunRecord(folder).why_not_done()
 
 
 def is_done(run: Run) -> bool:
@@ -285,15 +344,15 @@ def stale_model(run: Run) -> str | None:
     """Why a completed run's results belong to other weights than the checkpoint now at its ``model`` path, or
     None. Compared: the sha256 of the checkpoint *file* recorded in ``results.meta.json`` against the file on disk
     now (sidecar or not); without a recorded digest, against the checkpoint's ``.sha256`` sidecar."""
-    meta, model = run.folder / "results.meta.json", str(run.params.get("model", ""))
-    if not meta.is_file() or model.startswith(("official:", "classical:")):  # no weights file of ours
+    rec, model = RunRecord(run.folder), str(run.params.get("model", ""))
+    if not rec.meta.is_file() or model.startswith(("official:", "classical:")):  # no weights file of ours
         return None
     from advmri.models.networks import file_sha256, recorded_sha256
 
     try:
-        got = json.loads(meta.read_text()).get("model_sha256")
+        got = rec.read_meta().get("model_sha256")
     except (OSError, ValueError):
-        return "results.meta.json unreadable"
+        return f"{rec.meta.name} unreadable"
     path = project_path(model)
     now = file_sha256(path) if path.is_file() else recorded_sha256(model)
     if got and now and got != now:
@@ -310,7 +369,7 @@ def run_error(e: BaseException, where: Path | None = None) -> tuple[str, bool]:
     ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
     if ename:  # papermill.PapermillExecutionError: the notebook raised
         full = ename == "DiskFullError" or "No space left on device" in str(evalue) or "errno = 28" in str(evalue)
-        return f"{ename}: {one_line(evalue or '')}"[:2000], full
+        return f"{ename}: {' '.join(str(evalue or '').split())}"[:2000], full  # one_line of the notebook's message
     if is_disk_full(e):
         return f"DiskFullError: {one_line(disk_full(getattr(e, 'filename', None) or where or '.'))}", True
     return f"{e.__class__.__name__}: {one_line(e)}"[:2000], False
@@ -319,7 +378,7 @@ def run_error(e: BaseException, where: Path | None = None) -> tuple[str, bool]:
 def _free_partial(folder: Path) -> None:
     """After a full disk: remove what the failed run half-wrote (its executed notebook, temporary files), so its
     status can be recorded and nothing half-written remains."""
-    for f in [folder / "notebook.ipynb", *folder.glob(".*.tmp")]:
+    for f in [RunRecord(folder).notebook, *folder.glob(".*.tmp")]:
         f.unlink(missing_ok=True)
 
 
@@ -329,18 +388,16 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
 
     from advmri.util.kernels import EncryptedKernelManager
 
+    rec = RunRecord(run.folder)
     run.folder.mkdir(parents=True, exist_ok=True)
-    (run.folder / "status.json").unlink(missing_ok=True)  # a stale "ok" must not outlive a re-run
+    rec.clear_status()  # a stale "ok" must not outlive a re-run
     t0 = time.perf_counter()
-    status = dict(run_id=run.id, code_version=code_version(), machine=machine())
+    status: dict[str, Any] = dict(run_id=run.id, code_version=code_version(), machine=machine())
     try:
-        write_text(
-            run.folder / "params.json",
-            json.dumps(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))), indent=1, sort_keys=True),
-        )
+        rec.write_params(dict(run.params, notebook=str(run.notebook.relative_to(ROOT))))
         pm.execute_notebook(
             str(run.notebook),
-            str(run.folder / "notebook.ipynb"),
+            str(rec.notebook),
             parameters=run.params,
             kernel_name=kernel,
             cwd=str(ROOT),
@@ -348,27 +405,25 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
             log_output=False,
             kernel_manager_class=EncryptedKernelManager,
         )
-        table = run.folder / "results.csv"
-        if not table.is_file():
-            raise RuntimeError("notebook finished without writing results.csv")
-        sha, rows = table_digest(table)
-        status.update(status="ok", results_sha256=sha, results_rows=rows)
+        if not rec.table.is_file():
+            raise RuntimeError(f"notebook finished without writing {rec.table.name}")
+        status.update(status="ok", **rec.record_table())
     except Exception as e:  # a failed run is recorded, the sweep goes on
         if INTERRUPTED.is_set():  # Ctrl-C: the kernel was interrupted, not the run's fault
             status.update(status="interrupted", error="interrupted by the user (Ctrl-C); the next call redoes it")
         else:
-            error, full = run_error(e, run.folder / "notebook.ipynb")
+            error, full = run_error(e, rec.notebook)
             status.update(status="failed", error=error, traceback=traceback.format_exc()[-4000:])
             if full:
                 status["disk_full"] = True
                 QUEUE_STOPPED.set()  # set here, in the worker: no queued run may start after this one
                 _free_partial(run.folder)
-                (run.folder / "results.csv").unlink(missing_ok=True)  # no table without its metadata
+                rec.table.unlink(missing_ok=True)  # no table without its metadata
     status["seconds"] = round(time.perf_counter() - t0, 2)
     try:
-        write_text(run.folder / "status.json", json.dumps(status, indent=1))
+        rec.write_status(status)
     except OSError as e:  # even the status does not fit: the run is not done, the next call redoes it
-        status["error"] = status.get("error") or f"{run.folder / 'status.json'}: {e}"
+        status["error"] = status.get("error") or f"{rec.status_path}: {e}"
     return status
 
 
@@ -470,7 +525,7 @@ def _record_lost(run: Run, error: str) -> dict:
     """Status of a run whose worker died (the worker could not write it)."""
     status = dict(run_id=run.id, code_version=code_version(), status="failed", error=error, seconds=None)
     if not is_done(run):  # a retry elsewhere may have finished it meanwhile
-        write_text(run.folder / "status.json", json.dumps(status, indent=1))
+        RunRecord(run.folder).write_status(status)
     return status
 
 
@@ -486,7 +541,8 @@ def _dask_client(engine: str, scheduler: str | None, workers: int, log):
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
         )
         client = Client(cluster)
-    log(f"dask: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
+    address = client.scheduler.address if client.scheduler is not None else scheduler  # None: not connected
+    log(f"dask: scheduler {address}, dashboard {client.dashboard_link}")
     return client
 
 
@@ -735,9 +791,149 @@ def _engine_config(
             )
         return None
     spec = yaml.safe_load(project_path(path).read_text())
-    cfg = replace(slurm_block(spec, project_path(path)), **(slurm or {}), **({"jobs": jobs} if jobs else {}))
+    changes: dict[str, Any] = dict(slurm or {}, **({"jobs": jobs} if jobs else {}))
+    cfg = replace(slurm_block(spec, project_path(path)), **changes)
     validate(cfg, "")
     return cfg.with_device((overrides or {}).get("device"))
+
+
+def _checked_args(jobs: int | None, verify: int | str, engine: str) -> int | str:
+    """``verify`` as passes (a count or ``all``), once ``jobs`` and ``engine`` are checked."""
+    from advmri.experiments.verify import parse_passes
+
+    if jobs is not None:
+        check_range("jobs", jobs, lo=1, integer=True)
+    passes = parse_passes(verify)
+    check_choice("engine", engine, ENGINES)
+    return passes
+
+
+def _lock_sweep(folder: Path) -> FileLock:
+    """The sweep folder's lock, held (its holder named as :mod:`advmri.util.locks` does); a second sweep on the
+    folder stops at once with one line."""
+    from filelock import Timeout
+
+    lock = lock_for(folder)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SweepError(
+            f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
+            f"lock {lock.lock_file}); wait for it to finish"
+        ) from None
+    locks.claim(folder / ".sweep")  # the lock file is folder/.sweep.lock: its holder is named as advmri.util.locks does
+    return lock
+
+
+def _unlock_sweep(folder: Path, lock: FileLock, fresh: bool, log: Callable[[str], object]) -> None:
+    """On the way out (done, failed or interrupted): the set-aside runs of ``--fresh`` back, the lock released."""
+    if fresh:
+        _restore(folder, log)
+    locks.release(folder / ".sweep")
+    lock.release()
+
+
+def _pending(runs: list[Run], log: Callable[[str], object]) -> list[Run]:
+    """The runs without complete results of the checkpoint now at their model path (each re-run says why)."""
+    todo = []
+    for r in runs:
+        why = verify_table(r.folder) or stale_model(r)
+        if why is not None:
+            todo.append(r)
+            if r.folder.is_dir() and why not in (f"no readable {STATUS}", "status 'failed'"):  # not a re-run
+                log(f"  {r.id}: re-run ({why})")
+    return todo
+
+
+def _prepare(
+    path: str | Path,
+    results: str | Path,
+    name: str,
+    runs: list[Run],
+    fresh: bool,
+    allow_dirty: bool,
+    log: Callable[[str], object],
+) -> list[Run]:
+    """With the lock held: restore an unfinished ``--fresh``, set aside the complete runs (``fresh``), refuse a
+    dirty tree for the committed results; returns the runs to do (after checking there is room for them)."""
+    folder = project_path(results) / name
+    committed = project_path(results).resolve() == (ROOT / "results").resolve()  # the project's own results/
+    _restore(folder, log)  # a --fresh of an earlier call that did not finish
+    if fresh:
+        if committed:
+            require_clean(allow_dirty, f"{project_path(path)}: --fresh records {len(runs)} run(s) in {folder}")
+        _set_aside(runs, folder, log)
+    todo = _pending(runs, log)
+    if todo and committed:
+        require_clean(allow_dirty, f"{project_path(path)}: {len(todo)} run(s) to record in {folder}")
+    log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
+    check_space(folder, runs, todo)
+    return todo
+
+
+def _verify_reused(
+    name: str,
+    runs: list[Run],
+    out: dict[str, dict[str, Any]],
+    passes: int | str,
+    seed: int,
+    which: str,
+    jobs: int,
+    log: Callable[[str], object],
+) -> None:
+    """Recompute ``passes`` seeded passes of the reused runs (``out``: their statuses, which get ``verified``):
+    one run per code path (``which="paths"``, :func:`advmri.experiments.verify.choose_runs`) or every one (``all``);
+    :class:`advmri.experiments.verify.CacheMismatch` when they differ."""
+    from advmri.experiments.verify import choose_runs, verify_many
+
+    log(
+        f"sweep {name}: verifying {passes} seeded pass(es) of each of {len(out)} reused runs "
+        "(at least one per row type)"
+    )
+    t_verify = time.perf_counter()
+    reused = [r.folder for r in runs if r.id in out]
+    sample = reused if which == "all" else choose_runs(reused, seed)
+    if len(sample) < len(reused):
+        log(
+            f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
+            "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)"
+        )
+    reps = verify_many(sample, passes, seed, jobs, log=log)
+    done = total = 0
+    for r in runs:
+        if r.folder.name in reps:
+            rep = out[r.id]["verified"] = reps[r.folder.name]
+            done, total = done + len(rep["passes"]), total + rep["of"]
+    log(
+        f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
+        f"{len(reps)} of {len(out)} reused runs in {time.perf_counter() - t_verify:.0f} s"
+    )
+
+
+def _execute(
+    todo: list[Run],
+    engine: str,
+    scheduler: str | None,
+    jobs: int,
+    slurm_cfg: SlurmConfig | None,
+    folder: Path,
+    log: Callable[[str], object],
+) -> dict[str, dict]:
+    """The statuses of the runs ``todo``, executed by ``engine`` (a Dask cluster it started is closed after)."""
+    if engine == "threads":
+        return _run_threads(todo, jobs, log)
+    if not todo:
+        return {}
+    if engine == "slurm":
+        return _run_on_slurm(todo, slurm_cfg, folder, log)
+    client = _dask_client(engine, scheduler, jobs, log)
+    try:
+        return _run_on_dask(todo, client, log)
+    finally:
+        cluster = client.cluster if engine == "dask-local" else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def run_sweep(
@@ -745,7 +941,7 @@ def run_sweep(
     jobs: int | None = None,
     results: str | Path = "results",
     overrides: dict | None = None,
-    log=print,
+    log: Callable[[str], object] = print,
     engine: str = "threads",
     scheduler: str | None = None,
     verify: int | str = 0,
@@ -761,112 +957,44 @@ def run_sweep(
     ``scheduler``, e.g. ``tcp://HOST:8786`` or a ``dask-jobqueue`` SLURM cluster's address) or
     ``dask-local`` (a ``LocalCluster`` of ``jobs`` single-threaded worker processes) or ``slurm`` (``jobs``
     SLURM jobs; ``slurm``: :class:`advmri.experiments.slurm.SlurmConfig` fields over the YAML's ``slurm:`` block).
-    One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once
-    with a message instead of doing the same work twice.
+    One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once.
 
-    ``verify``: before a completed run is reused, recompute that many seeded passes of it
-    (:func:`advmri.experiments.verify.verify_run`) and stop with :class:`advmri.experiments.verify.CacheMismatch` when they differ;
-    ``verify_runs``: ``paths`` recomputes one run per code path (:func:`advmri.experiments.verify.choose_runs`), ``all`` every
-    reused run. Verification runs in parallel processes (``jobs``).
-
-    ``fresh``: recompute every run; the complete ones are set aside first and put back unless their new results
-    complete (interrupted, failed, killed: the committed results stay). Confirm with :func:`confirm_fresh`.
-
-    Runs recorded into the project's own ``results/`` (the committed results) need a clean tree: with uncommitted
-    changes to ``lib/`` the sweep stops before any run unless ``allow_dirty`` (``--allow-dirty``)."""
-    from filelock import Timeout
-
-    if jobs is not None:
-        check_range("jobs", jobs, lo=1, integer=True)
-    from advmri.experiments.verify import parse_passes
-
-    verify = parse_passes(verify)
-    check_choice("engine", engine, ENGINES)
+    ``verify``: before a completed run is reused, recompute that many seeded passes of it (``jobs`` processes) and
+    stop when they differ (:class:`advmri.experiments.verify.CacheMismatch`); ``verify_runs``: ``paths`` one run per
+    code path (:func:`advmri.experiments.verify.choose_runs`), ``all`` every reused run. ``fresh``: recompute every
+    run; the complete ones are set aside and put back unless their new results complete (:func:`confirm_fresh`).
+    Runs recorded into the project's own ``results/`` need a clean ``lib/`` unless ``allow_dirty``."""
+    passes = _checked_args(jobs, verify, engine)
     name, runs = load_sweep(path, results, overrides)
     slurm_cfg = _engine_config(path, engine, scheduler, jobs, slurm, overrides)
-    jobs = jobs or 1
-    folder = project_path(results) / name
-    lock = lock_for(folder)
+    folder, workers = project_path(results) / name, jobs or 1
+    lock = _lock_sweep(folder)
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SweepError(
-            f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
-            f"lock {lock.lock_file}); wait for it to finish"
-        ) from None
-    locks.claim(folder / ".sweep")  # the lock file is folder/.sweep.lock: its holder is named as advmri.util.locks does
-    try:
-        _restore(folder, log)  # a --fresh of an earlier call that did not finish
-        if fresh:
-            if project_path(results).resolve() == (ROOT / "results").resolve():
-                require_clean(allow_dirty, f"{project_path(path)}: --fresh records {len(runs)} run(s) in {folder}")
-            _set_aside(runs, folder, log)
-        todo = []
-        for r in runs:
-            why = verify_table(r.folder) or stale_model(r)
-            if why is not None:
-                todo.append(r)
-                if r.folder.is_dir() and why not in ("no readable status.json", "status 'failed'"):
-                    log(f"  {r.id}: re-run ({why})")
-        if todo and project_path(results).resolve() == (ROOT / "results").resolve():
-            require_clean(allow_dirty, f"{project_path(path)}: {len(todo)} run(s) to record in {folder}")
-        log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run")
-        check_space(folder, runs, todo)
-        out = {r.id: {"status": "skipped"} for r in runs if r not in todo}
-        if verify and len(out):
-            from advmri.experiments.verify import choose_runs, verify_many
-
-            log(
-                f"sweep {name}: verifying {verify} seeded pass(es) of each of {len(out)} reused runs "
-                "(at least one per row type)"
-            )
-            t_verify = time.perf_counter()
-            reused = [r.folder for r in runs if r not in todo]
-            sample = reused if verify_runs == "all" else choose_runs(reused, verify_seed)
-            if len(sample) < len(reused):
-                log(
-                    f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
-                    "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)"
-                )
-            reps = verify_many(sample, verify, verify_seed, jobs, log=log)
-            done = total = 0
-            for r in runs:
-                if r.folder.name in reps:
-                    rep = out[r.id]["verified"] = reps[r.folder.name]
-                    done, total = done + len(rep["passes"]), total + rep["of"]
-            out_verify_seconds = time.perf_counter() - t_verify
-            log(
-                f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
-                f"{len(reps)} of {len(out)} reused runs in {out_verify_seconds:.0f} s"
-            )
-        if engine == "threads":
-            out.update(_run_threads(todo, jobs, log))
-        elif engine == "slurm" and todo:
-            out.update(_run_on_slurm(todo, slurm_cfg, folder, log))
-        elif todo:
-            client = _dask_client(engine, scheduler, jobs, log)
-            try:
-                out.update(_run_on_dask(todo, client, log))
-            finally:
-                cluster = client.cluster if engine == "dask-local" else None
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+        todo = _prepare(path, results, name, runs, fresh, allow_dirty, log)
+        out: dict[str, dict[str, Any]] = {r.id: {"status": "skipped"} for r in runs if r not in todo}
+        if passes and out:
+            _verify_reused(name, runs, out, passes, verify_seed, verify_runs, workers, log)
+        out.update(_execute(todo, engine, scheduler, workers, slurm_cfg, folder, log))
     finally:
-        if fresh:
-            _restore(folder, log)
-        locks.release(folder / ".sweep")
-        lock.release()
+        _unlock_sweep(folder, lock, fresh, log)
     failed = [k for k, v in out.items() if v["status"] in ("failed", "not run")]
     if failed:
         log(f"sweep {name}: {len(failed)} failed run(s): {failed}; run the sweep again to retry them")
     return out
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
+def slurm_options(ns: argparse.Namespace) -> dict[str, Any]:
+    """The SLURM resources given on the command line (``--jobs`` is the sweep's own option, not one of them)."""
     from advmri.experiments.slurm import SlurmConfig
-    from advmri.util.schema import add_arguments, given
+    from advmri.util.schema import cli_fields, given
+
+    return {k: v for k, v in given(ns, SlurmConfig).items() if k in cli_fields(SlurmConfig)}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The sweep CLI: engine and run options, the :class:`SweepOptions` shared with the main job, SLURM resources."""
+    from advmri.experiments.slurm import SlurmConfig
+    from advmri.util.schema import add_arguments
 
     ap = argparse.ArgumentParser(prog=prog("advmri.experiments.sweep"), description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
@@ -887,38 +1015,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
     ap.add_argument("--device", default=None, help="override the device of every run (cpu, cuda)")
     ap.add_argument("--results", default="results")
-    ap.add_argument(
-        "--verify",
-        default="0",
-        metavar="N|all",
-        help="recompute N seeded passes (at least one per row type) of reused runs, or all of "
-        "them, and stop if they differ (0: trust the recorded sha256)",
-    )
-    ap.add_argument(
-        "--verify-runs",
-        default="paths",
-        choices=("paths", "all"),
-        help="which reused runs --verify recomputes: one per code path (attack, model, data, precision, "
-        "target, update rule and options; default) or all",
-    )
-    ap.add_argument(
-        "--allow-dirty",
-        action="store_true",
-        help="record runs into results/ from a tree with uncommitted changes (stamped +dirty)",
-    )
-    ap.add_argument(
-        "--fresh",
-        action="store_true",
-        help="recompute every run; complete results are kept aside until the new ones are complete",
-    )
-    ap.add_argument("--yes", action="store_true", help="do not ask before --fresh replaces complete results")
+    add_arguments(ap, SweepOptions)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     add_arguments(ap, SlurmConfig, "SLURM (--engine slurm; over the sweep YAML's slurm: block)")
-    a = ap.parse_args(argv)
+    return ap
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    """``advmri sweep``: run a sweep file's pending runs (``--fresh``: confirmed first); 1 when a run failed."""
+    from advmri.util.schema import given
+
+    a = parser().parse_args(argv)
+    o = SweepOptions(**given(a, SweepOptions))
     overrides = {"device": a.device} if a.device else None
-    if a.fresh:
+    if o.fresh:
         name, runs = load_sweep(a.config, a.results, overrides)
-        confirm_fresh(len(committed_runs(runs)), project_path(a.results) / name, a.yes)
+        confirm_fresh(len(committed_runs(runs)), project_path(a.results) / name, o.yes)
     st = run_sweep(
         a.config,
         a.jobs,
@@ -926,11 +1039,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides,
         engine=a.engine,
         scheduler=a.scheduler,
-        verify=a.verify,
-        allow_dirty=a.allow_dirty,
-        slurm=given(a, SlurmConfig),
-        fresh=a.fresh,
-        verify_runs=a.verify_runs,
+        verify=o.verify,
+        allow_dirty=o.allow_dirty,
+        slurm=slurm_options(a),
+        fresh=o.fresh,
+        verify_runs=o.verify_runs,
     )
     return 1 if any(v["status"] in ("failed", "not run") for v in st.values()) else 0
 
@@ -939,4 +1052,4 @@ if __name__ == "__main__":
     # through the imported module, not __main__: cluster workers unpickle its functions by reference
     from advmri.experiments.sweep import main as _main
 
-    sys.exit(_main())
+    sys.exit(_main(None))

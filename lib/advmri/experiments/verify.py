@@ -20,15 +20,14 @@ real change (another checkpoint, code or data changes box MSE by percent, not pp
 
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from advmri.experiments.run import METRICS, AttackRun, execute, read_table
-from advmri.experiments.sweep import read_status
+from advmri.experiments.record import RunRecord
+from advmri.experiments.run import METRICS, AttackRun, execute
 from advmri.util.errors import UserError, cli, prog
 from advmri.util.provenance import machine
 
@@ -54,12 +53,15 @@ RUN_KEYS = {"out", "smoke", "notebook"}
 class CacheMismatch(UserError):
     """A committed result could not be reproduced within :data:`TOLERANCE`."""
 
-    fix = "The code, data or model changed since the run was computed: recompute it (`python -m advmri.app.pipeline --fresh`, or the sweep with `--fresh`), or restore what changed."
+    fix = (
+        "The code, data or model changed since the run was computed: recompute it "
+        "(`python -m advmri.app.pipeline --fresh`, or the sweep with `--fresh`), or restore what changed."
+    )
 
 
 def run_of(folder: Path) -> AttackRun:
     """The :class:`AttackRun` of a sweep run folder, from its ``params.json`` (the papermill parameters)."""
-    p = json.loads((folder / "params.json").read_text())
+    p = RunRecord(folder).read_params()
     attack = "rotation" if "04_rotation" in str(p.get("notebook", "")) else "noise"
     return AttackRun.from_params(attack, **{k: v for k, v in p.items() if k not in RUN_KEYS})
 
@@ -135,14 +137,14 @@ def compare(
 def check_weights(folder: Path, now: str | None) -> None:
     """The checkpoint the run loads now is the file it was computed with (sha256 of the file itself, recorded in
     ``results.meta.json``), else one line."""
-    meta = folder / "results.meta.json"
+    rec = RunRecord(folder)
     try:
-        recorded = json.loads(meta.read_text()).get("model_sha256") if meta.is_file() else None
+        recorded = rec.read_meta().get("model_sha256")
     except (OSError, ValueError):
-        raise CacheMismatch(f"{meta}: unreadable run metadata") from None
+        raise CacheMismatch(f"{rec.meta}: unreadable run metadata") from None
     if recorded and now and recorded != now:
         raise CacheMismatch(
-            f"{folder / 'results.csv'}: computed with another checkpoint file (sha256 "
+            f"{rec.table}: computed with another checkpoint file (sha256 "
             f"{recorded[:12]}, the file now {now[:12]}): the weights were replaced; re-run the sweep "
             "to recompute with them, or restore the checkpoint"
         )
@@ -154,17 +156,18 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
     Returns a report with the coverage; raises :class:`CacheMismatch` (one line naming the file, box and metric) on a
     difference beyond :data:`TOLERANCE`."""
     folder = Path(folder)
+    rec = RunRecord(folder)
     run = run_of(folder)
-    table = read_table(folder / "results.csv")
+    table = rec.read_table()
     if table.empty:
-        raise CacheMismatch(f"{folder / 'results.csv'}: empty table")
+        raise CacheMismatch(f"{rec.table}: empty table")
     _, dry = execute(run, progress=False, subset=[])  # loads model and data, counts the passes, computes nothing
     check_weights(folder, dry.get("model_sha256"))
     n = dry["passes"]
     chosen = choose_passes(n, passes, seed, folder.name, cover=dry.get("pass_params"))
     # rotation: sampled boxes at their recorded angles (the passes holding them); 'all': the whole search again
     got, extras = execute(run, progress=False, subset=chosen, recorded=None if passes == "all" else table)
-    recorded = (read_status(folder) or {}).get("machine")
+    recorded = (rec.read_status() or {}).get("machine")
     cross = recorded != machine()  # unknown (recorded before machines were) counts as another machine
     m = compare(got, table, cross_machine=cross, bf16=run.precision == "bf16")
     report = dict(
@@ -184,7 +187,7 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
             if not np.isclose(r[f"{c}_new"], r[c], equal_nan=True, **TOLERANCE)
         ]
         raise CacheMismatch(
-            f"{folder / 'results.csv'}: committed result not reproduced ({int(m['bad'].sum())} of {len(m)} recomputed "
+            f"{rec.table}: committed result not reproduced ({int(m['bad'].sum())} of {len(m)} recomputed "
             f"rows differ; e.g. {r['file']} slice {r['slice']} box {r['bx']},{r['by']} {r['kind']} param {r['param']}: "
             f"{'; '.join(diffs) or 'row missing from the table'}); the code, data or model changed since it was "
             "computed: recompute with python -m advmri.app.pipeline --fresh"
@@ -252,7 +255,7 @@ def verify_many(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
-    folders = sorted(folders, key=lambda f: -(Path(f) / "results.csv").stat().st_size)
+    folders = sorted(folders, key=lambda f: -RunRecord(Path(f)).table.stat().st_size)
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(folders)))
     reports: dict[str, dict] = {}
     if jobs == 1 or len(folders) <= 1:
@@ -290,12 +293,12 @@ def verify_many(
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    """``python -m advmri.experiments.verify FOLDER... [--passes N|all] [--seed S]``: recompute and compare, print what was
-    checked; exit 0 when every run reproduces, 2 (one line) at the first that does not."""
+    """``python -m advmri.experiments.verify FOLDER... [--passes N|all] [--seed S]``: recompute and compare, print
+    what was checked; exit 0 when every run reproduces, 2 (one line) at the first that does not."""
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog=prog("advmri.experiments.verify"), description=main.__doc__.split(":", 1)[1].strip()
+        prog=prog("advmri.experiments.verify"), description=(main.__doc__ or "").split(":", 1)[-1].strip()
     )
     ap.add_argument("folders", nargs="+", help="run folders (with params.json, results.csv, status.json)")
     ap.add_argument("--passes", default="1", help="passes per run: N (at least one per row type) or all")
@@ -305,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     passes = parse_passes(a.passes)
     done = total = 0
     for f in a.folders:
-        folder = Path(f)
-        if not (folder / "params.json").is_file() or not (folder / "results.csv").is_file():
+        folder, rec = Path(f), RunRecord(Path(f))
+        if not rec.params_path.is_file() or not rec.table.is_file():
             raise UserError(f"{folder}: not a run folder (needs params.json and results.csv)")
         rep = verify_run(folder, passes, a.seed)
         done, total = done + len(rep["passes"]), total + rep["of"]

@@ -27,6 +27,9 @@ torch and PyWavelets. The CG and FISTA loops are a dozen lines each.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -34,7 +37,7 @@ from advmri.core import kspace as K
 from advmri.models.networks import Reconstructor
 from advmri.util.errors import ParameterError, check_choice
 
-METHODS = {
+METHODS: dict[str, dict[str, Any]] = {
     # chosen on 30 slices of the *train* split by whole-image SSIM at 4x and 8x (2026-11-30): CG iterations
     # 4/8/12/20 with lam 0/0.02 (8 best: CG-SENSE semi-converges, more iterations amplify noise); l1 lam
     # 0.001/0.003/0.01/0.03 with 15/30/60 iterations (0.003, 30 best; 4 wavelet levels +0.001 SSIM only)
@@ -107,8 +110,8 @@ def wavelet_prox(x: torch.Tensor, tau: torch.Tensor, wavelet: str = "db4", level
 
     ri = torch.stack([x.real, x.imag])  # (2, B, R, Cols)
     coeffs = ptwt.wavedec2(ri, wavelet, level=levels, mode="zero")
-    out = [coeffs[0]] + [type(d)(*(_soft(c, tau) for c in d)) for d in coeffs[1:]]
-    rec = ptwt.waverec2(tuple(out), wavelet)[..., : x.shape[-2], : x.shape[-1]]
+    details = [type(d)(*(_soft(c, tau) for c in d)) for d in coeffs[1:]]  # approximation band kept as is
+    rec = ptwt.waverec2((coeffs[0], *details), wavelet)[..., : x.shape[-2], : x.shape[-1]]  # (2, B, R, Cols)
     return torch.complex(rec[0], rec[1])
 
 
@@ -138,13 +141,19 @@ class ClassicalRecon(Reconstructor):
     """A classical method as a :class:`Reconstructor` (no learned parameters; ``kind`` is the method,
     ``config`` is ``classical``; ``precision`` has no effect: it all runs in the input's precision)."""
 
-    def __init__(self, method: str, **overrides):
+    def __init__(self, method: str, **overrides: Any) -> None:
         check_choice("model (classical:<method>)", method, sorted(METHODS))
         params = dict(METHODS[method], **overrides)
         super().__init__(nn.Identity(), "classical", params)
         self.kind = method
 
-    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: int | torch.Tensor,
+        crop: Sequence[int],
+    ) -> torch.Tensor:
         """Masked k-space ``(B, C, R, Cols)`` complex, mask ``(cols,)``/``(B, cols)`` -> magnitude ``(B, H, W)``."""
         b = masked_kspace.shape[0]
         m = (mask if mask.dim() == 2 else mask[None].expand(b, -1)).to(masked_kspace.real.dtype)

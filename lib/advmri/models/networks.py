@@ -19,6 +19,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from fastmri.models import Unet, VarNet
@@ -30,7 +31,7 @@ from advmri.util.atomic import write_text as atomic_write_text
 from advmri.util.errors import UserError, check_choice
 from advmri.util.paths import project_path
 
-CONFIGS: dict[str, dict[str, dict]] = {
+CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     "varnet": {
         # fastMRI knee multi-coil leaderboard E2E-VarNet
         "paper": dict(num_cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4),
@@ -45,14 +46,23 @@ CONFIGS: dict[str, dict[str, dict]] = {
     },
 }
 
-OFFICIAL = {
+
+class OfficialWeights(TypedDict):
+    """Where fastMRI publishes a model's weights (``sha256``: its digest, None while unknown)."""
+
+    file: str
+    url: str
+    sha256: str | None
+
+
+OFFICIAL: dict[str, OfficialWeights] = {
     # fastMRI's published knee multi-coil state_dicts (fastmri_examples/*/run_pretrained_*.py)
-    "varnet": dict(
+    "varnet": OfficialWeights(
         file="knee_leaderboard_state_dict.pt",
         url="https://dl.fbaipublicfiles.com/fastMRI/trained_models/varnet/knee_leaderboard_state_dict.pt",
         sha256=None,
     ),
-    "unet": dict(
+    "unet": OfficialWeights(
         file="knee_mc_leaderboard_state_dict.pt",
         url="https://dl.fbaipublicfiles.com/fastMRI/trained_models/unet/knee_mc_leaderboard_state_dict.pt",
         sha256=None,
@@ -63,7 +73,10 @@ OFFICIAL = {
 class CheckpointError(UserError):
     """A checkpoint is missing, corrupt or does not match the model. The message names the file."""
 
-    fix = "Restore the named checkpoint (its .sha256 or the digest inside it tells the intact file), retrain it, or give the right model spec (path, official:<kind>:PATH, classical:<method>)."
+    fix = (
+        "Restore the named checkpoint (its .sha256 or the digest inside it tells the intact file), retrain it, "
+        "or give the right model spec (path, official:<kind>:PATH, classical:<method>)."
+    )
 
 
 def _mask5(mask: torch.Tensor, batch: int) -> torch.Tensor:
@@ -78,7 +91,7 @@ class Reconstructor(nn.Module):
 
     kind: str = ""
 
-    def __init__(self, net: nn.Module, config: str, params: dict):
+    def __init__(self, net: nn.Module, config: str, params: dict[str, Any]) -> None:
         super().__init__()
         self.net = net
         self.config = config
@@ -100,7 +113,23 @@ class Reconstructor(nn.Module):
                 m.precision = precision
         return self
 
-    def forward(self, masked_kspace, mask, num_low_frequencies, crop: Sequence[int]):  # pragma: no cover
+    if TYPE_CHECKING:  # nn.Module's __call__ returns Any; every Reconstructor returns the image
+
+        def __call__(
+            self,
+            masked_kspace: torch.Tensor,
+            mask: torch.Tensor,
+            num_low_frequencies: int | torch.Tensor,
+            crop: Sequence[int],
+        ) -> torch.Tensor: ...
+
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,  # (batch, coils, rows, cols) complex
+        mask: torch.Tensor,  # (batch, cols) or (cols,) bool
+        num_low_frequencies: int | torch.Tensor,  # int or (batch,) long
+        crop: Sequence[int],  # (H, W)
+    ) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def freeze(self) -> Reconstructor:
@@ -116,9 +145,16 @@ class VarNetRecon(Reconstructor):
 
     kind = "varnet"
 
-    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: int | torch.Tensor,
+        crop: Sequence[int],
+    ) -> torch.Tensor:
+        """E2E-VarNet on ``(batch, coils, rows, cols)`` complex k-space -> ``(batch, H, W)`` magnitude."""
         b = masked_kspace.shape[0]
-        nlf = num_low_frequencies
+        nlf: int | torch.Tensor | None = num_low_frequencies
         if isinstance(nlf, torch.Tensor) and nlf.dim() > 0 and bool((nlf == nlf[0]).all()):
             nlf = int(nlf[0])  # fastMRI's sensitivity model takes an int or None
         elif isinstance(nlf, torch.Tensor) and nlf.dim() > 0:
@@ -132,7 +168,14 @@ class UnetRecon(Reconstructor):
 
     kind = "unet"
 
-    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: int | torch.Tensor,
+        crop: Sequence[int],
+    ) -> torch.Tensor:
+        """U-Net on the zero-filled RSS image of ``(batch, coils, rows, cols)`` k-space -> ``(batch, H, W)``."""
         x, mean, std = unet_input(zero_filled(masked_kspace, crop))  # (batch, H, W), (batch, 1, 1) twice
         out = self.net(x.unsqueeze(1)).squeeze(1)
         return out * std + mean

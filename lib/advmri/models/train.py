@@ -18,12 +18,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from fastmri.data import SliceDataset
+from fastmri.data.subsample import MaskFunc
 from fastmri.losses import SSIMLoss
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm.auto import tqdm
 
 from advmri.core import metrics as M
@@ -52,20 +57,21 @@ def split_files(data: str | Path, val_every_nth: int = 5) -> tuple[list[str], li
 class SliceCache:
     """All slices of some volumes in memory: k-space ``(coils, rows, cols)`` complex, target, padding, max."""
 
-    def __init__(self, data: str | Path, files: list[str]):
+    def __init__(self, data: str | Path, files: list[str]) -> None:
         folder = h5_folder(data)
         for f in files:
             read_info(folder / f"{f}.h5")
         ds = SliceDataset(folder, challenge="multicoil")
         keep = set(files)
-        self.items = []
+        # (k-space (coils, rows, cols) complex, target (H, W) float, padding, max, file name, slice)
+        self.items: list[tuple[torch.Tensor, torch.Tensor, tuple[int, int], float, str, int]] = []
         for i, s in enumerate(ds.raw_samples):
             if s.fname.stem not in keep:
                 continue
             k, _, tgt, attrs, fname, sl = ds[i]
             pad = (int(attrs["padding_left"]), int(attrs["padding_right"]))
             self.items.append((torch.from_numpy(k), torch.from_numpy(tgt), pad, float(attrs["max"]), fname, sl))
-        shapes: dict[tuple, str] = {}
+        shapes: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {}
         for k, t, _, _, fname, _ in self.items:  # batches stack slices: one geometry per training folder
             shapes.setdefault((tuple(k.shape), tuple(t.shape)), fname)
         if len(shapes) > 1:
@@ -79,11 +85,19 @@ class SliceCache:
     def __len__(self) -> int:
         return len(self.items)
 
-    def batch(self, idx, func, seeds, device):
-        ks, ms, nl, tg, mx = [], [], [], [], []
-        for i, sd in zip(idx, seeds):
+    def batch(
+        self, idx: Sequence[int], func: MaskFunc, seeds: Sequence[int], device: str | torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Items ``idx`` under masks of ``func`` seeded by ``seeds``: masked k-space ``(b, coils, rows, cols)``
+        complex, masks ``(b, cols)`` bool, low-frequency counts ``(b,)``, targets ``(b, H, W)``, maxima ``(b,)``."""
+        ks: list[torch.Tensor] = []
+        ms: list[torch.Tensor] = []
+        nl: list[int] = []
+        tg: list[torch.Tensor] = []
+        mx: list[float] = []
+        for i, sd in zip(idx, seeds, strict=True):
             k, t, pad, mxv, _, _ = self.items[i]
-            m, n = sample_mask(func, tuple(k.shape[-2:]), pad, sd)
+            m, n = sample_mask(func, (k.shape[-2], k.shape[-1]), pad, sd)
             ks.append(k * m.to(k.real.dtype))
             ms.append(m)
             nl.append(n)
@@ -99,7 +113,7 @@ class SliceCache:
 
 
 @torch.no_grad()
-def validate(model, cache: SliceCache, device, acceleration: int = 8) -> float:
+def validate(model: Reconstructor, cache: SliceCache, device: str | torch.device, acceleration: int = 8) -> float:
     """Mean whole-image SSIM of ``model`` on the cached validation slices at ``acceleration`` (seeded masks)."""
     model.eval()
     precision = getattr(model, "precision", "fp32")
@@ -110,7 +124,7 @@ def validate(model, cache: SliceCache, device, acceleration: int = 8) -> float:
     for i in range(len(cache)):
         fname, sl = cache.items[i][4], cache.items[i][5]
         k, m, n, t, mx = cache.batch([i], func, [slice_seed(fname, sl)], device)
-        out = model(k, m, n, tuple(t.shape[-2:]))
+        out = model(k, m, n, tuple(t.shape[-2:]))  # (1, H, W)
         vals.append(float(M.ssim(out, t, mx)[0]))
     model.train()
     if precision != "fp32":
@@ -139,7 +153,7 @@ def train(
     plateau: float | None = None,
     precision: str = "fp32",
     wait: float = 0.0,
-) -> dict:
+) -> dict[str, Any]:
     """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
 
     Intermediate state (weights, optimiser, schedule, history) goes only to ``out.resume.pt``;
@@ -156,6 +170,32 @@ def train(
     ``steps`` is then the maximum. ``precision="bf16"``: the convolution blocks run under bfloat16
     autocast (:meth:`Reconstructor.set_precision`); weights, optimiser and validation stay float32.
     """
+    _check_args(model_kind, steps, wait, lr, val_interval, save_every, batch, stop_at, plateau)
+    batch = batch or (1 if model_kind == "varnet" else 4)  # fastMRI's defaults: 1 slice (VarNet), 4 (U-Net)
+    job = _Job(model_kind, config, data, project_path(out), init, precision, device, resume, force, progress)
+    sch = _Schedule(steps, batch, lr, seed, plateau, stop_at, val_interval, save_every, val_every_nth)
+    # one trainer per checkpoint: a second one with the same out (and so the same resume file) stops at once
+    with exclusive(
+        job.out,
+        "training (python -m advmri.models.train)",
+        wait=wait,
+        hint="wait for it (--wait SECONDS), or train into another --out",
+    ):
+        return _train(job, sch)
+
+
+def _check_args(
+    model_kind: str,
+    steps: int,
+    wait: float,
+    lr: float,
+    val_interval: int,
+    save_every: int,
+    batch: int | None,
+    stop_at: int | None,
+    plateau: float | None,
+) -> None:
+    """Refuse invalid :func:`train` parameters (one line naming the first bad one)."""
     check_choice("model", model_kind, ("varnet", "unet"))
     check_range("steps", steps, lo=1, integer=True)
     check_range("wait", wait, lo=0.0)  # seconds for another trainer of the same out (0: stop at once)
@@ -168,35 +208,43 @@ def train(
         check_range("stop_at", stop_at, lo=1, hi=steps, integer=True)
     if plateau is not None:
         check_range("plateau", plateau, lo=0.0, lo_open=True)
-    out = project_path(out)
-    # one trainer per checkpoint: a second one with the same out (and so the same resume file) stops at once
-    with exclusive(
-        out,
-        "training (python -m advmri.models.train)",
-        wait=wait,
-        hint="wait for it (--wait SECONDS), or train into another --out",
-    ):
-        return _train(
-            model_kind,
-            config,
-            data,
-            out,
-            steps,
-            batch,
-            lr,
-            seed,
-            device,
-            val_interval,
-            save_every,
-            resume,
-            val_every_nth,
-            progress,
-            stop_at,
-            force,
-            init,
-            plateau,
-            precision,
-        )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What :func:`train` trains and where: the model, the data, the checkpoint ``out`` and how to treat it."""
+
+    model_kind: str
+    config: str
+    data: str | Path
+    out: Path
+    init: str | Path | None
+    precision: str
+    device: str
+    resume: bool
+    force: bool
+    progress: bool
+
+    @property
+    def name(self) -> str:
+        """``kind/config``, as the resume file records the model."""
+        return f"{self.model_kind}/{self.config}"
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """How :func:`train` trains: steps, batch size, learning rate and seed, when to stop, validate and save, and
+    which volumes validate."""
+
+    steps: int
+    batch: int
+    lr: float
+    seed: int
+    plateau: float | None
+    stop_at: int | None
+    val_interval: int
+    save_every: int
+    val_every_nth: int
 
 
 def _check_paths(out: Path, resume_file: Path, resume: bool, force: bool) -> None:
@@ -216,12 +264,12 @@ def _check_paths(out: Path, resume_file: Path, resume: bool, force: bool) -> Non
 
 def _warm_start(
     model: Reconstructor, init: str | Path | None, resume: bool, model_kind: str, config: str, steps: int
-) -> tuple[dict, int, dict | None]:
+) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
     """Load ``init``'s weights into ``model`` (unless ``resume``: the resume file has them). Returns the history
     to continue (``init``'s learning curve, else empty), the first step and the ``init`` record of the meta."""
-    hist = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
+    hist: dict[str, Any] = dict(step=[], loss=[], val_step=[], val_ssim=[], seconds=0.0)
     start = 0
-    init_info = None
+    init_info: dict[str, Any] | None = None
     if init is not None and not resume:
         src, extra = load_checkpoint(init)
         if (src.kind, src.config) != (model_kind, config):
@@ -245,8 +293,8 @@ def _warm_start(
 
 
 def _load_resume(
-    resume_file: Path, model: Reconstructor, opt: torch.optim.Optimizer, sched, steps: int, name: str
-) -> tuple[dict, int, int]:
+    resume_file: Path, model: Reconstructor, opt: torch.optim.Optimizer, sched: LRScheduler, steps: int, name: str
+) -> tuple[dict[str, Any], int, int]:
     """Restore weights, optimiser and schedule from ``resume_file`` (of the model ``name`` = ``kind/config``
     with ``steps`` steps). Returns the history, the step to continue from and the run's first step."""
     try:
@@ -266,7 +314,7 @@ def _load_resume(
     return st["history"], int(st["step"]), int(st.get("init_step", 0))
 
 
-def _plateaued(hist: dict, plateau: float | None, init_step: int) -> bool:
+def _plateaued(hist: dict[str, Any], plateau: float | None, init_step: int) -> bool:
     """Whether the last validation step ``s`` gained less than ``plateau`` over ``s/2`` (validated after
     ``init_step``); each such gain is appended to ``hist["doubling_gain"]`` as ``[s, gain]``."""
     if plateau is None or not hist["val_step"]:
@@ -283,14 +331,14 @@ def _optimise(
     model: Reconstructor,
     model_kind: str,
     tr: SliceCache,
-    func,
+    func: MaskFunc,
     loss_ssim: SSIMLoss,
     opt: torch.optim.Optimizer,
-    sched,
+    sched: LRScheduler,
     seed: int,
     step: int,
     batch: int,
-    device,
+    device: str | torch.device,
 ) -> torch.Tensor:
     """One optimisation step on a batch drawn from ``SeedSequence([seed, step])``; returns the loss."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, step]))
@@ -309,166 +357,129 @@ def _optimise(
     return loss
 
 
-def _train(
-    model_kind,
-    config,
-    data,
-    out: Path,
-    steps,
-    batch,
-    lr,
-    seed,
-    device,
-    val_interval,
-    save_every,
-    resume,
-    val_every_nth,
-    progress,
-    stop_at,
-    force,
-    init,
-    plateau,
-    precision,
-) -> dict:
-    """:func:`train` under its lock."""
-    torch.manual_seed(seed)
-    resume_file = Path(str(out) + ".resume.pt")
-    _check_paths(out, resume_file, resume, force)
-    batch = batch or (1 if model_kind == "varnet" else 4)
-    train_files, val_files = split_files(data, val_every_nth)
-    if not train_files:
-        raise ValueError(f"{data}: no training volumes")
-    tr = SliceCache(data, train_files)
-    va = SliceCache(data, val_files) if val_files else None
-    model = build(model_kind, config)
-    hist, start, init_info = _warm_start(model, init, resume, model_kind, config, steps)
-    init_step = start
-    model = model.to(device).set_precision(precision)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    if plateau is None:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
-    else:
-        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
-    if resume:
-        hist, start, init_step = _load_resume(resume_file, model, opt, sched, steps, f"{model_kind}/{config}")
-    meta = dict(
-        model=model_kind,
-        config=config,
-        data=str(data),
-        steps=steps,
-        batch=batch,
-        lr=lr,
-        seed=seed,
+def _scheduler(opt: torch.optim.Optimizer, sch: _Schedule) -> LRScheduler:
+    """Cosine annealing to 5% of ``lr`` over ``steps``; with ``plateau`` a constant learning rate."""
+    if sch.plateau is None:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=sch.steps, eta_min=sch.lr * 0.05)
+    return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+def _meta(
+    job: _Job, sch: _Schedule, train_files: list[str], val_files: list[str], init_info: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The record of the run that goes into the checkpoint's ``extra`` (with the history)."""
+    return dict(
+        model=job.model_kind,
+        config=job.config,
+        data=str(job.data),
+        steps=sch.steps,
+        batch=sch.batch,
+        lr=sch.lr,
+        seed=sch.seed,
         train_files=train_files,
         val_files=val_files,
-        precision=precision,
-        schedule="cosine" if plateau is None else f"constant, stop when val gain over the last doubling < {plateau}",
+        precision=job.precision,
+        schedule="cosine"
+        if sch.plateau is None
+        else f"constant, stop when val gain over the last doubling < {sch.plateau}",
         init=init_info,
     )
-    return _fit(
-        model,
-        tr,
-        va,
-        opt,
-        sched,
-        hist,
-        meta,
-        out=out,
-        resume_file=resume_file,
-        start=start,
-        init_step=init_step,
-        model_kind=model_kind,
-        config=config,
-        steps=steps,
-        batch=batch,
-        seed=seed,
-        device=device,
-        val_interval=val_interval,
-        save_every=save_every,
-        progress=progress,
-        stop_at=stop_at,
-        init=init,
-        plateau=plateau,
-        precision=precision,
-    )
 
 
-def _fit(
-    model: Reconstructor,
-    tr: SliceCache,
-    va: SliceCache | None,
-    opt: torch.optim.Optimizer,
-    sched,
-    hist: dict,
-    meta: dict,
-    *,
-    out: Path,
-    resume_file: Path,
-    start: int,
-    init_step: int,
-    model_kind: str,
-    config: str,
-    steps: int,
-    batch: int,
-    seed: int,
-    device,
-    val_interval: int,
-    save_every: int,
-    progress: bool,
-    stop_at: int | None,
-    init: str | Path | None,
-    plateau: float | None,
-    precision: str,
-) -> dict:
-    """The training loop of :func:`_train` from step ``start`` (``hist`` is extended in place): validate every
-    ``val_interval`` steps, save the resume file every ``save_every`` steps and ``out`` once all ``steps`` are
-    done or the validation SSIM plateaued (``meta`` goes into its ``extra``). Returns the history."""
-    func = mask_func("random", (4, 8), (0.08, 0.04))
-    loss_ssim = SSIMLoss().to(device)
-    model.train()
-    t0 = time.perf_counter() - hist["seconds"]
+def _train(job: _Job, sch: _Schedule) -> dict[str, Any]:
+    """:func:`train` under its lock: load the volumes, build (warm-start, resume) the model, then :func:`_fit`."""
+    torch.manual_seed(sch.seed)
+    resume_file = Path(str(job.out) + ".resume.pt")
+    _check_paths(job.out, resume_file, job.resume, job.force)
+    train_files, val_files = split_files(job.data, sch.val_every_nth)
+    if not train_files:
+        raise ValueError(f"{job.data}: no training volumes")
+    tr = SliceCache(job.data, train_files)
+    va = SliceCache(job.data, val_files) if val_files else None
+    model = build(job.model_kind, job.config)
+    hist, start, init_info = _warm_start(model, job.init, job.resume, job.model_kind, job.config, sch.steps)
+    init_step = start
+    model = model.to(job.device).set_precision(job.precision)
+    opt = torch.optim.Adam(model.parameters(), lr=sch.lr)
+    sched = _scheduler(opt, sch)
+    if job.resume:
+        hist, start, init_step = _load_resume(resume_file, model, opt, sched, sch.steps, job.name)
+    meta = _meta(job, sch, train_files, val_files, init_info)
+    run = _Session(job, sch, model, opt, sched, hist, meta, resume_file, init_step)
+    return _fit(run, tr, va, start)
 
-    def save(step, done=False):
-        hist["seconds"] = time.perf_counter() - t0
+
+@dataclass
+class _Session:
+    """A training run in progress: the model, its optimiser and schedule, the history (extended in place), the
+    ``meta`` for the checkpoint, and ``t0``, the clock reading the history's ``seconds`` count from."""
+
+    job: _Job
+    sch: _Schedule
+    model: Reconstructor
+    opt: torch.optim.Optimizer
+    sched: LRScheduler
+    hist: dict[str, Any]
+    meta: dict[str, Any]
+    resume_file: Path
+    init_step: int
+    t0: float = 0.0
+
+    def save(self, step: int, done: bool = False) -> None:
+        """Write the resume file at ``step``; once complete (``done``: plateaued, or the last step) also ``out``."""
+        self.hist["seconds"] = time.perf_counter() - self.t0
         state = dict(
-            model_state=model.net.state_dict(),
-            optimizer=opt.state_dict(),
-            scheduler=sched.state_dict(),
-            history=hist,
+            model_state=self.model.net.state_dict(),
+            optimizer=self.opt.state_dict(),
+            scheduler=self.sched.state_dict(),
+            history=self.hist,
             step=step,
-            steps=steps,
-            model=f"{model_kind}/{config}",
-            init_step=init_step,
+            steps=self.sch.steps,
+            model=self.job.name,
+            init_step=self.init_step,
         )
-        with atomic_path(resume_file) as tmp:
+        with atomic_path(self.resume_file) as tmp:
             torch.save(state, tmp)
-        if done or step == steps:  # complete: only now does the final path change
-            model.set_precision("fp32")
-            save_checkpoint(out, model, extra=dict(meta, history=hist, step=step, plateau_reached=done))
-            model.set_precision(precision)
+        if done or step == self.sch.steps:  # complete: only now does the final path change
+            self.model.set_precision("fp32")
+            extra = dict(self.meta, history=self.hist, step=step, plateau_reached=done)
+            save_checkpoint(self.job.out, self.model, extra=extra)
+            self.model.set_precision(self.job.precision)
 
+
+def _fit(run: _Session, tr: SliceCache, va: SliceCache | None, start: int) -> dict[str, Any]:
+    """The training loop of :func:`_train` from step ``start`` (``run.hist`` is extended in place): validate every
+    ``val_interval`` steps, save the resume file every ``save_every`` steps and ``out`` once all ``steps`` are
+    done or the validation SSIM plateaued (``run.meta`` goes into its ``extra``). Returns the history."""
+    job, sch, hist = run.job, run.sch, run.hist
+    func = mask_func("random", (4, 8), (0.08, 0.04))
+    loss_ssim = SSIMLoss().to(job.device)
+    run.model.train()
+    run.t0 = time.perf_counter() - hist["seconds"]
     bar = tqdm(
-        range(start, steps), desc=f"train {model_kind}/{config}", disable=not progress, initial=start, total=steps
+        range(start, sch.steps), desc=f"train {job.name}", disable=not job.progress, initial=start, total=sch.steps
     )
     for step in bar:
-        loss = _optimise(model, model_kind, tr, func, loss_ssim, opt, sched, seed, step, batch, device)
+        loss = _optimise(
+            run.model, job.model_kind, tr, func, loss_ssim, run.opt, run.sched, sch.seed, step, sch.batch, job.device
+        )
         hist["step"].append(step)
         hist["loss"].append(float(loss.detach()))
         bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
-        last = step + 1 == steps
-        if va is not None and ((step + 1) % val_interval == 0 or last):
+        last = step + 1 == sch.steps
+        if va is not None and ((step + 1) % sch.val_interval == 0 or last):
             hist["val_step"].append(step + 1)
-            hist["val_ssim"].append(validate(model, va, device))
+            hist["val_ssim"].append(validate(run.model, va, job.device))
             bar.write(f"step {step + 1}: val SSIM {hist['val_ssim'][-1]:.4f}")
-            if _plateaued(hist, plateau, init_step):
-                save(step + 1, done=True)
+            if _plateaued(hist, sch.plateau, run.init_step):
+                run.save(step + 1, done=True)
                 break
-        if (step + 1) % save_every == 0 or last or step + 1 == stop_at:
-            save(step + 1)
-        if step + 1 == stop_at:
+        if (step + 1) % sch.save_every == 0 or last or step + 1 == sch.stop_at:
+            run.save(step + 1)
+        if step + 1 == sch.stop_at:
             break
-    if start >= steps and init is None:
-        save(steps)
+    if start >= sch.steps and job.init is None:
+        run.save(sch.steps)
     return hist
 
 

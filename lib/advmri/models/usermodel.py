@@ -148,7 +148,8 @@ def parameter_count(net: nn.Module) -> int:
 
 
 class UserRecon(Reconstructor):
-    """A user's module behind advmri's :class:`~advmri.models.networks.Reconstructor` call (see the module docstring)."""
+    """A user's module behind advmri's :class:`~advmri.models.networks.Reconstructor` call (see the module
+    docstring)."""
 
     def __init__(self, net: nn.Module, spec: UserModelSpec, kind: str):
         super().__init__(net, kind, {"file": str(spec.path), "factory": spec.factory, "kind": kind})
@@ -187,7 +188,14 @@ class UserRecon(Reconstructor):
             raise ModelError(f"{self.where}: output has NaN or infinite values (shape {got})")
         return out
 
-    def forward(self, masked_kspace, mask, num_low_frequencies, crop):
+    def forward(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: int | torch.Tensor,
+        crop: Sequence[int],
+    ) -> torch.Tensor:
+        """The user's module on k-space ``(b, coils, rows, cols)`` complex or on the zero-filled RSS image."""
         b = masked_kspace.shape[0]
         if self.model_kind == "kspace":
             out = self._call(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from advmri.experiments.run import read_table
-from advmri.experiments.sweep import SweepError, read_status, verify_table
+from advmri.experiments.record import RunRecord
+from advmri.experiments.sweep import SweepError
 from advmri.report.figures import metric_curves, summarise
 from advmri.report.values import interval, num, write_values
 from advmri.util.paths import project_path
@@ -25,31 +25,24 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
     runs cover (stale runs from another configuration would be averaged together)."""
     sweep_dir = project_path(sweep_dir)
     frames, statuses = [], []
-    found = sorted(sweep_dir.glob("*/status.json"))
-    for st in found:
-        if run_ids is not None and st.parent.name not in run_ids:
+    found = RunRecord.in_sweep(sweep_dir)
+    for rec in found:
+        if run_ids is not None and rec.folder.name not in run_ids:
             continue
-        s = read_status(st.parent)
+        s = rec.read_status()
         if s is None:
-            warnings.warn(f"{st}: unreadable status (run interrupted?); run skipped")
+            warnings.warn(f"{rec.status_path}: unreadable status (run interrupted?); run skipped", stacklevel=2)
             continue
         statuses.append(s)
         if s.get("status") == "ok":
-            why = verify_table(st.parent)
+            why = rec.why_not_done()
             if why is not None:
-                raise SweepError(f"{st.parent / 'results.csv'}: {why}; re-run the sweep to recompute it")
-            frames.append(
-                _label_update(read_table(st.parent / "results.csv"), run_update(st.parent)).assign(
-                    sweep_run=st.parent.name,
-                    target=run_target(st.parent),
-                    variant=run_variant(st.parent),
-                    data_dir=run_params(st.parent).get("data"),
-                )
-            )
+                raise SweepError(f"{rec.table}: {why}; re-run the sweep to recompute it")
+            frames.append(_run_frame(rec))
     if run_ids is not None:
-        missing = sorted(set(run_ids) - {st.parent.name for st in found})
+        missing = sorted(set(run_ids) - {rec.folder.name for rec in found})
         if missing:
-            warnings.warn(f"{sweep_dir}: runs without a status (not run yet?): {', '.join(missing)}")
+            warnings.warn(f"{sweep_dir}: runs without a status (not run yet?): {', '.join(missing)}", stacklevel=2)
     if not frames:
         raise FileNotFoundError(f"{sweep_dir}: no completed runs" + (f" among {sorted(run_ids)}" if run_ids else ""))
     df = pd.concat(frames, ignore_index=True)
@@ -62,9 +55,21 @@ def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd
         where = ", ".join(sorted({"/".join(map(str, r)) for r in dup[key[:4]].itertuples(index=False)}))
         warnings.warn(
             f"{sweep_dir}: several runs cover {where} ({len(dup)} boxes); their results are pooled. "
-            "Pass run_ids to analyse one configuration."
+            "Pass run_ids to analyse one configuration.",
+            stacklevel=2,
         )
     return df, statuses
+
+
+def _run_frame(rec: RunRecord) -> pd.DataFrame:
+    """A completed run's table with its model label (reference update), run folder, target, variant and data."""
+    folder = rec.folder
+    return _label_update(rec.read_table(), run_update(folder)).assign(
+        sweep_run=folder.name,
+        target=run_target(folder),
+        variant=run_variant(folder),
+        data_dir=run_params(folder).get("data"),
+    )
 
 
 REF_SUFFIX = " (ref. update)"
@@ -73,17 +78,16 @@ REF_SUFFIX = " (ref. update)"
 def run_params(folder: Path) -> dict:
     """A sweep run's resolved parameters (``AttackRun.as_dict()``), stored once per run in its
     ``results.meta.json``; ``{}`` when the run wrote none."""
-    meta = folder / "results.meta.json"
-    return (json.loads(meta.read_text()).get("run") or {}) if meta.is_file() else {}
+    return RunRecord(folder).read_meta().get("run") or {}
 
 
 def run_update(folder: Path) -> str:
     """The noise update (``ours`` / ``reference``) of a sweep run, from its ``results.meta.json`` or else
     its ``params.json``."""
-    if (folder / "results.meta.json").is_file():
+    rec = RunRecord(folder)
+    if rec.meta.is_file():
         return (run_params(folder).get("noise") or {}).get("update") or "ours"
-    par = folder / "params.json"
-    return json.loads(par.read_text()).get("update", "ours") if par.is_file() else "ours"
+    return rec.read_params().get("update", "ours") if rec.params_path.is_file() else "ours"
 
 
 def run_target(folder: Path) -> str:
@@ -176,21 +180,36 @@ def write_outputs(
     tables.mkdir(parents=True, exist_ok=True)
     st = stamp(df, sweep)
     line = f"sweep {sweep} · {len(st['runs'])} runs · code {','.join(st['result_code_versions'])}"
-    written: dict[str, list[Path]] = {"figures": [], "tables": []}
-    specs = [
-        ("noise", "box_ssim", "eps"),
-        ("noise", "box_psnr", "eps"),
-        ("noise", "img_ssim", "eps"),
-        ("rotation", "box_ssim", "angle bound (deg)"),
-        ("rotation", "box_psnr", "angle bound (deg)"),
-    ]
-    for attack, metric, xt in specs:
+    written: dict[str, list[Path]] = {"figures": _write_curves(df, figures, line, formats), "tables": []}
+    for attack in ("noise", "rotation"):
+        d = df[df.attack == attack]
+        if not d.empty:
+            written["tables"] += _write_attack_tables(d, attack, tables, line)
+    written["tables"] += _write_paper_tables(df, tables, line)
+    (figures / "provenance.json").write_text(json.dumps(st, indent=1))
+    (tables / "provenance.json").write_text(json.dumps(st, indent=1))
+    return written
+
+
+CURVES = [
+    ("noise", "box_ssim", "eps"),
+    ("noise", "box_psnr", "eps"),
+    ("noise", "img_ssim", "eps"),
+    ("rotation", "box_ssim", "angle bound (deg)"),
+    ("rotation", "box_psnr", "angle bound (deg)"),
+]  # (attack, metric, x axis title) of the figures, one per acceleration
+
+
+def _write_curves(df: pd.DataFrame, figures: Path, line: str, formats) -> list[Path]:
+    """The metric-against-strength figures of :data:`CURVES`, one per attack, metric and acceleration."""
+    written: list[Path] = []
+    for attack, metric, xt in CURVES:
         d = df[df.attack == attack]
         if d.empty:
             continue
         for acc, da in d.groupby("acceleration"):
             fig = metric_curves(da, metric, x_title=xt, title=f"{attack}: {metric.replace('_', ' ')} at {acc}x")
-            written["figures"] += save_figure(
+            written += save_figure(
                 fig,
                 figures,
                 f"{attack}_{metric}_{acc}x",
@@ -200,78 +219,90 @@ def write_outputs(
                 bottom=70,
                 size=dict(width=640, height=400),
             )
-    for attack in ("noise", "rotation"):
-        d = df[df.attack == attack]
-        if d.empty:
-            continue
-        rows = []
-        clean = d[d.kind == "clean"]
-        if len(clean):  # the reference row: the un-rotated reconstruction, shown as bound "clean"
-            d = pd.concat(
-                [
-                    d[d.kind != "clean"],
-                    clean.assign(kind="adversarial", param=-1.0),
-                    clean.assign(kind="random", param=-1.0),
-                ],
-                ignore_index=True,
-            )
-        for metric in ("box_psnr", "box_ssim", "img_ssim", "lesion_retained") + (
-            ("budget_fraction", "adv_sampled_fraction", "random_sampled_fraction") if attack == "noise" else ()
-        ):
-            s = summarise(d, ["model", "acceleration", "kind", "param"], metric)
-            s["metric"] = metric
-            rows.append(s)
-        s = pd.concat(rows)
-        s["value"] = s.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1)
-        wide = s.pivot_table(
-            index=["model", "acceleration", "param"], columns=["metric", "kind"], values="value", aggfunc="first"
+    return written
+
+
+def _with_clean_rows(d: pd.DataFrame) -> pd.DataFrame:
+    """``d`` with its clean rows (the un-rotated reconstruction) as adversarial and random rows of param -1."""
+    clean = d[d.kind == "clean"]
+    return pd.concat(
+        [d[d.kind != "clean"], clean.assign(kind="adversarial", param=-1.0), clean.assign(kind="random", param=-1.0)],
+        ignore_index=True,
+    )
+
+
+def _summary_table(d: pd.DataFrame, attack: str, has_clean: bool) -> pd.DataFrame:
+    """One attack's metrics per model, acceleration and param, ``mean [lo, hi]`` for each metric and kind."""
+    rows = []
+    for metric in ("box_psnr", "box_ssim", "img_ssim", "lesion_retained") + (
+        ("budget_fraction", "adv_sampled_fraction", "random_sampled_fraction") if attack == "noise" else ()
+    ):
+        s = summarise(d, ["model", "acceleration", "kind", "param"], metric)
+        s["metric"] = metric
+        rows.append(s)
+    s = pd.concat(rows)
+    s["value"] = s.apply(lambda r: f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]", axis=1)
+    wide = s.pivot_table(
+        index=["model", "acceleration", "param"], columns=["metric", "kind"], values="value", aggfunc="first"
+    )
+    wide.columns = [f"{m} {k}" for m, k in wide.columns]
+    wide = wide.reset_index()
+    if has_clean:
+        wide["param"] = wide["param"].map(lambda v: "clean (no rotation)" if v == -1.0 else f"{v:g}")
+    return wide.rename(columns={"param": "eps" if attack == "noise" else "bound (deg)"})
+
+
+def _write_attack_tables(d: pd.DataFrame, attack: str, tables: Path, line: str) -> list[Path]:
+    """``<attack>.md`` (:func:`_summary_table`), ``<attack>_paired.md`` (:func:`paired_effect`) and
+    ``<attack>_per_label.md`` (box SSIM by label at the largest setting) of one attack's rows ``d``."""
+    has_clean = bool(len(d[d.kind == "clean"]))
+    if has_clean:  # the reference row: the un-rotated reconstruction, shown as bound "clean"
+        d = _with_clean_rows(d)
+    p = tables / f"{attack}.md"
+    p.write_text(_md_table(_summary_table(d, attack, has_clean), line))
+    written = [p]
+    d = d[d.param >= 0]
+    pe = (
+        paired_effect(d)
+        .drop(columns="attack")
+        .rename(
+            columns={
+                "param": "eps" if attack == "noise" else "bound (deg)",
+                "mean": "adv - random",
+                "worse": "boxes worse",
+                "count": "boxes",
+            }
         )
-        wide.columns = [f"{m} {k}" for m, k in wide.columns]
-        wide = wide.reset_index()
-        if len(clean):
-            wide["param"] = wide["param"].map(lambda v: "clean (no rotation)" if v == -1.0 else f"{v:g}")
-        wide = wide.rename(columns={"param": "eps" if attack == "noise" else "bound (deg)"})
-        p = tables / f"{attack}.md"
-        p.write_text(_md_table(wide, line))
-        written["tables"].append(p)
-        d = d[d.param >= 0]
-        pe = (
-            paired_effect(d)
-            .drop(columns="attack")
-            .rename(
-                columns={
-                    "param": "eps" if attack == "noise" else "bound (deg)",
-                    "mean": "adv - random",
-                    "worse": "boxes worse",
-                    "count": "boxes",
-                }
-            )
-        )
-        p = tables / f"{attack}_paired.md"
-        p.write_text(
-            "Box SSIM, adversarial minus random, paired per box (mean, 95% volume-clustered bootstrap "
-            "interval, volume-level Wilcoxon p; exploratory, uncorrected: the primary family is in "
-            "`primary`)\n\n" + _md_table(pe, line)
-        )
-        written["tables"].append(p)
-        # per-label breakdown at the largest setting
-        top = d[d.param == d.param.max()]
-        lab = summarise(top, ["model", "label", "kind"], "box_ssim")[
-            ["model", "label", "kind", "mean", "lo", "hi", "count"]
-        ]
-        p = tables / f"{attack}_per_label.md"
-        p.write_text(
-            f"Box SSIM by label at {'eps' if attack == 'noise' else 'bound'} = {d.param.max()}\n\n"
-            + _md_table(lab, line)
-        )
-        written["tables"].append(p)
+    )
+    p = tables / f"{attack}_paired.md"
+    p.write_text(
+        "Box SSIM, adversarial minus random, paired per box (mean, 95% volume-clustered bootstrap "
+        "interval, volume-level Wilcoxon p; exploratory, uncorrected: the primary family is in "
+        "`primary`)\n\n" + _md_table(pe, line)
+    )
+    written.append(p)
+    # per-label breakdown at the largest setting
+    top = d[d.param == d.param.max()]
+    lab = summarise(top, ["model", "label", "kind"], "box_ssim")[
+        ["model", "label", "kind", "mean", "lo", "hi", "count"]
+    ]
+    p = tables / f"{attack}_per_label.md"
+    p.write_text(
+        f"Box SSIM by label at {'eps' if attack == 'noise' else 'bound'} = {d.param.max()}\n\n" + _md_table(lab, line)
+    )
+    written.append(p)
+    return written
+
+
+def _write_paper_tables(df: pd.DataFrame, tables: Path, line: str) -> list[Path]:
+    """``primary.md`` (the primary claims), the paper's values, ``small_boxes.md`` and, with clean rows,
+    ``rotation_zero_vs_clean.md``."""
     from advmri.report.claims import claims_markdown, primary_claims
 
     claims = primary_claims(df)
     p = tables / "primary.md"
     p.write_text(claims_markdown(claims, line))
-    written["tables"].append(p)
-    written["tables"].append(write_values(tables, "paper", paper_values(df, claims, height=image_height(df))))
+    written = [p, write_values(tables, "paper", paper_values(df, claims, height=image_height(df)))]
     p = tables / "small_boxes.md"
     p.write_text(
         f"Box SSIM by box size: boxes at least {SSIM_WIN} px wide and high, and the smaller ones, whose SSIM "
@@ -279,16 +310,14 @@ def write_outputs(
         "scores tissue outside the lesion (mean, 95% volume-clustered bootstrap interval; exploratory)\n\n"
         + _md_table(small_box_split(df), line)
     )
-    written["tables"].append(p)
+    written.append(p)
     if (df.kind == "clean").any():
         z = zero_vs_clean(df).rename(columns={"mean": "mean rel. box MSE", "max": "max rel. box MSE", "count": "boxes"})
         p = tables / "rotation_zero_vs_clean.md"
         p.write_text(
             "Rotation by 0 deg and back vs the clean reconstruction: box MSE ratio - 1 per box\n\n" + _md_table(z, line)
         )
-        written["tables"].append(p)
-    (figures / "provenance.json").write_text(json.dumps(st, indent=1))
-    (tables / "provenance.json").write_text(json.dumps(st, indent=1))
+        written.append(p)
     return written
 
 
@@ -317,21 +346,56 @@ SSIM_WIN = 7  # advmri.core.metrics.WIN
 def paper_values(
     df: pd.DataFrame, claims: pd.DataFrame, eps: float = 0.01, bound: float = 5.0, height: int | None = None
 ) -> dict[str, str]:
-    """The paper sweep's numbers the prose cites (:mod:`advmri.report.values`): per network and acceleration the clean,
-    adversarial and random box PSNR / SSIM at ``eps``, the rotation's drop at ``bound``, each primary claim, the
-    attained budget and sampled fractions, the box counts and (with the image ``height``) :func:`flip_effect`."""
+    """The paper sweep's numbers the prose cites (:mod:`advmri.report.values`): per network and acceleration the
+    clean, adversarial and random box PSNR / SSIM at ``eps``, the rotation's drop at ``bound``, each primary claim,
+    the attained budget and sampled fractions, the box counts and (with the image ``height``) :func:`flip_effect`."""
+    v = _network_values(df, eps, bound)
+    v.update(_claim_values(claims))
+    v.update(_fraction_values(df, eps))
+    boxes = df[BOX_KEY].drop_duplicates()
+    v["n_boxes"], v["n_volumes"] = str(len(boxes)), str(boxes.file.nunique())
+    small = boxes[(boxes.bw < SSIM_WIN) | (boxes.bh < SSIM_WIN)]
+    v["n_small_boxes"] = str(len(small))
+    if height:
+        f = flip_effect(df, height)
+        v.update(
+            flip_moved=str(f["moved"]),
+            flip_no_overlap=str(f["no_overlap"]),
+            flip_median_shift=num(f["median_shift"], 0),
+            flip_max_shift=num(f["max_shift"], 0),
+            flip_median_iou=num(f["median_iou"], 2),
+            flip_height=str(height),
+        )
+    return v
+
+
+def _network_values(df: pd.DataFrame, eps: float, bound: float) -> dict[str, str]:
+    """Per network and acceleration: clean, adversarial and random box PSNR / SSIM of the noise attack at ``eps``,
+    the rotation's drop against clean at ``bound``."""
     v: dict[str, str] = {}
     mean = df.groupby(["model", "acceleration", "attack", "kind", "param"])[["box_psnr", "box_ssim"]].mean()
+
+    def get(model: str, acc: int, a: str, k: str, p: float, m: str) -> float:
+        """The mean ``m`` of one model, acceleration, attack, kind and param (NaN when there is none)."""
+        return float(mean[m].get((model, acc, a, k, p), float("nan")))
+
     for (model, acc), _ in df.groupby(["model", "acceleration"]):
         key = f"{model.replace(REF_SUFFIX, '_ref')}_{acc}x"
-        get = lambda a, k, p, m: float(mean[m].get((model, acc, a, k, p), float("nan")))  # noqa: E731
         for m, short, dg in (("box_psnr", "psnr", 2), ("box_ssim", "ssim", 3)):
-            v[f"noise_{key}_clean_{short}"] = num(get("noise", "adversarial", 0.0, m), dg)
-            v[f"noise_{key}_adv_{short}"] = num(get("noise", "adversarial", eps, m), dg)
-            v[f"noise_{key}_rnd_{short}"] = num(get("noise", "random", eps, m), dg)
+            v[f"noise_{key}_clean_{short}"] = num(get(model, acc, "noise", "adversarial", 0.0, m), dg)
+            v[f"noise_{key}_adv_{short}"] = num(get(model, acc, "noise", "adversarial", eps, m), dg)
+            v[f"noise_{key}_rnd_{short}"] = num(get(model, acc, "noise", "random", eps, m), dg)
             v[f"rot_{key}_drop_{short}"] = num(
-                get("rotation", "adversarial", bound, m) - get("rotation", "clean", 0.0, m), dg, sign=True
+                get(model, acc, "rotation", "adversarial", bound, m) - get(model, acc, "rotation", "clean", 0.0, m),
+                dg,
+                sign=True,
             )
+    return v
+
+
+def _claim_values(claims: pd.DataFrame) -> dict[str, str]:
+    """Each primary claim's estimate, boxes worse and Holm-adjusted p, and the family's summary."""
+    v: dict[str, str] = {}
     for r in claims.itertuples():
         tag = {"noise: adversarial - random": "noise", "rotation: worst - random": "rot"}.get(r.claim, "model")
         key = f"claim_{tag}_{r.model if tag != 'model' else 'varnet_unet'}_{r.acceleration}x"
@@ -352,6 +416,13 @@ def paper_values(
                 f"{r.claim}, {r.model} {r.acceleration}x (Holm p = {r.p_holm:.2g})" for r in failing.itertuples()
             )
         )
+    return v
+
+
+def _fraction_values(df: pd.DataFrame, eps: float) -> dict[str, str]:
+    """The attained budget fraction of the reference update, the sampled fractions, and box MSE at equal attained
+    norm (ours at ``eps`` against the reference update at ``2 eps``)."""
+    v: dict[str, str] = {}
     noise = df[(df.attack == "noise") & (df.param > 0)]
     ref = noise[noise.model.str.endswith(REF_SUFFIX) & (noise.kind == "adversarial")].budget_fraction
     if len(ref):
@@ -372,23 +443,9 @@ def paper_values(
             .groupby(["model", "param"])["box_mse"]
             .mean()
         )
-        ours, ref = mse.get((m, eps)), mse.get((m + REF_SUFFIX, 2 * eps))
-        if ours is not None and ref is not None:
-            v[f"equal_norm_{m}"] = f"{num(ours, 4)} vs {num(ref, 4)} ({100 * (ref / ours - 1):+.1f}%)"
-    boxes = df[BOX_KEY].drop_duplicates()
-    v["n_boxes"], v["n_volumes"] = str(len(boxes)), str(boxes.file.nunique())
-    small = boxes[(boxes.bw < SSIM_WIN) | (boxes.bh < SSIM_WIN)]
-    v["n_small_boxes"] = str(len(small))
-    if height:
-        f = flip_effect(df, height)
-        v.update(
-            flip_moved=str(f["moved"]),
-            flip_no_overlap=str(f["no_overlap"]),
-            flip_median_shift=num(f["median_shift"], 0),
-            flip_max_shift=num(f["max_shift"], 0),
-            flip_median_iou=num(f["median_iou"], 2),
-            flip_height=str(height),
-        )
+        at_eps, at_2eps = mse.get((m, eps)), mse.get((m + REF_SUFFIX, 2 * eps))
+        if at_eps is not None and at_2eps is not None:
+            v[f"equal_norm_{m}"] = f"{num(at_eps, 4)} vs {num(at_2eps, 4)} ({100 * (at_2eps / at_eps - 1):+.1f}%)"
     return v
 
 
@@ -435,12 +492,12 @@ def small_box_split(df: pd.DataFrame, eps: float = 0.01, bound: float = 5.0) -> 
         box_size=((d.bw >= SSIM_WIN) & (d.bh >= SSIM_WIN)).map({True: f">= {SSIM_WIN} px", False: "grown"}),
         setting=[
             ("clean" if (k == "clean" or (a == "noise" and p == 0)) else f"{k} {p:g}")
-            for a, k, p in zip(d.attack, d.kind, d.param)
+            for a, k, p in zip(d.attack, d.kind, d.param, strict=True)
         ],
     )
     d = d[~((d.attack == "noise") & (d.param == 0) & (d.kind == "random"))]
     s = summarise(d, ["model", "acceleration", "attack", "setting", "box_size"], "box_ssim")
-    s["box SSIM"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(s["mean"], s["lo"], s["hi"])]
+    s["box SSIM"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(s["mean"], s["lo"], s["hi"], strict=True)]
     w = s.pivot_table(
         index=["model", "acceleration", "attack", "setting"],
         columns="box_size",
@@ -563,7 +620,7 @@ def twin_rates(df: pd.DataFrame) -> pd.DataFrame:
         only_adv, only_rnd, p_mcnemar = mcnemar_exact(both["a"] > 0.5, both["r"] > 0.5)
         rows.append(
             dict(
-                zip(by, key),
+                zip(by, key, strict=True),
                 adversarial=a.mean(),
                 random=r.mean(),
                 adv_minus_random=m,

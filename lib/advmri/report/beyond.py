@@ -260,7 +260,10 @@ def _fmt(d: pd.DataFrame, cols: dict[str, tuple[str, str, str]]) -> pd.DataFrame
     """``{new: (mean, lo, hi)}`` -> one ``mean [lo, hi]`` text column each (mean alone where lo is NaN)."""
     d = d.copy()
     for new, (m, lo, hi) in cols.items():
-        d[new] = [f"{a:.3f}" if np.isnan(b) else f"{a:.3f} [{b:.3f}, {c:.3f}]" for a, b, c in zip(d[m], d[lo], d[hi])]
+        d[new] = [
+            f"{a:.3f}" if np.isnan(b) else f"{a:.3f} [{b:.3f}, {c:.3f}]"
+            for a, b, c in zip(d[m], d[lo], d[hi], strict=True)
+        ]
         d = d.drop(columns=[m, lo, hi])
     return d
 

@@ -240,7 +240,7 @@ def _local_links(text: str) -> str:
     return _LINK.sub(sub, text)
 
 
-def error_kinds() -> list[type]:
+def error_kinds() -> list[type[UserError]]:
     """Every :class:`advmri.util.errors.UserError` kind the package defines (its modules imported), sorted by name."""
     import importlib
     import pkgutil
@@ -252,7 +252,7 @@ def error_kinds() -> list[type]:
         if not m.name.endswith("__main__"):
             importlib.import_module(m.name)
 
-    def walk(c: type) -> list[type]:
+    def walk(c: type[UserError]) -> list[type[UserError]]:
         return [c] + [k for s in c.__subclasses__() for k in walk(s)]
 
     return sorted({c for c in walk(UserError) if c.__module__.startswith("advmri")}, key=lambda c: c.__name__)
@@ -307,7 +307,7 @@ def _cli_reference() -> str:
         "cannot drift from it. Every command prints errors as one line and exits 2 (`--debug`: traceback).",
         "",
     ]
-    for mod, text in zip(CLIS, helps):
+    for mod, text in zip(CLIS, helps, strict=True):
         out += [f"## `python -m {mod}`", "", "```text", text, "```", ""]
     return "\n".join(out)
 
@@ -471,10 +471,11 @@ def plain_citations(text: str) -> str:
 
 @_cli_wrapper
 def main(argv: list[str] | None = None) -> int:
-    """``python -m advmri.report.book``: build the book (HTML and, with chromium, the PDF) from the committed results."""
+    """``python -m advmri.report.book``: build the book (HTML and, with chromium, the PDF) from the committed
+    results."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog=prog("advmri.report.book"), description=main.__doc__.split(": ", 1)[1])
+    ap = argparse.ArgumentParser(prog=prog("advmri.report.book"), description=(main.__doc__ or "").split(": ", 1)[-1])
     ap.add_argument("--paper-dir", default=str(ROOT / "paper"), help="the article's sources (default: paper/)")
     ap.add_argument("--no-pdf", action="store_true", help="skip printing the PDF")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -485,4 +486,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

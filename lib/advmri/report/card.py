@@ -13,6 +13,7 @@ import html
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def _num(v: Any) -> float:
 def headline(card: dict) -> list[dict[str, Any]]:
     """Per acceleration: clean, adversarial and random box PSNR at the card's budget, and the worst rotation at the
     largest bound (the numbers a leaderboard ranks by)."""
-    out = []
+    out: list[dict[str, Any]] = []
     rows = pd.DataFrame(card["rows"])
     if rows.empty:
         return out
@@ -168,7 +169,7 @@ def reference_table(card: dict) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def card_markdown(card: dict, examples: list[str] = ()) -> str:
+def card_markdown(card: dict, examples: Sequence[str] = ()) -> str:
     """The card as Markdown: model, data, headline, every row, the references, the examples."""
     m, d = card["model"], card["data"]
     files = ", ".join(f"`{p}` (sha256 `{h[:16]}…`)" for p, h in m["files"].items()) or "none (no weights)"
@@ -261,7 +262,7 @@ def figure(card: dict):
     return fig
 
 
-def card_html(card: dict, examples: list[Path] = ()) -> str:
+def card_html(card: dict, examples: Sequence[Path] = ()) -> str:
     """A standalone page: the curves (plotly, from ``plotly.min.js`` beside the page), tables, example images."""
     fig = figure(card).to_html(include_plotlyjs="directory", full_html=False, config={"displaylogo": False})
     imgs = "".join(
@@ -277,7 +278,8 @@ def card_html(card: dict, examples: list[Path] = ()) -> str:
         f"<h1>Robustness card: {html.escape(m['name'])}</h1>"
         f"<p>Model <code>{html.escape(m['spec'])}</code> ({html.escape(m['kind'])}, {m['parameters']:,} parameters); "
         f"data <code>{html.escape(card['data']['dir'])}</code>, {card['data']['boxes']} boxes in "
-        f"{card['data']['volumes']} volumes; profile {card['profile']}; advmri {html.escape(card['advmri_version'])}.</p>"
+        f"{card['data']['volumes']} volumes; profile {card['profile']}; "
+        f"advmri {html.escape(card['advmri_version'])}.</p>"
         f"<div id='curves'>{fig}</div>"
         f"<h2>Headline (eps = {card['budget']:g})</h2>{headline_table(card).to_html(index=False)}"
         f"<h2>Reference: advmri's own models</h2>{reference_table(card).to_html(index=False)}"
@@ -292,7 +294,7 @@ def _panel(img, vmax: float, box: tuple[int, int, int, int], title: str, scale: 
 
     a = np.clip(np.asarray(img, dtype=np.float32) / max(vmax, 1e-12), 0, 1)
     im = Image.fromarray((a * 255).astype(np.uint8)).convert("RGB")
-    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     x, y, w, h = (v * scale for v in box)
     canvas = Image.new("RGB", (im.width, im.height + 16), "white")
     canvas.paste(im, (0, 16))
@@ -314,7 +316,7 @@ def worst_examples(extras: dict, card: dict, n: int, folder: Path) -> list[Path]
     paths = []
     folder.mkdir(parents=True, exist_ok=True)
     eps = next(e for e in card["settings"]["eps"] if np.isclose(e, card["budget"]))
-    for rank, (psnr, label, r, ex) in enumerate(sorted(cands, key=lambda c: (c[0], c[1]))[:n], 1):
+    for rank, (_psnr, label, r, ex) in enumerate(sorted(cands, key=lambda c: (c[0], c[1]))[:n], 1):
         pos = next(
             i
             for i, s in enumerate(ex["samples"])
@@ -334,10 +336,8 @@ def worst_examples(extras: dict, card: dict, n: int, folder: Path) -> list[Path]
         for t in tiles:
             sheet.paste(t, (x, 0))
             x += t.width + 4
-        p = (
-            folder
-            / f"worst{rank:02d}-{label}-{Path(r.file).stem}-s{r.slice}-{re.sub(r'[^A-Za-z0-9]+', '_', str(r.label)).strip('_')}.png"
-        )
+        tag = re.sub(r"[^A-Za-z0-9]+", "_", str(r.label)).strip("_")
+        p = folder / f"worst{rank:02d}-{label}-{Path(r.file).stem}-s{r.slice}-{tag}.png"
         sheet.save(p, optimize=True)
         paths.append(p)
     return paths

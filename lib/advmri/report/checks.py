@@ -40,13 +40,15 @@ CONVERGED = 0.95  # 10 steps of 0.5 have converged when they reach this share of
 BOUND_CONSTANT = 1.5  # the update's per-coil norm is at most (1 + step 0.5) / sqrt(C) when energy is even over coils
 
 
-def _coils(data: str) -> int:
+def _coils(data: str | None) -> int:
     """Coil count of a run's data folder: its first file's k-space, or, when the folder has not been generated
     here, the ``c<C>`` of the name :func:`advmri.app.pipeline.make_coil_data` gives it (``coils/c15/test``)."""
     import re
 
     from advmri.util.errors import UserError
 
+    if data is None:
+        raise UserError("a checks run without its data folder in its metadata: recompute it (the checks sweep)")
     files = sorted(project_path(data).glob("multicoil/*.h5")) or sorted(project_path(data).glob("*.h5"))
     if files:
         return int(read_info(files[0]).num_coils)

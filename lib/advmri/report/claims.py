@@ -10,9 +10,10 @@ for every box, whereas box SSIM needs a 7-pixel window):
    reconstruction), per acceleration, paired on the same boxes (negative: the VarNet loses more).
 
 Each claim's p-value is the Wilcoxon signed-rank test of the per-volume mean differences
-(:func:`advmri.report.stats.volume_test`); the family is Holm-adjusted (:func:`advmri.report.stats.holm`), and its intervals
-are volume-clustered bootstrap intervals at the Bonferroni level ``1 - 0.05 / m`` (simultaneous for the family).
-A claim *holds* when its Holm-adjusted p-value is below 0.05. Every other comparison in the paper is exploratory.
+(:func:`advmri.report.stats.volume_test`); the family is Holm-adjusted (:func:`advmri.report.stats.holm`), and its
+intervals are volume-clustered bootstrap intervals at the Bonferroni level ``1 - 0.05 / m`` (simultaneous for the
+family). A claim *holds* when its Holm-adjusted p-value is below 0.05. Every other comparison in the paper is
+exploratory.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def primary_diffs(df: pd.DataFrame) -> pd.DataFrame:
     pb = _per_box(df)
     out = []
     for attack, param, claim in (("noise", PRIMARY_EPS, FAMILY[0]), ("rotation", PRIMARY_BOUND, FAMILY[1])):
-        idx = pb.index
-        here = (idx.get_level_values("attack") == attack) & (idx.get_level_values("param") == param) if len(pb) else []
-        sel = pb[here].droplevel(["attack", "param"]) if len(pb) and here.any() else pb.iloc[:0]
+        sel = pb.iloc[:0]
+        if len(pb):
+            idx = pb.index
+            here = (idx.get_level_values("attack") == attack) & (idx.get_level_values("param") == param)
+            if here.any():
+                sel = pb[here].droplevel(["attack", "param"])
         if len(sel) and {"adversarial", "random"} <= set(sel.columns):
             d = (sel["adversarial"] - sel["random"]).dropna().rename("diff").reset_index()
             out.append(d.assign(claim=claim))
@@ -106,9 +110,9 @@ def claims_markdown(t: pd.DataFrame, stamp_line: str = "") -> str:
             "model": t["model"],
             "acc.": t["acceleration"].map(lambda a: f"{a}x"),
             "box PSNR difference (dB)": [
-                f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]" for e, lo, hi in zip(t.estimate, t.lo, t.hi)
+                f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]" for e, lo, hi in zip(t.estimate, t.lo, t.hi, strict=True)
             ],
-            "boxes worse": [f"{w}/{b}" for w, b in zip(t.worse, t.boxes)],
+            "boxes worse": [f"{w}/{b}" for w, b in zip(t.worse, t.boxes, strict=True)],
             "volumes": t["volumes"],
             "Holm p": t["p_holm"].map(lambda p: f"{p:.2g}"),
             "holds": t["holds"].map({True: "yes", False: "**no**"}),

@@ -94,7 +94,7 @@ def summarise(df: pd.DataFrame, by: Sequence[str], metric: str) -> pd.DataFrame:
         m, lo, hi = cluster_bootstrap(g[metric], g["file"], seed=seed_of(*k, metric))
         rows.append(
             dict(
-                zip(by, k),
+                zip(by, k, strict=True),
                 mean=m,
                 std=float(g[metric].std()),
                 count=int(g[metric].notna().sum()),

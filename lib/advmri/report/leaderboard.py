@@ -98,7 +98,7 @@ def markdown(df: pd.DataFrame, budget: float, acceleration: int) -> str:
             f"{f(r.robust_box_psnr)} [{f(r.robust_lo)}, {f(r.robust_hi)}] | {f(r.random_box_psnr)} | "
             f"{f(r.drop_db)} | {rot} |"
         )
-    lines += ["", "Cards: " + ", ".join(f"[{m}]({c})" for m, c in zip(df.model, df.card))]
+    lines += ["", "Cards: " + ", ".join(f"[{m}]({c})" for m, c in zip(df.model, df.card, strict=True))]
     return "\n".join(lines) + "\n"
 
 
@@ -152,4 +152,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    sys.exit(main(None))

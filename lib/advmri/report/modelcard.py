@@ -56,7 +56,7 @@ def model_card(path: str | Path) -> str:
     model, extra = load_checkpoint(p)
     n = sum(t.numel() for t in model.parameters())
     h = extra.get("history", {})
-    vals = list(zip(h.get("val_step", []), h.get("val_ssim", [])))
+    vals = list(zip(h.get("val_step", []), h.get("val_ssim", []), strict=True))
     gains = h.get("doubling_gain") or []
     stop = (
         f"plateau: validation SSIM gained {gains[-1][1]:+.4f} over the last doubling (< tolerance)"
@@ -111,4 +111,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    sys.exit(main(None))

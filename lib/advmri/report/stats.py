@@ -92,7 +92,7 @@ def paired_summary(
         key = key if isinstance(key, tuple) else (key,)
         m, lo, hi = cluster_bootstrap(g[value], g["file"], level, seed=seed_of(*key, value, level))
         row = dict(
-            zip(by, key),
+            zip(by, key, strict=True),
             mean=m,
             lo=lo,
             hi=hi,
@@ -110,11 +110,11 @@ def holm(p: Sequence[float], alpha: float = ALPHA) -> np.ndarray:
     """Holm-adjusted p-values of a family (``statsmodels.stats.multitest.multipletests``); NaN stays NaN."""
     from statsmodels.stats.multitest import multipletests
 
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
+    pv = np.asarray(p, dtype=float)
+    out = np.full_like(pv, np.nan)
+    ok = np.isfinite(pv)
     if ok.any():
-        out[ok] = multipletests(p[ok], alpha=alpha, method="holm")[1]
+        out[ok] = multipletests(pv[ok], alpha=alpha, method="holm")[1]
     return out
 
 
@@ -123,7 +123,7 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float
     outcomes ``a`` and ``b`` on the same units."""
     from statsmodels.stats.contingency_tables import mcnemar
 
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
-    table = [[int((a & b).sum()), n10], [n01, int((~a & ~b).sum())]]
+    x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    n10, n01 = int((x & ~y).sum()), int((~x & y).sum())
+    table = [[int((x & y).sum()), n10], [n01, int((~x & ~y).sum())]]
     return n10, n01, float(mcnemar(table, exact=True).pvalue)

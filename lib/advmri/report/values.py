@@ -60,7 +60,8 @@ def read_md_table(path: str | Path) -> list[dict[str, str]]:
         return []
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     head = cells[0]
-    return [dict(zip(head, row)) for row in cells[2:]]
+    # every pipe line of the file: rows of a later table can have another number of cells (cut to the header's)
+    return [dict(zip(head, row, strict=False)) for row in cells[2:]]
 
 
 def from_tables(tables: str | Path, models: str | Path | None = None) -> dict[str, str]:

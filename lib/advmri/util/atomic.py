@@ -9,8 +9,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advmri.util.paths import project_path
+
+if TYPE_CHECKING:
+    from advmri.util.errors import DiskFullError
 
 
 def temp_beside(path: Path) -> Path:
@@ -28,7 +32,7 @@ def free_bytes(folder: str | os.PathLike) -> int:
     return shutil.disk_usage(p).free
 
 
-def disk_full(path: str | os.PathLike, need: int | None = None) -> UserError:
+def disk_full(path: str | os.PathLike, need: int | None = None) -> DiskFullError:
     """The one-line error for a write that found no space (names the path, the bytes needed and free)."""
     from advmri.util.errors import DiskFullError
 

@@ -12,6 +12,7 @@ import math
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 
 class UserError(ValueError):
@@ -23,13 +24,19 @@ class UserError(ValueError):
 class DiskFullError(UserError):
     """No space left where a result is written; the message names the path and the bytes needed."""
 
-    fix = "Free space on the named file system (or write elsewhere) and run the same command again; completed runs are kept."
+    fix = (
+        "Free space on the named file system (or write elsewhere) and run the same command again; "
+        "completed runs are kept."
+    )
 
 
 class ParameterError(UserError):
     """A parameter value outside its valid range, or an unknown parameter."""
 
-    fix = "Change the named parameter (on the command line, in the sweep YAML or the notebook's parameters cell) to one of the values the message lists."
+    fix = (
+        "Change the named parameter (on the command line, in the sweep YAML or the notebook's parameters cell) "
+        "to one of the values the message lists."
+    )
 
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
@@ -48,7 +55,7 @@ def unknown_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
             raise ParameterError(f"{where}: unknown key {k!r}{did_you_mean(str(k), valid)}")
 
 
-def _num(name: str, v) -> float:
+def _num(name: str, v: object) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ParameterError(f"{name}: must be a number, got {v!r}")
     if not math.isfinite(v):
@@ -57,7 +64,7 @@ def _num(name: str, v) -> float:
 
 
 def check_range(
-    name: str, v, lo: float | None = None, hi: float | None = None, lo_open: bool = False, integer: bool = False
+    name: str, v: object, lo: float | None = None, hi: float | None = None, lo_open: bool = False, integer: bool = False
 ) -> None:
     """``lo <= v <= hi`` (``lo < v`` with ``lo_open``), finite, an int when ``integer``."""
     if integer and (isinstance(v, bool) or not isinstance(v, int)):
@@ -69,7 +76,7 @@ def check_range(
         raise ParameterError(f"{name}: must be <= {hi:g}, got {v}")
 
 
-def check_choice(name: str, v, choices: Sequence) -> None:
+def check_choice(name: str, v: object, choices: Sequence[object]) -> None:
     """Raise :class:`ParameterError` naming ``name`` when ``v`` is not one of ``choices`` (with the closest one)."""
     if v not in choices:
         raise ParameterError(
@@ -92,7 +99,13 @@ def one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
-def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+class CliMain(Protocol):
+    """A CLI entry point as :func:`cli` returns it: ``main()`` reads ``sys.argv``, ``main(argv)`` the given list."""
+
+    def __call__(self, argv: list[str] | None = None) -> int: ...
+
+
+def cli(main: Callable[[list[str] | None], int]) -> CliMain:
     """Wrap a CLI ``main(argv)``: a :class:`UserError` (or a missing file) becomes one line on stderr and
     exit status 2; any other exception one line and status 1. ``--debug`` re-raises (full traceback)."""
 

@@ -23,7 +23,10 @@ __all__ = ["Busy", "exclusive", "holder", "claim", "release"]
 class Busy(UserError):
     """Another process is writing the same output."""
 
-    fix = "Wait for the holder named in the message to finish (`advmri.models.train --wait SECONDS` waits), or write to another path."
+    fix = (
+        "Wait for the holder named in the message to finish (`advmri.models.train --wait SECONDS` waits), "
+        "or write to another path."
+    )
 
 
 def _owner(path: Path) -> Path:

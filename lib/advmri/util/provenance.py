@@ -32,7 +32,8 @@ def code_version() -> str:
 def machine() -> str:
     """What the float32 rounding of a run depends on besides its code, data and thread count: the CPU model
     and instruction-set flags (hashed), and torch's version. Two machines with one fingerprint compute
-    bit-identical results; others differ in the last bits, which the PGA amplifies (:mod:`advmri.experiments.verify`)."""
+    bit-identical results; others differ in the last bits, which the PGA amplifies
+    (:mod:`advmri.experiments.verify`)."""
     import platform
 
     import torch
