@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import ROOT
 
 from advmri.experiments.sweep import read_status, run_sweep, table_digest
 from advmri.experiments.verify import CacheMismatch, choose_passes, verify_run
@@ -139,3 +140,16 @@ def test_one_run_per_code_path_is_verified(tmp_path, tiny_data):
         (folders[0], folders[2]),
         (folders[1], folders[2]),
     }
+
+
+def test_bf16_runs_are_deferred_only_on_a_cpu_without_bf16_units():
+    from advmri.experiments.verify import bf16_units, defer_emulated
+
+    assert bf16_units("processor: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
+    assert bf16_units("flags : fpu avx512_bf16\n")
+    assert not bf16_units("processor: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    paper = sorted(p.parent for p in (ROOT / "results" / "paper").glob("*/params.json"))
+    keep, deferred = defer_emulated(paper, native=False)
+    assert deferred and all("varnet" in f.name for f in deferred)  # the paper's VarNet runs are bf16, the U-Net's fp32
+    assert sorted(keep + deferred) == paper
+    assert defer_emulated(paper, native=True) == (paper, [])

@@ -208,9 +208,13 @@ def _sweep_note(statuses: dict[str, dict]) -> str:
     ran = sum(v["status"] == "ok" for v in statuses.values())
     failed = sum(v["status"] in ("failed", "not run") for v in statuses.values())
     passes = sum(len(v["passes"]) for v in verified), sum(v["of"] for v in verified)
+    deferred = sum(bool(v.get("deferred")) for v in reused)
     return (
         f"{len(statuses)} runs: {len(reused)} reused ({len(verified)} verified, {passes[0]} of {passes[1]} passes "
-        f"recomputed and equal), {ran} computed" + (f", {failed} failed" if failed else "")
+        f"recomputed and equal"
+        + (f"; {deferred} bf16 run(s) not recomputed: no bf16 units on this CPU" if deferred else "")
+        + f"), {ran} computed"
+        + (f", {failed} failed" if failed else "")
     )
 
 

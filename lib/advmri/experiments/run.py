@@ -615,10 +615,18 @@ def _noise_group(
     run, model, ds, idx = setup.run, setup.model, setup.ds, setup.idx
     cfg = run.noise
     E = len(cfg.eps)
-    tb_all = make_batch([setup.samples[i] for i in pos]).to(run.device)
-    eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(tb_all))
-    rep = tb_all.repeat(E)  # item-major: target i, eps j at i * E + j
-    bar = tqdm(total=len(rep), desc=f"noise {model.kind}", disable=not progress)
+    # item n is (target pos[n // E], eps n % E), item-major; a pass stacks only its own items (the same values as
+    # slicing one stack of every item: stacking and indexing copy, they do not compute)
+    eps_all = torch.tensor(cfg.eps, dtype=torch.float32).repeat(len(pos))
+    n_items = len(pos) * E
+
+    twins = all(setup.samples[i].healthy is not None for i in pos)  # as in one stack of the group: all or none
+
+    def items(ids: list[int]) -> TargetBatch:
+        tb = make_batch([setup.samples[pos[n // E]] for n in ids])
+        return (tb if twins else replace(tb, healthy=None)).to(run.device)
+
+    bar = tqdm(total=n_items, desc=f"noise {model.kind}", disable=not progress)
 
     def step(lo: int, hi: int) -> None:
         out.pass_params.append(sorted({float(cfg.eps[n % E]) for n in range(lo, hi)}))
@@ -626,7 +634,7 @@ def _noise_group(
             ids = list(range(lo, hi))
             keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
             new_rows, new_images = _noise_pass(
-                run, model, rep.select(ids), eps_all[ids].to(run.device), keys, ds.mask_func, setup.version, reuse
+                run, model, items(ids), eps_all[ids].to(run.device), keys, ds.mask_func, setup.version, reuse
             )
             out.rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
             if keep_images:
@@ -636,12 +644,12 @@ def _noise_group(
     per_pass = run.chunk or _auto_chunk(
         run,
         model,
-        tb_all,
+        items([0]),
         lambda one: adversarial_noise(
             model, one, torch.full((1,), max(cfg.eps), device=run.device), replace(cfg, steps=1), mask_func=ds.mask_func
         ),
     )
-    run_chunked(len(rep), per_pass, step, log=tqdm.write, device=run.device)
+    run_chunked(n_items, per_pass, step, log=tqdm.write, device=run.device)
     bar.close()
 
 

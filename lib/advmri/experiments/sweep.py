@@ -884,7 +884,7 @@ def _verify_reused(
     """Recompute ``passes`` seeded passes of the reused runs (``out``: their statuses, which get ``verified``):
     one run per code path (``which="paths"``, :func:`advmri.experiments.verify.choose_runs`) or every one (``all``);
     :class:`advmri.experiments.verify.CacheMismatch` when they differ."""
-    from advmri.experiments.verify import choose_runs, verify_many
+    from advmri.experiments.verify import choose_runs, defer_emulated, verify_many
 
     log(
         f"sweep {name}: verifying {passes} seeded pass(es) of each of {len(out)} reused runs "
@@ -898,6 +898,16 @@ def _verify_reused(
             f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
             "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)"
         )
+    if which != "all":
+        sample, deferred = defer_emulated(sample)
+        for r in runs:
+            if r.folder in deferred:
+                out[r.id]["deferred"] = "bf16 emulated on this CPU"
+        if deferred:
+            log(
+                f"sweep {name}: {len(deferred)} bf16 code path(s) not recomputed: this CPU has no bfloat16 units, "
+                "where one pass takes minutes; their tables' sha256 are checked; --verify-runs all recomputes them"
+            )
     reps = verify_many(sample, passes, seed, jobs, log=log)
     done = total = 0
     for r in runs:
