@@ -33,12 +33,23 @@ def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, str, int]:
     return time.perf_counter() - t, log.read_text(), rc
 
 
+def _cpu() -> str:
+    """The CPU model and whether it has bfloat16 units (the bf16 runs' verification depends on it)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU unknown"
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    bf16 = any(f in info for f in (" avx512_bf16", " amx_bf16"))
+    return f"{model}, {'with' if bf16 else 'without'} bfloat16 units"
+
+
 def section(rows: list[tuple[str, float, str]], steps: str, slowest: list[str], load: str) -> str:
     lines = [
         START,
         f"## Main job and tests from a fresh clone ({date.today().isoformat()}, `python3 bench/main_job.py`)",
         "",
-        f"2-core CPU machine, load average before the start {load}.",
+        f"{os.cpu_count()}-core CPU machine ({_cpu()}), load average before the start {load}.",
         "",
         "| command | seconds | result |",
         "|---|---|---|",
@@ -55,6 +66,7 @@ def main() -> int:
     ap.add_argument("--skip-tests", action="store_true")
     ap.add_argument("--reuse-venv", action="store_true", help="copy this checkout's .venv into the clone first")
     ap.add_argument("--keep", default=None, help="clone into this folder and keep it")
+    ap.add_argument("--force", action="store_true", help="write bench/RESULTS.md even when a command failed")
     a = ap.parse_args()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     work = Path(a.keep or tempfile.mkdtemp(prefix="advmri-bench-"))
@@ -81,6 +93,15 @@ def main() -> int:
     res = ROOT / "bench" / "RESULTS.md"
     text = res.read_text()
     new = section(rows, steps, slowest, load)
+    failed = [c for c, _, r in rows if r.startswith("exit")]
+    if failed and not a.force:  # a failed job's timings must not replace the measured ones
+        (work / "RESULTS-failed.md").write_text(new + "\n")
+        print(
+            f"bench/main_job.py: {', '.join(failed)} failed (logs in {work}); bench/RESULTS.md left as it was "
+            "(--force writes it anyway)",
+            file=sys.stderr,
+        )
+        return 1
     text = (
         re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: new, text, flags=re.S)
         if START in text
