@@ -1,4 +1,5 @@
-"""The README's architecture section: it names every layer in import order, and every file it points at exists."""
+"""The architecture guide (``paper/guide/architecture.md``) and the README's short section: both name every layer in
+import order, and every file the guide points at exists."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from test_layers import LAYERS  # the order the import-graph test enforces
 
 from advmri.util.paths import ROOT
 
+GUIDE = ROOT / "paper" / "guide" / "architecture.md"
 
-def section() -> str:
+
+def readme_section() -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index("## Architecture")
     return text[start : text.index("\n## ", start + 1)]
@@ -26,13 +29,19 @@ def missing_paths(text: str) -> list[str]:
     return missing
 
 
-def test_the_layer_table_lists_every_package_in_import_order() -> None:
-    rows = re.findall(r"^\| `(\w+)` \|", section(), flags=re.M)
-    assert rows == LAYERS
+def test_the_guide_lists_every_layer_in_import_order() -> None:
+    assert re.findall(r"^\| `(\w+)` \|", GUIDE.read_text(), flags=re.M) == LAYERS
 
 
-def test_every_file_the_section_names_exists() -> None:
-    assert missing_paths(section()) == []
+def test_the_readme_names_the_layers_in_order_and_links_the_guide() -> None:
+    text = readme_section()
+    named = [m for m in re.findall(r"`(\w+)`", text) if m in LAYERS]
+    assert named == LAYERS
+    assert "(paper/guide/architecture.md)" in text
+
+
+def test_every_file_the_guide_names_exists() -> None:
+    assert missing_paths(GUIDE.read_text()) == []
 
 
 def test_a_missing_file_is_caught() -> None:
