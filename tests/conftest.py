@@ -311,3 +311,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+def box_rows(n_boxes=5, draws=3, seed=0):
+    """Synthetic result rows (tests of report.figures and report.analysis): per box a base SSIM; adversarial =
+    base - 0.3, random = base +- small noise."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.3, 0.9, n_boxes)
+    rows = []
+    for b in range(n_boxes):
+        box = dict(model="m", acceleration=8, attack="noise", param=0.01, file=f"f{b}", slice=b, bx=b, by=1, bw=8, bh=8)
+        rows.append(dict(box, kind="adversarial", draw=0, box_ssim=base[b] - 0.3 - 0.01 * b))
+        for d in range(draws):
+            rows.append(dict(box, kind="random", draw=d, box_ssim=base[b] + 0.001 * (d - 1)))
+    return pd.DataFrame(rows), base

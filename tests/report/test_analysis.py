@@ -4,26 +4,14 @@ only the given runs."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import box_rows
 
 from advmri.report.analysis import paired_effect
 from advmri.report.figures import summarise
 
 
-def _rows(n_boxes=5, draws=3, seed=0):
-    """Synthetic result rows: per box a base SSIM; adversarial = base - 0.3, random = base +- small noise."""
-    rng = np.random.default_rng(seed)
-    base = rng.uniform(0.3, 0.9, n_boxes)
-    rows = []
-    for b in range(n_boxes):
-        box = dict(model="m", acceleration=8, attack="noise", param=0.01, file=f"f{b}", slice=b, bx=b, by=1, bw=8, bh=8)
-        rows.append(dict(box, kind="adversarial", draw=0, box_ssim=base[b] - 0.3 - 0.01 * b))
-        for d in range(draws):
-            rows.append(dict(box, kind="random", draw=d, box_ssim=base[b] + 0.001 * (d - 1)))
-    return pd.DataFrame(rows), base
-
-
 def test_paired_effect_removes_between_box_spread():
-    df, base = _rows()
+    df, base = box_rows()
     pe = paired_effect(df).iloc[0]
     diff = -0.3 - 0.01 * np.arange(len(base))
     assert pe["mean"] == pytest.approx(diff.mean())
@@ -36,7 +24,7 @@ def test_paired_effect_removes_between_box_spread():
 
 
 def test_paired_effect_needs_both_kinds():
-    df, _ = _rows()
+    df, _ = box_rows()
     with pytest.raises(ValueError, match="adversarial and random"):
         paired_effect(df[df.kind == "adversarial"])
 
