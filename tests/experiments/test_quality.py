@@ -53,3 +53,43 @@ def test_a_changed_recorded_value_is_caught_by_the_sample(quality_specs, tiny_da
     t.write_text(t.read_text().replace("unet", "unet", 1) + "\n")
     _, _, rep = quality_tables(quality_specs, tiny_data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
     assert rep["status"] == "computed" and "slices.csv missing or altered" in rep["why"]
+
+
+def test_data_of_another_cpu_reuses_the_record_but_a_real_change_recomputes(quality_specs, tiny_copy, tmp_path):
+    """The embedded data generated on another CPU differs in float32 rounding (sha256 differs, content agrees):
+    the record is reused after its sample verifies; a file whose content changed is recomputed."""
+    import h5py
+    import numpy as np
+
+    data, first = tiny_copy
+    folder = tmp_path / "quality"
+    _, _, rep = quality_tables(quality_specs, data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    assert rep["status"] == "computed" and (folder / "fingerprints.json").is_file()
+    rng = np.random.default_rng(1)
+    with h5py.File(first, "r+") as f:  # another CPU's last bits
+        for name in ("kspace", "reconstruction_rss"):
+            x = f[name][()]
+            f[name][...] = (x * (1 + 3e-7 * rng.standard_normal(x.shape))).astype(x.dtype)
+    logs: list[str] = []
+    _, _, rep = quality_tables(quality_specs, data, folder, max_slices=4, batch=4, verify=2, log=logs.append)
+    assert rep["status"] == "reused" and rep["verified_rows"] > 0, rep
+    assert "1 data file(s) not byte-identical" in rep["why"] and any("same content" in line for line in logs)
+    with h5py.File(first, "r+") as f:  # a real change: one slice's k-space 1% stronger
+        x = f["kspace"][()]
+        x[0] *= 1.01
+        f["kspace"][...] = x
+    _, _, rep = quality_tables(quality_specs, data, folder, max_slices=4, batch=4, verify=2, log=lambda *a: None)
+    assert rep["status"] == "computed" and rep["why"] == f"input changed: {first} (kspace)", rep
+
+
+def test_a_record_without_fingerprints_is_reused_only_byte_identical(quality_specs, tiny_copy, tmp_path):
+    import h5py
+
+    data, first = tiny_copy
+    folder = tmp_path / "quality"
+    quality_tables(quality_specs, data, folder, max_slices=4, batch=4, verify=0, log=lambda *a: None)
+    (folder / "fingerprints.json").write_text("{}")  # swapped: its sha256 no longer the recorded one
+    with h5py.File(first, "r+") as f:
+        f["kspace"][0, 0, 0, 0] += 1.0
+    _, _, rep = quality_tables(quality_specs, data, folder, max_slices=4, batch=4, verify=0, log=lambda *a: None)
+    assert rep["status"] == "computed" and rep["why"] == f"input changed: {first}"

@@ -50,7 +50,7 @@ def test_the_main_job_verifies_one_pass_by_default_and_the_sweep_none():
     q = pipeline.PipelineOptions(**given(pipeline.parser().parse_args([]), pipeline.PipelineOptions))
     assert (o.verify, q.verify) == ("0", "1")
     assert (o.verify_runs, o.allow_dirty, o.fresh, o.yes) == (q.verify_runs, q.allow_dirty, q.fresh, q.yes)
-    assert (o.verify_runs, o.allow_dirty, o.fresh, o.yes) == ("paths", False, False, False)
+    assert (o.verify_runs, o.allow_dirty, o.fresh, o.yes) == ("cover", False, False, False)
 
 
 @pytest.mark.parametrize("module", ["sweep", "pipeline"])

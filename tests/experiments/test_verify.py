@@ -142,6 +142,54 @@ def test_one_run_per_code_path_is_verified(tmp_path, tiny_data):
     }
 
 
+def test_the_cover_recomputes_the_cheapest_runs_that_exercise_every_feature(tmp_path, tiny_data):
+    """Every feature value (model on data, update rule, target, option, sweep) is in a chosen run, and among runs
+    with the same features the cheapest (recorded seconds per box) is chosen; one per code path needs more."""
+    from advmri.attacks.noise import NoiseConfig
+    from advmri.experiments.record import CONTROL_COLUMNS, RESULT_COLUMNS
+    from advmri.experiments.run import AttackRun
+    from advmri.experiments.verify import choose_cover, choose_runs, features
+
+    columns = list(RESULT_COLUMNS) + list(CONTROL_COLUMNS)
+
+    d = str(tiny_data)
+    runs = {  # name: (run, recorded seconds); 2 boxes each
+        "u-ours": (AttackRun(model="u.pt", data=d, noise=NoiseConfig()), 100.0),
+        "u-ours-cheap": (AttackRun(model="u.pt", data=d, noise=NoiseConfig(steps=2)), 10.0),
+        "v-ours": (AttackRun(model="v.pt", data=d, noise=NoiseConfig()), 50.0),
+        "u-ref": (AttackRun(model="u.pt", data=d, noise=NoiseConfig(update="reference")), 20.0),
+        "v-ref": (AttackRun(model="v.pt", data=d, noise=NoiseConfig(update="reference")), 500.0),
+        "v-healthy": (AttackRun(model="v.pt", data=d, noise=NoiseConfig(target="healthy")), 900.0),
+        "u-healthy": (AttackRun(model="u.pt", data=d, noise=NoiseConfig(target="healthy")), 30.0),
+    }
+    folders = []
+    for name, (r, seconds) in runs.items():
+        f = tmp_path / "sweep" / name
+        f.mkdir(parents=True)
+        p = dict(r.as_dict()["noise"], model=r.model, data_dir=r.data, notebook="notebooks/03_noise_attack.ipynb")
+        (f / "params.json").write_text(json.dumps(p))
+        (f / "status.json").write_text(json.dumps(dict(status="ok", seconds=seconds)))
+        table = pd.DataFrame({c: [0, 0] for c in columns}).assign(file="a.h5", bx=[1, 2], attack="noise")
+        table.to_csv(f / "results.csv", index=False)  # two boxes
+        folders.append(f)
+    chosen = choose_cover(folders, seed=0)
+    names = [f.name for f in chosen]
+    assert set().union(*(features(run_of_(f), "sweep") for f in chosen)) == set().union(
+        *(features(run_of_(f), "sweep") for f in folders)
+    )
+    assert "u-ours-cheap" in names and "u-ours" not in names  # the same features, 10x cheaper
+    assert "v-ref" not in names and "v-healthy" not in names  # their features come cheaper from u-ref, u-healthy
+    assert names == ["u-ours-cheap", "v-ours", "u-ref", "u-healthy"], names
+    assert chosen == choose_cover(folders, seed=0)
+    assert len(choose_runs(folders, seed=0)) == 6 > len(chosen)  # every combination: one run per code path
+
+
+def run_of_(folder):
+    from advmri.experiments.verify import run_of
+
+    return run_of(folder)
+
+
 def test_bf16_runs_are_deferred_only_on_a_cpu_without_bf16_units():
     from advmri.experiments.verify import bf16_units, defer_emulated
 

@@ -212,8 +212,11 @@ def test_cli_and_api_references_are_generated(book):
             else ("usage: advmri &lt;command&gt;" in cli and "leaderboard" in cli)
         ), mod
     assert "--partition" in cli and "--verify" in cli  # from the parsers themselves
-    noise = (html / "api" / "advmri.attacks.noise.html").read_text()
-    assert "control_noise" in noise and "random_in_ball" in noise
+    attacks = (html / "api" / "advmri.attacks.html").read_text()  # one page per layer, a section per module
+    assert "control_noise" in attacks and "random_in_ball" in attacks and 'id="api-advmri-attacks-noise"' in attacks
+    index = (html / "api" / "index.html").read_text()
+    assert 'href="advmri.attacks.html#api-advmri-attacks-noise"' in index  # the index links each module's section
+    assert len(list((html / "api").glob("*.html"))) == 10  # the index, advmri and its 8 layers
 
 
 def test_reader_finds_the_guide_the_api_and_search_offline(served):
@@ -228,7 +231,7 @@ def test_reader_finds_the_guide_the_api_and_search_offline(served):
             page.locator("a", has_text="Troubleshooting").first.click()
             page.wait_for_load_state()
             assert page.locator("h2", has_text="CheckpointError").count() == 1
-            page.goto(f"{served}/api/advmri.attacks.noise.html")
+            page.goto(f"{served}/api/advmri.attacks.html")
             assert page.locator("dt[id='advmri.attacks.noise.control_noise']").count() == 1
             page.goto(f"{served}/search.html?q=eps")
             page.locator("#search-results li").first.wait_for(timeout=30000)

@@ -51,7 +51,7 @@ SWEEPS = ("paper", "interpolation", "beyond", "checks")  # sweeps/<name>.yaml, r
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
-def make_data(splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+def make_data(splits: tuple[str, ...] = ("train", "test"), jobs: int = 1) -> list[str]:
     """The embedded default data set (train: 20 volumes seed 0, test: 28 volumes seed 1, 93 located boxes),
     when missing or of another size (the derived data folder is regenerated; volumes are bit-identical
     per (seed, index), so the first 6 test volumes are those of the earlier 6-volume split)."""
@@ -71,7 +71,7 @@ def make_data(splits: tuple[str, ...] = ("train", "test")) -> list[str]:
                     f"   {DATA / split}: {len(names)} volumes, the embedded default has {n}; regenerating it",
                     flush=True,
                 )
-            generate_dataset("small", n, seed, DATA / split, force=True)
+            generate_dataset("small", n, seed, DATA / split, force=True, jobs=jobs)
             made.append(f"{split} ({n} volumes)")
         elif first is None or not first.is_file() or not read_info(first).has_healthy_kspace:
             print(
@@ -79,7 +79,7 @@ def make_data(splits: tuple[str, ...] = ("train", "test")) -> list[str]:
                 "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)",
                 flush=True,
             )
-            generate_dataset("small", n, seed, DATA / split, force=True)
+            generate_dataset("small", n, seed, DATA / split, force=True, jobs=jobs)
             made.append(f"{split} ({n} volumes)")
     return made
 
@@ -88,7 +88,7 @@ COIL_COUNTS = (4, 8, 15, 24)  # the budget law of the authors' update (sweeps/ch
 COIL_DATA = ROOT / "data" / "synthetic" / "coils"
 
 
-def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed: int = 1) -> list[str]:
+def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed: int = 1, jobs: int = 1) -> list[str]:
     """Test sets of the ``small`` geometry with other coil counts (``data/synthetic/coils/c<C>/test``), for the
     attained budget fraction of the authors' update as a function of the coil count (``sweeps/checks.yaml``)."""
     from dataclasses import replace
@@ -101,14 +101,21 @@ def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed:
         listed = out / "knee_file_list.csv"
         if not (out / "knee.csv").is_file() or len(listed.read_text().split()) != volumes:
             generate_dataset(
-                replace(PRESETS["small"], name=f"small-c{c}", coils=c), volumes, seed, out, force=True, progress=False
+                replace(PRESETS["small"], name=f"small-c{c}", coils=c),
+                volumes,
+                seed,
+                out,
+                force=True,
+                progress=False,
+                jobs=jobs,
             )
             made.append(f"{c}-coil test ({volumes} volumes)")
     return made
 
 
-def _nb(name: str, executed: Path, **params) -> None:
-    """Execute ``notebooks/<name>.ipynb`` with ``params`` into the folder ``executed``."""
+def _nb(name: str, executed: Path, position: int = 0, **params) -> None:
+    """Execute ``notebooks/<name>.ipynb`` with ``params`` into the folder ``executed`` (papermill's bar of cells at
+    line ``position``)."""
     import papermill as pm
 
     executed.mkdir(parents=True, exist_ok=True)
@@ -120,9 +127,24 @@ def _nb(name: str, executed: Path, **params) -> None:
         parameters=params,
         cwd=str(ROOT),
         kernel_name="python3",
-        progress_bar=dict(desc=name),
+        progress_bar=dict(desc=name, position=position),
         kernel_manager_class=EncryptedKernelManager,
     )
+
+
+def _nbs(notebooks: dict[str, dict], executed: Path, jobs: int) -> None:
+    """Execute several independent notebooks (name -> parameters), ``jobs`` at a time (each in its own kernel
+    process), a bar for each; the first failure is raised once the others have finished."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if jobs <= 1 or len(notebooks) <= 1:
+        for name, params in notebooks.items():
+            _nb(name, executed, **params)
+        return
+    with ThreadPoolExecutor(min(jobs, len(notebooks))) as pool:
+        futures = [pool.submit(_nb, name, executed, i, **p) for i, (name, p) in enumerate(notebooks.items())]
+    for f in futures:
+        f.result()
 
 
 def _boxes(max_targets: int) -> str:
@@ -226,8 +248,8 @@ def _needs_training(a: argparse.Namespace) -> bool:
 def _data_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``data``: the embedded test set (and the training split only when a model is trained: the committed
     checkpoints are reused) and the coil-count test sets."""
-    made = make_data(("train", "test") if _needs_training(a) else ("test",))
-    made += make_coil_data()
+    made = make_data(("train", "test") if _needs_training(a) else ("test",), jobs=a.jobs)
+    made += make_coil_data(jobs=a.jobs)
     NOTES["data"] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
 
 
@@ -261,14 +283,8 @@ def _train_step(a: argparse.Namespace, overrides: dict | None) -> None:
 def _notebooks_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``notebooks``: execute 01_data and 02_models; the quality table -> ``paper/tables/quality.md``."""
     out = ROOT / "results" / "notebooks"
-    _nb("01_data", out, data_dir=str(DATA / "test"))
-    _nb(
-        "02_models",
-        out,
-        data_dir=str(DATA / "test"),
-        out_table=str(ROOT / "results" / "model_quality.csv"),
-        fresh=a.fresh,
-    )
+    quality = dict(data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"), fresh=a.fresh)
+    _nbs({"02_models": quality, "01_data": {"data_dir": str(DATA / "test")}}, out, a.jobs)
     rep = ROOT / "results" / "model_quality.report.json"
     q = json.loads(rep.read_text()) if rep.is_file() else {}
     NOTES["notebooks"] = f"01, 02 executed; quality table {q.get('status', '?')}" + (
@@ -284,6 +300,23 @@ def _notebooks_step(a: argparse.Namespace, overrides: dict | None) -> None:
     (tables / "quality.md").write_text(q.to_markdown(index=False, floatfmt=".4f") + "\n")
 
 
+def _verify_plan(a: argparse.Namespace, overrides: dict | None) -> list[Path] | None:
+    """With ``--verify-runs cover`` (the default): the complete runs the main job recomputes a pass of, chosen once
+    across all :data:`SWEEPS` (the cheapest that together exercise every feature of every run and every sweep,
+    :func:`advmri.experiments.verify.choose_cover`); else None (each sweep chooses by ``--verify-runs``)."""
+    from advmri.experiments.sweep import committed_runs, load_sweep
+    from advmri.experiments.verify import choose_cover
+
+    if a.fresh or a.verify_runs != "cover" or str(a.verify).strip() == "0":
+        return None
+    folders = [
+        r.folder
+        for s in SWEEPS
+        for r in committed_runs(load_sweep(ROOT / "sweeps" / f"{s}.yaml", ROOT / "results", overrides)[1])
+    ]
+    return choose_cover(folders)
+
+
 def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``sweep``: run every sweep of :data:`SWEEPS` (with ``--fresh``: asked once, before anything is
     recomputed)."""
@@ -295,6 +328,7 @@ def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
             for s in SWEEPS
         )
         confirm_fresh(n, ROOT / "results", a.yes)
+    plan = _verify_plan(a, overrides)
     statuses: dict[str, dict] = {}
     for sweep in SWEEPS:
         cfg = ROOT / "sweeps" / f"{sweep}.yaml"
@@ -307,6 +341,7 @@ def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
             allow_dirty=a.allow_dirty,
             fresh=a.fresh,
             verify_runs=a.verify_runs,
+            verify_plan=plan,
         )
         statuses.update(st)
         if any(v["status"] == "failed" for v in st.values()):
@@ -319,33 +354,28 @@ def _analysis_step(a: argparse.Namespace, overrides: dict | None) -> None:
     from advmri.experiments.sweep import load_sweep
 
     _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
-    _nb(
-        "05_analysis",
-        ROOT / "results" / "notebooks",
-        sweep_dir=str(ROOT / "results" / "paper"),
-        run_ids=[r.id for r in runs],
-        figures_dir=str(ROOT / "paper" / "figures"),
-        tables_dir=str(ROOT / "paper" / "tables"),
-        interpolation_dir=str(ROOT / "results" / "interpolation"),
-        checks_dir=str(ROOT / "results" / "checks"),
-    )
     _, beyond = load_sweep(ROOT / "sweeps" / "beyond.yaml", ROOT / "results", overrides)
-    _nb(
-        "07_beyond",
-        ROOT / "results" / "notebooks",
-        beyond_dir=str(ROOT / "results" / "beyond"),
-        paper_dir=str(ROOT / "results" / "paper"),
-        run_ids=[r.id for r in beyond],
-        paper_run_ids=[r.id for r in runs],
-        figures_dir=str(ROOT / "paper" / "figures"),
-        tables_dir=str(ROOT / "paper" / "tables"),
-    )
-    _nb(
-        "08_your_model",
-        ROOT / "results" / "notebooks",
-        data_dir=str(DATA / "test"),
-        out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"),
-    )
+    figures, tables = str(ROOT / "paper" / "figures"), str(ROOT / "paper" / "tables")
+    notebooks: dict[str, dict] = {
+        "05_analysis": dict(
+            sweep_dir=str(ROOT / "results" / "paper"),
+            run_ids=[r.id for r in runs],
+            figures_dir=figures,
+            tables_dir=tables,
+            interpolation_dir=str(ROOT / "results" / "interpolation"),
+            checks_dir=str(ROOT / "results" / "checks"),
+        ),
+        "08_your_model": dict(data_dir=str(DATA / "test"), out_dir=str(ROOT / "results" / "cards" / "tiny_cnn")),
+        "07_beyond": dict(
+            beyond_dir=str(ROOT / "results" / "beyond"),
+            paper_dir=str(ROOT / "results" / "paper"),
+            run_ids=[r.id for r in beyond],
+            paper_run_ids=[r.id for r in runs],
+            figures_dir=figures,
+            tables_dir=tables,
+        ),
+    }
+    _nbs(notebooks, ROOT / "results" / "notebooks", a.jobs)  # independent: they write disjoint files
     NOTES["analysis"] = "05, 07, 08 executed (tables and figures from the verified runs)"
 
 

@@ -6,12 +6,16 @@ zero-filled and every method at 4x and 8x) is a recorded run in ``results/qualit
 * ``record.json``: the parameters (methods and their model specs, data folder, accelerations, slice and box
   limits, batch), the sha256 of every input (each checkpoint file, each ``.h5`` file and the annotation CSV),
   the sha256 of both tables, the code version and the machine;
-* ``slices.csv`` and ``boxes.csv``: the tables.
+* ``slices.csv`` and ``boxes.csv``: the tables;
+* ``fingerprints.json``: the content fingerprint of every ``.h5`` input (:mod:`advmri.data.fingerprint`; its
+  sha256 in ``record.json``).
 
-:func:`quality_tables` reuses the record only when its parameters and input digests are the ones now and the
-tables still have their recorded digests, **and** a seeded sample (``verify`` slices and boxes per acceleration,
-every method) recomputes within :data:`advmri.experiments.verify.TOLERANCE` on this machine (median within
-:data:`advmri.experiments.verify.PGA_MEDIAN` on another, for the bfloat16 kernels); otherwise, or with ``fresh``, it
+:func:`quality_tables` reuses the record only when its parameters and input digests are the ones now (a data file
+whose sha256 differs counts as the same when its content fingerprint agrees: the embedded data generated on another
+CPU differs from the recorded in float32 rounding only) and the tables still have their recorded digests, **and** a
+seeded sample (``verify`` slices and boxes per acceleration, every method) recomputes within
+:data:`advmri.experiments.verify.TOLERANCE` on this machine (median within :data:`advmri.experiments.verify.PGA_MEDIAN`
+on another, for the bfloat16 kernels); otherwise, or with ``fresh``, it
 computes everything and writes a new record. Evaluation is batched: ``batch`` slices per forward pass.
 """
 
@@ -31,9 +35,10 @@ from advmri.util.atomic import write_together
 from advmri.util.errors import UserError
 from advmri.util.paths import display_path, project_path
 
-__all__ = ["RECORD", "QualityMismatch", "quality_params", "compute", "quality_tables"]
+__all__ = ["RECORD", "FINGERPRINTS", "QualityMismatch", "quality_params", "compute", "quality_tables", "fingerprints"]
 
 RECORD = "record.json"
+FINGERPRINTS = "fingerprints.json"
 KEY_SLICES = ["method", "acceleration", "file", "slice"]
 KEY_BOXES = ["method", "acceleration", "file", "slice", "bx", "by", "bw", "bh"]
 
@@ -64,6 +69,38 @@ def input_digests(specs: dict[str, str], data: str | Path) -> dict[str, str]:
     for f in sorted(folder.glob("*.h5")) + sorted(project_path(data).glob("*.csv")):
         out[display_path(f)] = file_sha256(f)
     return out
+
+
+def fingerprints(data: str | Path) -> dict[str, dict]:
+    """The content fingerprint (:func:`advmri.data.fingerprint.fingerprint`) of every ``.h5`` file of ``data``."""
+    from advmri.data.fingerprint import fingerprint
+    from advmri.models.train import h5_folder
+
+    return {display_path(f): fingerprint(f) for f in sorted(h5_folder(data).glob("*.h5"))}
+
+
+def _fingerprints_json(data: str | Path) -> bytes:
+    return json.dumps(fingerprints(data), separators=(",", ":"), sort_keys=True).encode()
+
+
+def _rounded_only(folder: Path, rec: dict, changed: list[str]) -> tuple[list[str], str | None]:
+    """Of the ``changed`` inputs, the data files whose content fingerprint agrees with the recorded one, and the
+    first that does not (why the record cannot be reused), or None."""
+    from advmri.data.fingerprint import differs, fingerprint
+
+    f = folder / FINGERPRINTS
+    recorded = None
+    if rec.get("fingerprints") and f.is_file() and _digest(f.read_bytes()) == rec["fingerprints"]:
+        recorded = json.loads(f.read_text())
+    same: list[str] = []
+    for k in sorted(changed):
+        if recorded is None or k not in recorded or not project_path(k).is_file() or not k.endswith(".h5"):
+            return same, f"input changed: {k}"
+        what = differs(fingerprint(project_path(k)), recorded[k])
+        if what:
+            return same, f"input changed: {k} ({what})"
+        same.append(k)
+    return same, None
 
 
 def quality_params(
@@ -162,12 +199,18 @@ def _reusable(folder: Path, params: dict, inputs: dict) -> tuple[dict | None, st
         return None, f"{f}: unreadable"
     if rec.get("params") != params:
         return None, "parameters changed"
-    changed = [k for k in set(inputs) | set(rec.get("inputs", {})) if inputs.get(k) != rec.get("inputs", {}).get(k)]
-    if changed:
-        return None, f"input changed: {sorted(changed)[0]}"
     for name in ("slices.csv", "boxes.csv"):
         if not (folder / name).is_file() or _digest((folder / name).read_bytes()) != rec["tables"].get(name):
             return None, f"{name} missing or altered"
+    changed = [k for k in set(inputs) | set(rec.get("inputs", {})) if inputs.get(k) != rec.get("inputs", {}).get(k)]
+    same, why = _rounded_only(folder, rec, changed) if changed else ([], None)
+    if why:
+        return None, why
+    if same:
+        return rec, (
+            f"{len(same)} data file(s) not byte-identical to the recorded ones but of the same content "
+            "(fingerprints within float32 rounding: generated on another CPU)"
+        )
     return rec, "ok"
 
 
@@ -191,6 +234,8 @@ def quality_tables(
     inputs = input_digests(specs, data)
     rec, why = (None, "fresh") if fresh else _reusable(folder, params, inputs)
     if rec is not None:
+        if why != "ok":
+            log(f"quality: {why}")
         q, qb = pd.read_csv(folder / "slices.csv"), pd.read_csv(folder / "boxes.csv")
         rows = _verify(folder, rec, q, qb, verify, log) if verify else 0
         return q, qb, dict(status="reused", verified_rows=rows, why=why)
@@ -198,15 +243,18 @@ def quality_tables(
     t = time.perf_counter()
     q, qb = compute(specs, data, accelerations, max_slices, batch)
     tables = {"slices.csv": _csv(q), "boxes.csv": _csv(qb)}
+    prints = _fingerprints_json(data)
     rec = dict(
         params=params,
         inputs=inputs,
         tables={k: _digest(v) for k, v in tables.items()},
+        fingerprints=_digest(prints),
         code_version=code_version(),
         machine=machine(),
         seconds=round(time.perf_counter() - t, 1),
     )
     folder.mkdir(parents=True, exist_ok=True)
-    write_together({folder / k: v for k, v in tables.items()} | {folder / RECORD: json.dumps(rec, indent=1).encode()})
+    files = {folder / k: v for k, v in tables.items()} | {folder / FINGERPRINTS: prints}
+    write_together(files | {folder / RECORD: json.dumps(rec, indent=1).encode()})
     q, qb = pd.read_csv(io.BytesIO(tables["slices.csv"])), pd.read_csv(io.BytesIO(tables["boxes.csv"]))
     return q, qb, dict(status="computed", seconds=rec["seconds"], why=why)

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,10 +87,11 @@ class SweepOptions:
 
     verify: str = option("0", VERIFY_HELP)
     verify_runs: str = option(
-        "paths",
-        "which reused runs --verify recomputes: paths, one per code path (attack, model, data, precision, target, "
-        "update rule and options; every table's sha256 is checked), or all",
-        choices=("paths", "all"),
+        "cover",
+        "which reused runs --verify recomputes (every table's sha256 is checked): cover, the cheapest runs that "
+        "together exercise every feature (each model on each data set, each target, update rule and option, each "
+        "sweep); paths, one per code path (every combination of them); or all",
+        choices=("cover", "paths", "all"),
     )
     allow_dirty: bool = option(False, "record runs into results/ from a tree with uncommitted changes (stamped +dirty)")
     fresh: bool = option(
@@ -871,6 +872,20 @@ def _prepare(
     return todo
 
 
+def _verify_sample(reused: list[Path], which: str, seed: int, plan: Collection[Path] | None) -> list[Path]:
+    """The reused runs to recompute: all (``which="all"``), those of ``plan``, the cheapest covering every feature
+    (``cover``, :func:`advmri.experiments.verify.choose_cover`) or one per code path (``paths``,
+    :func:`advmri.experiments.verify.choose_runs`)."""
+    from advmri.experiments.verify import choose_cover, choose_runs
+
+    if which == "all":
+        return reused
+    if plan is not None:
+        chosen = {Path(p).resolve() for p in plan}
+        return [f for f in reused if Path(f).resolve() in chosen]
+    return choose_cover(reused, seed) if which == "cover" else choose_runs(reused, seed)
+
+
 def _verify_reused(
     name: str,
     runs: list[Run],
@@ -880,11 +895,12 @@ def _verify_reused(
     which: str,
     jobs: int,
     log: Callable[[str], object],
+    plan: Collection[Path] | None = None,
 ) -> None:
     """Recompute ``passes`` seeded passes of the reused runs (``out``: their statuses, which get ``verified``):
-    one run per code path (``which="paths"``, :func:`advmri.experiments.verify.choose_runs`) or every one (``all``);
+    the runs of ``plan`` (chosen by the caller across several sweeps), else by ``which`` (:func:`_verify_sample`);
     :class:`advmri.experiments.verify.CacheMismatch` when they differ."""
-    from advmri.experiments.verify import choose_runs, defer_emulated, verify_many
+    from advmri.experiments.verify import defer_emulated, verify_many
 
     log(
         f"sweep {name}: verifying {passes} seeded pass(es) of each of {len(out)} reused runs "
@@ -892,11 +908,13 @@ def _verify_reused(
     )
     t_verify = time.perf_counter()
     reused = [r.folder for r in runs if r.id in out]
-    sample = reused if which == "all" else choose_runs(reused, seed)
+    sample = _verify_sample(reused, which, seed, plan)
     if len(sample) < len(reused):
+        how = {"cover": "every feature at least once, cheapest runs first", "paths": "one run per code path"}[which]
         log(
-            f"sweep {name}: one run per code path: {len(sample)} of {len(reused)} reused runs recomputed "
-            "(every table's sha256 is checked; --verify-runs all recomputes a pass of each)"
+            f"sweep {name}: {how}{' (chosen across the sweeps of this job)' if plan is not None else ''}: "
+            f"{len(sample)} of {len(reused)} reused runs recomputed (every table's sha256 is checked; "
+            "--verify-runs all recomputes a pass of each)"
         )
     if which != "all":
         sample, deferred = defer_emulated(sample)
@@ -959,7 +977,8 @@ def run_sweep(
     allow_dirty: bool = False,
     slurm: dict | None = None,
     fresh: bool = False,
-    verify_runs: str = "paths",
+    verify_runs: str = "cover",
+    verify_plan: Collection[Path] | None = None,
 ) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
@@ -970,8 +989,10 @@ def run_sweep(
     One sweep at a time per sweep folder (a lock file); a second call while one runs stops at once.
 
     ``verify``: before a completed run is reused, recompute that many seeded passes of it (``jobs`` processes) and
-    stop when they differ (:class:`advmri.experiments.verify.CacheMismatch`); ``verify_runs``: ``paths`` one run per
-    code path (:func:`advmri.experiments.verify.choose_runs`), ``all`` every reused run. ``fresh``: recompute every
+    stop when they differ (:class:`advmri.experiments.verify.CacheMismatch`); ``verify_runs``: ``cover`` the cheapest
+    runs that exercise every feature (:func:`advmri.experiments.verify.choose_cover`), ``paths`` one run per code path
+    (:func:`advmri.experiments.verify.choose_runs`), ``all`` every reused run; ``verify_plan``: recompute exactly
+    these run folders of it (the main job chooses them across its sweeps). ``fresh``: recompute every
     run; the complete ones are set aside and put back unless their new results complete (:func:`confirm_fresh`).
     Runs recorded into the project's own ``results/`` need a clean ``lib/`` unless ``allow_dirty``."""
     passes = _checked_args(jobs, verify, engine)
@@ -983,7 +1004,7 @@ def run_sweep(
         todo = _prepare(path, results, name, runs, fresh, allow_dirty, log)
         out: dict[str, dict[str, Any]] = {r.id: {"status": "skipped"} for r in runs if r not in todo}
         if passes and out:
-            _verify_reused(name, runs, out, passes, verify_seed, verify_runs, workers, log)
+            _verify_reused(name, runs, out, passes, verify_seed, verify_runs, workers, log, verify_plan)
         out.update(_execute(todo, engine, scheduler, workers, slurm_cfg, folder, log))
     finally:
         _unlock_sweep(folder, lock, fresh, log)

@@ -225,6 +225,53 @@ def code_path(run: AttackRun) -> tuple:
     )
 
 
+# the parts of :func:`code_path` after (attack, model, data, precision), by name: :func:`features`
+FEATURE_NAMES = ("update", "target", "loss", "region", "restarts", "momentum", "mask_draws", "random_control", "interp")
+
+
+def features(run: AttackRun, sweep: str | None = None) -> set[tuple]:
+    """The code features a run exercises: its inputs (attack, model, precision, data folder: the forward and
+    gradient code of that model on that data), each option of :func:`code_path` by name (``(attack, name, value)``:
+    e.g. the healthy-twin target, the authors' update, restarts) and, with ``sweep``, its sweep (so that every
+    sweep has a recomputed run). :func:`choose_cover` picks runs until every feature of every run is covered."""
+    path = code_path(run)
+    out: set[tuple] = {("inputs", run.attack, run.model, run.precision, run.data)}
+    out |= {(run.attack, n, v) for n, v in zip(FEATURE_NAMES, path[4:], strict=True) if v is not None}
+    return out | ({("sweep", sweep)} if sweep else set())
+
+
+def pass_cost(folder: Path) -> float:
+    """The estimated seconds of one verification pass of the run in ``folder``: its recorded seconds per box
+    (a pass recomputes one box, or a few items of one; infinite when unrecorded)."""
+    rec = RunRecord(Path(folder))
+    seconds = (rec.read_status() or {}).get("seconds")
+    table = rec.read_table()
+    boxes = len(table[["file", "slice", "bx", "by"]].drop_duplicates()) if len(table) else 0
+    return float(seconds) / boxes if seconds and boxes else float("inf")
+
+
+def choose_cover(folders: list[Path], seed: int = 0, sweeps: bool = True) -> list[Path]:
+    """The cheapest runs (greedy weighted set cover, :func:`pass_cost` per new :func:`features`; ties in a seeded
+    order) whose recomputation covers every feature of every run in ``folders`` (with ``sweeps``, every sweep
+    folder ``results/<sweep>/`` too), in the given order. Each feature value is checked at least once, at the
+    smallest cost; :func:`choose_runs` checks every combination (one run per :func:`code_path`) instead."""
+    folders = [Path(f) for f in folders]
+    feats = {f: features(run_of(f), f.parent.name if sweeps else None) for f in folders}
+    cost = {f: pass_cost(f) for f in folders}
+    rng = np.random.default_rng([seed, 3])
+    rank = {f: int(i) for f, i in zip(folders, rng.permutation(len(folders)), strict=True)}
+    need = set().union(*feats.values()) if feats else set()
+    chosen: set[Path] = set()
+    while need:
+        best = min(
+            (f for f in folders if feats[f] & need),
+            key=lambda f: (cost[f] / len(feats[f] & need), rank[f]),
+        )
+        chosen.add(best)
+        need -= feats[best]
+    return [f for f in folders if f in chosen]
+
+
 def bf16_units(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``). Without
     them torch emulates bf16 autocast, and a VarNet pass of a ``precision: bf16`` run takes minutes instead of

@@ -286,20 +286,44 @@ def _troubleshooting() -> str:
     return "\n".join(rows)
 
 
+# run in one child process: each command's ``--help`` as ``python -m <module> --help`` prints it, the imports shared
+_HELP_SCRIPT = """
+import contextlib, io, json, os, runpy, sys, warnings
+os.environ["COLUMNS"] = "100"
+warnings.simplefilter("ignore")
+out = {}
+for mod in sys.argv[1:]:
+    buf = io.StringIO()
+    sys.argv = [mod, "--help"]
+    code = None
+    with contextlib.redirect_stdout(buf):
+        try:
+            runpy.run_module(mod, run_name="__main__", alter_sys=True)
+        except SystemExit as e:
+            code = e.code
+    out[mod] = [code, buf.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def _help_texts(mods: tuple[str, ...]) -> list[str]:
+    """Each module's ``python -m <module> --help`` output, from one child process."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    p = subprocess.run(
+        [sys.executable, "-c", _HELP_SCRIPT, *mods], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        raise UserError(f"--help of the commands failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+    got = json.loads(lines[-1])
+    bad = [m for m in mods if got.get(m, [1])[0] not in (0, None)]
+    if bad:
+        raise UserError(f"python -m {bad[0]} --help failed (exit {got[bad[0]][0]})")
+    return [got[m][1].strip() for m in mods]
+
+
 def _cli_reference() -> str:
-    from concurrent.futures import ThreadPoolExecutor
-
-    def helptext(mod: str) -> str:
-        env = dict(os.environ, COLUMNS="100", PYTHONWARNINGS="ignore")
-        p = subprocess.run(
-            [sys.executable, "-m", mod, "--help"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
-        )
-        if p.returncode != 0:
-            raise UserError(f"python -m {mod} --help failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
-        return p.stdout.strip()
-
-    with ThreadPoolExecutor(max_workers=4) as ex:
-        helps = list(ex.map(helptext, CLIS))
+    helps = _help_texts(CLIS)
     out = [
         "# Command-line reference",
         "",
@@ -313,6 +337,8 @@ def _cli_reference() -> str:
 
 
 def _api_reference(src: Path) -> str:
+    """One page per package (layer) under ``api/``, each module a section with its autodoc; returns the index page.
+    (One page per module made 67 pages, and every page of the book carries the whole navigation tree.)"""
     import importlib
     import pkgutil
 
@@ -320,24 +346,34 @@ def _api_reference(src: Path) -> str:
 
     (src / "api").mkdir(exist_ok=True)
     names = sorted(m.name for m in pkgutil.walk_packages(advmri.__path__, "advmri.") if not m.name.endswith("__main__"))
+    packages = ["advmri"] + [n for n in names if hasattr(importlib.import_module(n), "__path__")]
     rows, toc = [], []
-    for name in names:
-        mod = importlib.import_module(name)
-        first = ((mod.__doc__ or "").strip().splitlines() or [""])[0].replace("``", "`")
-        (src / "api" / f"{name}.md").write_text(
-            f"# `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n   :members:\n   :show-inheritance:\n```\n"
-        )
-        rows.append(f"| [`{name}`]({name}.md) | {first.replace('|', '/')} |")
-        toc.append(name)
+    for pkg in packages:
+        members = [n for n in names if n.rpartition(".")[0] == pkg and n not in packages]
+        body = [f"# `{pkg}`\n", _first_line(pkg) + "\n"]
+        for name in members:
+            auto = f".. automodule:: {name}\n   :members:\n   :show-inheritance:"
+            body.append(f"(api-{name})=\n## `{name}`\n\n```{{eval-rst}}\n{auto}\n```\n")
+            rows.append(f"| [`{name}`](#api-{name}) | {_first_line(name)} |")
+        (src / "api" / f"{pkg}.md").write_text("\n".join(body))
+        toc.append(pkg)
     return (
-        "# API reference\n\nEvery module of the library, with its public functions and classes (autodoc). "
-        "Shapes, conventions (FFT normalisation, orientation) and units are stated in the docstrings.\n\n"
+        "# API reference\n\nEvery module of the library, with its public functions and classes (autodoc), one page "
+        "per layer. Shapes, conventions (FFT normalisation, orientation) and units are stated in the docstrings.\n\n"
         "| module | what it does |\n|---|---|\n"
         + "\n".join(rows)
         + "\n\n```{toctree}\n:hidden:\n\n"
         + "\n".join(toc)
         + "\n```\n"
     )
+
+
+def _first_line(name: str) -> str:
+    """The first line of a module's docstring, for a table cell."""
+    import importlib
+
+    doc = importlib.import_module(name).__doc__ or ""
+    return ((doc.strip().splitlines() or [""])[0]).replace("``", "`").replace("|", "/")
 
 
 def _guide(paper_dir: Path, src: Path) -> None:
