@@ -6,6 +6,7 @@
     python3 tasks.py test-slow  # the slow tier (CI runs both: .ci/run)
     python3 tasks.py lint   # ruff check, ruff format --check and mypy (configured in pyproject.toml; CI runs it first)
     python3 tasks.py paper  # set up, then build the article (HTML book + PDF) from the committed results
+    python3 tasks.py setup  # only the set-up: .venv and (as root, with apt-get) chromium for the article's PDF
 
 Set-up creates ``.venv`` and installs: torch pinned to the CPU wheel (2.13.0), fastmri *without*
 its declared dependencies (torchvision and pytorch-lightning are never imported by its core),
@@ -73,8 +74,14 @@ def system_packages(only: tuple[str, ...] = ()) -> None:
     if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        sh("apt-get", "update", "-qq")
-        sh("apt-get", "install", "-y", "-qq", *missing, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        log = VENV / "apt.log"  # apt's own output (hundreds of lines) goes here; a failure shows its tail
+        print(f"+ apt-get install {' '.join(missing)} (output: {log.relative_to(ROOT)})", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        with open(log, "w") as out:
+            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+                if subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode:
+                    tail = log.read_text().strip().splitlines()[-5:]
+                    raise SystemExit(f"{' '.join(cmd)} failed (see {log}):\n" + "\n".join(tail))
     else:
         print(
             f"warning: {', '.join(missing)} not installed; the tests that need them are skipped or fail "
@@ -102,6 +109,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     setup()
+    if argv[0] == "setup":  # what the main job needs besides the venv: a headless chromium prints the article's PDF
+        system_packages(only=("chromium",))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if argv[0] == "lint":
         return lint()

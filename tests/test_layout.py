@@ -50,8 +50,6 @@ NO_TEST_FILE = {
     "tests/app/test_servers.py serves to a browser",
     "app/lab": "thin `python -m advmri.app.lab` wrapper around app.servers.lab_command, which "
     "tests/app/test_servers.py runs in a browser",
-    "app/pipeline": "the main job (`python3 tasks.py all`); its make_data is run by tests/test_notebooks.py and "
-    "tests/app/test_servers.py on the embedded default",
 }
 
 # top-level test files: cross-cutting, of no single module

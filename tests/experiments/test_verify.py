@@ -54,6 +54,62 @@ def test_verified_cache_reproduces_and_catches_a_changed_value(done_sweep):
         (folder / "status.json").write_text(json.dumps(s))
 
 
+def test_reports_verified_beforehand_are_reused_only_while_the_table_is_unchanged(done_sweep):
+    """The main job verifies its chosen runs in one pool, then each sweep reuses those reports, but only for a run
+    whose table still has the verified sha256: one altered since (digest updated) is recomputed, and caught."""
+    from advmri.experiments.verify import verify_many
+
+    cfg, tmp = done_sweep
+    folders = sorted(p.parent for p in (tmp / "v").glob("*/results.csv"))
+    reports = {
+        str(f.resolve()): rep for f, rep in zip(folders, _by_folder(verify_many(folders, 1), folders), strict=True)
+    }
+    assert all(
+        rep["table_sha256"] == table_digest(f / "results.csv")[0]
+        for f, rep in zip(folders, reports.values(), strict=True)
+    )
+    logs: list[str] = []
+    st = run_sweep(cfg, results=tmp, log=logs.append, verify=1, verify_plan=folders, verified=reports)
+    assert all(v["verified"] == reports[str(f.resolve())] for v, f in zip(_in_order(st, folders), folders, strict=True))
+    assert not any(line.startswith("  [") for line in logs)  # nothing recomputed
+    assert any(f"({len(folders)} of them verified above" in line for line in logs)
+    folder = next(f for f in folders if f.name.startswith("noise-"))
+    table, status = folder / "results.csv", folder / "status.json"
+    original, original_status = table.read_bytes(), status.read_bytes()
+    try:
+        df = pd.read_csv(table)
+        df["box_mse"] = df["box_mse"] * 1.01
+        df.to_csv(table, index=False)
+        s = read_status(folder)
+        s["results_sha256"], s["results_rows"] = table_digest(table)
+        status.write_text(json.dumps(s))
+        with pytest.raises(CacheMismatch, match="box_mse"):
+            run_sweep(cfg, results=tmp, log=lambda *a: None, verify=1, verify_plan=folders, verified=reports)
+    finally:
+        table.write_bytes(original)
+        status.write_bytes(original_status)
+
+
+def _by_folder(reports: dict[str, dict], folders) -> list[dict]:
+    return [reports[f.name] for f in folders]
+
+
+def _in_order(statuses: dict[str, dict], folders) -> list[dict]:
+    return [statuses[read_status(f)["run_id"]] for f in folders]
+
+
+def test_the_cover_of_the_committed_runs_exercises_every_feature_with_fewer_runs():
+    from advmri.experiments.verify import choose_cover, choose_runs, features, run_of
+
+    folders = sorted(p.parent for p in (ROOT / "results").glob("*/*/params.json") if p.parent.parent.name != "cards")
+    folders = [f for f in folders if (f / "status.json").is_file()]
+    cover = choose_cover(folders)
+    every = set().union(*(features(run_of(f), f.parent.name) for f in folders))
+    assert set().union(*(features(run_of(f), f.parent.name) for f in cover)) == every
+    assert {f.parent.name for f in cover} == {f.parent.name for f in folders}  # a run of every sweep
+    assert len(cover) < len(choose_runs(folders))
+
+
 def test_pass_choice_is_seeded_and_distinct():
     a = choose_passes(50, 3, 0, "run-a")
     assert a == choose_passes(50, 3, 0, "run-a") and len(set(a)) == 3

@@ -5,9 +5,11 @@
 Steps (each skipped when its output exists, except where forced):
 ``data`` generate the embedded synthetic set (train: 20 volumes seed 0, test: 28 volumes seed 1);
 ``train`` train both small models (only when a checkpoint is missing, or with ``--retrain``);
-``notebooks`` execute 01_data and 02_models (quality table -> ``paper/tables/quality.md``);
-``sweep`` run ``sweeps/paper.yaml``, ``interpolation.yaml`` and ``beyond.yaml`` (runs whose committed
-results verify are reused; ``--fresh`` recomputes all); ``analysis`` execute 05_analysis and 07_beyond ->
+``notebooks`` execute 01_data, 02_models (quality table -> ``paper/tables/quality.md``) and 08_your_model, in the
+background beside the sweep (they need the data only; :data:`BESIDE`);
+``sweep`` run ``sweeps/paper.yaml``, ``interpolation.yaml``, ``beyond.yaml`` and ``checks.yaml`` (runs whose
+committed results verify are reused: a seeded pass of the cheapest runs that exercise every feature is recomputed
+first, in one pool; ``--fresh`` recomputes all); ``analysis`` execute 05_analysis and 07_beyond ->
 ``paper/figures``, ``paper/tables``; ``paper`` build the article: ``paper/_build/html/index.html`` (a Sphinx
 book) and ``paper/_build/pdf/paper.pdf`` (:mod:`advmri.report.book`), and ``paper/build/paper.md``.
 """
@@ -51,7 +53,7 @@ SWEEPS = ("paper", "interpolation", "beyond", "checks")  # sweeps/<name>.yaml, r
 MODELS = {"varnet": (ROOT / "models" / "varnet-small.pt", 700), "unet": (ROOT / "models" / "unet-small.pt", 900)}
 
 
-def make_data(splits: tuple[str, ...] = ("train", "test"), jobs: int = 1) -> list[str]:
+def make_data(splits: tuple[str, ...] = ("train", "test")) -> list[str]:
     """The embedded default data set (train: 20 volumes seed 0, test: 28 volumes seed 1, 93 located boxes),
     when missing or of another size (the derived data folder is regenerated; volumes are bit-identical
     per (seed, index), so the first 6 test volumes are those of the earlier 6-volume split)."""
@@ -71,7 +73,7 @@ def make_data(splits: tuple[str, ...] = ("train", "test"), jobs: int = 1) -> lis
                     f"   {DATA / split}: {len(names)} volumes, the embedded default has {n}; regenerating it",
                     flush=True,
                 )
-            generate_dataset("small", n, seed, DATA / split, force=True, jobs=jobs)
+            generate_dataset("small", n, seed, DATA / split, force=True)
             made.append(f"{split} ({n} volumes)")
         elif first is None or not first.is_file() or not read_info(first).has_healthy_kspace:
             print(
@@ -79,7 +81,7 @@ def make_data(splits: tuple[str, ...] = ("train", "test"), jobs: int = 1) -> lis
                 "hallucination attacks); regenerating it (the lesioned k-space is bit-identical)",
                 flush=True,
             )
-            generate_dataset("small", n, seed, DATA / split, force=True, jobs=jobs)
+            generate_dataset("small", n, seed, DATA / split, force=True)
             made.append(f"{split} ({n} volumes)")
     return made
 
@@ -88,7 +90,7 @@ COIL_COUNTS = (4, 8, 15, 24)  # the budget law of the authors' update (sweeps/ch
 COIL_DATA = ROOT / "data" / "synthetic" / "coils"
 
 
-def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed: int = 1, jobs: int = 1) -> list[str]:
+def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed: int = 1) -> list[str]:
     """Test sets of the ``small`` geometry with other coil counts (``data/synthetic/coils/c<C>/test``), for the
     attained budget fraction of the authors' update as a function of the coil count (``sweeps/checks.yaml``)."""
     from dataclasses import replace
@@ -107,7 +109,6 @@ def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed:
                 out,
                 force=True,
                 progress=False,
-                jobs=jobs,
             )
             made.append(f"{c}-coil test ({volumes} volumes)")
     return made
@@ -217,10 +218,16 @@ def main(argv: list[str] | None = None) -> int:
 NOTES: dict[str, str] = {}  # step -> what it reused, verified and recomputed (the final summary)
 
 
+BACKGROUND: set[str] = set()  # the steps that ran in the background (:data:`BESIDE`)
+
+
 def summary(times: dict[str, float], total: float) -> str:
-    """The main job's last lines: each step's time and what it reused, verified and recomputed."""
+    """The main job's last lines: each step's time and what it reused, verified and recomputed (in step order; a
+    step that ran in the background overlaps the following ones, so the times add up to more than the total)."""
     lines = [f"== summary: main job done in {total:.0f} s"]
-    lines += [f"   {step:<10} {sec:6.0f} s   {NOTES.get(step, '')}" for step, sec in times.items()]
+    for step in sorted(times, key=STEPS.index):
+        beside = f" (in the background, beside the steps until {BESIDE[step]})" if step in BACKGROUND else ""
+        lines.append(f"   {step:<10} {times[step]:6.0f} s   {NOTES.get(step, '')}{beside}")
     return "\n".join(lines)
 
 
@@ -248,8 +255,8 @@ def _needs_training(a: argparse.Namespace) -> bool:
 def _data_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``data``: the embedded test set (and the training split only when a model is trained: the committed
     checkpoints are reused) and the coil-count test sets."""
-    made = make_data(("train", "test") if _needs_training(a) else ("test",), jobs=a.jobs)
-    made += make_coil_data(jobs=a.jobs)
+    made = make_data(("train", "test") if _needs_training(a) else ("test",))
+    made += make_coil_data()
     NOTES["data"] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
 
 
@@ -281,13 +288,16 @@ def _train_step(a: argparse.Namespace, overrides: dict | None) -> None:
 
 
 def _notebooks_step(a: argparse.Namespace, overrides: dict | None) -> None:
-    """Step ``notebooks``: execute 01_data and 02_models; the quality table -> ``paper/tables/quality.md``."""
+    """Step ``notebooks``: execute 01_data, 02_models and 08_your_model (``--jobs`` at a time); the quality table ->
+    ``paper/tables/quality.md``."""
     out = ROOT / "results" / "notebooks"
     quality = dict(data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"), fresh=a.fresh)
-    _nbs({"02_models": quality, "01_data": {"data_dir": str(DATA / "test")}}, out, a.jobs)
+    card = dict(data_dir=str(DATA / "test"), out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
+    notebooks = {"02_models": quality, "08_your_model": card, "01_data": {"data_dir": str(DATA / "test")}}
+    _nbs(notebooks, out, a.jobs)  # independent of the attack runs (08: the benchmark of a user's model on the data)
     rep = ROOT / "results" / "model_quality.report.json"
     q = json.loads(rep.read_text()) if rep.is_file() else {}
-    NOTES["notebooks"] = f"01, 02 executed; quality table {q.get('status', '?')}" + (
+    NOTES["notebooks"] = f"01, 02, 08 executed; quality table {q.get('status', '?')}" + (
         f" ({q['verified_rows']} rows recomputed and equal)"
         if q.get("verified_rows")
         else f" in {q['seconds']:.0f} s"
@@ -317,6 +327,28 @@ def _verify_plan(a: argparse.Namespace, overrides: dict | None) -> list[Path] | 
     return choose_cover(folders)
 
 
+def _verify_planned(plan: list[Path], a: argparse.Namespace) -> dict[str, dict]:
+    """Recompute a pass of each run of ``plan`` in one pool of ``--jobs`` processes, the longest first (across the
+    sweeps, so that no process idles at the end of each); returns the reports by resolved folder. Each sweep then
+    reuses a report while its run's table keeps the verified sha256 (checked with the sweep's lock held)."""
+    import time
+
+    from advmri.experiments.verify import defer_emulated, parse_passes, verify_many
+
+    todo, deferred = defer_emulated(plan)
+    sweeps = sorted({f.parent.name for f in plan})
+    print(
+        f"sweep: verifying {len(todo)} reused runs chosen across {len(sweeps)} sweeps (the cheapest that together "
+        f"exercise every feature; --verify-runs paths: one per code path, all: every run), {a.jobs} at a time"
+        + (f"; {len(deferred)} bf16 run(s) deferred: no bf16 units on this CPU" if deferred else ""),
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    reps = verify_many(todo, parse_passes(a.verify), 0, a.jobs)
+    print(f"sweep: {len(reps)} runs verified in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {str(f.resolve()): reps[f.name] for f in todo if f.name in reps}
+
+
 def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
     """Step ``sweep``: run every sweep of :data:`SWEEPS` (with ``--fresh``: asked once, before anything is
     recomputed)."""
@@ -329,6 +361,7 @@ def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
         )
         confirm_fresh(n, ROOT / "results", a.yes)
     plan = _verify_plan(a, overrides)
+    verified = _verify_planned(plan, a) if plan else None
     statuses: dict[str, dict] = {}
     for sweep in SWEEPS:
         cfg = ROOT / "sweeps" / f"{sweep}.yaml"
@@ -342,6 +375,7 @@ def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
             fresh=a.fresh,
             verify_runs=a.verify_runs,
             verify_plan=plan,
+            verified=verified,
         )
         statuses.update(st)
         if any(v["status"] == "failed" for v in st.values()):
@@ -350,7 +384,7 @@ def _sweep_step(a: argparse.Namespace, overrides: dict | None) -> None:
 
 
 def _analysis_step(a: argparse.Namespace, overrides: dict | None) -> None:
-    """Step ``analysis``: execute 05_analysis, 07_beyond and 08_your_model -> ``paper/figures``, ``paper/tables``."""
+    """Step ``analysis``: execute 05_analysis and 07_beyond -> ``paper/figures``, ``paper/tables``."""
     from advmri.experiments.sweep import load_sweep
 
     _, runs = load_sweep(ROOT / "sweeps" / "paper.yaml", ROOT / "results", overrides)
@@ -365,7 +399,6 @@ def _analysis_step(a: argparse.Namespace, overrides: dict | None) -> None:
             interpolation_dir=str(ROOT / "results" / "interpolation"),
             checks_dir=str(ROOT / "results" / "checks"),
         ),
-        "08_your_model": dict(data_dir=str(DATA / "test"), out_dir=str(ROOT / "results" / "cards" / "tiny_cnn")),
         "07_beyond": dict(
             beyond_dir=str(ROOT / "results" / "beyond"),
             paper_dir=str(ROOT / "results" / "paper"),
@@ -376,7 +409,7 @@ def _analysis_step(a: argparse.Namespace, overrides: dict | None) -> None:
         ),
     }
     _nbs(notebooks, ROOT / "results" / "notebooks", a.jobs)  # independent: they write disjoint files
-    NOTES["analysis"] = "05, 07, 08 executed (tables and figures from the verified runs)"
+    NOTES["analysis"] = "05, 07 executed (tables and figures from the verified runs)"
 
 
 def _paper_step(a: argparse.Namespace, overrides: dict | None) -> None:
@@ -414,14 +447,51 @@ _STEP_FUNCS = {
 }
 
 
+# a step that runs in the background beside the following ones (when --jobs > 1), and the step it must finish before:
+# the notebooks 01, 02 and 08 need the data only, and the sweep's verification leaves cores idle between its runs
+BESIDE = {"notebooks": "analysis"}
+
+
 def _steps(a: argparse.Namespace, overrides: dict | None, times: dict[str, float]) -> None:
-    """Run the steps ``a.start`` .. ``a.until`` in order; each one's seconds go to ``times`` (in step order)."""
-    for step in STEPS[STEPS.index(a.start) : STEPS.index(a.until) + 1]:
-        t0 = time.perf_counter()
-        print(f"== {step}", flush=True)
-        _STEP_FUNCS[step](a, overrides)
-        times[step] = time.perf_counter() - t0
-        print(f"   {step}: {times[step]:.0f} s", flush=True)
+    """Run the steps ``a.start`` .. ``a.until`` in order (those of :data:`BESIDE` in the background until the step
+    they must precede); each one's seconds go to ``times``."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    todo = STEPS[STEPS.index(a.start) : STEPS.index(a.until) + 1]
+    background: dict[str, Future] = {}
+    with ThreadPoolExecutor(1, thread_name_prefix="advmri-step") as pool:
+        try:
+            for step in todo:
+                for other in [o for o in background if BESIDE[o] == step]:
+                    _join(other, background.pop(other), times)
+                if a.jobs > 1 and BESIDE.get(step) in todo:
+                    print(f"== {step} (in the background, beside the steps until {BESIDE[step]})", flush=True)
+                    background[step] = pool.submit(_timed, step, a, overrides)
+                    continue
+                print(f"== {step}", flush=True)
+                times[step] = _timed(step, a, overrides)
+            for other in list(background):
+                _join(other, background.pop(other), times)
+        finally:
+            for fut in background.values():  # a step failed or was interrupted: the background one stops with it
+                fut.cancel()
+
+
+def _timed(step: str, a: argparse.Namespace, overrides: dict | None) -> float:
+    """Run one step; its seconds (also printed)."""
+    t0 = time.perf_counter()
+    _STEP_FUNCS[step](a, overrides)
+    sec = time.perf_counter() - t0
+    print(f"   {step}: {sec:.0f} s", flush=True)
+    return sec
+
+
+def _join(step: str, fut, times: dict[str, float]) -> None:
+    """Wait for a background step (its exception is raised here)."""
+    if not fut.done():
+        print(f"   waiting for {step} (in the background)", flush=True)
+    times[step] = fut.result()
+    BACKGROUND.add(step)
 
 
 if __name__ == "__main__":

@@ -177,39 +177,6 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
     )
 
 
-def _write_one(preset: Preset, seed: int, index: int, h5dir: Path) -> tuple[Path, list]:
-    """Generate volume ``index`` and write it to ``h5dir``; returns its path and annotation rows."""
-    vol = generate_volume(preset, seed, index)
-    path = h5dir / f"{vol['name']}.h5"
-    write_volume(
-        path,
-        vol["kspace"],
-        vol["target"],
-        preset.padding,
-        patient_id=hashlib.sha256(vol["name"].encode()).hexdigest()[:16],
-        extra_datasets={"reconstruction_rss_healthy": vol["healthy"], "kspace_healthy": vol["kspace_healthy"]},
-        extra_attrs={"synthetic_preset": preset.name, "synthetic_seed": seed, "synthetic_snr": preset.snr},
-    )
-    return path, vol["annotations"]
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-
-
-def _volumes(preset: Preset, seed: int, indices: range, h5dir: Path, jobs: int):
-    """``(path, annotation rows)`` of each volume, in index order; ``jobs`` > 1: that many processes, one thread
-    each (every volume depends on ``(seed, index)`` only, so the files are the same bytes as one after another)."""
-    if jobs <= 1 or len(indices) <= 1:
-        yield from (_write_one(preset, seed, i, h5dir) for i in indices)
-        return
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    with ProcessPoolExecutor(min(jobs, len(indices)), get_context("spawn"), initializer=_init_worker) as pool:
-        yield from pool.map(_write_one, *zip(*((preset, seed, i, h5dir) for i in indices), strict=True))
-
-
 def generate_dataset(
     preset: Preset | str,
     volumes: int,
@@ -218,10 +185,8 @@ def generate_dataset(
     first_index: int = 0,
     progress: bool = True,
     force: bool = False,
-    jobs: int = 1,
 ) -> list[Path]:
-    """Generate ``volumes`` files into ``out/multicoil`` plus ``out/knee.csv`` and ``out/knee_file_list.csv``
-    (``jobs`` processes at a time).
+    """Generate ``volumes`` files into ``out/multicoil`` plus ``out/knee.csv`` and ``out/knee_file_list.csv``.
 
     A folder that already holds a data set is refused unless ``force``; then its volumes and CSVs
     are removed first, so no old volume survives beside the new ``knee.csv``.
@@ -242,13 +207,20 @@ def generate_dataset(
     check_writable(out / "knee.csv", "out")
     h5dir.mkdir(parents=True, exist_ok=True)
     files, rows = [], []
-    indices = range(first_index, first_index + volumes)
-    bar = tqdm(total=volumes, desc=f"synth {preset.name}", disable=not progress)
-    for path, boxes in _volumes(preset, seed, indices, h5dir, jobs):
+    for i in tqdm(range(first_index, first_index + volumes), desc=f"synth {preset.name}", disable=not progress):
+        vol = generate_volume(preset, seed, i)
+        path = h5dir / f"{vol['name']}.h5"
+        write_volume(
+            path,
+            vol["kspace"],
+            vol["target"],
+            preset.padding,
+            patient_id=hashlib.sha256(vol["name"].encode()).hexdigest()[:16],
+            extra_datasets={"reconstruction_rss_healthy": vol["healthy"], "kspace_healthy": vol["kspace_healthy"]},
+            extra_attrs={"synthetic_preset": preset.name, "synthetic_seed": seed, "synthetic_snr": preset.snr},
+        )
         files.append(path)
-        rows += boxes
-        bar.update()
-    bar.close()
+        rows += vol["annotations"]
     df = pd.DataFrame(rows, columns=CSV_COLUMNS)
     for c in ("x", "y", "width", "height"):
         df[c] = df[c].astype("Int64")

@@ -896,10 +896,13 @@ def _verify_reused(
     jobs: int,
     log: Callable[[str], object],
     plan: Collection[Path] | None = None,
+    verified: dict[str, dict] | None = None,
 ) -> None:
     """Recompute ``passes`` seeded passes of the reused runs (``out``: their statuses, which get ``verified``):
     the runs of ``plan`` (chosen by the caller across several sweeps), else by ``which`` (:func:`_verify_sample`);
-    :class:`advmri.experiments.verify.CacheMismatch` when they differ."""
+    :class:`advmri.experiments.verify.CacheMismatch` when they differ. ``verified``: reports the caller already has
+    (resolved folder -> :func:`advmri.experiments.verify.verify_run` report), reused for a run whose table still has
+    the sha256 that was verified (checked here, with the sweep's lock held)."""
     from advmri.experiments.verify import defer_emulated, verify_many
 
     log(
@@ -926,7 +929,13 @@ def _verify_reused(
                 f"sweep {name}: {len(deferred)} bf16 code path(s) not recomputed: this CPU has no bfloat16 units, "
                 "where one pass takes minutes; their tables' sha256 are checked; --verify-runs all recomputes them"
             )
-    reps = verify_many(sample, passes, seed, jobs, log=log)
+    have = {
+        f.name: rep
+        for f in sample
+        if (rep := (verified or {}).get(str(Path(f).resolve())))
+        and rep.get("table_sha256") == table_digest(RunRecord(f).table)[0]
+    }
+    reps = have | verify_many([f for f in sample if f.name not in have], passes, seed, jobs, log=log)
     done = total = 0
     for r in runs:
         if r.folder.name in reps:
@@ -935,6 +944,7 @@ def _verify_reused(
     log(
         f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
         f"{len(reps)} of {len(out)} reused runs in {time.perf_counter() - t_verify:.0f} s"
+        + (f" ({len(have)} of them verified above, their tables unchanged since)" if have else "")
     )
 
 
@@ -979,6 +989,7 @@ def run_sweep(
     fresh: bool = False,
     verify_runs: str = "cover",
     verify_plan: Collection[Path] | None = None,
+    verified: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
     """Run every pending run of a sweep; returns ``{run id: status}`` (skipped runs: ``skipped``).
 
@@ -992,7 +1003,8 @@ def run_sweep(
     stop when they differ (:class:`advmri.experiments.verify.CacheMismatch`); ``verify_runs``: ``cover`` the cheapest
     runs that exercise every feature (:func:`advmri.experiments.verify.choose_cover`), ``paths`` one run per code path
     (:func:`advmri.experiments.verify.choose_runs`), ``all`` every reused run; ``verify_plan``: recompute exactly
-    these run folders of it (the main job chooses them across its sweeps). ``fresh``: recompute every
+    these run folders of it (the main job chooses them across its sweeps); ``verified``: their reports when the caller
+    has already recomputed them (reused while each table keeps the verified sha256). ``fresh``: recompute every
     run; the complete ones are set aside and put back unless their new results complete (:func:`confirm_fresh`).
     Runs recorded into the project's own ``results/`` need a clean ``lib/`` unless ``allow_dirty``."""
     passes = _checked_args(jobs, verify, engine)
@@ -1004,7 +1016,7 @@ def run_sweep(
         todo = _prepare(path, results, name, runs, fresh, allow_dirty, log)
         out: dict[str, dict[str, Any]] = {r.id: {"status": "skipped"} for r in runs if r not in todo}
         if passes and out:
-            _verify_reused(name, runs, out, passes, verify_seed, verify_runs, workers, log, verify_plan)
+            _verify_reused(name, runs, out, passes, verify_seed, verify_runs, workers, log, verify_plan, verified)
         out.update(_execute(todo, engine, scheduler, workers, slurm_cfg, folder, log))
     finally:
         _unlock_sweep(folder, lock, fresh, log)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advmri.experiments.record import RunRecord
+from advmri.experiments.record import RunRecord, table_digest
 from advmri.experiments.run import METRICS, AttackRun, execute
 from advmri.util.errors import UserError, cli, prog
 from advmri.util.provenance import machine
@@ -158,6 +158,7 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
     folder = Path(folder)
     rec = RunRecord(folder)
     run = run_of(folder)
+    table_sha256 = table_digest(rec.table)[0]  # what was verified (a caller reusing the report compares it)
     table = rec.read_table()
     if table.empty:
         raise CacheMismatch(f"{rec.table}: empty table")
@@ -193,6 +194,7 @@ def verify_run(folder: str | Path, passes: int | str = 1, seed: int = 0, log=pri
             "computed: recompute with python -m advmri.app.pipeline --fresh"
         )
     report["cross_machine"] = cross
+    report["table_sha256"] = table_sha256
     shown = chosen if len(chosen) <= 8 else f"{chosen[:8]}..."
     log(
         f"  {folder.name}: verified {len(chosen)} of {n} passes ({100 * len(chosen) / max(n, 1):.0f}%; {len(m)} rows, "
@@ -319,13 +321,15 @@ def verify_many(
     folders: list[Path], passes: int | str = 1, seed: int = 0, jobs: int | None = None, log=print
 ) -> dict[str, dict]:
     """:func:`verify_run` of every folder, ``jobs`` at a time in separate processes (default: the cores this
-    process may use), largest tables first; a line per verified run and the first mismatch raised as it is."""
+    process may use), the longest first (:func:`pass_cost`, so that no long run is left for the end while the other
+    processes idle); a line per verified run and the first mismatch raised as it is."""
     import os
     import time
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
 
-    folders = sorted(folders, key=lambda f: -RunRecord(Path(f)).table.stat().st_size)
+    cost = {Path(f): pass_cost(Path(f)) for f in folders}
+    folders = sorted(folders, key=lambda f: (-cost[Path(f)], -RunRecord(Path(f)).table.stat().st_size))
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(folders)))
     reports: dict[str, dict] = {}
     if jobs == 1 or len(folders) <= 1:

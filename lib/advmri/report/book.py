@@ -416,6 +416,35 @@ def stage(
     return src
 
 
+PHASE = re.compile(r"^(reading sources|writing output)\.\.\. \[\s*(\d+)%\]")
+
+
+def _sphinx(src: Path, html: Path, log=print, every: float = 5.0) -> None:
+    """Build the HTML book (warnings are errors), with a progress line at most every ``every`` seconds (Sphinx's
+    own ``reading sources... [ 40%]`` / ``writing output...`` lines); one line naming the first warning on failure."""
+    import tempfile
+    import time
+
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-j", "1", str(src), str(html)]
+    t0 = shown = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        last = ""
+        for line in p.stdout or ():
+            m = PHASE.match(line)
+            if m and (time.perf_counter() - shown >= every or m.group(1) != last):
+                log(f"   book: {m.group(1)} {m.group(2)}% ({time.perf_counter() - t0:.0f} s)")
+                shown, last = time.perf_counter(), m.group(1)
+        rc = p.wait()
+        err.seek(0)
+        problems = [ln for ln in err.read().splitlines() if ln.strip()]
+    if rc != 0:
+        raise UserError(
+            f"{src}: the book build failed with {len(problems)} warning(s)/error(s); first: "
+            f"{problems[0] if problems else rc}"
+        )
+
+
 def build_book(
     paper_dir: str | Path = ROOT / "paper",
     setup_text: str = "",
@@ -426,17 +455,7 @@ def build_book(
     paper_dir = project_path(paper_dir)
     src = stage(paper_dir, setup_text, executed)
     html = paper_dir / "_build" / "html"
-    p = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-j", "1", str(src), str(html)],
-        capture_output=True,
-        text=True,
-    )
-    if p.returncode != 0:
-        lines = [ln for ln in (p.stderr or p.stdout).splitlines() if ln.strip()]
-        raise UserError(
-            f"{src}: the book build failed with {len(lines)} warning(s)/error(s); first: "
-            f"{lines[0] if lines else p.returncode}"
-        )
+    _sphinx(src, html)
     out = {"html": html / "index.html"}
     if pdf:
         made = print_pdf(html / "index.html", paper_dir / "_build" / "pdf" / "paper.pdf")
