@@ -23,7 +23,7 @@ max_slices = 0  # 0: all slices (and all boxes) of the held-out volumes
 out_table = "results/model_quality.csv"
 quality_dir = "results/quality"  # the recorded quality table (advmri.experiments.quality): reused when a seeded sample verifies
 fresh = False  # recompute the quality table even when the record verifies
-verify = 1  # sampled slices and boxes (each with its batch of 8) per acceleration recomputed before reuse (0: digests only)
+verify = 1  # sampled slices and boxes (each with its batch of 8) recomputed for every method before reuse (0: digests only)
 smoke = False
 
 # %%
