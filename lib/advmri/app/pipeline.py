@@ -114,36 +114,42 @@ def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed:
     return made
 
 
-def _nb(name: str, executed: Path, position: int = 0, **params) -> None:
+def _nb(name: str, executed: Path, position: int | None = 0, **params) -> None:
     """Execute ``notebooks/<name>.ipynb`` with ``params`` into the folder ``executed`` (papermill's bar of cells at
-    line ``position``)."""
+    line ``position``; None: no bar, a line when it is done)."""
     import papermill as pm
 
     executed.mkdir(parents=True, exist_ok=True)
     from advmri.util.kernels import EncryptedKernelManager
 
+    t0 = time.perf_counter()
     pm.execute_notebook(
         str(ROOT / "notebooks" / f"{name}.ipynb"),
         str(executed / f"{name}.ipynb"),
         parameters=params,
         cwd=str(ROOT),
         kernel_name="python3",
-        progress_bar=dict(desc=name, position=position),
+        progress_bar=False if position is None else dict(desc=name, position=position),
         kernel_manager_class=EncryptedKernelManager,
     )
+    if position is None:
+        print(f"   {name}: executed ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def _nbs(notebooks: dict[str, dict], executed: Path, jobs: int) -> None:
+def _nbs(notebooks: dict[str, dict], executed: Path, jobs: int, bars: bool = True) -> None:
     """Execute several independent notebooks (name -> parameters), ``jobs`` at a time (each in its own kernel
-    process), a bar for each; the first failure is raised once the others have finished."""
+    process), a bar for each (``bars=False``, in the background: a line as each is done); the first failure is
+    raised once the others have finished."""
     from concurrent.futures import ThreadPoolExecutor
 
     if jobs <= 1 or len(notebooks) <= 1:
         for name, params in notebooks.items():
-            _nb(name, executed, **params)
+            _nb(name, executed, 0 if bars else None, **params)
         return
     with ThreadPoolExecutor(min(jobs, len(notebooks))) as pool:
-        futures = [pool.submit(_nb, name, executed, i, **p) for i, (name, p) in enumerate(notebooks.items())]
+        futures = [
+            pool.submit(_nb, name, executed, i if bars else None, **p) for i, (name, p) in enumerate(notebooks.items())
+        ]
     for f in futures:
         f.result()
 
@@ -300,7 +306,9 @@ def _notebooks_step(a: argparse.Namespace, overrides: dict | None) -> None:
     quality = dict(data_dir=str(DATA / "test"), out_table=str(ROOT / "results" / "model_quality.csv"), fresh=a.fresh)
     card = dict(data_dir=str(DATA / "test"), out_dir=str(ROOT / "results" / "cards" / "tiny_cnn"))
     notebooks = {"02_models": quality, "08_your_model": card, "01_data": {"data_dir": str(DATA / "test")}}
-    _nbs(notebooks, out, a.jobs)  # independent of the attack runs (08: the benchmark of a user's model on the data)
+    # independent of the attack runs (08: the benchmark of a user's model on the data); in the background (BESIDE)
+    # without bars, which would garble the sweep's lines
+    _nbs(notebooks, out, a.jobs, bars=not getattr(a, "background", False))
     rep = ROOT / "results" / "model_quality.report.json"
     q = json.loads(rep.read_text()) if rep.is_file() else {}
     NOTES["notebooks"] = f"01, 02, 08 executed; quality table {q.get('status', '?')}" + (
@@ -434,7 +442,8 @@ def _paper_step(a: argparse.Namespace, overrides: dict | None) -> None:
         f"fraction 0.04, 4x: 0.08), {_boxes(spec['common']['max_targets'])} per run, "
         "the same boxes for every model and setting (`sweeps/paper.yaml`)."
     )
-    print(build(setup_text=setup))
+    md = build(setup_text=setup)
+    print("   " + ", ".join(f"{k} {Path(v).relative_to(ROOT)}" for k, v in md.items()), flush=True)
     from advmri.report.book import build_book
 
     out = build_book(setup_text=setup)  # the article: HTML book (+ PDF where chromium is installed)
@@ -472,7 +481,8 @@ def _steps(a: argparse.Namespace, overrides: dict | None, times: dict[str, float
                     _join(other, background.pop(other), times)
                 if a.jobs > 1 and BESIDE.get(step) in todo:
                     print(f"== {step} (in the background, beside the steps until {BESIDE[step]})", flush=True)
-                    background[step] = pool.submit(_timed, step, a, overrides)
+                    behind = argparse.Namespace(**vars(a), background=True)
+                    background[step] = pool.submit(_timed, step, behind, overrides)
                     continue
                 print(f"== {step}", flush=True)
                 times[step] = _timed(step, a, overrides)

@@ -905,14 +905,16 @@ def _verify_reused(
     the sha256 that was verified (checked here, with the sweep's lock held)."""
     from advmri.experiments.verify import defer_emulated, verify_many
 
-    log(
-        f"sweep {name}: verifying {passes} seeded pass(es) of each of {len(out)} reused runs "
-        "(at least one per row type)"
-    )
     t_verify = time.perf_counter()
     reused = [r.folder for r in runs if r.id in out]
     sample = _verify_sample(reused, which, seed, plan)
-    if len(sample) < len(reused):
+    quiet = verified is not None  # the caller verified and announced the choice (its lines came first)
+    if not quiet:
+        log(
+            f"sweep {name}: verifying {passes} seeded pass(es) of each of {len(out)} reused runs "
+            "(at least one per row type)"
+        )
+    if len(sample) < len(reused) and not quiet:
         how = {"cover": "every feature at least once, cheapest runs first", "paths": "one run per code path"}[which]
         log(
             f"sweep {name}: {how}{' (chosen across the sweeps of this job)' if plan is not None else ''}: "
@@ -924,7 +926,7 @@ def _verify_reused(
         for r in runs:
             if r.folder in deferred:
                 out[r.id]["deferred"] = "bf16 emulated on this CPU"
-        if deferred:
+        if deferred and not quiet:
             log(
                 f"sweep {name}: {len(deferred)} bf16 code path(s) not recomputed: this CPU has no bfloat16 units, "
                 "where one pass takes minutes; their tables' sha256 are checked; --verify-runs all recomputes them"
@@ -945,6 +947,7 @@ def _verify_reused(
         f"sweep {name}: verified {done} of {total} passes ({100 * done / max(total, 1):.0f}%) of "
         f"{len(reps)} of {len(out)} reused runs in {time.perf_counter() - t_verify:.0f} s"
         + (f" ({len(have)} of them verified above, their tables unchanged since)" if have else "")
+        + (f"; {len(reused) - len(sample)} others: table sha256 checked" if quiet and len(sample) < len(reused) else "")
     )
 
 

@@ -357,12 +357,21 @@ def verify_many(
                 )
             if not done and pending:  # a line at least every 10 s
                 el = time.perf_counter() - t0
-                eta = f", about {el / len(reports) * len(pending) / jobs:.0f} s left" if reports else ""
+                eta = f", about {_left(el, cost, folders, reports):.0f} s left" if reports else ""
                 log(
                     f"  verifying: {len(reports)}/{len(folders)} runs done, {min(jobs, len(pending))} running "
                     f"({el:.0f} s{eta})"
                 )
     return reports
+
+
+def _left(elapsed: float, cost: dict[Path, float], folders: list[Path], reports: dict[str, dict]) -> float:
+    """Seconds left, from the estimated cost (:func:`pass_cost`) of the runs done and of those not yet done."""
+    finite = {f: c for f, c in cost.items() if np.isfinite(c)}
+    fallback = float(np.mean(list(finite.values()))) if finite else 1.0
+    c = {Path(f): finite.get(Path(f), fallback) for f in folders}
+    done = sum(c[Path(f)] for f in folders if Path(f).name in reports)
+    return elapsed * (sum(c.values()) - done) / max(done, 1e-9)
 
 
 @cli
