@@ -886,6 +886,17 @@ def _verify_sample(reused: list[Path], which: str, seed: int, plan: Collection[P
     return choose_cover(reused, seed) if which == "cover" else choose_runs(reused, seed)
 
 
+def _still_verified(sample: list[Path], verified: dict[str, dict] | None) -> dict[str, dict]:
+    """The reports of ``verified`` (resolved folder -> report) for the runs of ``sample`` whose table still has the
+    sha256 that was verified, by folder name."""
+    return {
+        f.name: rep
+        for f in sample
+        if (rep := (verified or {}).get(str(Path(f).resolve())))
+        and rep.get("table_sha256") == table_digest(RunRecord(f).table)[0]
+    }
+
+
 def _verify_reused(
     name: str,
     runs: list[Run],
@@ -931,12 +942,7 @@ def _verify_reused(
                 f"sweep {name}: {len(deferred)} bf16 code path(s) not recomputed: this CPU has no bfloat16 units, "
                 "where one pass takes minutes; their tables' sha256 are checked; --verify-runs all recomputes them"
             )
-    have = {
-        f.name: rep
-        for f in sample
-        if (rep := (verified or {}).get(str(Path(f).resolve())))
-        and rep.get("table_sha256") == table_digest(RunRecord(f).table)[0]
-    }
+    have = _still_verified(sample, verified)
     reps = have | verify_many([f for f in sample if f.name not in have], passes, seed, jobs, log=log)
     done = total = 0
     for r in runs:
