@@ -103,12 +103,7 @@ def make_coil_data(coils: tuple[int, ...] = COIL_COUNTS, volumes: int = 3, seed:
         listed = out / "knee_file_list.csv"
         if not (out / "knee.csv").is_file() or len(listed.read_text().split()) != volumes:
             generate_dataset(
-                replace(PRESETS["small"], name=f"small-c{c}", coils=c),
-                volumes,
-                seed,
-                out,
-                force=True,
-                progress=False,
+                replace(PRESETS["small"], name=f"small-c{c}", coils=c), volumes, seed, out, force=True, progress=False
             )
             made.append(f"{c}-coil test ({volumes} volumes)")
     return made
@@ -264,9 +259,8 @@ def _data_step(a: argparse.Namespace, overrides: dict | None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     splits = ("train", "test") if _needs_training(a) else ("test",)
-    with ThreadPoolExecutor(
-        2 if a.jobs > 1 else 1
-    ) as pool:  # the coil sets beside the test set (2026-12-02: 25 -> 19 s)
+    # the coil-count sets beside the test set (measured 2026-12-02: 25 -> 19 s)
+    with ThreadPoolExecutor(2 if a.jobs > 1 else 1) as pool:
         main, coils = pool.submit(make_data, splits), pool.submit(make_coil_data)
         made = main.result() + coils.result()  # every volume depends on (seed, index) only: the same bytes
     NOTES["data"] = f"generated {', '.join(made)}" if made else "embedded data present (seeded; reused)"
@@ -345,8 +339,6 @@ def _verify_planned(plan: list[Path], a: argparse.Namespace) -> dict[str, dict]:
     """Recompute a pass of each run of ``plan`` in one pool of ``--jobs`` processes, the longest first (across the
     sweeps, so that no process idles at the end of each); returns the reports by resolved folder. Each sweep then
     reuses a report while its run's table keeps the verified sha256 (checked with the sweep's lock held)."""
-    import time
-
     from advmri.experiments.verify import defer_emulated, parse_passes, verify_many
 
     todo, deferred = defer_emulated(plan)
