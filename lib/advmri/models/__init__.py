@@ -1,6 +1,7 @@
 """Models: fastMRI's E2E-VarNet and U-Net behind one :class:`Reconstructor` call, checkpoints loaded weights-only
 with a verified sha256 (networks), CG-SENSE and l1-wavelet (classical), training (train), and a user's own module
-(usermodel). The names below are the public API; ``advmri.models.networks`` holds their definitions."""
+(usermodel), and the fast E2E-VarNet forward over fastMRI's modules (fastvarnet). The names below are the public
+API; ``advmri.models.networks`` holds their definitions."""
 
 from advmri.models.networks import (
     CONFIGS,
@@ -33,6 +34,7 @@ __all__ = [
     "unet_input",
     "zero_filled",
     "classical",
+    "fastvarnet",
     "networks",
     "train",
     "usermodel",

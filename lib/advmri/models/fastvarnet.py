@@ -62,7 +62,9 @@ def _transpose_block(block: TransposeConvBlock, x: torch.Tensor, n: int) -> torc
 
 
 def _cat(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
-    """Concatenate the channels of each folded item: ``(1, n*Ca, h, w)``, ``(1, n*Cb, h, w)`` -> ``(1, n*(Ca+Cb), h, w)``."""
+    """Concatenate the channels of each folded item.
+
+    ``(1, n*Ca, h, w)`` and ``(1, n*Cb, h, w)`` -> ``(1, n*(Ca+Cb), h, w)``, channels-last."""
     h, w = a.shape[-2:]
     a5 = a.permute(0, 2, 3, 1).reshape(1, h, w, n, -1)  # channels-last memory: a view
     b5 = b.permute(0, 2, 3, 1).reshape(1, h, w, n, -1)
@@ -72,7 +74,7 @@ def _cat(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
 def fold(x: torch.Tensor) -> torch.Tensor:
     """``(n, C, h, w)`` -> the folded channels-last ``(1, n*C, h, w)`` on which :func:`unet_folded` runs."""
     n, c, h, w = x.shape
-    return x.permute(2, 3, 0, 1).reshape(1, h, w, n * c).permute(0, 3, 1, 2)
+    return x.permute(2, 3, 0, 1).contiguous().reshape(1, h, w, n * c).permute(0, 3, 1, 2)
 
 
 def unfold(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -95,7 +97,7 @@ def unet_folded(unet: Unet, x: torch.Tensor, n: int) -> torch.Tensor:
         stack.append(out)
         out = F.avg_pool2d(out, kernel_size=2, stride=2, padding=0)
     out = _conv_block(unet.conv, out, n)
-    for transpose_conv, conv in zip(unet.up_transpose_conv, unet.up_conv):
+    for transpose_conv, conv in zip(unet.up_transpose_conv, unet.up_conv, strict=True):
         skip = stack.pop()
         out = _transpose_block(transpose_conv, out, n)
         pad = [0, int(out.shape[-1] != skip.shape[-1]), 0, int(out.shape[-2] != skip.shape[-2])]
@@ -115,11 +117,22 @@ def unet_forward(unet: Unet, x: torch.Tensor) -> torch.Tensor:
     return unfold(unet_folded(unet, fold(x), x.shape[0]), x.shape[0])
 
 
-def _norm_unet(norm_unet: nn.Module, image: torch.Tensor) -> torch.Tensor:
+def _unet_at(unet: Unet, x: torch.Tensor, n: int, bf16: bool) -> torch.Tensor:
+    """:func:`unet_folded`, under bfloat16 autocast when ``bf16`` (float64 inputs never autocast), in ``x``'s dtype."""
+    if not bf16 or x.dtype == torch.float64:
+        return unet_folded(unet, x, n)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+        out = unet_folded(unet, x, n)
+    return out.to(x.dtype)
+
+
+def _norm_unet(norm_unet: nn.Module, image: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """fastMRI's NormUnet on complex ``(b, h, w)`` images -> complex ``(b, h, w)``.
 
     Real and imaginary parts are normalised separately (mean, unbiased std over the image), padded to a
     multiple of 16 (zeros, centred), passed through the U-Net as 2 channels, unpadded and un-normalised.
+    ``bf16``: the U-Net alone runs under bfloat16 autocast and hands float32 back (as advmri's
+    ``MixedPrecisionUnet``); the normalisation stays float32.
     """
     b, h, w = image.shape
     x = torch.view_as_real(image.permute(1, 2, 0).contiguous())  # (h, w, b, 2) real: the folded layout
@@ -130,7 +143,7 @@ def _norm_unet(norm_unet: nn.Module, image: torch.Tensor) -> torch.Tensor:
     hp, wp = ((hm - h) // 2, (hm - h + 1) // 2), ((wm - w) // 2, (wm - w + 1) // 2)
     if hm != h or wm != w:
         x = F.pad(x, [wp[0], wp[1], hp[0], hp[1]])
-    x = unet_folded(norm_unet.unet, x, b)[..., hp[0] : hm - hp[1], wp[0] : wm - wp[1]]
+    x = _unet_at(norm_unet.unet, x, b, bf16)[..., hp[0] : hm - hp[1], wp[0] : wm - wp[1]]
     x = x.permute(0, 2, 3, 1).reshape(h, w, b, 2) * std + mean  # (h, w, b, 2)
     return torch.view_as_complex(x.contiguous()).permute(2, 0, 1)  # (b, h, w) complex
 
@@ -165,14 +178,16 @@ def _center_lines(mask: torch.Tensor, num_low_frequencies: int | None) -> torch.
     return keep[:, None, None, :].float()
 
 
-def _sensitivities(net: VarNet, kspace: torch.Tensor, mask: torch.Tensor, nlf: int | None) -> torch.Tensor:
+def _sensitivities(
+    net: VarNet, kspace: torch.Tensor, mask: torch.Tensor, nlf: int | None, bf16: bool = False
+) -> torch.Tensor:
     """fastMRI's SensitivityModel on complex ``(b, coils, rows, cols)`` k-space -> maps ``(b, coils, rows, cols)``."""
     sens = net.sens_net
     if sens.mask_center:
         kspace = kspace * _center_lines(mask, nlf)
     b, nc, rows, cols = kspace.shape
     images = _ifft2c(kspace)  # (b, coils, rows, cols) complex
-    maps = _norm_unet(sens.norm_unet, images.reshape(b * nc, rows, cols)).view(b, nc, rows, cols)
+    maps = _norm_unet(sens.norm_unet, images.reshape(b * nc, rows, cols), bf16).view(b, nc, rows, cols)
     return maps / _abs2(maps).sum(dim=1, keepdim=True).sqrt()
 
 
@@ -215,7 +230,7 @@ class _SensReduce(torch.autograd.Function):
 
 
 class _SensExpand(torch.autograd.Function):
-    """``u S_c``: image ``(b, h, w)`` -> coil images ``(b, coils, h, w)``, complex (backward as :class:`_SensReduce`)."""
+    """``u S_c``: image ``(b, h, w)`` -> coil images ``(b, coils, h, w)``, complex (see :class:`_SensReduce`)."""
 
     @staticmethod
     def forward(ctx, image, sens, sens_conj):  # type: ignore[no-untyped-def, override]
@@ -235,10 +250,15 @@ def varnet_forward(
     masked_kspace: torch.Tensor,  # (b, coils, rows, cols) complex
     mask: torch.Tensor,  # (b, 1, 1, cols, 1) bool, fastMRI's layout
     num_low_frequencies: int | None = None,
+    bf16: bool = False,
 ) -> torch.Tensor:  # (b, rows, cols) real magnitude
-    """``fastmri.models.VarNet.forward`` on complex k-space, to float32 rounding (see the module docstring)."""
+    """``fastmri.models.VarNet.forward`` on complex k-space, to float32 rounding (see the module docstring).
+
+    ``bf16``: the U-Nets (sensitivity and cascades) run under bfloat16 autocast; FFTs, coil combination and
+    data consistency stay float32, as with advmri's ``MixedPrecisionUnet`` on fastMRI's forward.
+    """
     rows, cols = masked_kspace.shape[-2:]
-    sens = _sensitivities(net, masked_kspace, mask, num_low_frequencies)  # (b, coils, rows, cols) complex
+    sens = _sensitivities(net, masked_kspace, mask, num_low_frequencies, bf16)  # (b, coils, rows, cols) complex
     m = mask[..., 0].to(masked_kspace.real.dtype)  # (b, 1, 1, cols) real
     even = rows % 2 == 0 and cols % 2 == 0
     if even:  # work on modulated k-space c*k and maps c*S (module docstring): no shifts in the cascades
@@ -254,11 +274,11 @@ def varnet_forward(
         w = cascade.dc_weight  # (1,)
         if even:  # sum_c IFFT(c k)_c conj(c S_c) * s, then FFT(u S c) * s, with -1 and s folded into the image
             image = _SensReduce.apply(torch.fft.ifft2(current, norm="ortho"), sens_c, sens_conj)  # (b, rows, cols)
-            update = _norm_unet(cascade.model, image if s > 0 else -image) * -s
+            update = _norm_unet(cascade.model, image if s > 0 else -image, bf16) * -s
             model = torch.fft.fft2(_SensExpand.apply(update, sens_c, sens_conj), norm="ortho")  # minus model term
         else:
             image = _SensReduce.apply(_ifft2c(current), sens_c, sens_conj)
-            model = _fft2c(_SensExpand.apply(-_norm_unet(cascade.model, image), sens_c, sens_conj))
+            model = _fft2c(_SensExpand.apply(-_norm_unet(cascade.model, image, bf16), sens_c, sens_conj))
         current = torch.addcmul(model + ref * (m * w), current, 1 - m * w)
     coil_images = torch.fft.ifft2(current, norm="ortho") if even else _ifft2c(current)
     return _abs2(coil_images).sum(dim=1).sqrt()

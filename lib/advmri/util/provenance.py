@@ -29,10 +29,16 @@ def code_version() -> str:
         return f"advmri-{__version__}"
 
 
+# advmri's own kernels whose float32 rounding differs from earlier releases: a run recorded under another tag counts
+# as computed on another machine (verification then uses the cross-machine tolerances). varnet-fast-1: the
+# E2E-VarNet forward of advmri.models.fastvarnet (2026-12-07) instead of fastMRI's.
+KERNELS = "varnet-fast-1"
+
+
 def machine() -> str:
     """What the float32 rounding of a run depends on besides its code, data and thread count: the CPU model
-    and instruction-set flags (hashed), and torch's version. Two machines with one fingerprint compute
-    bit-identical results; others differ in the last bits, which the PGA amplifies
+    and instruction-set flags (hashed), torch's version and advmri's :data:`KERNELS`. Two machines with one
+    fingerprint compute bit-identical results; others differ in the last bits, which the PGA amplifies
     (:mod:`advmri.experiments.verify`)."""
     import platform
 
@@ -49,7 +55,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model} [{flags or platform.machine()}] torch {torch.__version__}"
+    return f"{model} [{flags or platform.machine()}] torch {torch.__version__} kernels {KERNELS}"
 
 
 def is_dirty(version: str) -> bool:
