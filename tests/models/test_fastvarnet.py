@@ -100,8 +100,20 @@ def test_reconstructor_uses_fast_path_and_falls_back():
         m.set_impl("slow")
 
 
-def test_bf16_close_to_fastmri_autocast():
-    m = build("varnet", "tiny").freeze().set_precision("bf16")
+def test_unet_reconstructor_fast_equals_fastmri():
+    torch.manual_seed(2)
+    m = build("unet", "tiny").freeze()
+    k, mask = _kspace(3, 4, 96, 64, dtype=torch.complex64)
+    mask1 = mask[0, 0, 0, :, 0]
+    with torch.no_grad():
+        fast = m(k, mask1, 8, (48, 48))
+        ref = copy.deepcopy(m).set_impl("fastmri")(k, mask1, 8, (48, 48))
+    assert float((fast - ref).abs().max() / ref.abs().max()) < 2e-5
+
+
+@pytest.mark.parametrize("kind", ["varnet", "unet"])
+def test_bf16_close_to_fastmri_autocast(kind):
+    m = build(kind, "tiny").freeze().set_precision("bf16")
     k, mask = _kspace(2, 4, 96, 64, dtype=torch.complex64)
     mask1 = mask[0, 0, 0, :, 0]
     with torch.no_grad():

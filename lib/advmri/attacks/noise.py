@@ -109,8 +109,17 @@ class NoiseConfig:
 
 
 def coil_norms(x: torch.Tensor) -> torch.Tensor:
-    """Per-coil L2 norm of complex ``(B, coils, rows, cols)`` -> ``(B, coils)``."""
-    return cast(torch.Tensor, torch.linalg.vector_norm(x.flatten(2), dim=2))
+    """Per-coil L2 norm of complex ``(B, coils, rows, cols)`` -> ``(B, coils)``.
+
+    Taken over the real view (real and imaginary parts): the same norm, and on CPU about 100x faster than
+    torch's complex ``vector_norm`` (11 ms against 0.1 ms for 4 x 8 x 256 x 160, which made the norms a fifth of
+    a U-Net attack step)."""
+    return cast(torch.Tensor, torch.linalg.vector_norm(_real(x).flatten(2), dim=2))
+
+
+def _real(x: torch.Tensor) -> torch.Tensor:
+    """A complex tensor's real view ``(..., 2)``; a real tensor as it is."""
+    return torch.view_as_real(x.resolve_conj()) if x.is_complex() else x
 
 
 def project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
@@ -285,7 +294,7 @@ def _pga_start(
 
 def _item_norms(x: torch.Tensor) -> torch.Tensor:
     """L2 norm of each item over all coils ``(B,)``."""
-    return cast(torch.Tensor, torch.linalg.vector_norm(x.flatten(1), dim=1))
+    return cast(torch.Tensor, torch.linalg.vector_norm(_real(x).flatten(1), dim=1))
 
 
 def reference_step(

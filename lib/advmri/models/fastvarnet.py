@@ -112,9 +112,10 @@ def unet_folded(unet: Unet, x: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
-def unet_forward(unet: Unet, x: torch.Tensor) -> torch.Tensor:
-    """fastMRI's ``Unet.forward`` on ``(b, in_chans, h, w)`` -> ``(b, out_chans, h, w)`` (:func:`unet_folded`)."""
-    return unfold(unet_folded(unet, fold(x), x.shape[0]), x.shape[0])
+def unet_forward(unet: Unet, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """fastMRI's ``Unet.forward`` on ``(b, in_chans, h, w)`` -> ``(b, out_chans, h, w)`` (:func:`unet_folded`);
+    ``bf16``: under bfloat16 autocast, returned in ``x``'s dtype."""
+    return unfold(_unet_at(unet, fold(x), x.shape[0], bf16), x.shape[0])
 
 
 def _unet_at(unet: Unet, x: torch.Tensor, n: int, bf16: bool) -> torch.Tensor:
