@@ -21,6 +21,8 @@ the fast path refuses a module in training mode with a non-zero dropout probabil
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from fastmri.models import Unet, VarNet
@@ -106,7 +108,9 @@ def unet_folded(unet: Unet, x: torch.Tensor, n: int) -> torch.Tensor:
         out = _cat(out, skip, n)
         if isinstance(conv, nn.Sequential):  # the last level: ConvBlock then a 1x1 convolution with bias
             out = _conv_block(conv[0], out, n)
-            out = F.conv2d(out, conv[1].weight.repeat(n, 1, 1, 1), conv[1].bias.repeat(n), groups=n)
+            last = cast(nn.Conv2d, conv[1])
+            bias = last.bias.repeat(n) if last.bias is not None else None
+            out = F.conv2d(out, last.weight.repeat(n, 1, 1, 1), bias, groups=n)
         else:
             out = _conv_block(conv, out, n)
     return out
@@ -218,12 +222,12 @@ class _SensReduce(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, sens, sens_conj):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, sens, sens_conj):
         ctx.save_for_backward(x, sens)
         return (x * sens_conj).sum(dim=1)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, grad):
         x, sens = ctx.saved_tensors
         gx = grad[:, None] * sens if ctx.needs_input_grad[0] else None
         gs = grad.conj().resolve_conj()[:, None] * x if ctx.needs_input_grad[1] else None
@@ -234,12 +238,12 @@ class _SensExpand(torch.autograd.Function):
     """``u S_c``: image ``(b, h, w)`` -> coil images ``(b, coils, h, w)``, complex (see :class:`_SensReduce`)."""
 
     @staticmethod
-    def forward(ctx, image, sens, sens_conj):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, image, sens, sens_conj):
         ctx.save_for_backward(image, sens_conj)
         return image[:, None] * sens
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, grad):
         image, sens_conj = ctx.saved_tensors
         gi = (grad * sens_conj).sum(dim=1) if ctx.needs_input_grad[0] else None
         gs = grad * image.conj().resolve_conj()[:, None] if ctx.needs_input_grad[1] else None

@@ -173,7 +173,8 @@ class VarNetRecon(Reconstructor):
         elif isinstance(nlf, torch.Tensor) and nlf.dim() > 0:
             nlf = None  # let fastMRI derive it per sample from the mask
         if self.impl == "fast" and fastvarnet.supports(self.net):
-            out = fastvarnet.varnet_forward(self.net, masked_kspace, _mask5(mask, b), nlf, self.precision == "bf16")
+            low = int(nlf) if isinstance(nlf, torch.Tensor) else nlf  # a 0-dim tensor: one value for the batch
+            out = fastvarnet.varnet_forward(self.net, masked_kspace, _mask5(mask, b), low, self.precision == "bf16")
         else:
             out = self.net(K.to_real(masked_kspace), _mask5(mask, b), nlf)  # (batch, rows, cols)
         return K.center_crop(out, crop)
