@@ -83,14 +83,22 @@ def test_fold_unfold_roundtrip():
     assert torch.equal(folded[0, 5:10], x[1]) and torch.equal(fastvarnet.unfold(folded, 3), x)
 
 
-def test_reconstructor_uses_fast_path_and_falls_back():
-    m = build("varnet", "tiny").freeze()
-    k, mask = _kspace(2, 4, 96, 64, dtype=torch.complex64)
+def _both(m, b=2, coils=4, rows=96, cols=64, nlf=8, crop=(48, 48)):
+    """A Reconstructor's output on the fast path and with ``impl=fastmri`` (a copy), on the same k-space."""
+    k, mask = _kspace(b, coils, rows, cols, dtype=torch.complex64)
     mask1 = mask[0, 0, 0, :, 0]
     with torch.no_grad():
-        fast = m(k, mask1, 8, (48, 48))
-        ref = copy.deepcopy(m).set_impl("fastmri")(k, mask1, 8, (48, 48))
-    assert m.impl == "fast" and float((fast - ref).abs().max() / ref.abs().max()) < 2e-5
+        return m(k, mask1, nlf, crop), copy.deepcopy(m).set_impl("fastmri")(k, mask1, nlf, crop)
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_reconstructor_uses_fast_path_and_falls_back():
+    m = build("varnet", "tiny").freeze()
+    fast, ref = _both(m)
+    assert m.impl == "fast" and _rel(fast, ref) < 2e-5
     m.net.cascades[0].model.unet.down_sample_layers[0].layers[3].p = 0.5  # active dropout in training
     m.net.train()
     assert not fastvarnet.supports(m.net)
@@ -102,23 +110,13 @@ def test_reconstructor_uses_fast_path_and_falls_back():
 
 def test_unet_reconstructor_fast_equals_fastmri():
     torch.manual_seed(2)
-    m = build("unet", "tiny").freeze()
-    k, mask = _kspace(3, 4, 96, 64, dtype=torch.complex64)
-    mask1 = mask[0, 0, 0, :, 0]
-    with torch.no_grad():
-        fast = m(k, mask1, 8, (48, 48))
-        ref = copy.deepcopy(m).set_impl("fastmri")(k, mask1, 8, (48, 48))
-    assert float((fast - ref).abs().max() / ref.abs().max()) < 2e-5
+    fast, ref = _both(build("unet", "tiny").freeze(), b=3)
+    assert _rel(fast, ref) < 2e-5
 
 
 @pytest.mark.parametrize("kind", ["varnet", "unet"])
 def test_bf16_close_to_fastmri_autocast(kind):
-    m = build(kind, "tiny").freeze().set_precision("bf16")
-    k, mask = _kspace(2, 4, 96, 64, dtype=torch.complex64)
-    mask1 = mask[0, 0, 0, :, 0]
-    with torch.no_grad():
-        fast = m(k, mask1, 8, (48, 48))
-        ref = copy.deepcopy(m).set_impl("fastmri")(k, mask1, 8, (48, 48))
+    fast, ref = _both(build(kind, "tiny").freeze().set_precision("bf16"))
     assert fast.dtype == torch.float32
     assert float((fast - ref).norm() / ref.norm()) < 2e-2  # bf16 has 8 bits of mantissa
 
@@ -128,10 +126,5 @@ def test_committed_checkpoint_equals_fastmri():
     if not path.is_file():
         pytest.skip("no committed VarNet checkpoint")
     m, _ = load_checkpoint(path)
-    m = m.freeze()
-    k, mask = _kspace(1, 8, 256, 160, dtype=torch.complex64)
-    mask1 = mask[0, 0, 0, :, 0]
-    with torch.no_grad():
-        fast = m(k, mask1, 12, (128, 128))
-        ref = copy.deepcopy(m).set_impl("fastmri")(k, mask1, 12, (128, 128))
-    assert float((fast - ref).abs().max() / ref.abs().max()) < 2e-5
+    fast, ref = _both(m.freeze(), b=1, coils=8, rows=256, cols=160, nlf=12, crop=(128, 128))
+    assert _rel(fast, ref) < 2e-5
