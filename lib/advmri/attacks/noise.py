@@ -35,6 +35,7 @@ import torch
 from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
+from advmri.attacks.apgd import apgd
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.core.boxes import Box
 from advmri.core.masks import sample_mask
@@ -45,7 +46,7 @@ from advmri.util.schema import option
 
 EPS_GRID = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025)
 LOSSES = ("mse", "ssim", "mse+ssim")
-UPDATES = ("ours", "reference")
+UPDATES = ("ours", "reference", "apgd")
 
 
 @dataclass
@@ -66,7 +67,10 @@ class NoiseConfig:
     )
     seed: int = option(0, "seed of the random starts, mask draws and random controls", lo=0)
     update: str = option(
-        "ours", "PGA update: ours | reference (the authors' update, reproduced; see reference_step)", choices=UPDATES
+        "ours",
+        "PGA update: ours | reference (the authors' update, reproduced; see reference_step) | apgd (Auto-PGD: "
+        "step-size schedule with checkpoints, momentum, the best point kept; random starts)",
+        choices=UPDATES
     )
     target: str = option(
         "clean",
@@ -97,6 +101,8 @@ class NoiseConfig:
         check_choice("update", self.update, UPDATES)
         check_choice("target", self.target, TARGETS)
         check_range("mask_draws", self.mask_draws, lo=0, integer=True)
+        if self.update == "apgd" and self.momentum:
+            raise ParameterError(f"momentum: apgd has its own momentum (0.75); got momentum={self.momentum}")
         if self.update == "reference" and (self.restarts or self.momentum or self.mask_draws):
             raise ParameterError(
                 "update: the reference update has no restarts, momentum or mask_draws "
@@ -230,6 +236,8 @@ def adversarial_noise(
     wb, ws = _loss_weights(tb, cfg)
     if cfg.update == "reference":
         return _reference_pga(model, tb, eps, cfg, radius, acq, wb, ws, on_step)
+    if cfg.update == "apgd":
+        return _apgd_noise(model, tb, cfg, radius, acq, wb, ws, mask_func, on_step)
     gen = torch.Generator().manual_seed(cfg.seed)
     best_z, best_loss = torch.zeros_like(tb.kspace), torch.full((len(tb),), -float("inf"), device=eps.device)
     for start in range(cfg.restarts + 1):
@@ -247,6 +255,38 @@ def adversarial_noise(
             best_z = torch.where(better[:, None, None, None], z, best_z)
             best_loss = torch.where(better, final, best_loss)
     return best_z.detach()
+
+
+def _apgd_noise(
+    model: Reconstructor,
+    tb: TargetBatch,
+    cfg: NoiseConfig,
+    radius: torch.Tensor,
+    acq: torch.Tensor,
+    wb: torch.Tensor,
+    ws: torch.Tensor | None,
+    mask_func: MaskFunc | None,
+    on_step: Callable[[int, int], None] | None,
+) -> torch.Tensor:
+    """Auto-PGD (:mod:`advmri.attacks.apgd`) from ``restarts + 1`` random starts at half the budget (seeded by
+    ``cfg.seed``); each start's best point is compared by its loss and the strongest kept per item."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best_z, best_loss = torch.zeros_like(tb.kspace), torch.full((len(tb),), -float("inf"), device=radius.device)
+    total = (cfg.restarts + 1) * cfg.steps
+    for start in range(cfg.restarts + 1):
+        calls = [0]  # with mask_draws: fresh masks at every evaluation (expectation over transformations)
+
+        def loss_fn(z: torch.Tensor, start: int = start, calls: list[int] = calls) -> torch.Tensor:
+            calls[0] += 1
+            return expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:apgd{start}:{calls[0]}")
+
+        z0 = random_in_ball(tb.kspace.shape, tb.acquired, radius / 2, gen, on_sphere=True)
+        step = None if on_step is None else (lambda k, s=start: on_step(s * cfg.steps + k + 1, total))
+        z, loss = apgd(loss_fn, z0, radius, acq, cfg.steps, step)
+        better = loss > best_loss
+        best_z = torch.where(better[:, None, None, None], z, best_z)
+        best_loss = torch.where(better, loss, best_loss)
+    return best_z
 
 
 def _loss_weights(tb: TargetBatch, cfg: NoiseConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
