@@ -37,9 +37,20 @@ def _optimum(model, tb, eps):
     n = ROWS * COLS
     basis = torch.eye(2 * n).view(2 * n, 1, ROWS, COLS, 2)  # every real degree of freedom of z
     z = torch.view_as_complex(basis)
-    y = recon_with_noise(model, TargetBatch(z * 0, tb.mask.expand(2 * n, -1), tb.acquired.expand(2 * n, -1),
-                                            tb.num_low.expand(2 * n), tb.target.expand(2 * n, -1, -1), None,
-                                            [BOX] * (2 * n), []), z)
+    y = recon_with_noise(
+        model,
+        TargetBatch(
+            z * 0,
+            tb.mask.expand(2 * n, -1),
+            tb.acquired.expand(2 * n, -1),
+            tb.num_low.expand(2 * n),
+            tb.target.expand(2 * n, -1, -1),
+            None,
+            [BOX] * (2 * n),
+            [],
+        ),
+        z,
+    )
     a = y[:, BOX.slices[0], BOX.slices[1]].reshape(2 * n, -1).T  # (box pixels, real inputs)
     sigma = torch.linalg.matrix_norm(a.double(), ord=2)
     r = budget(tb.kspace, eps)

@@ -1,5 +1,6 @@
-"""Attacks: targeted adversarial k-space noise and its energy-matched random control (noise), adversarial
-rotation over an angle grid (rotation), and the shared target batches and box scores (common); all batched over
-boxes, epsilons and angles."""
+"""Attacks: targeted adversarial k-space noise and its energy-matched random control (noise), Auto-PGD for the
+per-coil budget (apgd), a gradient-free random search in the same threat model (search), checks for gradient
+masking with the adaptive attack that answers them (masking), adversarial rotation over an angle grid (rotation),
+and the shared target batches and box scores (common); all batched over boxes, epsilons and angles."""
 
-__all__ = ["common", "noise", "rotation"]
+__all__ = ["apgd", "common", "masking", "noise", "rotation", "search"]

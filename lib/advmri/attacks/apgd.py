@@ -6,8 +6,9 @@ acquired columns (the mask is applied after the noise by the caller's loss):
 - a step of ``eta * r_c * g_c / ||g_c||`` per coil (``eta`` a fraction of the budget, one per item, starting at 2),
 - the momentum update ``z' = P(z + a (u - z) + (1 - a)(z - z_prev))`` with ``u = P(z + step)`` and ``a = 0.75``,
 - checkpoints at the fractions ``p_0 = 0, p_1 = 0.22, p_j+1 = p_j + max(p_j - p_j-1 - 0.03, 0.06)`` of the steps
-  (counted in whole steps as AutoAttack does, :func:`checkpoints`), where an item halves its ``eta`` and restarts from its best point so far when fewer than ``rho = 0.75`` of the
-  steps since the last checkpoint increased its loss, or when neither its ``eta`` nor its best loss changed,
+  (counted in whole steps as AutoAttack does, :func:`checkpoints`), where an item halves its ``eta`` and restarts
+  from its best point so far when fewer than ``rho = 0.75`` of the steps since the last checkpoint increased its
+  loss, or when neither its ``eta`` nor its best loss changed,
 - the best point of every item is returned (not the last).
 
 Everything is batched: every item has its own radius, step size, checkpoint decisions and best point. The loss
@@ -17,6 +18,7 @@ is a callable ``(B, C, R, Cols) complex -> (B,)`` to be *maximised*, so this mod
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -42,7 +44,7 @@ def checkpoints(steps: int) -> list[int]:
 
 def _norms(x: torch.Tensor) -> torch.Tensor:
     """Per-coil l2 norm of complex ``(B, C, R, Cols)`` -> ``(B, C)`` (over the real view: fast on CPU)."""
-    return torch.linalg.vector_norm(torch.view_as_real(x).flatten(2), dim=2)
+    return cast(torch.Tensor, torch.linalg.vector_norm(torch.view_as_real(x).flatten(2), dim=2))
 
 
 def _project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,7 @@ class NoiseConfig:
         "ours",
         "PGA update: ours | reference (the authors' update, reproduced; see reference_step) | apgd (Auto-PGD: "
         "step-size schedule with checkpoints, momentum, the best point kept; random starts)",
-        choices=UPDATES
+        choices=UPDATES,
     )
     target: str = option(
         "clean",
