@@ -46,7 +46,7 @@ __all__ = [
     "config_from_args",
 ]
 
-CARD_VERSION = 1
+CARD_VERSION = 2  # 2: the checks for gradient masking (audit)
 ROW_METRICS = {"box_psnr": "box_psnr", "box_ssim": "box_ssim", "image_ssim": "img_ssim", "image_psnr": "img_psnr"}
 
 
@@ -346,6 +346,12 @@ def benchmark(
             f"benchmark [{n}/{len(plan)}] {name} {acc}x: {df[['file', 'slice', 'bx']].drop_duplicates().shape[0]} "
             f"boxes, {time.perf_counter() - t:.1f} s"
         )
+    t = time.perf_counter()
+    checked = _audit(cfg, spec, tables)
+    log(
+        f"benchmark checks: {len(checked['checks'])} checks, failed: {', '.join(checked['failed']) or 'none'}, "
+        f"{time.perf_counter() - t:.1f} s"
+    )
     card = dict(
         card_version=CARD_VERSION,
         model=model,
@@ -357,8 +363,27 @@ def benchmark(
         seconds=round(time.perf_counter() - t0, 1),
         runs=runs,
         rows=rows,
+        audit=checked,
     )
     return _finite(card), dict(tables=tables, images=kept)  # strict JSON for every caller (CLI, notebook 08)
+
+
+def _audit(cfg: BenchmarkConfig, spec: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The card's checks (:func:`advmri.experiments.audit.audit`) at the first acceleration and the card's budget,
+    with the table checks of every noise table (named with its acceleration)."""
+    from advmri.attacks.noise import NoiseConfig
+    from advmri.experiments.audit import AUDIT_BOXES, audit, table_checks
+
+    acc = cfg.acceleration[0]
+    ncfg = NoiseConfig(eps=(cfg.budget,), steps=cfg.steps, step_size=cfg.step_size, seed=cfg.seed)
+    boxes = min(AUDIT_BOXES, cfg.max_targets) if cfg.max_targets > 0 else AUDIT_BOXES
+    result = audit(spec, cfg.data, acc, cfg.budget, ncfg, None, boxes, annotations=cfg.annotations)
+    for label, df in tables.items():
+        if label.startswith("noise-"):
+            for c in table_checks(df):
+                c.name = f"{c.name} ({label.split('-')[1]})"
+                result.checks.append(c)
+    return result.as_dict()
 
 
 def _data_info(cfg: BenchmarkConfig, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:

@@ -169,6 +169,32 @@ def reference_table(card: dict) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def checks_table(card: dict) -> pd.DataFrame:
+    """The card's checks (:mod:`advmri.experiments.audit`): check, verdict, what was measured."""
+    a = card.get("audit")
+    if not a:
+        return pd.DataFrame([dict(check="(none)", verdict="not audited", detail="a card made before the checks")])
+    return pd.DataFrame([dict(check=c["name"], verdict=c["verdict"], detail=c["detail"]) for c in a["checks"]])
+
+
+def audit_line(card: dict) -> str:
+    """One sentence: the naive vs adaptive box PSNR on the audited boxes, and the failed checks."""
+    a = card.get("audit")
+    if not a:
+        return "This card has no checks for gradient masking (made before they existed): treat it with care."
+    failed = a["failed"]
+    head = (
+        f"**Failed checks: {', '.join(failed)}** — the white-box number above is not trustworthy; "
+        if failed
+        else "Every check passed; "
+    )
+    return (
+        f"{head}on {a['boxes']} audited boxes the naive white-box attack gives box PSNR "
+        f"{_num(a['naive_box_psnr']):.2f} dB and the adaptive evaluation ({', '.join(a['attacks'])}) "
+        f"{_num(a['adaptive_box_psnr']):.2f} dB."
+    )
+
+
 def card_markdown(card: dict, examples: Sequence[str] = ()) -> str:
     """The card as Markdown: model, data, headline, every row, the references, the examples."""
     m, d = card["model"], card["data"]
@@ -189,6 +215,11 @@ def card_markdown(card: dict, examples: Sequence[str] = ()) -> str:
         f"## Headline (noise budget eps = {card['budget']:g})",
         "",
         _md(headline_table(card)),
+        "## Checks for gradient masking",
+        "",
+        audit_line(card),
+        "",
+        _md(checks_table(card)),
         "## Reference: advmri's own models (committed leaderboard cards)",
         "",
         _md(reference_table(card)),
@@ -282,6 +313,8 @@ def card_html(card: dict, examples: Sequence[Path] = ()) -> str:
         f"advmri {html.escape(card['advmri_version'])}.</p>"
         f"<div id='curves'>{fig}</div>"
         f"<h2>Headline (eps = {card['budget']:g})</h2>{headline_table(card).to_html(index=False)}"
+        f"<h2>Checks for gradient masking</h2><p>{html.escape(audit_line(card)).replace('**', '')}</p>"
+        f"{checks_table(card).to_html(index=False)}"
         f"<h2>Reference: advmri's own models</h2>{reference_table(card).to_html(index=False)}"
         f"<h2>Every row</h2><p>Means over boxes with 95% intervals from resampling volumes.</p>"
         f"{rows_table(card).to_html(index=False)}" + (f"<h2>Worst boxes</h2>{imgs}" if imgs else "") + "</body></html>"

@@ -54,8 +54,17 @@ def _row(card: dict, source: str, budget: float, acceleration: int) -> dict:
         "drop_db": float(clean.box_psnr.iloc[0] - a.box_psnr),
         "rotation_bound": float(worst.param.iloc[0]) if len(worst) else float("nan"),
         "rotation_box_psnr": float(worst.box_psnr.iloc[0]) if len(worst) else float("nan"),
+        "checks": _checks(card),
         "card": source,
     }
+
+
+def _checks(card: dict) -> str:
+    """``pass``, ``not audited`` (a card made before the checks) or ``failed: <names>``."""
+    a = card.get("audit")
+    if not a:
+        return "not audited"
+    return f"failed: {', '.join(a['failed'])}" if a.get("failed") else "pass"
 
 
 def leaderboard(cards: dict[str, dict], budget: float = 0.01, acceleration: int = 8) -> pd.DataFrame:
@@ -93,11 +102,19 @@ def markdown(df: pd.DataFrame, budget: float, acceleration: int) -> str:
     ]
     for r in df.itertuples():
         rot = f"{f(r.rotation_box_psnr)} (<= {r.rotation_bound:g} deg)" if np.isfinite(r.rotation_bound) else "–"
+        flag = "" if r.checks == "pass" else f" ({r.checks})"
+        mark = "⚠" if r.checks.startswith("failed") else ""
         lines.append(
-            f"| {r.rank} | {r.model} | {r.kind} | {r.parameters:,} | {f(r.clean_box_psnr)} | "
+            f"| {r.rank}{mark} | {r.model}{flag} | {r.kind} | {r.parameters:,} | {f(r.clean_box_psnr)} | "
             f"{f(r.robust_box_psnr)} [{f(r.robust_lo)}, {f(r.robust_hi)}] | {f(r.random_box_psnr)} | "
             f"{f(r.drop_db)} | {rot} |"
         )
+    if df.checks.str.startswith("failed").any():
+        lines += [
+            "",
+            "⚠ a card with a failed check for gradient masking: its robust number comes from an attack the "
+            "model can fool, so its rank is not a finding (see the card's checks and adaptive number).",
+        ]
     lines += ["", "Cards: " + ", ".join(f"[{m}]({c})" for m, c in zip(df.model, df.card, strict=True))]
     return "\n".join(lines) + "\n"
 
