@@ -22,7 +22,7 @@ from typing import cast
 
 import torch
 
-__all__ = ["ALPHA", "RHO", "apgd", "checkpoints"]
+__all__ = ["ALPHA", "RHO", "apgd", "checkpoints", "input_grad"]
 
 ALPHA = 0.75  # momentum of the APGD update
 RHO = 0.75  # fraction of increasing steps below which the step size is halved
@@ -53,11 +53,20 @@ def _project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     return z * torch.where(n > radius, radius / n.clamp_min(1e-30), torch.ones_like(n))[..., None, None]
 
 
+def input_grad(loss: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``d loss.sum() / d z``; zeros when the loss does not depend on ``z`` in autograd (a model that computes its
+    output under ``torch.no_grad`` or detaches it): the attack then cannot move, and the card's gradient check
+    (:mod:`advmri.experiments.audit`) says so, instead of an autograd error ending the run."""
+    if not loss.requires_grad:
+        return torch.zeros_like(z)
+    (g,) = torch.autograd.grad(loss.sum(), z, allow_unused=True)
+    return torch.zeros_like(z) if g is None else g
+
+
 def _value_and_grad(loss_fn: Loss, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     z = z.detach().requires_grad_(True)
     loss = loss_fn(z)
-    (g,) = torch.autograd.grad(loss.sum(), z)
-    return loss.detach(), g
+    return loss.detach(), input_grad(loss, z)
 
 
 def _step(g: torch.Tensor, radius: torch.Tensor, acq: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch
 from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
-from advmri.attacks.apgd import apgd
+from advmri.attacks.apgd import apgd, input_grad
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.core.boxes import Box
 from advmri.core.masks import sample_mask
@@ -320,7 +320,7 @@ def _pga_start(
         with record_function("noise.forward"):
             loss = expected_objective(model, tb, z, wb, ws, cfg, mask_func, f"{cfg.seed}:{start}:{it}")
         with record_function("noise.backward"):
-            (g,) = torch.autograd.grad(loss.sum(), z)
+            g = input_grad(loss, z)
         with record_function("noise.step+project"):
             g = g * acq  # torch's complex grad of a real loss = dL/dRe + i dL/dIm (ascent direction)
             g = g / coil_norms(g).clamp_min(1e-30)[..., None, None]
@@ -370,7 +370,7 @@ def _reference_pga(
     for it in range(cfg.steps):
         z = z.detach().requires_grad_(True)
         loss = objective(recon_with_noise(model, tb, z), tb, wb, ws, cfg.loss, cfg.target)
-        (g,) = torch.autograd.grad(loss.sum(), z)
+        g = input_grad(loss, z)
         z = reference_step(z.detach(), g, radius, acq, cfg.step_size)
         if on_step is not None:
             on_step(it + 1, cfg.steps)
