@@ -2,4 +2,16 @@
 explorer (widgets, live, explore), JupyterLab and Voila servers (lab, servers), the environment check (envcheck).
 """
 
-__all__ = ["attack", "benchmark", "cli", "envcheck", "explore", "lab", "live", "pipeline", "servers", "widgets"]
+__all__ = [
+    "attack",
+    "benchmark",
+    "cli",
+    "envcheck",
+    "explore",
+    "lab",
+    "live",
+    "pipeline",
+    "replay",
+    "servers",
+    "widgets",
+]

@@ -316,16 +316,13 @@ def benchmark(
     tables: dict[str, pd.DataFrame] = {}
     runs: dict[str, dict] = {}
     kept: dict[str, tuple] = {}
-    common = dict(
-        annotations=cfg.annotations,
-        max_targets=cfg.max_targets,
-        device=cfg.device,
-        chunk=cfg.chunk,
-        threads=resolved_threads(cfg),
-    )
+    ledger: dict[str, tuple] = {}  # noise runs with their perturbations: the card's ledger (replay)
+    common = dict(annotations=cfg.annotations, max_targets=cfg.max_targets, device=cfg.device, chunk=cfg.chunk)
+    common["threads"] = resolved_threads(cfg)
     plan = [(acc, name, threat) for acc in cfg.acceleration for name, threat in threats_of(cfg).items()]
     for n, (acc, name, threat) in enumerate(plan, 1):
         run = threat.run(spec, cfg.data, acc, **common)
+        threat_is_noise = run.attack == "noise"
         if n == 1:
             run.check_inputs()
             probe(run)
@@ -333,25 +330,19 @@ def benchmark(
             log(f"benchmark [{n}/{len(plan)}] hallucination {acc}x: skipped (the data has no lesion-free twins)")
             continue
         t = time.perf_counter()
-        df, ex = execute(run, progress=False, keep_images=keep_images and name == "noise")
+        df, ex = execute(run, progress=False, keep_images=keep_images and name == "noise", keep_noise=threat_is_noise)
         label = f"{name}-{acc}x"
+        _log_step(log, n, len(plan), name, acc, df, t)
         tables[label], runs[label] = df, dict(run_id=run.id, rows=len(df), seconds=round(ex["seconds"], 1))
+        if threat_is_noise:
+            ledger[label] = (run, ex, df)
         if name == "hallucination":
-            _hallucination(rows, df, acc)
+            _hallucination(rows, df, acc)  # rates onto the noise rows
         else:
             rows += card_rows(df, name, acc)
         if keep_images and name == "noise":
             kept[label] = (df, ex)
-        log(
-            f"benchmark [{n}/{len(plan)}] {name} {acc}x: {df[['file', 'slice', 'bx']].drop_duplicates().shape[0]} "
-            f"boxes, {time.perf_counter() - t:.1f} s"
-        )
-    t = time.perf_counter()
-    checked = _audit(cfg, spec, tables)
-    log(
-        f"benchmark checks: {len(checked['checks'])} checks, failed: {', '.join(checked['failed']) or 'none'}, "
-        f"{time.perf_counter() - t:.1f} s"
-    )
+    checked = _audit(cfg, spec, tables, log)
     card = dict(
         card_version=CARD_VERSION,
         model=model,
@@ -365,12 +356,20 @@ def benchmark(
         rows=rows,
         audit=checked,
     )
-    return _finite(card), dict(tables=tables, images=kept)  # strict JSON for every caller (CLI, notebook 08)
+    return _finite(card), dict(tables=tables, images=kept, ledger=ledger)  # strict JSON for every caller
 
 
-def _audit(cfg: BenchmarkConfig, spec: str, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def _log_step(log: Callable[[str], object], n: int, of: int, name: str, acc: int, df: pd.DataFrame, t: float) -> None:
+    boxes = df[["file", "slice", "bx"]].drop_duplicates().shape[0]
+    log(f"benchmark [{n}/{of}] {name} {acc}x: {boxes} boxes, {time.perf_counter() - t:.1f} s")
+
+
+def _audit(
+    cfg: BenchmarkConfig, spec: str, tables: dict[str, pd.DataFrame], log: Callable[[str], object]
+) -> dict[str, Any]:
     """The card's checks (:func:`advmri.experiments.audit.audit`) at the first acceleration and the card's budget,
     with the table checks of every noise table (named with its acceleration)."""
+    t = time.perf_counter()
     from advmri.attacks.noise import NoiseConfig
     from advmri.experiments.audit import AUDIT_BOXES, audit, table_checks
 
@@ -383,6 +382,10 @@ def _audit(cfg: BenchmarkConfig, spec: str, tables: dict[str, pd.DataFrame]) -> 
             for c in table_checks(df):
                 c.name = f"{c.name} ({label.split('-')[1]})"
                 result.checks.append(c)
+    log(
+        f"benchmark checks: {len(result.checks)} checks, failed: {', '.join(result.failed) or 'none'}, "
+        f"{time.perf_counter() - t:.1f} s"
+    )
     return result.as_dict()
 
 
@@ -455,6 +458,7 @@ def parser(name: str = "advmri benchmark") -> argparse.ArgumentParser:
 @cli
 def main(argv: list[str] | None = None) -> int:
     """``advmri benchmark --model SPEC --data DIR --out DIR [...]``."""
+    from advmri.experiments.ledger import write_ledger
     from advmri.report.card import headline, write_card
     from advmri.util.locks import exclusive
 
@@ -464,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out / "card.json", "benchmark (advmri benchmark)"):
         card, extras = benchmark(cfg, keep_images=cfg.save_examples > 0)
+        # the perturbations at the headline budget, before card.json (a card.json means complete)
+        card["ledger"] = write_ledger(out, extras["ledger"], {cfg.budget})
         files = write_card(out, card, extras, cfg.save_examples)
     for h in headline(card):
         print(

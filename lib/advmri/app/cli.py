@@ -18,6 +18,7 @@ __all__ = ["COMMANDS", "main"]
 # command -> (module with main(argv), one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("advmri.app.benchmark", "benchmark any model under the threat models; write a robustness card"),
+    "replay": ("advmri.app.replay", "check a robustness card from its stored perturbations (no attack)"),
     "leaderboard": ("advmri.report.leaderboard", "rank robustness cards by robust box PSNR (md/html/csv)"),
     "attack": ("advmri.app.attack", "one attack run of one model: a result table"),
     "sweep": ("advmri.experiments.sweep", "a grid of attack runs from a YAML file (threads, Dask or SLURM; resumes)"),

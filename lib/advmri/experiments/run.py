@@ -374,12 +374,15 @@ def _noise_pass(
     mask_func,
     version: str,
     reuse: Reuse | None,
+    noise: dict | None = None,
 ) -> tuple[list[dict], dict]:
     """One pass of the noise attack on the items of ``sub`` (item ``j``: budget ``eps[j]``, image key ``keys[j]``):
     the adversarial rows, then ``random_draws`` rows of the random control, and their reconstructions.
 
     The control (:func:`advmri.attacks.noise.control_items`) has, coil by coil, the adversarial noise's energy on
-    the sampled columns and on the discarded ones: both deliver the same energy to the network."""
+    the sampled columns and on the discarded ones: both deliver the same energy to the network. ``noise``: a dict
+    that receives, per computed item with ``eps > 0``, ``(sampled columns, z on them)`` (the mask discards the rest
+    of ``z``, so these reproduce the reconstruction exactly: :mod:`advmri.experiments.ledger`)."""
     cfg = run.noise
     old = reuse.rows_for(sub, eps, cfg) if reuse is not None else None
     images: dict = {}
@@ -408,6 +411,11 @@ def _noise_pass(
                 reuse.recomputed += 1
                 reuse.compare(rows)
             images.update({(*k, "adversarial"): rec[j].cpu() for j, k in enumerate(keys)})
+            if noise is not None:
+                for j, k in enumerate(keys):
+                    if float(eps[j]) > 0:
+                        cols = sub.mask[j].nonzero().flatten().cpu()
+                        noise[k] = (cols, z[j][..., cols.to(z.device)].cpu())
         for d, rr in enumerate(randoms):
             fractions = dict(budget_fraction=frac, adv_sampled_fraction=adv_frac, random_sampled_fraction=rnd_frac[d])
             rows += _noise_rows(run, model, sub, rr, eps, "random", d, fractions, version)
@@ -431,6 +439,7 @@ def execute(
     subset: Sequence[int] | None = None,
     reuse: Reuse | None = None,
     recorded: pd.DataFrame | None = None,
+    keep_noise: bool = False,
 ) -> tuple[pd.DataFrame, dict]:
     """Run the attack; returns ``(table, extras)``. ``extras['images']`` (with ``keep_images``)
     maps ``(target index, param, kind)`` -> reconstruction ``(H, W)`` for figures and widgets.
@@ -444,13 +453,17 @@ def execute(
     taken over where they cannot have changed (see :class:`Reuse`); only the random control is then computed.
 
     ``recorded`` (rotation, with ``subset``; :mod:`advmri.experiments.verify`): the run's table; each target's bounds
-    are recomputed at their recorded worst angles only (:func:`_rotation_target`)."""
+    are recomputed at their recorded worst angles only (:func:`_rotation_target`).
+
+    ``keep_noise`` (noise): ``extras['noise']`` maps ``(target index, eps)`` -> the adversarial noise on the sampled
+    columns (for the replayable cards of :mod:`advmri.experiments.ledger`)."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(run.threads)  # pinned per run: per-box results depend on it (float32 rounding)
     try:
-        return _execute(run, progress, keep_images, t0, None if subset is None else set(subset), reuse, recorded)
+        subset_ = None if subset is None else set(subset)
+        return _execute(run, progress, keep_images, t0, subset_, reuse, recorded, keep_noise)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -583,6 +596,9 @@ class _Collected:
 
     rows: list[dict] = field(default_factory=list)
     images: dict = field(default_factory=dict)
+    keep_noise: bool = False  # collect the adversarial noise of every computed item into ``noise``
+    noise: dict = field(default_factory=dict)  # (target index, eps) -> (columns (n,), z (coils, rows, n) complex)
+    noise_passes: list[list[tuple]] = field(default_factory=list)  # the (target index, eps) of each pass, in order
     pass_params: list[list[float]] = field(default_factory=list)  # verification picks noise passes by them
 
 
@@ -634,9 +650,19 @@ def _noise_group(
             ids = list(range(lo, hi))
             keys = [(idx[pos[n // E]], cfg.eps[n % E]) for n in ids]  # (target index, eps) of each item
             new_rows, new_images = _noise_pass(
-                run, model, items(ids), eps_all[ids].to(run.device), keys, ds.mask_func, setup.version, reuse
+                run,
+                model,
+                items(ids),
+                eps_all[ids].to(run.device),
+                keys,
+                ds.mask_func,
+                setup.version,
+                reuse,
+                out.noise if out.keep_noise else None,
             )
             out.rows.extend(new_rows)  # a pass commits only when it completed (out-of-memory retries)
+            if out.keep_noise:
+                out.noise_passes.append(keys)
             if keep_images:
                 out.images.update(new_images)
         bar.update(hi - lo)
@@ -696,10 +722,11 @@ def _execute(
     subset: set[int] | None,
     reuse: Reuse | None = None,
     recorded: pd.DataFrame | None = None,
+    keep_noise: bool = False,
 ) -> tuple[pd.DataFrame, dict]:
     """:func:`execute` once the run's thread count is pinned: load, attack every pass or target, tabulate."""
     setup = _setup(run)
-    out = _Collected()
+    out = _Collected(keep_noise=keep_noise)
     if run.attack == "noise":
         for pos in geometry_groups(setup.samples):  # one group unless the volumes differ in coils / columns
             _noise_group(setup, pos, out, progress, keep_images, subset, reuse)
@@ -720,6 +747,8 @@ def _execute(
         angles=list(run.rotation.angles),
         annotations=setup.ds.report,
         model_sha256=setup.model.sha256,
+        noise=out.noise,
+        noise_passes=out.noise_passes,
     )
     return df, extras
 
