@@ -22,3 +22,14 @@ def test_fractions_against_the_best_known():
     b = pd.DataFrame(dict(box=[0, 1], evaluation=[1, 1], best=[4.0, 2.0]))
     fr = fractions({"a": a, "b": b})
     assert fr.loc[0, "a"] == 0.5 and fr.loc[0, "b"] == 1.0 and fr.loc[1, "a"] == 1.0 and fr.loc[1, "b"] == 0.5
+
+
+def test_curves_and_markdown(tmp_path):
+    from advmri.experiments.convergence import curves, markdown, summary
+
+    for name, best in (("pga-10", [1.0, 2.0]), ("apgd-10", [3.0, 4.0])):
+        pd.DataFrame(dict(box=[0, 0], evaluation=[1, 2], best=best)).to_csv(tmp_path / f"unet-8x-{name}.csv")
+    c = curves(tmp_path, "unet", 8)
+    assert c[c.setting == "pga-10"].median_fraction.tolist() == [0.25, 0.5]
+    text = markdown(summary(tmp_path))
+    assert "| pga-10 | 50.0% |" in text and "| apgd-10 | 100.0% |" in text

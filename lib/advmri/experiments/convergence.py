@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from advmri.experiments.run import load_model, select_targets
 from advmri.util.atomic import atomic_path
 from advmri.util.paths import project_path
 
-__all__ = ["MODELS", "SETTINGS", "Recorder", "Setting", "cell", "fractions", "summary"]
+__all__ = ["MODELS", "SETTINGS", "Recorder", "Setting", "cell", "curves", "fractions", "markdown", "summary"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,39 @@ def summary(out: Path, settings: Sequence[Setting] = SETTINGS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def curves(out: Path, model: str, acc: int, settings: Sequence[Setting] = SETTINGS) -> pd.DataFrame:
+    """Median over boxes of (best so far / best known) at each evaluation, per setting: ``setting, evaluation,
+    median_fraction`` (a setting's curve stays at its final value after its last evaluation)."""
+    frames = {
+        s.name: pd.read_csv(out / f"{model}-{acc}x-{s.name}.csv")
+        for s in settings
+        if (out / f"{model}-{acc}x-{s.name}.csv").is_file()
+    }
+    if not frames:
+        return pd.DataFrame(columns=["setting", "evaluation", "median_fraction"])
+    known = pd.DataFrame({k: df.groupby("box")["best"].max() for k, df in frames.items()}).max(axis=1)
+    rows = []
+    for name, df in frames.items():
+        wide = df.pivot(index="evaluation", columns="box", values="best").ffill()
+        med = wide.div(known[wide.columns], axis=1).median(axis=1)
+        rows += [dict(setting=name, evaluation=int(e), median_fraction=float(v)) for e, v in med.items()]
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The summary as a Markdown table: one row per setting, one column per (model, acceleration)."""
+    if not len(table):
+        return "no cells yet\n"
+    table = table.assign(cell=[f"{m} {a}x" for m, a in zip(table.model, table.acceleration, strict=True)])
+    wide = table.pivot(index="setting", columns="cell", values="median_fraction")
+    order = [s.name for s in SETTINGS if s.name in wide.index]
+    wide = wide.loc[order]
+    lines = ["| setting | " + " | ".join(wide.columns) + " |", "|---" * (len(wide.columns) + 1) + "|"]
+    for name, r in wide.iterrows():
+        lines.append(f"| {name} | " + " | ".join("–" if np.isnan(v) else f"{v:.1%}" for v in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="advmri convergence", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/convergence")
@@ -159,7 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     best = df.groupby("box")["best"].max()
                     print(f"{path.name}: {len(best)} boxes, median best {best.median():.4g}", flush=True)
     table = summary(out)
-    print(table.to_string(index=False) if len(table) else "no cells yet")
+    text = markdown(table)
+    print(text, end="")
+    if len(table):
+        (out / "summary.md").write_text(
+            "# Convergence study: median over boxes of each setting's box MSE / the best known\n\n"
+            f"`python -m advmri.experiments.convergence` ({a.boxes} boxes, eps {a.eps:g}; best known: the largest "
+            "box MSE any setting found).\n\n" + text
+        )
     return 0
 
 
