@@ -44,7 +44,7 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 from advmri.app.benchmark import BenchmarkConfig, benchmark, effective
-from advmri.report.card import figure, headline_table, reference_table, write_card
+from advmri.report.card import audit_line, checks_table, figure, headline_table, reference_table, write_card
 
 if smoke:
     from advmri.experiments.smoke import tiny_setup
@@ -66,6 +66,16 @@ print(f"{card['model']['name']}: {card['model']['parameters']:,} parameters, {ca
 
 # %%
 display(headline_table(card))
+
+# %% [markdown]
+# ## Checks for gradient masking
+# A robust number is only as good as the attack behind it. The card checks for randomised outputs and for input
+# gradients that are missing, zero or do not predict the loss, compares the white-box attack with a transfer attack
+# and with the random control, and runs an adaptive evaluation (EOT, BPDA, transfer, a gradient-free search) beside
+# the naive one (`advmri.experiments.audit`).
+
+# %%
+display(Markdown(audit_line(card)), checks_table(card))
 
 # %% [markdown]
 # ## Against advmri's own models
