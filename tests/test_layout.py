@@ -58,6 +58,7 @@ TOP_LEVEL = {
     "test_architecture.py": "the README's architecture section (the layer table, the files it names)",
     "test_layout.py": "this file",
     "test_notebooks.py": "the notebooks/ folder (paired, clean, each runs under papermill)",
+    "test_examples.py": "the examples/ folder (the reference defences around the committed U-Net)",
     "test_params.py": "added beside this reorganisation (attack CLI <-> schema <-> committed runs): belongs in "
     "tests/app/test_attack.py; move it there and drop this entry",
 }
