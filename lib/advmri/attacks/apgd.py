@@ -22,7 +22,7 @@ from typing import cast
 
 import torch
 
-__all__ = ["ALPHA", "RHO", "apgd", "checkpoints", "input_grad"]
+__all__ = ["ALPHA", "RHO", "apgd", "checkpoints", "coil_norms", "input_grad", "project"]
 
 ALPHA = 0.75  # momentum of the APGD update
 RHO = 0.75  # fraction of increasing steps below which the step size is halved
@@ -42,14 +42,19 @@ def checkpoints(steps: int) -> list[int]:
     return out
 
 
-def _norms(x: torch.Tensor) -> torch.Tensor:
-    """Per-coil l2 norm of complex ``(B, C, R, Cols)`` -> ``(B, C)`` (over the real view: fast on CPU)."""
-    return cast(torch.Tensor, torch.linalg.vector_norm(torch.view_as_real(x).flatten(2), dim=2))
+def coil_norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-coil L2 norm of complex ``(B, coils, rows, cols)`` -> ``(B, coils)``.
+
+    Taken over the real view (real and imaginary parts): the same norm, and on CPU about 100x faster than
+    torch's complex ``vector_norm`` (11 ms against 0.1 ms for 4 x 8 x 256 x 160, which made the norms a fifth of
+    a U-Net attack step)."""
+    re = torch.view_as_real(x.resolve_conj()) if x.is_complex() else x
+    return cast(torch.Tensor, torch.linalg.vector_norm(re.flatten(2), dim=2))
 
 
-def _project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """Each coil of ``z`` onto the l2 ball of ``radius`` ``(B, C)``."""
-    n = _norms(z)
+def project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Project each coil of ``z`` ``(B, C, R, Cols)`` onto the L2 ball of ``radius`` ``(B, C)``."""
+    n = coil_norms(z)
     return z * torch.where(n > radius, radius / n.clamp_min(1e-30), torch.ones_like(n))[..., None, None]
 
 
@@ -72,7 +77,7 @@ def _value_and_grad(loss_fn: Loss, z: torch.Tensor) -> tuple[torch.Tensor, torch
 def _step(g: torch.Tensor, radius: torch.Tensor, acq: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
     """``eta * r_c * g_c / ||g_c||`` on the acquired columns. ``g`` ``(B, C, R, Cols)``, ``eta`` ``(B,)``."""
     g = g * acq
-    return g / _norms(g).clamp_min(1e-30)[..., None, None] * (eta[:, None] * radius)[..., None, None]
+    return g / coil_norms(g).clamp_min(1e-30)[..., None, None] * (eta[:, None] * radius)[..., None, None]
 
 
 def apgd(
@@ -88,7 +93,7 @@ def apgd(
     Returns the best point of each item and its loss, ``((B, C, R, Cols) complex, (B,))``."""
     b = z0.shape[0]
     eta = torch.full((b,), 2.0, device=z0.device, dtype=radius.dtype)
-    z = _project(z0.detach() * acq, radius)
+    z = project(z0.detach() * acq, radius)
     loss, g = _value_and_grad(loss_fn, z)
     best_z, best_loss, best_g = z.clone(), loss.clone(), g.clone()
     z_prev = z
@@ -96,9 +101,9 @@ def apgd(
     last_mark, succ = 0, torch.zeros(b, device=z0.device)
     eta_mark, best_mark = eta.clone(), best_loss.clone()
     for k in range(1, steps):
-        u = _project(z + _step(g, radius, acq, eta), radius)
+        u = project(z + _step(g, radius, acq, eta), radius)
         a = 1.0 if k == 1 else ALPHA  # the first step has no momentum
-        z_new = _project(z + a * (u - z) + (1 - a) * (z - z_prev), radius)
+        z_new = project(z + a * (u - z) + (1 - a) * (z - z_prev), radius)
         loss_new, g_new = _value_and_grad(loss_fn, z_new)
         succ += (loss_new > loss).float()
         better = loss_new > best_loss

@@ -35,7 +35,7 @@ import torch
 from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
-from advmri.attacks.apgd import apgd, input_grad
+from advmri.attacks.apgd import apgd, coil_norms, input_grad, project
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.core.boxes import Box
 from advmri.core.masks import sample_mask
@@ -114,25 +114,9 @@ class NoiseConfig:
         return asdict(self)
 
 
-def coil_norms(x: torch.Tensor) -> torch.Tensor:
-    """Per-coil L2 norm of complex ``(B, coils, rows, cols)`` -> ``(B, coils)``.
-
-    Taken over the real view (real and imaginary parts): the same norm, and on CPU about 100x faster than
-    torch's complex ``vector_norm`` (11 ms against 0.1 ms for 4 x 8 x 256 x 160, which made the norms a fifth of
-    a U-Net attack step)."""
-    return cast(torch.Tensor, torch.linalg.vector_norm(_real(x).flatten(2), dim=2))
-
-
 def _real(x: torch.Tensor) -> torch.Tensor:
     """A complex tensor's real view ``(..., 2)``; a real tensor as it is."""
     return torch.view_as_real(x.resolve_conj()) if x.is_complex() else x
-
-
-def project(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """Project each coil of ``z`` ``(B, C, R, Cols)`` onto the L2 ball of ``radius`` ``(B, C)``."""
-    n = coil_norms(z)
-    scale = torch.where(n > radius, radius / n.clamp_min(1e-30), torch.ones_like(n))
-    return z * scale[..., None, None]
 
 
 def budget(kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -11,22 +11,19 @@ one forward pass per iteration.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 import torch
+
+from advmri.attacks.apgd import coil_norms
 
 __all__ = ["random_search"]
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _norms(x: torch.Tensor) -> torch.Tensor:
-    return cast(torch.Tensor, torch.linalg.vector_norm(torch.view_as_real(x).flatten(2), dim=2))  # (B, C)
-
-
 def _to_sphere(z: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """Each coil of ``z`` ``(B, C, R, Cols)`` rescaled to norm ``radius`` ``(B, C)``."""
-    return z * (radius / _norms(z).clamp_min(1e-30))[..., None, None]
+    return z * (radius / coil_norms(z).clamp_min(1e-30))[..., None, None]
 
 
 def _window(acq: torch.Tensor, frac: float, gen: torch.Generator) -> torch.Tensor:
