@@ -185,7 +185,7 @@ def _consistent(model, tb, cfg, z, loss, g, gnorm) -> bool:  # type: ignore[no-u
 
 
 def diagnose(model: Reconstructor, tb: TargetBatch, eps: torch.Tensor, cfg: NoiseConfig) -> Diagnosis:
-    """Look for randomised outputs and for missing, NaN or zero input gradients (module docstring)."""
+    """Look for randomised outputs and for missing, NaN, zero or inconsistent input gradients (module docstring)."""
     with torch.no_grad():
         y = (tb.kspace * tb.mask[:, None, None, :]).to(tb.kspace.dtype)
         a, b = model(y, tb.mask, tb.num_low, tb.crop), model(y, tb.mask, tb.num_low, tb.crop)
@@ -229,6 +229,7 @@ class Adaptive:
     attacks: list[str]
     winner: list[str]
     beaten: bool
+    candidates: dict[str, torch.Tensor]  # every attack's noise, by name
 
 
 def adaptive_noise(
@@ -260,4 +261,4 @@ def adaptive_noise(
     names = list(cand)
     best = torch.stack([losses[k] for k in names]).argmax(0)  # (B,)
     z = torch.stack([cand[k] for k in names])[best, torch.arange(len(tb))]
-    return Adaptive(z, names, [names[int(i)] for i in best], beaten)
+    return Adaptive(z, names, [names[int(i)] for i in best], beaten, cand)

@@ -98,6 +98,12 @@ def cell(model_spec: str, data: str, acc: int, setting: Setting, boxes: int, eps
     return pd.DataFrame(rows)
 
 
+def _frames(out: Path, model: str, acc: int, settings: Sequence[Setting]) -> dict[str, pd.DataFrame]:
+    """The cells of one (model, acceleration) present in ``out``, by setting name."""
+    paths = {s.name: out / f"{model}-{acc}x-{s.name}.csv" for s in settings}
+    return {name: pd.read_csv(p) for name, p in paths.items() if p.is_file()}
+
+
 def fractions(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per box and setting: the final best loss over the best known (the largest over all settings)."""
     final = pd.DataFrame({name: df.groupby("box")["best"].max() for name, df in frames.items()})
@@ -109,11 +115,7 @@ def summary(out: Path, settings: Sequence[Setting] = SETTINGS) -> pd.DataFrame:
     rows = []
     for model in MODELS:
         for acc in (4, 8):
-            frames = {
-                s.name: pd.read_csv(out / f"{model}-{acc}x-{s.name}.csv")
-                for s in settings
-                if (out / f"{model}-{acc}x-{s.name}.csv").is_file()
-            }
+            frames = _frames(out, model, acc, settings)
             if not frames:
                 continue
             fr = fractions(frames)
@@ -136,11 +138,7 @@ def summary(out: Path, settings: Sequence[Setting] = SETTINGS) -> pd.DataFrame:
 def curves(out: Path, model: str, acc: int, settings: Sequence[Setting] = SETTINGS) -> pd.DataFrame:
     """Median over boxes of (best so far / best known) at each evaluation, per setting: ``setting, evaluation,
     median_fraction`` (a setting's curve stays at its final value after its last evaluation)."""
-    frames = {
-        s.name: pd.read_csv(out / f"{model}-{acc}x-{s.name}.csv")
-        for s in settings
-        if (out / f"{model}-{acc}x-{s.name}.csv").is_file()
-    }
+    frames = _frames(out, model, acc, settings)
     if not frames:
         return pd.DataFrame(columns=["setting", "evaluation", "median_fraction"])
     known = pd.DataFrame({k: df.groupby("box")["best"].max() for k, df in frames.items()}).max(axis=1)
