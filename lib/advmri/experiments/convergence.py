@@ -29,6 +29,7 @@ from advmri.attacks.noise import NoiseConfig, _loss_weights, adversarial_noise
 from advmri.data.dataset import AnnotatedSlices
 from advmri.experiments.run import load_model, select_targets
 from advmri.util.atomic import atomic_path
+from advmri.util.errors import cli
 from advmri.util.paths import project_path
 
 __all__ = ["MODELS", "SETTINGS", "Recorder", "Setting", "cell", "curves", "fractions", "markdown", "summary"]
@@ -164,13 +165,14 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@cli
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="advmri convergence", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/convergence")
     ap.add_argument("--data", default="data/synthetic/small/test")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--accelerations", nargs="+", type=int, default=[4, 8])
-    ap.add_argument("--settings", nargs="+", default=[s.name for s in SETTINGS])
+    ap.add_argument("--settings", nargs="+", default=[s.name for s in SETTINGS], choices=[s.name for s in SETTINGS])
     ap.add_argument("--boxes", type=int, default=16)
     ap.add_argument("--eps", type=float, default=0.01)
     ap.add_argument("--chunk", type=int, default=4)
