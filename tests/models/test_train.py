@@ -113,3 +113,25 @@ def test_interrupted_training_leaves_no_model_at_the_final_path(tiny_data, tmp_p
     assert Path(str(out) + ".resume.pt").is_file()
     train("unet", "tiny", tiny_data, out, steps=6, batch=2, resume=True, **kw)
     assert out.is_file() and load_checkpoint(out)[1]["step"] == 6
+
+
+def test_smoothed_plateau_then_cooldown_resumes_identically(tiny_data, tmp_path):
+    """``smooth`` compares means of validations; ``cooldown`` decays the learning rate linearly to 0 after the
+    plateau and writes the checkpoint at its end; a run cut inside the cooldown continues exactly."""
+    from advmri.models.train import _Schedule
+
+    kw = dict(progress=False, val_every_nth=3, lr=3e-3, batch=2, val_interval=2, save_every=1, plateau=10.0)
+    h = train("unet", "tiny", tiny_data, tmp_path / "a.pt", steps=40, smooth=2, cooldown=0.5, **kw)
+    # s = 8 is the first doubling with two validations on each side: (6, 8) against (2, 4)
+    assert h["doubling_gain"][0][0] == 8 and h["plateau_step"] == 8
+    assert np.isclose(h["doubling_gain"][0][1], np.mean(h["val_ssim"][2:4]) - np.mean(h["val_ssim"][0:2]))
+    assert h["val_step"][-1] == 12 and h["step"][-1] == 11  # cooldown: 0.5 x 8 = 4 more steps
+    _, extra = load_checkpoint(tmp_path / "a.pt")
+    assert extra["plateau_reached"] and extra["step"] == 12 and "linear decay" in extra["schedule"]
+    sch = _Schedule(40, 2, 3e-3, 0, 10.0, None, 2, 1, 3, 2, 0.5)
+    assert [sch.lr_at(s, h) for s in (7, 8, 10, 11)] == pytest.approx([3e-3, 3e-3, 1.5e-3, 0.75e-3])
+    train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=40, smooth=2, cooldown=0.5, stop_at=10, **kw)
+    assert not (tmp_path / "b.pt").exists()
+    h2 = train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=40, smooth=2, cooldown=0.5, resume=True, **kw)
+    assert h2["step"] == h["step"] and np.allclose(h2["loss"], h["loss"], rtol=1e-4, atol=1e-6)
+    assert load_checkpoint(tmp_path / "b.pt")[1]["step"] == 12

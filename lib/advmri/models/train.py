@@ -113,19 +113,24 @@ class SliceCache:
 
 
 @torch.no_grad()
-def validate(model: Reconstructor, cache: SliceCache, device: str | torch.device, acceleration: int = 8) -> float:
-    """Mean whole-image SSIM of ``model`` on the cached validation slices at ``acceleration`` (seeded masks)."""
+def validate(
+    model: Reconstructor, cache: SliceCache, device: str | torch.device, acceleration: int = 8, chunk: int = 8
+) -> float:
+    """Mean whole-image SSIM of ``model`` on the cached validation slices at ``acceleration`` (seeded masks),
+    ``chunk`` slices per forward pass (each slice keeps its own mask and centre width: the same numbers as one
+    at a time)."""
     model.eval()
     precision = getattr(model, "precision", "fp32")
     if precision != "fp32":
         model.set_precision("fp32")  # the learning curve is measured as the model will be used
     func = mask_func("random", (acceleration,))
-    vals = []
-    for i in range(len(cache)):
-        fname, sl = cache.items[i][4], cache.items[i][5]
-        k, m, n, t, mx = cache.batch([i], func, [slice_seed(fname, sl)], device)
-        out = model(k, m, n, tuple(t.shape[-2:]))  # (1, H, W)
-        vals.append(float(M.ssim(out, t, mx)[0]))
+    vals: list[float] = []
+    for lo in range(0, len(cache), chunk):
+        idx = list(range(lo, min(lo + chunk, len(cache))))
+        seeds = [slice_seed(cache.items[i][4], cache.items[i][5]) for i in idx]
+        k, m, n, t, mx = cache.batch(idx, func, seeds, device)
+        out = model(k, m, n, tuple(t.shape[-2:]))  # (chunk, H, W)
+        vals.extend(M.ssim(out, t, mx).tolist())
     model.train()
     if precision != "fp32":
         model.set_precision(precision)
@@ -153,6 +158,8 @@ def train(
     plateau: float | None = None,
     precision: str = "fp32",
     wait: float = 0.0,
+    smooth: int = 1,
+    cooldown: float = 0.0,
 ) -> dict[str, Any]:
     """Train and checkpoint; returns the history dict (also stored in the checkpoint's ``extra``).
 
@@ -169,11 +176,17 @@ def train(
     after ``init``) where ``val(s) - val(s/2) < plateau``: the gain over the last doubling of steps;
     ``steps`` is then the maximum. ``precision="bf16"``: the convolution blocks run under bfloat16
     autocast (:meth:`Reconstructor.set_precision`); weights, optimiser and validation stay float32.
+    ``smooth``: the plateau test compares the mean of the last ``smooth`` validations ending at ``s`` with the
+    mean of those ending at ``s/2`` (a constant learning rate leaves the curve noisy). ``cooldown``: once
+    plateaued at ``s``, the learning rate decays linearly to 0 over ``cooldown * s`` more steps (a
+    warmup-stable-decay schedule) before the checkpoint is written; the run still ends at ``steps``.
     """
     _check_args(model_kind, steps, wait, lr, val_interval, save_every, batch, stop_at, plateau)
+    check_range("smooth", smooth, lo=1, integer=True)
+    check_range("cooldown", cooldown, lo=0.0, hi=1.0)
     batch = batch or (1 if model_kind == "varnet" else 4)  # fastMRI's defaults: 1 slice (VarNet), 4 (U-Net)
     job = _Job(model_kind, config, data, project_path(out), init, precision, device, resume, force, progress)
-    sch = _Schedule(steps, batch, lr, seed, plateau, stop_at, val_interval, save_every, val_every_nth)
+    sch = _Schedule(steps, batch, lr, seed, plateau, stop_at, val_interval, save_every, val_every_nth, smooth, cooldown)
     # one trainer per checkpoint: a second one with the same out (and so the same resume file) stops at once
     with exclusive(
         job.out,
@@ -245,6 +258,23 @@ class _Schedule:
     val_interval: int
     save_every: int
     val_every_nth: int
+    smooth: int = 1
+    cooldown: float = 0.0
+
+    def cooldown_end(self, hist: dict[str, Any]) -> int | None:
+        """The last step of the cooldown once the run has plateaued (``hist["plateau_step"]``), else None."""
+        if "plateau_step" not in hist:
+            return None
+        s = int(hist["plateau_step"])
+        return min(self.steps, s + max(1, round(self.cooldown * s)))
+
+    def lr_at(self, step: int, hist: dict[str, Any]) -> float:
+        """The learning rate of ``step`` in plateau mode: constant, then linear to 0 over the cooldown."""
+        end = self.cooldown_end(hist)
+        if end is None or step < int(hist["plateau_step"]):
+            return self.lr
+        s = int(hist["plateau_step"])
+        return self.lr * max(0.0, (end - step) / max(1, end - s))
 
 
 def _check_paths(out: Path, resume_file: Path, resume: bool, force: bool) -> None:
@@ -314,15 +344,20 @@ def _load_resume(
     return st["history"], int(st["step"]), int(st.get("init_step", 0))
 
 
-def _plateaued(hist: dict[str, Any], plateau: float | None, init_step: int) -> bool:
+def _plateaued(hist: dict[str, Any], plateau: float | None, init_step: int, smooth: int = 1) -> bool:
     """Whether the last validation step ``s`` gained less than ``plateau`` over ``s/2`` (validated after
-    ``init_step``); each such gain is appended to ``hist["doubling_gain"]`` as ``[s, gain]``."""
+    ``init_step``), each side the mean of the ``smooth`` validations ending there; each such gain is appended
+    to ``hist["doubling_gain"]`` as ``[s, gain]``."""
     if plateau is None or not hist["val_step"]:
         return False
-    s = hist["val_step"][-1]
-    if s % 2 or s // 2 < max(init_step, 1) or s // 2 not in hist["val_step"]:
+    steps, vals = hist["val_step"], hist["val_ssim"]
+    s = steps[-1]
+    if s % 2 or s // 2 < max(init_step, 1) or s // 2 not in steps:
         return False
-    gain = hist["val_ssim"][-1] - hist["val_ssim"][hist["val_step"].index(s // 2)]
+    half = steps.index(s // 2)
+    if half + 1 < smooth or half - smooth + 1 < 0 or steps[half - smooth + 1] < init_step:
+        return False
+    gain = float(np.mean(vals[-smooth:]) - np.mean(vals[half - smooth + 1 : half + 1]))
     hist.setdefault("doubling_gain", []).append([s, gain])
     return gain < plateau
 
@@ -381,7 +416,9 @@ def _meta(
         precision=job.precision,
         schedule="cosine"
         if sch.plateau is None
-        else f"constant, stop when val gain over the last doubling < {sch.plateau}",
+        else f"constant, stop when val gain over the last doubling < {sch.plateau}"
+        + (f" (means of {sch.smooth} validations)" if sch.smooth > 1 else "")
+        + (f", then linear decay to 0 over {sch.cooldown:g} x the steps" if sch.cooldown else ""),
         init=init_info,
     )
 
@@ -450,7 +487,8 @@ class _Session:
 def _fit(run: _Session, tr: SliceCache, va: SliceCache | None, start: int) -> dict[str, Any]:
     """The training loop of :func:`_train` from step ``start`` (``run.hist`` is extended in place): validate every
     ``val_interval`` steps, save the resume file every ``save_every`` steps and ``out`` once all ``steps`` are
-    done or the validation SSIM plateaued (``run.meta`` goes into its ``extra``). Returns the history."""
+    done or the validation SSIM plateaued (and its cooldown ended; ``run.meta`` goes into its ``extra``).
+    Returns the history."""
     job, sch, hist = run.job, run.sch, run.hist
     func = mask_func("random", (4, 8), (0.08, 0.04))
     loss_ssim = SSIMLoss().to(job.device)
@@ -460,27 +498,43 @@ def _fit(run: _Session, tr: SliceCache, va: SliceCache | None, start: int) -> di
         range(start, sch.steps), desc=f"train {job.name}", disable=not job.progress, initial=start, total=sch.steps
     )
     for step in bar:
+        if sch.plateau is not None:
+            for group in run.opt.param_groups:
+                group["lr"] = sch.lr_at(step, hist)
         loss = _optimise(
             run.model, job.model_kind, tr, func, loss_ssim, run.opt, run.sched, sch.seed, step, sch.batch, job.device
         )
         hist["step"].append(step)
         hist["loss"].append(float(loss.detach()))
         bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
-        last = step + 1 == sch.steps
-        if va is not None and ((step + 1) % sch.val_interval == 0 or last):
-            hist["val_step"].append(step + 1)
-            hist["val_ssim"].append(validate(run.model, va, job.device))
-            bar.write(f"step {step + 1}: val SSIM {hist['val_ssim'][-1]:.4f}")
-            if _plateaued(hist, sch.plateau, run.init_step):
-                run.save(step + 1, done=True)
-                break
-        if (step + 1) % sch.save_every == 0 or last or step + 1 == sch.stop_at:
-            run.save(step + 1)
-        if step + 1 == sch.stop_at:
+        if _after_step(run, va, step + 1, bar):
             break
     if start >= sch.steps and job.init is None:
         run.save(sch.steps)
     return hist
+
+
+def _after_step(run: _Session, va: SliceCache | None, done: int, bar: Any) -> bool:
+    """Validate, test for the plateau (or the end of its cooldown) and save after ``done`` steps; True: stop."""
+    job, sch, hist = run.job, run.sch, run.hist
+    last = done == sch.steps
+    end = sch.cooldown_end(hist)
+    if va is not None and (done % sch.val_interval == 0 or last or done == end):
+        hist["val_step"].append(done)
+        hist["val_ssim"].append(validate(run.model, va, job.device))
+        bar.write(f"step {done}: val SSIM {hist['val_ssim'][-1]:.4f}")
+        if end is None and _plateaued(hist, sch.plateau, run.init_step, sch.smooth):
+            if not sch.cooldown:
+                run.save(done, done=True)
+                return True
+            hist["plateau_step"] = done
+            bar.write(f"step {done}: plateau; cooling down to step {sch.cooldown_end(hist)}")
+        elif end is not None and done == end:
+            run.save(done, done=True)
+            return True
+    if done % sch.save_every == 0 or last or done == sch.stop_at:
+        run.save(done)
+    return done == sch.stop_at
 
 
 @cli
@@ -506,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="constant lr; stop when val SSIM gains less than this over the last doubling of steps",
     )
+    ap.add_argument("--smooth", type=int, default=1, help="plateau test on means of this many validations")
+    ap.add_argument(
+        "--cooldown", type=float, default=0.0, help="after the plateau at s, decay lr to 0 over this x s steps"
+    )
+    ap.add_argument("--save-every", type=int, default=100, help="write the resume file every this many steps")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--force", action="store_true", help="replace an existing OUT when training completes")
     ap.add_argument(
@@ -515,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="if another training writes OUT, wait up to this long for it (default: stop at once)",
     )
+    ap.add_argument("--stop-at", type=int, default=None, help="end this call at that step (--resume continues)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar (validations are still printed)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
     h = train(
@@ -534,6 +595,11 @@ def main(argv: list[str] | None = None) -> int:
         plateau=a.plateau,
         precision=a.precision,
         wait=a.wait,
+        smooth=a.smooth,
+        cooldown=a.cooldown,
+        save_every=a.save_every,
+        progress=not a.quiet,
+        stop_at=a.stop_at,
     )
     print(
         f"trained {a.model}/{a.config}: {h['seconds']:.0f} s, final loss {np.mean(h['loss'][-20:]):.4f}, "
