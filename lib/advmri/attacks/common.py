@@ -29,6 +29,8 @@ class TargetBatch:
     healthy: torch.Tensor | None  # (B, H, W) float, the twin (lesion-free; for lesion-free items: with the lesion)
     boxes: list[Box]
     samples: list[SliceSample]
+    # (B, coils, rows, cols) complex: fixed coil sensitivities, for the object-frame rotation (attacks.motion)
+    maps: torch.Tensor | None = None
 
     @property
     def crop(self) -> tuple[int, int]:
@@ -49,6 +51,21 @@ class TargetBatch:
             None if self.healthy is None else data(self.healthy),
             boxes,
             samples,
+            None if self.maps is None else data(self.maps),
+        )
+
+    def with_maps(self, maps: torch.Tensor) -> TargetBatch:
+        """The same batch carrying fixed coil sensitivities ``maps`` ``(B, coils, rows, cols)`` complex."""
+        return TargetBatch(
+            self.kspace,
+            self.mask,
+            self.acquired,
+            self.num_low,
+            self.target,
+            self.healthy,
+            self.boxes,
+            self.samples,
+            maps.to(self.kspace.device, self.kspace.dtype),
         )
 
     def to(self, device: torch.device | str) -> TargetBatch:

@@ -60,6 +60,17 @@ class RotationConfig:
     target: str = option(
         "clean", "clean: worst = largest box MSE | healthy, lesion: worst = closest to the twin", choices=TARGETS
     )
+    frame: str = option(
+        "coils",
+        "coils: rotate the coil images, maps and noise turn with the knee (the paper's) | object: rotate the "
+        "object under fixed coil sensitivities (attacks.motion)",
+        choices=("coils", "object"),
+    )
+    maps: str = option(
+        "synthetic",
+        "frame=object: sensitivities from the generator (synthetic data) | espirit (sigpy, real data)",
+        choices=("synthetic", "espirit"),
+    )
 
     def __post_init__(self) -> None:
         check_range("max_angle", self.max_angle, lo=0.0, hi=45.0, lo_open=True)
@@ -79,6 +90,8 @@ class RotationConfig:
         check_range("seed", self.seed, lo=0, integer=True)
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         check_choice("target", self.target, TARGETS)
+        check_choice("frame", self.frame, ("coils", "object"))
+        check_choice("maps", self.maps, ("synthetic", "espirit"))
 
     @property
     def angles(self) -> tuple[float, ...]:
@@ -165,9 +178,15 @@ def rotate_complex(x: torch.Tensor, angles_deg: torch.Tensor, interpolation: str
 def rotated_recon(
     model: Reconstructor, tb: TargetBatch, angles_deg: torch.Tensor, interpolation: str = "reference"
 ) -> torch.Tensor:
-    """Steps 1-4 above for a batch whose item ``n`` is rotated by ``angles_deg[n]`` -> ``(B, H, W)``."""
-    img = K.ifft2c(tb.kspace)
-    k = K.fft2c(rotate_complex(img, angles_deg, interpolation))
+    """Steps 1-4 above for a batch whose item ``n`` is rotated by ``angles_deg[n]`` -> ``(B, H, W)``. A batch
+    carrying fixed coil sensitivities (``tb.maps``) rotates the object under them instead of the coil images
+    (:func:`advmri.attacks.motion.rotate_object`)."""
+    if tb.maps is not None:
+        from advmri.attacks.motion import rotate_object
+
+        k = rotate_object(tb.kspace, tb.maps, angles_deg, interpolation)
+    else:
+        k = K.fft2c(rotate_complex(K.ifft2c(tb.kspace), angles_deg, interpolation))
     keep = (tb.acquired & tb.mask)[:, None, None, :].to(k.real.dtype)
     out = model(k * keep, tb.mask, tb.num_low, tb.crop)
     return rotate(out.unsqueeze(1), -angles_deg, interpolation).squeeze(1)

@@ -117,8 +117,22 @@ def _box(support: np.ndarray, recon: int, margin: int) -> tuple[int, int, int, i
     return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
-def generate_volume(preset: Preset, seed: int, index: int) -> dict:
-    """Generate one volume. Returns arrays (kspace, targets) and annotation rows (fastMRI+ format)."""
+@dataclass
+class _Draws:
+    """The random draws of a volume that precede its slices, in the generator's order (``rng`` continues)."""
+
+    rng: np.random.Generator
+    x: np.ndarray
+    y: np.ndarray
+    anatomy: Anatomy
+    marrow: np.ndarray
+    muscle: np.ndarray
+    lesions: list[Lesion]
+    maps: torch.Tensor  # (coils, rows, cols) complex
+
+
+def _draws(preset: Preset, seed: int, index: int) -> _Draws:
+    """Anatomy, textures, lesions and coil sensitivities of volume ``index`` (seeded by ``(seed, index)``)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     rows, cols = preset.kspace
     S, H = preset.slices, preset.recon
@@ -129,6 +143,34 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
     muscle = smooth_noise(rng, (S, rows, cols), (0.8, 10 * sig, 1.0 * sig))
     lesions = _choose_lesions(rng, S)
     maps = torch.from_numpy(coil_maps(rng, preset.coils, x, y))  # (coils, rows, cols) complex
+    return _Draws(rng, x, y, an, marrow, muscle, lesions, maps)
+
+
+def true_maps(path: str | Path) -> torch.Tensor:
+    """The coil sensitivities a synthetic file was made with, ``(coils, rows, cols)`` complex (one set for all
+    slices; full field of view, RSS peaking at 1), regenerated from its attributes (preset geometry, seed) and
+    the volume index in its name. Raises ``ValueError`` for a file this generator did not write."""
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        if "synthetic_seed" not in f.attrs:
+            raise ValueError(f"{path}: not a synthetic volume (no synthetic_seed attribute); estimate its maps")
+        seed = int(f.attrs["synthetic_seed"])
+        _, coils, rows, cols = f["kspace"].shape
+        slices = f["kspace"].shape[0]
+        recon = f["reconstruction_rss"].shape[-1]
+    index = int(path.stem.rsplit("_", 1)[-1])
+    preset = Preset("maps", coils, (rows, cols), recon, (0, cols), slices)
+    return _draws(preset, seed, index).maps
+
+
+def generate_volume(preset: Preset, seed: int, index: int) -> dict:
+    """Generate one volume. Returns arrays (kspace, targets) and annotation rows (fastMRI+ format)."""
+    d = _draws(preset, seed, index)
+    rng, x, y, an, marrow, muscle, lesions, maps = d.rng, d.x, d.y, d.anatomy, d.marrow, d.muscle, d.lesions, d.maps
+    rows, cols = preset.kspace
+    S, H = preset.slices, preset.recon
     pc = rng.normal(0, 0.4, 6)
     colmask = K.column_mask(cols, *preset.padding)
     edge = 0.7 / (H / 2)

@@ -679,6 +679,17 @@ def _noise_group(
     bar.close()
 
 
+def _with_frame(setup: _Setup, sub: TargetBatch) -> TargetBatch:
+    """``sub`` carrying its fixed coil sensitivities when the run rotates the object (``frame="object"``)."""
+    cfg = setup.run.rotation
+    if cfg.frame != "object":
+        return sub
+    from advmri.attacks.motion import maps_for
+
+    paths = {s.fname.stem: str(s.fname) for s in setup.ds.raw.raw_samples}
+    return sub.with_maps(maps_for(sub.kspace, [paths.get(s.fname) for s in sub.samples], cfg.maps))
+
+
 def _rotation_targets(
     setup: _Setup,
     out: _Collected,
@@ -695,7 +706,7 @@ def _rotation_targets(
     for t in tqdm(range(len(setup.samples)), desc=f"rotation {model.kind}", disable=not progress):
         if subset is not None and t not in subset:
             continue
-        sub = make_batch([setup.samples[t]]).to(run.device)
+        sub = _with_frame(setup, make_batch([setup.samples[t]])).to(run.device)
         if t == 0 or per_pass is None:
             per_pass = run.chunk or _auto_chunk(
                 run,

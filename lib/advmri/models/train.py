@@ -537,8 +537,8 @@ def _after_step(run: _Session, va: SliceCache | None, done: int, bar: Any) -> bo
     return done == sch.stop_at
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     ap = argparse.ArgumentParser(prog=prog("advmri.models.train"), description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=["varnet", "unet"], required=True)
     ap.add_argument("--config", default="small")
@@ -577,7 +577,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-at", type=int, default=None, help="end this call at that step (--resume continues)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar (validations are still printed)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
-    a = ap.parse_args(argv)
+    return ap
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     h = train(
         a.model,
         a.config,
