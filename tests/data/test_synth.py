@@ -6,6 +6,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from conftest import cli, one_error_line
 from fastmri.data import SliceDataset
@@ -122,3 +123,18 @@ def test_synth_refuses_a_non_empty_folder_and_zero_slices(tiny, capsys, tmp_path
     rc, err = cli(capsys, main, ["--preset", "tiny", "--volumes", "1", "--slices", "0", "--out", str(empty)])
     assert rc == 2 and not list(empty.rglob("*.tmp")) and not list(empty.rglob("*.h5"))
     one_error_line(err, "slices")
+
+
+def test_named_sets_keep_training_and_test_seeds_apart_and_generate_by_name(tmp_path, capsys):
+    from advmri.data.synth import SETS, main
+
+    train_seeds = {s.seed for n, s in SETS.items() if n.startswith("train")}
+    test_seeds = {s.seed for n, s in SETS.items() if n.startswith("test")}
+    assert not train_seeds & test_seeds
+    assert SETS["train-large"].volumes >= 125 and SETS["test-large"].volumes >= 60
+    assert main(["--set", "train", "--out", str(tmp_path / "t"), "--slices", "1"]) == 0
+    names = (tmp_path / "t" / "knee_file_list.csv").read_text().split()
+    assert len(names) == SETS["train"].volumes and names[0] == "file_synth0_0000"
+    with pytest.raises(SystemExit):
+        main(["--volumes", "1"])  # neither --out nor --set
+    assert "--out is required" in capsys.readouterr().err

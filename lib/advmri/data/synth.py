@@ -1,6 +1,7 @@
 """Deterministic synthetic multi-coil knee data set in the exact fastMRI HDF5 format.
 
-``python -m advmri.data.synth --preset tiny|small|fastmri --volumes N --seed S --out DIR``
+``python -m advmri.data.synth --preset tiny|small|fastmri --volumes N --seed S --out DIR``, or a named set
+``python -m advmri.data.synth --set train|test|train-large|test-large`` (:data:`SETS`)
 
 Writes ``DIR/multicoil/<file>.h5`` (fastMRI multi-coil layout, see :mod:`advmri.data.fastmri_h5`;
 the folder holds nothing else, since ``fastmri.data.SliceDataset`` opens every entry) plus
@@ -64,6 +65,29 @@ PRESETS = {
     "tiny": Preset("tiny", coils=4, kspace=(96, 64), recon=48, padding=(3, 61), slices=4),
     "small": Preset("small", coils=8, kspace=(256, 160), recon=128, padding=(8, 152), slices=10),
     "fastmri": Preset("fastmri", coils=15, kspace=(640, 368), recon=320, padding=(17, 351), slices=12),
+}
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A data set of the project: preset, volume count, seed and folder (relative to the project root)."""
+
+    preset: str
+    volumes: int
+    seed: int
+    out: str
+    purpose: str
+
+
+# Seed 0 trains, seed 1 tests, and no seed is used for both; volumes are bit-identical per (seed, index), so a
+# larger set of a seed begins with the smaller one (train-large holds train, test-large holds test).
+SETS = {
+    "train": NamedSet("small", 20, 0, "data/synthetic/small/train", "the first small models (every 5th validates)"),
+    "test": NamedSet("small", 28, 1, "data/synthetic/small/test", "the article's test set (93 located boxes)"),
+    "train-large": NamedSet(
+        "small", 150, 0, "data/synthetic/small/train-large", "the model zoo: 120 train, every 5th (30) validates"
+    ),
+    "test-large": NamedSet("small", 64, 1, "data/synthetic/small/test-large", "the zoo's test set (>= 200 boxes)"),
 }
 
 
@@ -274,19 +298,25 @@ def generate_dataset(
 @cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=prog("advmri.data.synth"), description=__doc__.split("\n\n")[0])
+    ap.add_argument("--set", choices=sorted(SETS), default=None, help="a named set: its preset, volumes, seed, folder")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
     ap.add_argument("--volumes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--slices", type=int, default=None, help="override the preset's slices per volume")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default=None, help="output folder (required without --set)")
     ap.add_argument("--force", action="store_true", help="replace a data set already in --out")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
+    if a.set is not None:
+        named = SETS[a.set]
+        a.preset, a.volumes, a.seed, a.out = named.preset, named.volumes, named.seed, a.out or named.out
+    if a.out is None:
+        ap.error("--out is required (or name a --set)")
     if a.slices is not None:
         check_range("slices", a.slices, lo=1, integer=True)
     preset = PRESETS[a.preset] if a.slices is None else replace(PRESETS[a.preset], slices=a.slices)
     t0 = time.perf_counter()
-    files = generate_dataset(preset, a.volumes, a.seed, a.out, force=a.force)
+    files = generate_dataset(preset, a.volumes, a.seed, project_path(a.out), force=a.force)
     dt = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in files)
     print(
