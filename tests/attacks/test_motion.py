@@ -118,3 +118,15 @@ def test_object_frame_runs_through_the_attack_and_is_the_identity_at_zero(tiny_d
     adv = {f: d[(d.kind == "adversarial") & (d.param == 1.0)].box_mse.to_numpy() for f, d in rows.items()}
     assert not np.allclose(adv["object"], adv["coils"])  # the two threat models differ
     assert AttackRun(attack="rotation").as_dict()["rotation"].get("frame", "coils") == "coils"
+
+
+def test_benchmark_rotation_threat_takes_the_frame(tiny_batch, tiny_model):
+    from advmri.attacks.noise import recon_with_noise
+    from advmri.experiments.threats import Rotation
+
+    threat = Rotation(max_angle=1.0, angle_step=0.5, interpolation="fourier", frame="object")
+    angles, rec = threat.perturb(tiny_model, tiny_batch, 0.0)
+    with torch.no_grad():
+        clean = recon_with_noise(tiny_model, tiny_batch, torch.zeros_like(tiny_batch.kspace))
+    assert (angles == 0).all() and torch.allclose(rec, clean, rtol=1e-4, atol=1e-5 * float(clean.abs().max()))
+    assert threat.describe()["frame"] == "object" and threat.config().frame == "object"

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from advmri.attacks.common import TargetBatch
 from advmri.attacks.rotation import rotate_complex
 from advmri.core import kspace as K
 from advmri.util.errors import ParameterError, check_choice
@@ -88,6 +89,15 @@ def maps_for(kspace: torch.Tensor, files: Sequence[str | None], method: str = "s
                 raise ParameterError(f"maps: {e}") from e
         out.append(cache[f])
     return torch.stack(out).to(kspace.device, kspace.dtype)
+
+
+def with_frame(tb: TargetBatch, frame: str, maps: str = "synthetic") -> TargetBatch:
+    """``tb`` as the rotation of ``frame`` needs it: unchanged for ``coils``; for ``object`` carrying fixed
+    sensitivities (``maps``: from each item's file, or ESPIRiT), unless it already does."""
+    check_choice("frame", frame, FRAMES)
+    if frame == "coils" or tb.maps is not None:
+        return tb
+    return tb.with_maps(maps_for(tb.kspace, [s.path for s in tb.samples], maps))
 
 
 def noise_std(img: torch.Tensor, region: tuple[slice, slice]) -> float:

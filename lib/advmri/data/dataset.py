@@ -45,6 +45,7 @@ class SliceSample:
     slice_idx: int
     padding: tuple[int, int]
     max_value: float  # attrs['max'] of the volume (fastMRI's data range for whole-volume metrics)
+    path: str | None = None  # the volume's .h5 file
 
 
 def describe_report(r: dict) -> str:
@@ -272,4 +273,5 @@ class AnnotatedSlices(torch.utils.data.Dataset):
             slice_idx=sl,
             padding=pad,
             max_value=float(attrs["max"]),
+            path=str(info.path),
         )

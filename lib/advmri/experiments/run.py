@@ -681,13 +681,9 @@ def _noise_group(
 
 def _with_frame(setup: _Setup, sub: TargetBatch) -> TargetBatch:
     """``sub`` carrying its fixed coil sensitivities when the run rotates the object (``frame="object"``)."""
-    cfg = setup.run.rotation
-    if cfg.frame != "object":
-        return sub
-    from advmri.attacks.motion import maps_for
+    from advmri.attacks.motion import with_frame
 
-    paths = {s.fname.stem: str(s.fname) for s in setup.ds.raw.raw_samples}
-    return sub.with_maps(maps_for(sub.kspace, [paths.get(s.fname) for s in sub.samples], cfg.maps))
+    return with_frame(sub, setup.run.rotation.frame, setup.run.rotation.maps)
 
 
 def _rotation_targets(

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from advmri.attacks.common import TargetBatch, box_scores
+from advmri.attacks.motion import with_frame
 from advmri.attacks.noise import NoiseConfig, adversarial_noise, control_items, recon_with_noise, split_norms
 from advmri.attacks.rotation import RotationConfig, rotated_recon, sweep_angles, worst_case
 from advmri.models.networks import Reconstructor
@@ -145,6 +146,8 @@ class Rotation:
     target: str = "clean"
     random_draws: int = 3  # uniform random angles in [-bound, bound]
     seed: int = 0
+    frame: str = "coils"  # coils: the paper's (maps turn with the knee) | object: fixed coils (attacks.motion)
+    maps: str = "synthetic"  # frame=object: the generator's maps | espirit
 
     name = "rotation"
 
@@ -157,6 +160,8 @@ class Rotation:
             target=self.target,
             random_draws=self.random_draws,
             seed=self.seed,
+            frame=self.frame,
+            maps=self.maps,
         )
 
     def perturb(
@@ -165,6 +170,7 @@ class Rotation:
         """``(angles (batch,), reconstructions (batch, H, W))`` at each item's worst angle within ``bound``."""
         cfg = self.config()
         grid = cfg.angles
+        batch = with_frame(batch, cfg.frame, cfg.maps)
         worst = worst_case(sweep_angles(model, batch, grid, chunk, cfg.interpolation), grid, [bound], cfg.target)
         angles = torch.tensor([w["angle"] for w in worst], dtype=torch.float32, device=batch.kspace.device)
         with torch.no_grad():
