@@ -124,7 +124,7 @@ def test_benchmark_rotation_threat_takes_the_frame(tiny_batch, tiny_model):
     from advmri.attacks.noise import recon_with_noise
     from advmri.experiments.threats import Rotation
 
-    threat = Rotation(max_angle=1.0, angle_step=0.5, interpolation="fourier", frame="object")
+    threat = Rotation(bounds=(0.0, 1.0), max_angle=1.0, angle_step=0.5, interpolation="fourier", frame="object")
     angles, rec = threat.perturb(tiny_model, tiny_batch, 0.0)
     with torch.no_grad():
         clean = recon_with_noise(tiny_model, tiny_batch, torch.zeros_like(tiny_batch.kspace))
