@@ -11,7 +11,7 @@ the result table ``results.csv`` and ``status.json`` (ok/failed, error, seconds,
   a table changed or truncated since is re-run): a second invocation resumes;
 * a failed run is recorded and reported, the other runs go on; the next invocation redoes it;
 * ``--jobs N`` runs N notebooks in parallel (each in its own kernel);
-* one sweep at a time per results folder (``.sweep.lock``, :mod:`filelock`);
+* one sweep at a time per results folder (``.sweep.lock``, :class:`advmri.util.locks.Lock`, removed on exit);
 * ``shards: N`` splits every run's boxes into N contiguous parts, one run each;
 * ``--engine dask --scheduler tcp://HOST:PORT`` runs each run as a task on a Dask cluster,
   ``--engine dask-local --jobs N`` on a ``LocalCluster``, ``--engine slurm --jobs N --partition P`` on N SLURM
@@ -54,8 +54,6 @@ from advmri.util.provenance import ROOT, code_version, machine, require_clean, r
 from advmri.util.schema import option
 
 if TYPE_CHECKING:
-    from filelock import FileLock
-
     from advmri.experiments.slurm import SlurmConfig
 
 
@@ -428,12 +426,10 @@ def execute_run(run: Run, kernel: str = "python3") -> dict:
     return status
 
 
-def lock_for(folder: Path) -> FileLock:
-    """The sweep folder's :class:`filelock.FileLock` (``.sweep.lock``; one sweep per folder)."""
-    from filelock import FileLock
-
+def lock_for(folder: Path) -> locks.Lock:
+    """The sweep folder's :class:`advmri.util.locks.Lock` (``.sweep.lock``; one sweep per folder)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder / ".sweep.lock"))
+    return locks.Lock(folder / ".sweep.lock")
 
 
 ENGINES = ("threads", "dask", "dask-local", "slurm")
@@ -809,24 +805,28 @@ def _checked_args(jobs: int | None, verify: int | str, engine: str) -> int | str
     return passes
 
 
-def _lock_sweep(folder: Path) -> FileLock:
+def _lock_sweep(folder: Path) -> locks.Lock:
     """The sweep folder's lock, held (its holder named as :mod:`advmri.util.locks` does); a second sweep on the
     folder stops at once with one line."""
-    from filelock import Timeout
-
     lock = lock_for(folder)
     try:
         lock.acquire(timeout=0)
-    except Timeout:
+    except locks.LockTimeout:
         raise SweepError(
             f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
             f"lock {lock.lock_file}); wait for it to finish"
         ) from None
-    locks.claim(folder / ".sweep")  # the lock file is folder/.sweep.lock: its holder is named as advmri.util.locks does
+    try:
+        locks.claim(
+            folder / ".sweep"
+        )  # the lock file is folder/.sweep.lock: its holder named as advmri.util.locks does
+    except BaseException:
+        lock.release()
+        raise
     return lock
 
 
-def _unlock_sweep(folder: Path, lock: FileLock, fresh: bool, log: Callable[[str], object]) -> None:
+def _unlock_sweep(folder: Path, lock: locks.Lock, fresh: bool, log: Callable[[str], object]) -> None:
     """On the way out (done, failed or interrupted): the set-aside runs of ``--fresh`` back, the lock released."""
     if fresh:
         _restore(folder, log)
