@@ -118,3 +118,4 @@ def test_no_boxes_error_says_why(tiny, capsys, tmp_path, case, needle):
     rc, err = cli(capsys, main, args)
     assert rc == 2
     one_error_line(err, needle)
+    assert err.count(needle) == 1  # said once ("no annotation file: no annotation file" was)

@@ -117,3 +117,13 @@ def test_official_weights_sha256_is_recorded(tmp_path):
     p = tmp_path / "knee_official.pt"
     torch.save(build("unet", "paper").net.state_dict(), p)
     assert load_official("unet", p).sha256 == sha256_file(p)
+
+
+def test_unknown_model_or_config_is_a_parameter_error():
+    from advmri.models.networks import build
+    from advmri.util.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^config: 'huge' is not one of 'paper', 'small', 'tiny'"):
+        build("varnet", "huge")
+    with pytest.raises(ParameterError, match=r"^model: 'resnet'"):
+        build("resnet")

@@ -207,8 +207,8 @@ class AnnotatedSlices(torch.utils.data.Dataset):
         """Why no box is left, with the counts (the first filter that emptied the list is the cause)."""
         r, why = self.report, "no located boxes"
         if r.get("annotation_file") is None:
-            why = "no annotation file"
-        elif r.get("rows", 0) == 0:
+            return DataFileError(f"{self.root}: {self.describe()}")
+        if r.get("rows", 0) == 0:
             why = "the annotation file has no rows"
         elif r.get("csv_files_in_folder", 0) == 0:
             why = "none of the annotated files is in the data folder (real fastMRI+ CSV against other data?)"

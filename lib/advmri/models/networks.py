@@ -238,10 +238,8 @@ def zero_filled(masked_kspace: torch.Tensor, crop: Sequence[int]) -> torch.Tenso
 
 def build(kind: str, config: str = "small") -> Reconstructor:
     """Build an untrained model of ``kind`` (``varnet``/``unet``) and named ``config``."""
-    if kind not in CONFIGS:
-        raise ValueError(f"unknown model {kind!r}; choose from {sorted(CONFIGS)}")
-    if config not in CONFIGS[kind]:
-        raise ValueError(f"unknown config {config!r} for {kind}; choose from {sorted(CONFIGS[kind])}")
+    check_choice("model", kind, sorted(CONFIGS))  # ParameterError (a ValueError): one line naming the parameter
+    check_choice("config", config, sorted(CONFIGS[kind]))
     params = CONFIGS[kind][config]
     if kind == "varnet":
         return VarNetRecon(VarNet(**params), config, params)
