@@ -245,3 +245,15 @@ def test_results_of_other_weights_are_recomputed(tmp_path, sweep_spec):
     st = run_sweep(cfg, results=tmp_path, log=logs.append)
     assert [v["status"] for v in st.values()] == ["ok"]
     assert any("computed with other weights" in line for line in logs)
+
+
+def test_dask_engine_errors_are_one_line_before_anything_is_announced(tmp_path):
+    from advmri.experiments.sweep import SweepError, run_sweep
+
+    said: list[str] = []
+    with pytest.raises(SweepError, match="^--engine dask needs --scheduler"):
+        run_sweep(ROOT / "sweeps/smoke.yaml", results=tmp_path, log=said.append, engine="dask")
+    assert said == []  # not "2 runs ... 2 to run" first
+    with pytest.raises(SweepError, match="^--scheduler nonsense: cannot connect to a Dask scheduler there"):
+        run_sweep(ROOT / "sweeps/smoke.yaml", results=tmp_path, log=said.append, engine="dask", scheduler="nonsense")
+    assert sorted(p.name for p in (tmp_path / "smoke").iterdir()) == []  # no lock debris

@@ -532,7 +532,10 @@ def _dask_client(engine: str, scheduler: str | None, workers: int, log):
     if engine == "dask":
         if not scheduler:
             raise SweepError("--engine dask needs --scheduler tcp://HOST:PORT (or use --engine dask-local)")
-        client = Client(scheduler, timeout=30)
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, ValueError, TypeError) as e:  # refused, timed out, or not an address
+            raise SweepError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({e})") from None
     else:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
@@ -781,6 +784,8 @@ def _engine_config(
         )
     if engine != "dask" and scheduler:
         raise SweepError(f"--scheduler applies to --engine dask only (got --engine {engine})")
+    if engine == "dask" and not scheduler:
+        raise SweepError("--engine dask needs --scheduler tcp://HOST:PORT (or use --engine dask-local)")
     if engine != "slurm":
         if slurm:
             raise SweepError(
