@@ -115,7 +115,7 @@ def test_classical_reconstructs_and_is_attackable(tiny_data, method):
 
 
 def test_classical_specs_are_checked(tiny_data):
-    with pytest.raises(ParameterError, match=r"cg-sense:3.*classical:<cg-sense\|l1-wavelet>"):
+    with pytest.raises(ParameterError, match=r"cg-sense:3.*classical:<cg-sense\|l1-wavelet\|zero-filled>"):
         parse_spec("classical:cg-sense:3")
     with pytest.raises(ParameterError, match=r"model \(classical:<method>\).*'cgsense'.*did you mean"):
         AttackRun(model="classical:cgsense")
@@ -303,3 +303,14 @@ def test_the_checks_catch_a_broken_operator(broken, monkeypatch):
         lhs, rhs = (_flat(c) * _flat(r)).sum(), (xr * _synthesis(r, shape)).sum()
         assert float((lhs - rhs).abs() / max(lhs.abs(), rhs.abs())) > 0.1
         assert abs(float(_flat(c).norm() / xr.norm()) - 1) > 0.1
+
+
+def test_zero_filled_is_the_unet_input_image(tiny_batch):
+    from advmri.models.classical import parse_spec
+    from advmri.models.networks import zero_filled
+
+    tb = tiny_batch
+    masked = tb.kspace * tb.mask[:, None, None, :].to(tb.kspace.real.dtype)
+    out = parse_spec("classical:zero-filled")(masked, tb.mask, tb.num_low, tb.crop)
+    assert out.shape == tb.target.shape and torch.equal(out, zero_filled(masked, tb.crop))
+    assert not torch.equal(out, parse_spec("classical:cg-sense")(masked, tb.mask, tb.num_low, tb.crop))

@@ -44,3 +44,47 @@ def test_committed_leaderboard_matches_its_cards(tmp_path):
     fresh, committed = pd.read_csv(tmp_path / "leaderboard.csv"), pd.read_csv(lb / "leaderboard.csv")
     assert list(fresh.model) == list(committed.model)
     assert fresh.robust_box_psnr.round(4).tolist() == committed.robust_box_psnr.round(4).tolist()
+
+
+def _card(name: str, kind: str, clean: float, robust: float, profile: str = "standard", boxes: int = 8) -> dict:
+    row = dict(
+        threat="noise", acceleration=8, n_boxes=boxes, n_volumes=8, box_psnr_lo=robust - 1, box_psnr_hi=robust + 1
+    )
+    return dict(
+        model=dict(name=name, spec=name, kind=kind, parameters=10),
+        profile=profile,
+        data=dict(dir="data/synthetic/small/test"),
+        rows=[
+            dict(row, param=0.0, kind="clean", box_psnr=clean),
+            dict(row, param=0.01, kind="adversarial", box_psnr=robust),
+            dict(row, param=0.01, kind="random", box_psnr=clean),
+        ],
+    )
+
+
+def test_a_trivial_model_cannot_win_and_other_profiles_are_not_ranked(tmp_path):
+    from advmri.report.leaderboard import leaderboard, write_leaderboard
+
+    cards = {
+        "zf": _card("zero-filled", "zero-filled", 19.96, 19.90),
+        "cnn": _card("untrained-cnn", "user", 19.95, 19.93),  # robust for free, no better than zero-filling
+        "unet": _card("unet", "advmri unet (small)", 22.16, 16.28),
+        "varnet": _card("varnet", "advmri varnet (small)", 23.15, 15.87),
+        "cg": _card("cg-sense", "cg-sense", 21.27, 14.76),
+        "smoke": _card("mine", "user", 30.0, 29.0, profile="smoke", boxes=2),
+    }
+    df = leaderboard(cards)
+    by = df.set_index("model")
+    assert list(df.model[df["rank"] > 0]) == ["unet", "varnet", "cg-sense"] and list(df["rank"][:3]) == [1, 2, 3]
+    assert by.loc["zero-filled", "rank"] == 0 and by.loc["zero-filled", "standing"].startswith("reference")
+    assert by.loc["untrained-cnn", "standing"] == "below zero-filled when clean (19.95 < 19.96 dB)"
+    assert by.loc["mine", "standing"] == "not comparable (profile smoke vs standard, boxes 2 vs 8)"
+    assert by.pareto.to_dict() == {m: m in ("unet", "varnet") for m in by.index}
+    files = write_leaderboard(df, tmp_path, 0.01, 8)
+    md = files["md"].read_text()
+    assert "at least as good as the zero-filled reconstruction when clean" in md and "| 1 ◆ | unet (not audited) |" in md
+    page = files["html"].read_text()
+    assert page.count("<circle") == 6 and "clean box PSNR (dB)" in page and "stroke-dasharray" in page
+    no_ref = leaderboard({k: v for k, v in cards.items() if k != "zf"})
+    assert list(no_ref.model[no_ref["rank"] > 0])[0] == "untrained-cnn"  # what robust PSNR alone does
+    assert "without a zero-filled reference card" in write_leaderboard(no_ref, tmp_path, 0.01, 8)["md"].read_text()

@@ -1,4 +1,5 @@
-"""Classical reconstructions under the same attacks: CG-SENSE and l1-wavelet compressed sensing.
+"""Classical reconstructions under the same attacks: CG-SENSE and l1-wavelet compressed sensing, and the
+zero-filled RSS image (the trivial reconstruction every learned one must beat; ``classical:zero-filled``).
 
 Both are differentiable with a fixed number of iterations (autograd through the unrolled solver), so
 every attack, sweep and notebook treats them like the networks (:class:`ClassicalRecon` is a
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from advmri.core import kspace as K
-from advmri.models.networks import Reconstructor
+from advmri.models.networks import Reconstructor, zero_filled
 from advmri.util.errors import ParameterError, check_choice
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -43,6 +44,8 @@ METHODS: dict[str, dict[str, Any]] = {
     # 0.001/0.003/0.01/0.03 with 15/30/60 iterations (0.003, 30 best; 4 wavelet levels +0.001 SSIM only)
     "cg-sense": dict(iterations=8, lam=0.0),
     "l1-wavelet": dict(iterations=30, lam=0.003, wavelet="db4", levels=3),
+    # the trivial reconstruction (fastMRI's baseline, the U-Net's input): the leaderboard's reference row
+    "zero-filled": dict(),
 }
 
 
@@ -155,6 +158,8 @@ class ClassicalRecon(Reconstructor):
         crop: Sequence[int],
     ) -> torch.Tensor:
         """Masked k-space ``(B, C, R, Cols)`` complex, mask ``(cols,)``/``(B, cols)`` -> magnitude ``(B, H, W)``."""
+        if self.kind == "zero-filled":
+            return zero_filled(masked_kspace, crop)  # (B, H, W)
         b = masked_kspace.shape[0]
         m = (mask if mask.dim() == 2 else mask[None].expand(b, -1)).to(masked_kspace.real.dtype)
         sens = low_res_sensitivities(masked_kspace, num_low_frequencies)
