@@ -250,6 +250,57 @@ def three_inputs():
 """
 
 
+# user models that fail in the ways a newcomer's do (tests/models/test_usermodel.py, tests/app/test_benchmark.py)
+BROKEN = """
+import pytest
+import torch
+from torch import nn
+from mynet import Net  # a sibling module of this file
+
+
+def sibling():
+    return Net()
+
+
+class Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)  # the image is 1 channel: conv2d raises
+
+
+def raises():
+    return Raises()
+
+
+class Complex(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return torch.stack([x * self.w, x * 0], dim=-1)  # (b, 1, H, W, 2): real and imaginary
+
+
+def complex_out():
+    return Complex()
+"""
+SIBLING = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(__import__("torch").ones(()))
+
+    def forward(self, x):
+        return x * self.scale
+"""
+
+
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("models") / "my_models.py"

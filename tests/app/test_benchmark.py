@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import _bench
+from conftest import _bench, cli, one_error_line
 
 REQUIRED_ROW = {
     "threat",
@@ -101,3 +101,28 @@ def test_model_spec_errors_before_any_work(model_file, tiny_data, tmp_path, caps
     assert "model-kind: only for a file.py:factory model" in capsys.readouterr().err
     assert _bench("classical:cg-sense", tiny_data, tmp_path / "c", "--budget", "0.3") == 2
     assert "budget: 0.3 is not one of the noise budgets" in capsys.readouterr().err
+
+
+def test_a_model_whose_forward_raises_is_one_line_and_leaves_no_folder(tmp_path, tiny_data, capsys):
+    from conftest import BROKEN, SIBLING
+
+    (tmp_path / "mynet.py").write_text(SIBLING)
+    (tmp_path / "broken.py").write_text(BROKEN)
+    from advmri.app.benchmark import main
+
+    rc, err = cli(
+        capsys,
+        main,
+        [
+            "--model",
+            f"{tmp_path / 'broken.py'}:raises",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "card"),
+            "--smoke",
+        ],
+    )
+    assert rc == 2
+    one_error_line(err, "broken.py:raises: forward(", "raised RuntimeError")
+    assert not (tmp_path / "card").exists()

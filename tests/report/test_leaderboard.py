@@ -82,7 +82,9 @@ def test_a_trivial_model_cannot_win_and_other_profiles_are_not_ranked(tmp_path):
     assert by.pareto.to_dict() == {m: m in ("unet", "varnet") for m in by.index}
     files = write_leaderboard(df, tmp_path, 0.01, 8)
     md = files["md"].read_text()
-    assert "at least as good as the zero-filled reconstruction when clean" in md and "| 1 ◆ | unet (not audited) |" in md
+    assert (
+        "at least as good as the zero-filled reconstruction when clean" in md and "| 1 ◆ | unet (not audited) |" in md
+    )
     page = files["html"].read_text()
     assert page.count("<circle") == 6 and "clean box PSNR (dB)" in page and "stroke-dasharray" in page
     no_ref = leaderboard({k: v for k, v in cards.items() if k != "zf"})

@@ -465,7 +465,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(parser(prog("advmri.app.benchmark")).parse_args(argv))
     check_config(cfg)
     out = require_out(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     with exclusive(out / "card.json", "benchmark (advmri benchmark)"):
         card, extras = benchmark(cfg, keep_images=cfg.save_examples > 0)
         # the perturbations at the headline budget, before card.json (a card.json means complete)

@@ -46,7 +46,7 @@ from advmri.experiments.record import read_table as read_table
 from advmri.experiments.record import write_table as write_table
 from advmri.models.classical import parse_spec
 from advmri.models.networks import OFFICIAL, PRECISIONS, CheckpointError, Reconstructor, load_checkpoint, load_official
-from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec
+from advmri.models.usermodel import is_user_spec, load_user_model, parse_user_spec, refuse_bare_file
 from advmri.util.errors import ParameterError, check_choice, check_range, unknown_keys
 from advmri.util.paths import project_path
 from advmri.util.perf import cuda_chunk, default_chunk, keep_freed_memory, run_chunked
@@ -146,6 +146,7 @@ class AttackRun:
 
     def check_inputs(self) -> None:
         """The model file and data folder exist (cheap; before any work starts)."""
+        refuse_bare_file(self.model)
         if is_user_spec(self.model):
             parse_user_spec(self.model)
         elif not self.model.startswith(("official:", "classical:")) and not project_path(self.model).is_file():
@@ -179,9 +180,10 @@ class AttackRun:
 
 def load_model(spec: str, device: str = "cpu") -> Reconstructor:
     """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights),
-    ``classical:<cg-sense|l1-wavelet>`` (:mod:`advmri.models.classical`, no weights) or ``path.py:factory[:kind]``
+    ``classical:<cg-sense|l1-wavelet|zero-filled>`` (:mod:`advmri.models.classical`, no weights) or ``path.py:factory[:kind]``
     (any model, :mod:`advmri.models.usermodel`)."""
     model: Reconstructor
+    refuse_bare_file(spec)
     if is_user_spec(spec):
         model = load_user_model(spec)
     elif spec.startswith("classical:"):

@@ -37,6 +37,7 @@ from advmri.util.paths import project_path
 __all__ = [
     "KINDS",
     "ModelError",
+    "refuse_bare_file",
     "UserModelSpec",
     "is_user_spec",
     "parse_user_spec",
@@ -94,12 +95,36 @@ def _import(spec: UserModelSpec):
         return sys.modules[name]
     loader_spec = importlib.util.spec_from_file_location(name, spec.path)
     module = importlib.util.module_from_spec(loader_spec)  # type: ignore[arg-type]
+    folder = str(spec.path.parent)
+    sys.path.insert(0, folder)  # the file may import its siblings (from mynet import Net), as `python file.py` would
     try:
         loader_spec.loader.exec_module(module)  # type: ignore[union-attr]
     except Exception as e:  # noqa: BLE001 - the user's file: one line naming it
         raise ModelError(f"{spec.path}: importing the model file failed ({e.__class__.__name__}: {e})") from e
+    finally:
+        sys.path.remove(folder)
     sys.modules[name] = module
     return module
+
+
+def refuse_bare_file(spec: str) -> None:
+    """A model spec naming a ``.py`` file without its factory is one line listing the file's top-level callables
+    (read with :mod:`ast`, nothing imported): ``mymodel.py`` -> did you mean ``mymodel.py:make``?"""
+    if not (isinstance(spec, str) and spec.endswith(".py")) or is_user_spec(spec):
+        return
+    import ast
+
+    path = project_path(spec)
+    try:
+        tree = ast.parse(path.read_text())
+        names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name[0] != "_"]
+    except (OSError, SyntaxError, ValueError):
+        names = []
+    guess = f"{spec}:{names[0]}" if names else f"{spec}:FACTORY"
+    raise ModelError(
+        f"model: {spec!r} is a Python file: name the function that builds the module, as {guess} "
+        f"(top-level callables there: {', '.join(names) or 'none found'})"
+    )
 
 
 def _make(spec: UserModelSpec) -> nn.Module:
@@ -159,10 +184,21 @@ class UserRecon(Reconstructor):
         self.sha256 = file_sha256(spec.path)
 
     def _call(self, *args: torch.Tensor) -> torch.Tensor:
-        if self.precision == "bf16":
-            with torch.autocast(device_type=args[0].device.type, dtype=torch.bfloat16):
-                return self.net(*args).float()
-        return self.net(*args)
+        """The user's forward; an exception in it is one line naming the file, the factory and the inputs."""
+        try:
+            if self.precision == "bf16":
+                with torch.autocast(device_type=args[0].device.type, dtype=torch.bfloat16):
+                    return self.net(*args).float()
+            return self.net(*args)
+        except ModelError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the user's code: one line naming it
+            shapes = ", ".join(f"{tuple(a.shape)} {str(a.dtype).replace('torch.', '')}" for a in args)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ModelError(
+                f"{self.where}: forward({shapes}) raised {e.__class__.__name__}: {first} "
+                f"({'an image' if self.model_kind == 'image' else 'a k-space'} model: `advmri benchmark --help` says what it gets)"
+            ) from e
 
     def _checked(self, out, batch: int, crop: Sequence[int], image_kind: bool) -> torch.Tensor:
         h, w = int(crop[0]), int(crop[1])
@@ -170,6 +206,11 @@ class UserRecon(Reconstructor):
         if not isinstance(out, torch.Tensor):
             raise ModelError(f"{self.where}: forward returned {type(out).__name__}, expected a tensor {expected}")
         got = tuple(out.shape)
+        if out.dim() >= 4 and out.shape[-1] == 2 and w != 2:
+            raise ModelError(
+                f"{self.where}: output shape {got} looks like a complex image as (..., 2) real/imaginary; return "
+                f"its magnitude (fastmri.complex_abs(out), or an RSS over coils), shape {expected}"
+            )
         if out.dim() == 4 and out.shape[1] == 1:
             out = out[:, 0]
         if out.is_complex() or not out.is_floating_point():

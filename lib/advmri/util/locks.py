@@ -142,10 +142,25 @@ def release(path: str | os.PathLike) -> None:
 def exclusive(path: str | os.PathLike, what: str, wait: float = 0.0, hint: str = "") -> Iterator[None]:
     """Hold ``path``'s lock while the block runs (``what``: the kind of writer, for the message)."""
     path = Path(path)
+    made = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"{path.parent}: cannot create the output folder ({e.strerror or e})") from None
+    try:
+        with _held(path, what, wait, hint):
+            yield
+    finally:
+        if made:  # a folder made for an output that never came is not left behind empty
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
+
+
+@contextmanager
+def _held(path: Path, what: str, wait: float, hint: str) -> Iterator[None]:
+    """:func:`exclusive`'s lock and holder record around the block."""
     lock = Lock(str(path) + ".lock")
     try:
         lock.acquire(timeout=wait)
