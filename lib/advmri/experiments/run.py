@@ -180,8 +180,8 @@ class AttackRun:
 
 def load_model(spec: str, device: str = "cpu") -> Reconstructor:
     """``path.pt`` (advmri checkpoint), ``official:<varnet|unet>[:path]`` (fastMRI weights),
-    ``classical:<cg-sense|l1-wavelet|zero-filled>`` (:mod:`advmri.models.classical`, no weights) or ``path.py:factory[:kind]``
-    (any model, :mod:`advmri.models.usermodel`)."""
+    ``classical:<cg-sense|l1-wavelet|zero-filled>`` (:mod:`advmri.models.classical`, no weights) or
+    ``path.py:factory[:kind]`` (any model, :mod:`advmri.models.usermodel`)."""
     model: Reconstructor
     refuse_bare_file(spec)
     if is_user_spec(spec):

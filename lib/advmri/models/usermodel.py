@@ -195,9 +195,10 @@ class UserRecon(Reconstructor):
         except Exception as e:  # noqa: BLE001 - the user's code: one line naming it
             shapes = ", ".join(f"{tuple(a.shape)} {str(a.dtype).replace('torch.', '')}" for a in args)
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            kind = "an image" if self.model_kind == "image" else "a k-space"
             raise ModelError(
                 f"{self.where}: forward({shapes}) raised {e.__class__.__name__}: {first} "
-                f"({'an image' if self.model_kind == 'image' else 'a k-space'} model: `advmri benchmark --help` says what it gets)"
+                f"({kind} model: `advmri benchmark --help` says what it gets)"
             ) from e
 
     def _checked(self, out, batch: int, crop: Sequence[int], image_kind: bool) -> torch.Tensor:
