@@ -20,6 +20,7 @@ import argparse
 import html
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,7 @@ def _ranking_group(df: pd.DataFrame) -> pd.Series:
     return (df.profile == first.profile) & (df.data == first.data) & (df.boxes == first.boxes)
 
 
-def _differs(r: object, first: pd.Series) -> str:
+def _differs(r: Any, first: pd.Series) -> str:
     """What separates row ``r`` from the ranked group (profile, data, boxes)."""
     out = []
     for k in ("profile", "data", "boxes"):
@@ -125,7 +126,7 @@ def _differs(r: object, first: pd.Series) -> str:
     return ", ".join(out)
 
 
-def _on_front(r: object, ranked: pd.DataFrame) -> bool:
+def _on_front(r: Any, ranked: pd.DataFrame) -> bool:
     """No ranked model is at least as good clean and robust, and better in one."""
     c, a = r.clean_box_psnr, r.robust_box_psnr
     ge = (ranked.clean_box_psnr >= c) & (ranked.robust_box_psnr >= a)
