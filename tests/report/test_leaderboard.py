@@ -37,21 +37,24 @@ def test_committed_leaderboard_matches_its_cards(tmp_path):
 
     lb = ROOT / "results" / "leaderboard"
     cards = sorted(str(p.parent) for p in (lb / "cards").glob("*/card.json"))
-    assert len(cards) == 4, "the committed leaderboard has a card for varnet, unet, cg-sense and l1-wavelet"
+    assert len(cards) == 5, "the committed leaderboard has a card for varnet, unet, cg-sense, l1-wavelet, zero-filled"
     assert leaderboard_main([*cards, "--out", str(tmp_path)]) == 0
     import pandas as pd
 
     fresh, committed = pd.read_csv(tmp_path / "leaderboard.csv"), pd.read_csv(lb / "leaderboard.csv")
-    assert list(fresh.model) == list(committed.model)
+    assert list(fresh.model) == list(committed.model) and list(fresh["rank"]) == list(committed["rank"])
+    assert committed.set_index("model").loc["zero-filled", "standing"].startswith("reference")
     assert fresh.robust_box_psnr.round(4).tolist() == committed.robust_box_psnr.round(4).tolist()
 
 
-def _card(name: str, kind: str, clean: float, robust: float, profile: str = "standard", boxes: int = 8) -> dict:
+def _card(
+    name: str, kind: str, clean: float, robust: float, profile: str = "standard", boxes: int = 8, spec: str = ""
+) -> dict:
     row = dict(
         threat="noise", acceleration=8, n_boxes=boxes, n_volumes=8, box_psnr_lo=robust - 1, box_psnr_hi=robust + 1
     )
     return dict(
-        model=dict(name=name, spec=name, kind=kind, parameters=10),
+        model=dict(name=name, spec=spec or name, kind=kind, parameters=10),
         profile=profile,
         data=dict(dir="data/synthetic/small/test"),
         rows=[
@@ -66,7 +69,7 @@ def test_a_trivial_model_cannot_win_and_other_profiles_are_not_ranked(tmp_path):
     from advmri.report.leaderboard import leaderboard, write_leaderboard
 
     cards = {
-        "zf": _card("zero-filled", "zero-filled", 19.96, 19.90),
+        "zf": _card("zero-filled", "classical", 19.96, 19.90, spec="classical:zero-filled"),
         "cnn": _card("untrained-cnn", "user", 19.95, 19.93),  # robust for free, no better than zero-filling
         "unet": _card("unet", "advmri unet (small)", 22.16, 16.28),
         "varnet": _card("varnet", "advmri varnet (small)", 23.15, 15.87),

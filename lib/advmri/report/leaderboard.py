@@ -3,8 +3,8 @@
 **The ranking rule** (:func:`leaderboard`): a model is ranked by its adversarial box PSNR at one stated noise
 budget and acceleration (``--budget``, ``--acceleration``; every card must have that row) *among the models that
 are at least as good as the zero-filled reconstruction when clean* (clean box PSNR >= the zero-filled card's).
-A trivial model is robust for free (the zero-filled image barely moves under a 1% perturbation), so robustness
-alone is no merit: a model below the trivial reconstruction when clean is listed, unranked, as "below
+A model close to the trivial reconstruction inherits its small drop (zero-filling is linear in the k-space: 2.2 dB
+at eps 0.01, 8x, against 5.9-7.3 dB for the small networks), so robustness alone is no merit: a model below the trivial reconstruction when clean is listed, unranked, as "below
 zero-filled when clean", and the zero-filled card itself is the reference row. Only cards of one profile, data
 set and box count are ranked together (those of the first standard card, else of the first card); the others
 are listed, unranked, with what differs. Without a zero-filled card the rule cannot be applied: every
@@ -75,7 +75,7 @@ def _checks(card: dict) -> str:
     return f"failed: {', '.join(a['failed'])}" if a.get("failed") else "pass"
 
 
-REFERENCE = "zero-filled"  # the classical method whose card is the reference row (classical:zero-filled)
+REFERENCE = "classical:zero-filled"  # the model spec whose card is the reference row
 
 
 def leaderboard(cards: dict[str, dict], budget: float = 0.01, acceleration: int = 8) -> pd.DataFrame:
@@ -85,13 +85,13 @@ def leaderboard(cards: dict[str, dict], budget: float = 0.01, acceleration: int 
         raise UserError("cards: give at least one card.json (or a folder holding one)")
     df = pd.DataFrame([_row(c, src, budget, acceleration) for src, c in cards.items()])
     group = _ranking_group(df)
-    ref = df[(df.kind == REFERENCE) & group]
+    ref = df[(df.spec == REFERENCE) & group]
     floor = float(ref.clean_box_psnr.max()) if len(ref) else -np.inf
     standing = []
     for r, same in zip(df.itertuples(), group, strict=True):
         if not same:
             standing.append(f"not comparable ({_differs(r, df[group].iloc[0])})")
-        elif r.kind == REFERENCE:
+        elif r.spec == REFERENCE:
             standing.append("reference (the trivial reconstruction)")
         elif r.clean_box_psnr < floor:
             standing.append(f"below zero-filled when clean ({r.clean_box_psnr:.2f} < {floor:.2f} dB)")
@@ -140,7 +140,7 @@ def _header(df: pd.DataFrame, budget: float, acceleration: int) -> str:
     first = g.iloc[0]
     rule = (
         "among the models at least as good as the zero-filled reconstruction when clean (clean box PSNR >= the "
-        "reference row's; a trivial model is robust for free)"
+        "reference row's: a model near the trivial reconstruction would win on robustness alone)"
         if df.attrs.get("has_reference")
         else "**without a zero-filled reference card** (add `advmri benchmark --model classical:zero-filled`): "
         "robust PSNR alone, which a trivial model can win"
