@@ -20,6 +20,7 @@ MODELS = {
     "unet-small": "models/unet-small.pt",
     "cg-sense": "classical:cg-sense",
     "l1-wavelet": "classical:l1-wavelet",
+    "zero-filled": "classical:zero-filled",  # the reference row of the ranking rule
 }
 
 
