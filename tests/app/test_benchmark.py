@@ -126,3 +126,13 @@ def test_a_model_whose_forward_raises_is_one_line_and_leaves_no_folder(tmp_path,
     assert rc == 2
     one_error_line(err, "broken.py:raises: forward(", "raised RuntimeError")
     assert not (tmp_path / "card").exists()
+
+
+def test_every_step_says_when_it_starts(tiny_data, tmp_path, model_file, capsys):
+    assert _bench(f"{model_file}:kspace", tiny_data, tmp_path / "card") == 0
+    out = [x for x in capsys.readouterr().out.splitlines() if x.startswith("benchmark [")]
+    steps = [x for x in out if not x.startswith("benchmark checks")]
+    assert len(steps) % 2 == 0 and steps
+    for start, done in zip(steps[::2], steps[1::2], strict=True):  # each step: a start line, then its result
+        assert start.endswith(": started (one line when done)"), start
+        assert done.split(":")[0] == start.split(":")[0] and done.endswith(" s"), (start, done)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
@@ -300,12 +301,21 @@ def has_twins(run) -> bool:
 _LOG = functools.partial(print, flush=True)  # the default progress log: stdout, unbuffered
 
 
+def _step(run: Any, what: str, keep_images: bool, log: Callable[[str], object]) -> tuple[pd.DataFrame, dict]:
+    """Execute one run of the card, saying that it started (a terminal also gets the run's progress bar on
+    stderr), so no step is silent for minutes."""
+    from advmri.experiments.run import execute
+
+    bar = sys.stderr.isatty()
+    log(f"{what}: started" + ("" if bar else " (one line when done)"))
+    return execute(run, progress=bar, keep_images=keep_images, keep_noise=run.attack == "noise")
+
+
 def benchmark(
     cfg: BenchmarkConfig, log: Callable[[str], object] = _LOG, keep_images: bool = False
 ) -> tuple[dict, dict]:
     """Run every (acceleration, threat) of ``cfg``; returns ``(card, extras)`` with ``extras['tables']`` the run
     tables by name and (``keep_images``) ``extras['examples']`` the images of the worst boxes."""
-    from advmri.experiments.run import execute
 
     check_config(cfg)
     t0 = time.perf_counter()
@@ -330,7 +340,7 @@ def benchmark(
             log(f"benchmark [{n}/{len(plan)}] hallucination {acc}x: skipped (the data has no lesion-free twins)")
             continue
         t = time.perf_counter()
-        df, ex = execute(run, progress=False, keep_images=keep_images and name == "noise", keep_noise=threat_is_noise)
+        df, ex = _step(run, f"benchmark [{n}/{len(plan)}] {name} {acc}x", keep_images and name == "noise", log)
         label = f"{name}-{acc}x"
         _log_step(log, n, len(plan), name, acc, df, t)
         tables[label], runs[label] = df, dict(run_id=run.id, rows=len(df), seconds=round(ex["seconds"], 1))
