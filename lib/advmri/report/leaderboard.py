@@ -1,17 +1,17 @@
 """``advmri leaderboard CARD...``: robustness cards side by side, clean and robust quality together.
 
-**The ranking rule** (:func:`leaderboard`): a model is ranked by its adversarial box PSNR at one stated noise
-budget and acceleration (``--budget``, ``--acceleration``; every card must have that row) *among the models that
-are at least as good as the zero-filled reconstruction when clean* (clean box PSNR >= the zero-filled card's).
-A model close to the trivial reconstruction inherits its small drop (zero-filling is linear in the k-space: 2.2 dB
-at eps 0.01, 8x, against 5.9-7.3 dB for the small networks), so robustness alone is no merit: a model below the
-trivial reconstruction when clean is listed, unranked, as "below zero-filled when clean", and the zero-filled
-card itself is the reference row. Only cards of one profile, data set and box count are ranked together (those of the first standard card, else of the first card); the others
-are listed, unranked, with what differs. Without a zero-filled card the rule cannot be applied: every
-comparable card is ranked by robust PSNR and a line says so. ``pareto`` marks the models no other ranked model
-beats both clean and robust. The table also shows the random-noise control, the drop, the worst rotation and
-the 95% volume-bootstrap interval of the robust number; the HTML page adds the clean-vs-robust scatter. Writes
-``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html`` into ``--out``.
+**The ranking rule** (:func:`leaderboard`): a model is ranked by its adversarial box PSNR at one stated noise budget
+and acceleration (``--budget``, ``--acceleration``; every card must have that row) *among the models that are at
+least as good as the zero-filled reconstruction when clean* (clean box PSNR >= the zero-filled card's). A model
+close to the trivial reconstruction inherits its small drop (zero-filling is linear in the k-space: 2.2 dB at eps
+0.01, 8x, against 5.9-7.3 dB for the small networks), so robustness alone is no merit: a model below the trivial
+reconstruction when clean is listed, unranked, as "below zero-filled when clean", and the zero-filled card itself is
+the reference row. Only cards of one profile, data set and box count are ranked together (those of the first
+standard card, else of the first card); the others are listed, unranked, with what differs. Without a zero-filled
+card the rule cannot be applied: every comparable card is ranked by robust PSNR and a line says so. ``pareto`` marks
+the models no other ranked model beats both clean and robust. The table also shows the random-noise control, the
+drop, the worst rotation and the 95% volume-bootstrap interval of the robust number; the HTML page adds the clean-
+vs-robust scatter. Writes ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.html`` into ``--out``.
 """
 
 from __future__ import annotations
