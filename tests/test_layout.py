@@ -32,8 +32,6 @@ NO_TEST_FILE = {
     "util/errors": "the one-line user errors every module raises: their messages (did_you_mean, check_range, "
     "check_choice, one_line) are asserted by the bad-input probes of each module's tests and "
     "tests/faults/test_fault_messages.py",
-    "util/locks": "one writer per output: tests/faults/test_fault_writers.py (two trainers, two sweeps, the holder "
-    "named) and the refused second sweep of tests/experiments/test_sweep.py",
     "util/paths": "project-relative paths: no direct test; exercised by every module that reads or writes a "
     "project file (sweeps, runs, the book and the paper)",
     "util/schema": "the parameter schema behind the CLIs: tests/experiments/test_slurm.py checks that every SLURM "

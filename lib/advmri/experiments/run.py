@@ -56,6 +56,8 @@ from advmri.util.schema import cli_fields, option
 ADDED_DEFAULTS = {
     "target": "clean",
     "mask_draws": 0,
+    "frame": "coils",  # the rotation's frame and maps (attacks.motion, 2026-12-08)
+    "maps": "synthetic",
 }  # attack parameters added after results were committed: (name, default)
 # the notebooks' parameter cells (03 noise, 04 rotation) name schema fields (``data`` as ``data_dir``), these
 # notebook-only ones, and differ from the schema's defaults only here (tests/test_params.py)
