@@ -102,3 +102,21 @@ def test_twin_rates_pair_per_box():
     assert r.lesion_retained_adv == pytest.approx(0.2) and r.lesion_retained_random == pytest.approx(0.9)
     c = t[t.param == -1.0].iloc[0]  # the clean reconstruction's own rate
     assert c.adversarial == 0 and c.boxes == 1
+
+
+def test_an_unchanged_figure_is_written_byte_identically(tmp_path):
+    """The main job must not dirty the clone when nothing changed: plotly's random ids are fixed."""
+    import plotly.graph_objects as go
+
+    from advmri.report.analysis import save_figure
+
+    def make():
+        return go.Figure(go.Scatter(x=[0, 1, 2], y=[3, 1, 2], name="a")).add_scatter(x=[0, 1], y=[1, 1], name="b")
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        save_figure(make(), d, "fig", "stamp", formats=("svg",))
+    for f in ("fig.html", "fig.svg"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    assert b'id="defs-' in (a / "fig.svg").read_bytes()

@@ -143,6 +143,25 @@ def _md_table(d: pd.DataFrame, stamp_line: str) -> str:
     return d.to_markdown(index=False, floatfmt=".3f") + f"\n\n<sub>{stamp_line}</sub>\n"
 
 
+def _fixed_svg_ids(svg: bytes, name: str) -> bytes:
+    """Plotly's SVG made byte-stable: its random figure id (``defs-<hex>``, ``clip<hex>...``) replaced by one
+    derived from ``name``, and every element's attributes in sorted order (kaleido's first render of a process
+    writes them in another order than the later ones)."""
+    import hashlib
+    import re
+    import xml.etree.ElementTree as ET
+
+    found = re.search(rb'id="defs-([0-9a-f]{6})"', svg)
+    if found is not None:
+        svg = svg.replace(found.group(1), hashlib.sha256(name.encode()).hexdigest()[:6].encode())
+    ET.register_namespace("", "http://www.w3.org/2000/svg")
+    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+    root = ET.fromstring(svg)
+    for el in root.iter():
+        el.attrib = dict(sorted(el.attrib.items()))
+    return ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
 def save_figure(
     fig,
     folder: Path,
@@ -159,11 +178,16 @@ def save_figure(
         text=stamp_line, xref="paper", yref="paper", x=0, y=stamp_y, showarrow=False, font=dict(size=9, color="grey")
     )
     fig.update_layout(margin=dict(b=bottom))
-    fig.write_html(folder / f"{name}.html", include_plotlyjs="cdn")
+    for i, trace in enumerate(fig.data):  # plotly draws random ids otherwise: the same figure, other bytes
+        trace.uid = f"{name}-{i}"
+    fig.write_html(folder / f"{name}.html", include_plotlyjs="cdn", div_id=f"advmri-{name}")
     out = [folder / f"{name}.html"]
     for fmt in formats:
         try:
-            fig.write_image(folder / f"{name}.{fmt}", **(size or {}))
+            data = fig.to_image(format=fmt, **(size or {}))
+            if fmt == "svg":
+                data = _fixed_svg_ids(data, name)
+            (folder / f"{name}.{fmt}").write_bytes(data)
             out.append(folder / f"{name}.{fmt}")
         except Exception as e:  # static export needs kaleido; html is always written
             print(f"static export of {name}.{fmt} failed: {e}")
