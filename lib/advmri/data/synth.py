@@ -204,6 +204,7 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
     target = np.zeros((S, H, H), np.float32)
     healthy_t = np.zeros((S, H, H), np.float32)
     kspace_h = np.zeros_like(kspace)
+    sigmas = np.zeros(S)  # the complex noise's standard deviation per slice (each part: sigma / sqrt 2)
     ann = []
     for s in range(S):
         t = (s + 0.5) / S - 0.5
@@ -214,6 +215,7 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
         coil_s = maps * (torch.from_numpy(sick) * ph)
         signal = K.center_crop(K.rss(coil_s), (H, H))
         sigma = float(signal[signal > 0.1 * signal.max()].mean()) / preset.snr
+        sigmas[s] = sigma
         g = torch.from_numpy(rng.standard_normal((2, preset.coils, rows, cols)).astype(np.float32))
         noise = torch.complex(g[0], g[1]) * (sigma / np.sqrt(2.0))
         k_s = K.apply_column_mask(K.fft2c(coil_s) + noise, colmask)
@@ -238,6 +240,7 @@ def generate_volume(preset: Preset, seed: int, index: int) -> dict:
         healthy=healthy_t,
         kspace_healthy=kspace_h,
         annotations=ann,
+        noise_sigma=sigmas,
         anatomy=an,
         lesions=lesions,
     )
