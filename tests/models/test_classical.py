@@ -3,8 +3,8 @@ built from."""
 
 from dataclasses import replace
 
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from advmri.attacks.common import box_scores, make_batch

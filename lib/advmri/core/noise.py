@@ -33,7 +33,8 @@ def coil_noise_std(kspace: torch.Tensor, acquired: torch.Tensor | None = None, f
     if acquired is None:
         acquired = kspace.abs().flatten(0, -2).amax(0) > 0  # (cols,)
     edge = torch.cat([kspace[..., :n, :], kspace[..., rows - n :, :]], dim=-2)[..., acquired]  # (..., coils, 2n, a)
-    return edge.abs().flatten(-2).median(dim=-1).values / RAYLEIGH_MEDIAN
+    std: torch.Tensor = edge.abs().flatten(-2).median(dim=-1).values / RAYLEIGH_MEDIAN
+    return std
 
 
 def noise_fraction(
@@ -50,4 +51,5 @@ def noise_fraction(
     k = kspace[..., keep]  # (..., coils, rows, kept) complex
     count = k.shape[-2] * k.shape[-1]  # complex samples per coil
     norm = torch.linalg.vector_norm(torch.view_as_real(k), dim=(-3, -2, -1))  # (..., coils)
-    return sigma * math.sqrt(2 * count) / norm
+    out: torch.Tensor = sigma * math.sqrt(2 * count) / norm
+    return out
