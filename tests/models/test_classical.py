@@ -116,7 +116,7 @@ def test_classical_reconstructs_and_is_attackable(tiny_data, method):
 
 
 def test_classical_specs_are_checked(tiny_data):
-    with pytest.raises(ParameterError, match=r"cg-sense:3.*classical:<cg-sense\|l1-wavelet\|zero-filled>"):
+    with pytest.raises(ParameterError, match=r"cg-sense:3.*classical:<cg-sense\|l1-wavelet\|tv\|zero-filled>"):
         parse_spec("classical:cg-sense:3")
     with pytest.raises(ParameterError, match=r"model \(classical:<method>\).*'cgsense'.*did you mean"):
         AttackRun(model="classical:cgsense")
