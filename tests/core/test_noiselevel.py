@@ -1,4 +1,4 @@
-"""advmri.core.noise: the thermal noise estimated from the outer k-space matches the generator's, and a budget
+"""advmri.core.noiselevel: the thermal noise estimated from the outer k-space matches the generator's, and a budget
 converts to noise levels."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from advmri.core.noise import coil_noise_std, noise_fraction
+from advmri.core.noiselevel import coil_noise_std, noise_fraction
 from advmri.data.synth import PRESETS, generate_volume
 
 

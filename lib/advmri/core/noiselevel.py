@@ -11,7 +11,7 @@ the perturbation, so only those count).
 ``frac`` outermost rows at both ends of the readout (rows carry 2x oversampling), inside the acquired columns.
 The magnitude of complex Gaussian noise is Rayleigh distributed with median ``sigma_c sqrt(2 ln 2)``
 (``sigma_c``: the standard deviation of each of the real and imaginary parts), so the median is robust to the
-little signal left there. Checked against the generator's known noise in ``tests/core/test_noise.py``.
+little signal left there. Checked against the generator's known noise in ``tests/core/test_noiselevel.py``.
 """
 
 from __future__ import annotations
