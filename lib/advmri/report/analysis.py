@@ -13,7 +13,7 @@ from advmri.experiments.sweep import SweepError
 from advmri.report.figures import metric_curves, summarise
 from advmri.report.values import interval, num, write_values
 from advmri.util.paths import project_path
-from advmri.util.provenance import code_version
+from advmri.util.provenance import lib_version
 
 
 def collect(sweep_dir: str | Path, run_ids: list[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
@@ -135,7 +135,7 @@ def stamp(df: pd.DataFrame, sweep: str) -> dict:
         sweep=sweep,
         runs=sorted(df.sweep_run.unique().tolist()),
         result_code_versions=sorted(df.code_version.astype(str).unique().tolist()),
-        analysis_code_version=code_version(),
+        analysis_code_version=lib_version(),
     )
 
 

@@ -26,7 +26,7 @@ from advmri.report.values import fill_values
 from advmri.util.errors import UserError, prog
 from advmri.util.errors import cli as _cli_wrapper
 from advmri.util.paths import project_path
-from advmri.util.provenance import ROOT, code_version
+from advmri.util.provenance import ROOT, lib_version
 
 __all__ = ["CLIS", "MAX_COLUMNS", "build_book", "error_kinds", "hand_typed_numbers", "print_pdf", "stage"]
 
@@ -168,7 +168,7 @@ def _provenance(paper_dir: Path) -> str:
     dirty = dirty_results(paper_dir / "tables")
     warn = f"**Results from uncommitted code (--allow-dirty): {', '.join(dirty)}.**\n\n" if dirty else ""
     return warn + (
-        f"Built by `python3 tasks.py paper` from code version `{code_version()}`. Every result table is a "
+        f"Built by `python3 tasks.py paper` from code version `{lib_version()}`. Every result table is a "
         "verified run record (`results/<sweep>/<run id>/`: `params.json`, `results.csv` with the sha256 in "
         "`status.json`, `results.meta.json` with the checkpoint's sha256).\n\n" + "\n".join(rows) + "\n"
     )

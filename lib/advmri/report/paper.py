@@ -13,7 +13,7 @@ from pathlib import Path
 from advmri.report.book import plain_citations, read_setup_text
 from advmri.report.values import fill_values
 from advmri.util.paths import project_path
-from advmri.util.provenance import ROOT, code_version, dirty_results
+from advmri.util.provenance import ROOT, dirty_results, lib_version
 
 
 def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[str, Path]:
@@ -24,7 +24,7 @@ def build(paper_dir: str | Path = ROOT / "paper", setup_text: str = "") -> dict[
     out.mkdir(parents=True, exist_ok=True)
     prov = paper_dir / "tables" / "provenance.json"
     st = json.loads(prov.read_text()) if prov.is_file() else {}
-    stamp = f"code {code_version()} · sweep {st.get('sweep', '?')} · runs {', '.join(st.get('runs', []))}"
+    stamp = f"code {lib_version()} · sweep {st.get('sweep', '?')} · runs {', '.join(st.get('runs', []))}"
 
     def table(m):
         p = paper_dir / "tables" / f"{m.group(1)}.md"

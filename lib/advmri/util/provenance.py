@@ -29,6 +29,28 @@ def code_version() -> str:
         return f"advmri-{__version__}"
 
 
+def lib_version() -> str:
+    """``<commit>[+dirty]`` of the last commit that changed ``lib/`` (the code that computes), or
+    ``advmri-<version>`` outside git. Derived outputs (the article, its figures and tables) are stamped with it,
+    not with HEAD: committing those outputs moves HEAD, and a HEAD stamp would change them again on every run
+    (the main job would never leave the clone clean)."""
+    try:
+        rev = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", "lib"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()[:12]
+        if not rev:
+            raise OSError("no commit touches lib/")
+        dirty = code_version().endswith("+dirty")
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return f"advmri-{__version__}"
+
+
 # advmri's own kernels whose float32 rounding differs from earlier releases: a run recorded under another tag counts
 # as computed on another machine (verification then uses the cross-machine tolerances). varnet-fast-1: the
 # E2E-VarNet forward of advmri.models.fastvarnet (2026-12-07) instead of fastMRI's.
