@@ -135,3 +135,23 @@ def test_smoothed_plateau_then_cooldown_resumes_identically(tiny_data, tmp_path)
     h2 = train("unet", "tiny", tiny_data, tmp_path / "b.pt", steps=40, smooth=2, cooldown=0.5, resume=True, **kw)
     assert h2["step"] == h["step"] and np.allclose(h2["loss"], h["loss"], rtol=1e-4, atol=1e-6)
     assert load_checkpoint(tmp_path / "b.pt")[1]["step"] == 12
+
+
+def test_bad_config_or_empty_data_folder_is_one_line_before_training(tmp_path, capsys, tiny_data):
+    from advmri.models.train import main
+
+    rc, err = cli(
+        capsys,
+        main,
+        ["--model", "varnet", "--config", "smal", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt")],
+    )
+    assert rc == 2
+    one_error_line(err, "config: 'smal' is not one of", "did you mean 'small'?")
+    rc, err = cli(
+        capsys,
+        main,
+        ["--model", "unet", "--config", "tiny", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.pt")],
+    )
+    assert rc == 2
+    one_error_line(err, "none: no training volumes")
+    assert not (tmp_path / "m.pt").exists()

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from advmri.core import metrics as M
 from advmri.core.masks import mask_func, sample_mask, slice_seed
 from advmri.data.fastmri_h5 import read_info
-from advmri.models.networks import Reconstructor, build, load_checkpoint, save_checkpoint
+from advmri.models.networks import CONFIGS, Reconstructor, build, load_checkpoint, save_checkpoint
 from advmri.util.atomic import atomic_path, check_writable
 from advmri.util.errors import ParameterError, UserError, check_choice, check_range, cli, prog
 from advmri.util.locks import exclusive
@@ -182,6 +182,7 @@ def train(
     warmup-stable-decay schedule) before the checkpoint is written; the run still ends at ``steps``.
     """
     _check_args(model_kind, steps, wait, lr, val_interval, save_every, batch, stop_at, plateau)
+    check_choice("config", config, sorted(CONFIGS[model_kind]))  # before any data is read
     check_range("smooth", smooth, lo=1, integer=True)
     check_range("cooldown", cooldown, lo=0.0, hi=1.0)
     batch = batch or (1 if model_kind == "varnet" else 4)  # fastMRI's defaults: 1 slice (VarNet), 4 (U-Net)
@@ -430,7 +431,10 @@ def _train(job: _Job, sch: _Schedule) -> dict[str, Any]:
     _check_paths(job.out, resume_file, job.resume, job.force)
     train_files, val_files = split_files(job.data, sch.val_every_nth)
     if not train_files:
-        raise ValueError(f"{job.data}: no training volumes")
+        raise UserError(
+            f"{h5_folder(job.data)}: no training volumes (.h5 files) there; make them with `advmri data --set "
+            "train-large` or pass --data FOLDER"
+        )
     tr = SliceCache(job.data, train_files)
     va = SliceCache(job.data, val_files) if val_files else None
     model = build(job.model_kind, job.config)

@@ -47,6 +47,12 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(valid)})"
 
 
+def _closest(name: str, valid: Iterable[str]) -> str:
+    """:func:`did_you_mean`'s hint, or nothing when it would only list the choices again."""
+    hint = did_you_mean(name, valid)
+    return "" if hint.startswith(" (valid:") else hint
+
+
 def unknown_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
     """Raise naming the first key not in ``valid``, with the closest valid name."""
     valid = list(valid)
@@ -81,7 +87,7 @@ def check_choice(name: str, v: object, choices: Sequence[object]) -> None:
     if v not in choices:
         raise ParameterError(
             f"{name}: {v!r} is not one of {', '.join(map(repr, choices))}"
-            + (did_you_mean(v, map(str, choices)) if isinstance(v, str) else "")
+            + (_closest(v, map(str, choices)) if isinstance(v, str) else "")
         )
 
 
