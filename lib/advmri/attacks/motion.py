@@ -26,12 +26,9 @@ import numpy as np
 import torch
 
 from advmri.attacks.common import TargetBatch
-from advmri.attacks.rotation import rotate_complex
+from advmri.attacks.rotation import FRAMES, MAPS, rotate_complex
 from advmri.core import kspace as K
 from advmri.util.errors import ParameterError, check_choice
-
-MAPS = ("synthetic", "espirit")
-FRAMES = ("coils", "object")
 
 
 def split_object(img: torch.Tensor, maps: torch.Tensor, floor: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:

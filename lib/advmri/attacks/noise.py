@@ -35,7 +35,7 @@ import torch
 from fastmri.data.subsample import MaskFunc
 from torch.profiler import record_function
 
-from advmri.attacks.apgd import apgd, coil_norms, input_grad, project
+from advmri.attacks.apgd import apgd, coil_norms, input_grad, project, real_view
 from advmri.attacks.common import TARGETS, TargetBatch, box_weights, objective, ssim_weights
 from advmri.core.boxes import Box
 from advmri.core.masks import sample_mask
@@ -112,11 +112,6 @@ class NoiseConfig:
     def as_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict (``eps`` a tuple)."""
         return asdict(self)
-
-
-def _real(x: torch.Tensor) -> torch.Tensor:
-    """A complex tensor's real view ``(..., 2)``; a real tensor as it is."""
-    return torch.view_as_real(x.resolve_conj()) if x.is_complex() else x
 
 
 def budget(kspace: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -318,7 +313,7 @@ def _pga_start(
 
 def _item_norms(x: torch.Tensor) -> torch.Tensor:
     """L2 norm of each item over all coils ``(B,)``."""
-    return cast(torch.Tensor, torch.linalg.vector_norm(_real(x).flatten(1), dim=1))
+    return cast(torch.Tensor, torch.linalg.vector_norm(real_view(x).flatten(1), dim=1))
 
 
 def reference_step(

@@ -41,6 +41,8 @@ def angle_grid(max_deg: float = 4.9, step: float = 0.1) -> tuple[float, ...]:
 
 
 INTERPOLATIONS = ("reference", "antialias", "fourier")
+FRAMES = ("coils", "object")  # what turns: the coil images (the paper's) or the object under fixed coils (motion)
+MAPS = ("synthetic", "espirit")  # the fixed sensitivities of frame="object" (advmri.attacks.motion.maps_for)
 
 
 @dataclass
@@ -64,12 +66,12 @@ class RotationConfig:
         "coils",
         "coils: rotate the coil images, maps and noise turn with the knee (the paper's) | object: rotate the "
         "object under fixed coil sensitivities (attacks.motion)",
-        choices=("coils", "object"),
+        choices=FRAMES,
     )
     maps: str = option(
         "synthetic",
         "frame=object: sensitivities from the generator (synthetic data) | espirit (sigpy, real data)",
-        choices=("synthetic", "espirit"),
+        choices=MAPS,
     )
 
     def __post_init__(self) -> None:
@@ -90,8 +92,8 @@ class RotationConfig:
         check_range("seed", self.seed, lo=0, integer=True)
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         check_choice("target", self.target, TARGETS)
-        check_choice("frame", self.frame, ("coils", "object"))
-        check_choice("maps", self.maps, ("synthetic", "espirit"))
+        check_choice("frame", self.frame, FRAMES)
+        check_choice("maps", self.maps, MAPS)
 
     @property
     def angles(self) -> tuple[float, ...]:

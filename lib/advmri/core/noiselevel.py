@@ -23,6 +23,11 @@ import torch
 RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))  # median of |n| / sigma_c for complex Gaussian n
 
 
+def _acquired(kspace: torch.Tensor) -> torch.Tensor:
+    """The columns ``(cols,)`` bool of ``kspace`` ``(..., rows, cols)`` that are not zero everywhere."""
+    return kspace.abs().flatten(0, -2).amax(0) > 0
+
+
 def coil_noise_std(kspace: torch.Tensor, acquired: torch.Tensor | None = None, frac: float = 0.1) -> torch.Tensor:
     """Per-coil standard deviation of the real (and of the imaginary) part of the thermal noise.
 
@@ -31,7 +36,7 @@ def coil_noise_std(kspace: torch.Tensor, acquired: torch.Tensor | None = None, f
     rows = kspace.shape[-2]
     n = max(1, int(round(frac * rows)))
     if acquired is None:
-        acquired = kspace.abs().flatten(0, -2).amax(0) > 0  # (cols,)
+        acquired = _acquired(kspace)
     edge = torch.cat([kspace[..., :n, :], kspace[..., rows - n :, :]], dim=-2)[..., acquired]  # (..., coils, 2n, a)
     std: torch.Tensor = edge.abs().flatten(-2).median(dim=-1).values / RAYLEIGH_MEDIAN
     return std
@@ -45,7 +50,7 @@ def noise_fraction(
     expected noise norm there against the data norm there). A budget ``eps`` is ``eps / noise_fraction`` noise
     levels."""
     if acquired is None:
-        acquired = kspace.abs().flatten(0, -2).amax(0) > 0  # (cols,)
+        acquired = _acquired(kspace)
     sigma = coil_noise_std(kspace, acquired, frac)  # (..., coils) per component
     keep = acquired if mask is None else acquired & mask
     k = kspace[..., keep]  # (..., coils, rows, kept) complex

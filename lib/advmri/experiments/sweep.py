@@ -821,10 +821,8 @@ def _lock_sweep(folder: Path) -> locks.Lock:
             f"{folder}: another sweep is running on this folder ({locks.holder(folder / '.sweep')}; "
             f"lock {lock.lock_file}); wait for it to finish"
         ) from None
-    try:
-        locks.claim(
-            folder / ".sweep"
-        )  # the lock file is folder/.sweep.lock: its holder named as advmri.util.locks does
+    try:  # the lock file is folder/.sweep.lock: its holder is named as advmri.util.locks does
+        locks.claim(folder / ".sweep")
     except BaseException:
         lock.release()
         raise

@@ -98,7 +98,6 @@ def leaderboard(cards: dict[str, dict], budget: float = 0.01, acceleration: int 
         else:
             standing.append("ranked")
     df["standing"] = standing
-    ranked = df.standing == "ranked"
     order = {"ranked": 0, "reference": 1, "below": 2, "not": 3}
     df["_o"] = [order[s.split(" ")[0]] for s in df.standing]
     df = df.sort_values(["_o", "robust_box_psnr", "model"], ascending=[True, False, True], ignore_index=True)

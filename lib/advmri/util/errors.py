@@ -39,18 +39,15 @@ class ParameterError(UserError):
     )
 
 
-def did_you_mean(name: str, valid: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid name, or a list of the valid names."""
+def did_you_mean(name: str, valid: Iterable[str], list_valid: bool = True) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, else a list of the valid names (``list_valid``: a
+    caller whose message already lists them passes False and gets nothing)."""
     valid = sorted(valid)
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     close = close or [v for v in valid if len(name) >= 3 and (v.startswith(name) or name.startswith(v))][:1]
-    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(valid)})"
-
-
-def _closest(name: str, valid: Iterable[str]) -> str:
-    """:func:`did_you_mean`'s hint, or nothing when it would only list the choices again."""
-    hint = did_you_mean(name, valid)
-    return "" if hint.startswith(" (valid:") else hint
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (valid: {', '.join(valid)})" if list_valid else ""
 
 
 def unknown_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
@@ -87,7 +84,7 @@ def check_choice(name: str, v: object, choices: Sequence[object]) -> None:
     if v not in choices:
         raise ParameterError(
             f"{name}: {v!r} is not one of {', '.join(map(repr, choices))}"
-            + (_closest(v, map(str, choices)) if isinstance(v, str) else "")
+            + (did_you_mean(v, map(str, choices), list_valid=False) if isinstance(v, str) else "")
         )
 
 
