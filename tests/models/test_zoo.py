@@ -35,3 +35,14 @@ def test_driver_resumes_a_cut_run_and_skips_finished_ones(tiny_data, tmp_path, c
     assert load_checkpoint(r.out(folder))[1]["step"] == 6
     assert zoo.main(["--out", str(folder), "--data", str(tiny_data)]) == 0
     assert ": done" in capsys.readouterr().out
+
+
+def test_bad_threads_or_seeds_are_one_line(capsys):
+    from conftest import cli, one_error_line
+
+    rc, err = cli(capsys, zoo.main, ["--threads", "0", "--status"])
+    assert rc == 2
+    one_error_line(err, "threads")
+    rc, err = cli(capsys, zoo.main, ["--seeds", "-1", "--status"])
+    assert rc == 2
+    one_error_line(err, "seeds")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from advmri.util.errors import check_choice, cli, prog
+from advmri.util.errors import check_choice, check_range, cli, prog
 from advmri.util.paths import project_path
 
 DATA = "data/synthetic/small/train-large"
@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true", help="progress bars")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     a = ap.parse_args(argv)
-    if a.threads:
+    for s in a.seeds:
+        check_range("seeds", s, lo=0, integer=True)
+    if a.threads is not None:
+        check_range("threads", a.threads, lo=1, integer=True)
         torch.set_num_threads(a.threads)
     rs = recipes((a.only,) if a.only else ("unet", "varnet"), tuple(a.seeds))
     if a.status:
